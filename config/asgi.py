@@ -1,0 +1,23 @@
+"""ASGI entry point: HTTP goes to Django, websockets to the chat consumer behind authentication."""
+
+from __future__ import annotations
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# Django must be set up before anything imports models (consumers, auth middleware).
+django_asgi_app = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+
+from accounts.ws_auth import WebsocketAuthMiddleware  # noqa: E402
+from chat.routing import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": WebsocketAuthMiddleware(URLRouter(websocket_urlpatterns)),
+    }
+)

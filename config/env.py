@@ -1,0 +1,104 @@
+"""Typed readers for environment variables.
+
+Every setting of the project comes from the environment through these helpers. A value that
+cannot be parsed stops the process at start with a message naming the variable, instead of
+surfacing later as a confusing failure deep inside a request.
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import urlsplit
+
+
+class ImproperlyConfiguredEnv(Exception):
+    """An environment variable holds a value the project cannot use."""
+
+    def __init__(self, name: str, value: str, expected: str) -> None:
+        super().__init__(f"environment variable {name}={value!r} is invalid: expected {expected}")
+        self.name = name
+
+
+def _raw(name: str) -> str | None:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return None
+    return value.strip()
+
+
+def env_str(name: str, default: str) -> str:
+    return _raw(name) or default
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = _raw(name)
+    if value is None:
+        return default
+    lowered = value.lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfiguredEnv(name, value, "a boolean (true/false, 1/0, yes/no, on/off)")
+
+
+def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    value = _raw(name)
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ImproperlyConfiguredEnv(name, value, "an integer") from None
+    if minimum is not None and number < minimum:
+        raise ImproperlyConfiguredEnv(name, value, f"an integer >= {minimum}")
+    if maximum is not None and number > maximum:
+        raise ImproperlyConfiguredEnv(name, value, f"an integer <= {maximum}")
+    return number
+
+
+def env_float(name: str, default: float, *, minimum: float | None = None) -> float:
+    value = _raw(name)
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ImproperlyConfiguredEnv(name, value, "a number") from None
+    if minimum is not None and number < minimum:
+        raise ImproperlyConfiguredEnv(name, value, f"a number >= {minimum}")
+    return number
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    value = _raw(name)
+    if value is None:
+        return list(default)
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_url(name: str, default: str, *, schemes: set[str]) -> str:
+    value = _raw(name) or default
+    scheme = urlsplit(value).scheme
+    if scheme not in schemes:
+        raise ImproperlyConfiguredEnv(name, value, "a URL with scheme " + " or ".join(sorted(schemes)))
+    return value
+
+
+def env_choice(name: str, default: str, *, choices: set[str]) -> str:
+    value = _raw(name) or default
+    if value not in choices:
+        raise ImproperlyConfiguredEnv(name, value, "one of " + ", ".join(sorted(choices)))
+    return value
+
+
+def env_secret(name: str, *, development_default: str, required: bool) -> str:
+    """A secret that must be set explicitly where `required` (production) is true."""
+    value = _raw(name)
+    if value is None:
+        if required:
+            raise ImproperlyConfiguredEnv(name, "", "a secret value (it must be set when DEBUG is off)")
+        return development_default
+    if required and (len(value) < 50 or value.startswith("django-insecure")):
+        raise ImproperlyConfiguredEnv(name, "<hidden>", "a random secret of at least 50 characters")
+    return value

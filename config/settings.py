@@ -1,0 +1,195 @@
+"""Project settings. Every value comes from the environment; `.env.example` documents each one.
+
+A local `.env` file, when present, fills in variables that the environment does not set.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+from dotenv import load_dotenv
+
+from config.env import (
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_secret,
+    env_str,
+    env_url,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+load_dotenv(BASE_DIR / ".env", override=False)
+
+# --- Core -----------------------------------------------------------------------------------
+DEBUG = env_bool("DJANGO_DEBUG", False)
+SECRET_KEY = env_secret(
+    "DJANGO_SECRET_KEY",
+    development_default="django-insecure-local-development-only-key-do-not-use-in-production",
+    required=not DEBUG,
+)
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+# Origins allowed to open a cookie-authenticated websocket and to send session-authenticated
+# writes (CSRF). Bearer-token clients are not affected by this list.
+CSRF_TRUSTED_ORIGINS = env_list(
+    "DJANGO_TRUSTED_ORIGINS", ["http://localhost:8000", "http://127.0.0.1:8000"]
+)
+DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "var")))
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "accounts",
+    "chat",
+    "moderation",
+    "inference",
+    "frontend",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+ASGI_APPLICATION = "config.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- PostgreSQL -----------------------------------------------------------------------------
+DATABASE_URL = env_url(
+    "DATABASE_URL",
+    "postgres://postgres@127.0.0.1:5432/chat",
+    schemes={"postgres", "postgresql", "pgsql"},
+)
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: cache (rate limits, throttles), channel layer, Celery broker ----------------------
+REDIS_URL = env_url("REDIS_URL", "redis://127.0.0.1:6379/0", schemes={"redis", "rediss"})
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "chat"),
+    }
+}
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {
+            # redis-py 8 defaults socket_timeout to 5 s, which breaks the layer's blocking
+            # BZPOPMIN and tears consumers down every 5 s (redis-py#4091, channels_redis#422).
+            "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
+            "capacity": env_int("CHANNEL_LAYER_CAPACITY", 1000, minimum=100),
+            "expiry": 60,
+        },
+    }
+}
+
+# --- MongoDB: the conversation store ----------------------------------------------------------
+# mongodb:// or mongodb+srv:// — a real server; mongomock:// — in memory (tests);
+# embedded://<path> — a persistent on-disk stand-in for machines without a server.
+MONGODB_URL = env_url(
+    "MONGODB_URL",
+    f"embedded://{DATA_DIR / 'store'}",
+    schemes={"mongodb", "mongodb+srv", "mongomock", "embedded"},
+)
+MONGODB_DB = env_str("MONGODB_DB", "chat")
+
+# --- Celery ----------------------------------------------------------------------------------
+CELERY_BROKER_URL = env_url("CELERY_BROKER_URL", REDIS_URL, schemes={"redis", "rediss", "amqp"})
+CELERY_TASK_ALWAYS_EAGER = False
+
+# --- Accounts --------------------------------------------------------------------------------
+AUTH_USER_MODEL = "accounts.User"
+AUTH_TOKEN_TTL_DAYS = env_int("AUTH_TOKEN_TTL_DAYS", 30, minimum=1)
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 900, minimum=1)
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# --- Chat protocol limits --------------------------------------------------------------------
+CHAT_MAX_FRAME_BYTES = env_int("CHAT_MAX_FRAME_BYTES", 65536, minimum=1024)
+CHAT_MAX_CONTENT_CHARS = env_int("CHAT_MAX_CONTENT_CHARS", 32000, minimum=1)
+CHAT_DEFAULT_MODEL = env_str("CHAT_DEFAULT_MODEL", "smollm2-135m")
+# Largest JSON body accepted by the REST API; larger requests get HTTP 413.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("API_MAX_BODY_BYTES", 262144, minimum=1024)
+
+# --- Inference worker ------------------------------------------------------------------------
+INFERENCE_MODEL_DIR = Path(env_str("INFERENCE_MODEL_DIR", str(DATA_DIR / "models")))
+INFERENCE_FLUSH_INTERVAL_SECONDS = env_float("INFERENCE_FLUSH_INTERVAL_MS", 30.0, minimum=1.0) / 1000
+INFERENCE_CHECKPOINT_SECONDS = env_float("INFERENCE_CHECKPOINT_SECONDS", 1.0, minimum=0.1)
+INFERENCE_MAX_NUM_SEQS = env_int("INFERENCE_MAX_NUM_SEQS", 32, minimum=1)
+INFERENCE_GPU_MEMORY_UTILIZATION = env_float("INFERENCE_GPU_MEMORY_UTILIZATION", 0.85, minimum=0.05)
+INFERENCE_LOAD_FORMAT = env_str("INFERENCE_LOAD_FORMAT", "auto")
+
+# --- Static files and the browser app --------------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+FRONTEND_DIST_DIR = BASE_DIR / "frontend" / "dist"
+STATICFILES_DIRS = [FRONTEND_DIST_DIR] if FRONTEND_DIST_DIR.is_dir() else []
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+# --- Security (production defaults whenever DEBUG is off) -------------------------------------
+SECURE_COOKIES = env_bool("DJANGO_SECURE_COOKIES", not DEBUG)
+SESSION_COOKIE_SECURE = SECURE_COOKIES
+CSRF_COOKIE_SECURE = SECURE_COOKIES
+SESSION_COOKIE_SAMESITE = "Lax"
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+if env_bool("DJANGO_BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+}

@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/auth/", include("accounts.urls")),
+    path("api/", include("chat.urls")),
+    path("api/", include("inference.urls")),
+    path("", include("config.health_urls")),
+    path("", include("frontend.urls")),
+]

@@ -1,0 +1,13 @@
+"""Settings for the test suite: the project's settings with test defaults for the environment.
+
+Only defaults are set here; a variable already in the environment wins, so the same suite can
+point at a real MongoDB server with MONGODB_URL=mongodb://...
+"""
+
+import os
+
+os.environ.setdefault("DJANGO_DEBUG", "true")
+os.environ.setdefault("MONGODB_URL", "mongomock://")
+os.environ.setdefault("CACHE_KEY_PREFIX", "chat-test")
+
+from config.settings import *  # noqa: E402, F403
