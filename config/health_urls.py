@@ -1,3 +1,7 @@
-from django.urls import path  # noqa: F401
+from __future__ import annotations
 
-urlpatterns: list = []
+from django.urls import path
+
+from config.health import healthz, readyz
+
+urlpatterns = [path("healthz", healthz), path("readyz", readyz)]

@@ -1,0 +1,13 @@
+.PHONY: run test setup lint bench
+
+run:  ## set up and run the whole app (web, worker, default model)
+	bash scripts/run.sh
+
+test:  ## set up and run every test
+	bash scripts/test.sh
+
+setup:
+	bash scripts/setup.sh
+
+lint:
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy config accounts chat moderation inference frontend

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Set up (idempotent), then run the whole app: the inference worker hosting vLLM with the
+# default model, Celery beat, and Daphne serving the API, websockets and the browser app.
+# Ctrl-C stops everything this script started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+[ -f .env ] || { cp .env.example .env; echo "created .env from .env.example"; }
+bash scripts/setup.sh
+# shellcheck disable=SC1091
+. .venv/bin/activate
+set -a; . ./.env; set +a
+
+HOST=${HOST:-127.0.0.1}
+PORT=${PORT:-8000}
+queues=$(python manage.py shell -v 0 -c "from inference.selectors import model_list_enabled; print(','.join(m.queue for m in model_list_enabled()))")
+mkdir -p var/log
+
+pids=()
+cleanup() {
+    trap - INT TERM EXIT
+    echo "stopping..."
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+trap cleanup INT TERM EXIT
+
+celery -A config worker -P threads -c "${WORKER_CONCURRENCY:-32}" -Q "$queues" -n "gpu@%h" \
+    --without-gossip --without-mingle -l info >var/log/worker.log 2>&1 &
+pids+=($!)
+if [ -f inference/reaper.py ]; then
+    celery -A config beat -l info -s var/celerybeat-schedule >var/log/beat.log 2>&1 &
+    pids+=($!)
+fi
+daphne -b "$HOST" -p "$PORT" --proxy-headers config.asgi:application >var/log/web.log 2>&1 &
+pids+=($!)
+
+printf 'waiting for the worker to load the model'
+for _ in $(seq 180); do
+    if curl -fsS "http://$HOST:$PORT/readyz" >/dev/null 2>&1; then break; fi
+    printf '.'; sleep 2
+done
+echo
+curl -fsS "http://$HOST:$PORT/readyz" || { echo "not ready: see var/log/*.log"; exit 1; }
+echo
+printf '\033[1mThe app is running at http://%s:%s/ (logs in var/log/). Ctrl-C stops it.\033[0m\n' "$HOST" "$PORT"
+wait -n "${pids[@]}"

