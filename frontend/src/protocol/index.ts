@@ -1,0 +1,5 @@
+export * from "./backoff";
+export * from "./client";
+export * from "./framing";
+export * from "./stream";
+export * from "./types";

@@ -1,0 +1,151 @@
+// The websocket wire format, version 1 (shared/PROTOCOL.md). Mirrors chat/protocol.py; the
+// server may add optional fields and new message types, so decoding ignores what it does not know.
+
+export interface SendOptions {
+  temperature?: number;
+  max_tokens?: number;
+  system_prompt?: string;
+}
+
+export interface ChatSend {
+  type: "chat.send";
+  request_id: string;
+  conversation_id: string | null;
+  parent_id?: string | null;
+  content: string;
+  model?: string;
+  options?: SendOptions;
+}
+
+export interface GenerationStop {
+  type: "generation.stop";
+  generation_id: string;
+}
+
+export interface GenerationRegenerate {
+  type: "generation.regenerate";
+  message_id: string;
+  request_id?: string;
+}
+
+export interface GenerationSubscribe {
+  type: "generation.subscribe";
+  generation_id: string;
+  after_seq: number;
+}
+
+export interface Ping {
+  type: "ping";
+}
+
+export type ClientMessage =
+  | ChatSend
+  | GenerationStop
+  | GenerationRegenerate
+  | GenerationSubscribe
+  | Ping;
+
+export interface UserMessageInfo {
+  id: string;
+  parent_id: string | null;
+  content: string;
+  created_at: string;
+}
+
+export interface ChatAccepted {
+  type: "chat.accepted";
+  request_id: string;
+  conversation_id: string;
+  user_message: UserMessageInfo;
+  generation_id: string;
+  assistant_message_id: string;
+}
+
+export interface GenerationQueued {
+  type: "generation.queued";
+  generation_id: string;
+  position: number;
+}
+
+export interface GenerationDelta {
+  type: "generation.delta";
+  generation_id: string;
+  seq: number;
+  text: string;
+}
+
+export interface Usage {
+  prompt_tokens: number;
+  completion_tokens: number;
+}
+
+export type FinishReason = "stop" | "length" | "stopped" | "moderated";
+
+export interface GenerationDone {
+  type: "generation.done";
+  generation_id: string;
+  finish_reason: FinishReason;
+  text: string;
+  usage: Usage;
+}
+
+export type GenerationErrorCode = "interrupted" | "engine_error" | "timeout";
+
+export interface GenerationError {
+  type: "generation.error";
+  generation_id: string;
+  code: GenerationErrorCode;
+  message: string;
+  text: string;
+}
+
+export interface ModerationBlocked {
+  type: "moderation.blocked";
+  request_id?: string | null;
+  generation_id?: string | null;
+  categories: string[];
+  message: string;
+}
+
+export interface ConversationUpdated {
+  type: "conversation.updated";
+  conversation_id: string;
+  title: string;
+}
+
+export type ErrorCode =
+  | "bad_request"
+  | "not_found"
+  | "rate_limited"
+  | "quota_exceeded"
+  | "too_large"
+  | "busy"
+  | "forbidden";
+
+export interface ServerError {
+  type: "error";
+  request_id?: string | null;
+  code: ErrorCode | string;
+  message: string;
+  retry_after?: number | null;
+}
+
+export interface Pong {
+  type: "pong";
+}
+
+export type ServerMessage =
+  | ChatAccepted
+  | GenerationQueued
+  | GenerationDelta
+  | GenerationDone
+  | GenerationError
+  | ModerationBlocked
+  | ConversationUpdated
+  | ServerError
+  | Pong;
+
+/** Websocket close codes with a meaning in this protocol. */
+export const CLOSE_UNAUTHORIZED = 4401;
+export const CLOSE_FORBIDDEN_ORIGIN = 4403;
+export const CLOSE_TOO_LARGE = 1009;
