@@ -161,7 +161,9 @@ class ChatClient:
 
     def register(self, email: str, password: str) -> dict[str, Any]:
         self.email, self.password = email, password
-        return dict(self.request("POST", "/api/auth/register", {"email": email, "password": password}))
+        return dict(
+            self.request("POST", "/api/auth/register", {"email": email, "password": password})
+        )
 
     def login(self, email: str | None = None, password: str | None = None) -> str:
         """Exchange email and password for a bearer token, which later calls use."""

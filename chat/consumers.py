@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -20,11 +21,21 @@ from pydantic import BaseModel, ValidationError
 
 from accounts.ws_auth import accept_or_reject
 from chat.errors import ChatError
-from chat.generation import chat_send_prepare, generation_group
+from chat.generation import (
+    Dispatch,
+    chat_send_prepare,
+    generation_group,
+    generation_regenerate_prepare,
+    generation_replay,
+    generation_stop,
+)
 from chat.protocol import (
+    ChatAccepted,
     ChatSend,
     ClientMessage,
     Error,
+    GenerationDone,
+    GenerationError,
     GenerationRegenerate,
     GenerationStop,
     GenerationSubscribe,
@@ -49,13 +60,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         for generation_id in list(getattr(self, "relayed_seq", {})):
-            await self.channel_layer.group_discard(generation_group(generation_id), self.channel_name)
+            await self.channel_layer.group_discard(
+                generation_group(generation_id), self.channel_name
+            )
 
     # --- client → server ------------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if text_data is None:
-            await self.send_message(Error(code="bad_request", message="Only text frames are accepted."))
+            await self.send_message(
+                Error(code="bad_request", message="Only text frames are accepted.")
+            )
             return
         if len(text_data) * 4 > settings.CHAT_MAX_FRAME_BYTES and (
             len(text_data.encode("utf-8", "surrogatepass")) > settings.CHAT_MAX_FRAME_BYTES
@@ -65,7 +80,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         try:
             data = json.loads(text_data)
         except (json.JSONDecodeError, RecursionError):
-            await self.send_message(Error(code="bad_request", message="The frame is not valid JSON."))
+            await self.send_message(
+                Error(code="bad_request", message="The frame is not valid JSON.")
+            )
             return
         request_id = _request_id_of(data)
         try:
@@ -85,21 +102,71 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send_message(Pong())
         elif isinstance(message, ChatSend):
             await self.handle_chat_send(message)
-        elif isinstance(message, GenerationStop | GenerationRegenerate | GenerationSubscribe):
-            raise ChatError("bad_request", f"{message.type} is not available yet.")
+        elif isinstance(message, GenerationStop):
+            await sync_to_async(generation_stop)(
+                owner_id=self.user.pk, generation_id=message.generation_id
+            )
+        elif isinstance(message, GenerationRegenerate):
+            await self.handle_regenerate(message)
+        elif isinstance(message, GenerationSubscribe):
+            await self.handle_subscribe(message)
 
     async def handle_chat_send(self, message: ChatSend) -> None:
         accepted, dispatch = await sync_to_async(chat_send_prepare)(
             owner_id=self.user.pk, priority=self.user.priority, message=message
         )
+        await self.start_following(accepted, dispatch)
+
+    async def handle_regenerate(self, message: GenerationRegenerate) -> None:
+        accepted, dispatch = await sync_to_async(generation_regenerate_prepare)(
+            owner_id=self.user.pk,
+            priority=self.user.priority,
+            message_id=message.message_id,
+            request_id=message.request_id or uuid.uuid4().hex,
+        )
+        await self.start_following(accepted, dispatch)
+
+    async def start_following(self, accepted: ChatAccepted, dispatch: Dispatch | None) -> None:
+        # Join the group before the task exists, so that no delta is published unheard.
         await self.follow_generation(accepted.generation_id)
         await self.send_message(accepted)
         if dispatch is not None:
             await sync_to_async(dispatch)()
+        else:
+            await self.handle_subscribe(
+                GenerationSubscribe(
+                    type="generation.subscribe", generation_id=accepted.generation_id
+                )
+            )
+
+    async def handle_subscribe(self, message: GenerationSubscribe) -> None:
+        # Join first, then read the checkpoint: a delta published in between is either in the
+        # checkpoint (and filtered by seq when it arrives) or newer than it (and relayed).
+        generation_id = message.generation_id
+        already_following = generation_id in self.relayed_seq
+        await self.follow_generation(generation_id, after_seq=message.after_seq)
+        try:
+            replay, seq = await sync_to_async(generation_replay)(
+                owner_id=self.user.pk, generation_id=generation_id, after_seq=message.after_seq
+            )
+        except ChatError:
+            if not already_following:
+                await self.unfollow_generation(generation_id)
+            raise
+        self.relayed_seq[generation_id] = max(seq, self.relayed_seq.get(generation_id, 0))
+        for item in replay:
+            if isinstance(item, GenerationDone | GenerationError):
+                await self._relay_final(item.model_dump(mode="json"))
+            else:
+                await self.send_message(item)
 
     async def follow_generation(self, generation_id: str, *, after_seq: int = 0) -> None:
         self.relayed_seq[generation_id] = after_seq
         await self.channel_layer.group_add(generation_group(generation_id), self.channel_name)
+
+    async def unfollow_generation(self, generation_id: str) -> None:
+        self.relayed_seq.pop(generation_id, None)
+        await self.channel_layer.group_discard(generation_group(generation_id), self.channel_name)
 
     # --- worker → client (channel-layer events, already protocol messages) -----------------
 
@@ -127,9 +194,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def _relay_final(self, event: dict[str, Any]) -> None:
         generation_id = event["generation_id"]
-        if self.relayed_seq.pop(generation_id, None) is None:
+        if generation_id not in self.relayed_seq:
             return
-        await self.channel_layer.group_discard(generation_group(generation_id), self.channel_name)
+        await self.unfollow_generation(generation_id)
         await self.send(text_data=json.dumps(event, ensure_ascii=False))
 
     async def send_message(self, message: BaseModel) -> None:

@@ -13,14 +13,27 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from chat import selectors, services
+from chat import flags, selectors, services
 from chat.catalog import ModelInfo, model_info_get
 from chat.errors import ChatError
-from chat.protocol import ChatAccepted, ChatSend, UserMessageInfo
+from chat.protocol import (
+    ChatAccepted,
+    ChatSend,
+    GenerationDelta,
+    GenerationDone,
+    GenerationError,
+    GenerationQueued,
+    Usage,
+    UserMessageInfo,
+)
 from config.celery import app as celery_app
 
 GENERATE_TASK = "inference.generate"
 TITLE_CHARS = 60
+FINAL_STATES = frozenset({"complete", "stopped", "interrupted", "failed", "moderated"})
+# Stored final state -> the protocol's finish_reason or generation.error code.
+FINISH_REASON_BY_STATE = {"stopped": "stopped", "moderated": "moderated"}
+ERROR_CODE_BY_STATE = {"interrupted": "interrupted", "failed": "engine_error"}
 
 
 def generation_group(generation_id: str) -> str:
@@ -37,11 +50,15 @@ class Dispatch:
     priority: int
 
     def __call__(self) -> None:
+        flags.waiting_add(
+            queue=self.queue, generation_id=self.generation_id, priority=self.priority
+        )
         celery_app.send_task(
             GENERATE_TASK,
             kwargs={"generation_id": self.generation_id, "owner_id": self.owner_id},
             queue=self.queue,
-            priority=self.priority,
+            # Celery's Redis transport runs priority 0 first; ours is "higher is sooner".
+            priority=9 - self.priority,
         )
 
 
@@ -84,7 +101,9 @@ def chat_send_prepare(
         answer = selectors.message_first_child(message_id=existing["id"], owner_id=owner_id)
         if answer is None:
             raise ChatError("bad_request", "This request_id was used for another message.")
-        return _accepted(request_id=message.request_id, user_message=existing, assistant=answer), None
+        return _accepted(
+            request_id=message.request_id, user_message=existing, assistant=answer
+        ), None
 
     content = message.content
     if not content.strip():
@@ -138,4 +157,110 @@ def chat_send_prepare(
         queue=model.queue,
         priority=priority,
     )
-    return _accepted(request_id=message.request_id, user_message=user_message, assistant=assistant), dispatch
+    return _accepted(
+        request_id=message.request_id, user_message=user_message, assistant=assistant
+    ), dispatch
+
+
+def _generation_for(*, owner_id: int, generation_id: str) -> dict:
+    message = selectors.message_by_generation(generation_id=generation_id, owner_id=owner_id)
+    if message is None:
+        raise ChatError("not_found", "No such generation.")
+    return message
+
+
+def generation_stop(*, owner_id: int, generation_id: str) -> None:
+    """Ask whichever worker runs (or will run) this generation to stop it."""
+    message = _generation_for(owner_id=owner_id, generation_id=generation_id)
+    if message["state"] not in FINAL_STATES:
+        flags.generation_stop_request(generation_id=generation_id)
+
+
+def generation_regenerate_prepare(
+    *, owner_id: int, priority: int, message_id: str, request_id: str
+) -> tuple[ChatAccepted, Dispatch]:
+    """A new answer, as a sibling of `message_id`, to the same user message."""
+    answer = selectors.message_get(message_id=message_id, owner_id=owner_id)
+    if answer is None or answer["role"] != "assistant" or answer["parent_id"] is None:
+        raise ChatError("not_found", "No such assistant message.")
+    question = selectors.message_get(message_id=answer["parent_id"], owner_id=owner_id)
+    if question is None:
+        raise ChatError("not_found", "No such assistant message.")
+    conversation = selectors.conversation_get(
+        conversation_id=answer["conversation_id"], owner_id=owner_id
+    )
+    if conversation is None:
+        raise ChatError("not_found", "No such assistant message.")
+    model = _resolve_model(conversation["model"])
+    sibling = services.message_create_assistant(
+        conversation_id=conversation["id"],
+        owner_id=owner_id,
+        parent_id=question["id"],
+        model=model.name,
+    )
+    dispatch = Dispatch(
+        generation_id=sibling["generation_id"],
+        owner_id=owner_id,
+        queue=model.queue,
+        priority=priority,
+    )
+    return _accepted(request_id=request_id, user_message=question, assistant=sibling), dispatch
+
+
+def generation_replay(*, owner_id: int, generation_id: str, after_seq: int) -> tuple[list, int]:
+    """What a resuming client has missed, from the stored checkpoint.
+
+    Returns the protocol messages to send and the seq they bring the client up to. The text
+    after `after_seq` comes as one delta: `seq_offsets[i]` is the text length after delta i+1.
+    """
+    message = _generation_for(owner_id=owner_id, generation_id=generation_id)
+    state = message["state"]
+    seq = int(message.get("seq") or 0)
+    text = message.get("content") or ""
+    replay: list = []
+    if state == "queued":
+        queue = _resolve_queue(message)
+        position = (
+            flags.waiting_position(queue=queue, generation_id=generation_id) if queue else None
+        )
+        replay.append(GenerationQueued(generation_id=generation_id, position=position or 0))
+        return replay, after_seq
+    if seq > after_seq:
+        offsets = message.get("seq_offsets") or []
+        # Without offsets the split point is unknown: the final message reconciles instead.
+        start = (
+            0 if after_seq == 0 else offsets[after_seq - 1] if after_seq <= len(offsets) else None
+        )
+        if start is not None and text[start:]:
+            replay.append(GenerationDelta(generation_id=generation_id, seq=seq, text=text[start:]))
+    if state in FINAL_STATES:
+        replay.append(generation_final_message(message))
+    return replay, max(seq, after_seq)
+
+
+def _resolve_queue(message: dict) -> str | None:
+    model = model_info_get(name=message.get("model"))
+    return model.queue if model else None
+
+
+def generation_final_message(message: dict) -> GenerationDone | GenerationError:
+    """The closing protocol message for a generation in a final state, from the store."""
+    state = message["state"]
+    text = message.get("content") or ""
+    if state in ERROR_CODE_BY_STATE:
+        return GenerationError(
+            generation_id=message["generation_id"],
+            code=ERROR_CODE_BY_STATE[state],  # type: ignore[arg-type]
+            message=message.get("error") or f"The answer was {state}.",
+            text=text,
+        )
+    usage = message.get("usage") or {}
+    return GenerationDone(
+        generation_id=message["generation_id"],
+        finish_reason=message.get("finish_reason") or FINISH_REASON_BY_STATE.get(state, "stop"),
+        text=text,
+        usage=Usage(
+            prompt_tokens=usage.get("prompt_tokens", 0),
+            completion_tokens=usage.get("completion_tokens", 0),
+        ),
+    )

@@ -7,6 +7,7 @@ never shares state with the unit tests' transactions or with a developer's runni
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -42,18 +43,38 @@ class Stack:
     def start_process(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
         log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
         process = subprocess.Popen(
-            argv, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            argv,
+            cwd=REPO,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self.processes[name] = process
         return process
 
-    def start_worker(self, *, concurrency: int = 32, name: str = "worker") -> subprocess.Popen[bytes]:
+    def start_worker(
+        self, *, concurrency: int = 32, name: str = "worker"
+    ) -> subprocess.Popen[bytes]:
         return self.start_process(
             name,
             [
-                str(VENV_BIN / "celery"), "-A", "config", "worker", "-P", "threads",
-                "-c", str(concurrency), "-Q", DEFAULT_QUEUE, "-n", f"{name}-{os.getpid()}@%h",
-                "--without-gossip", "--without-mingle", "-l", "info",
+                str(VENV_BIN / "celery"),
+                "-A",
+                "config",
+                "worker",
+                "-P",
+                "threads",
+                "-c",
+                str(concurrency),
+                "-Q",
+                DEFAULT_QUEUE,
+                "-n",
+                f"{name}-{os.getpid()}@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "-l",
+                "info",
             ],
         )
 
@@ -63,15 +84,11 @@ class Stack:
             return
         if process.poll() is None:
             os.killpg(process.pid, sig)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                pass
         # The engine's processes may outlive their parent: end the whole group.
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         process.wait(timeout=10)
 
     def stop(self) -> None:
@@ -98,7 +115,9 @@ class Stack:
             except OSError as error:
                 last = str(error)
             time.sleep(1)
-        raise RuntimeError(f"stack not ready after {timeout}s: {last}\n{self.log('worker')[-4000:]}")
+        raise RuntimeError(
+            f"stack not ready after {timeout}s: {last}\n{self.log('worker')[-4000:]}"
+        )
 
 
 def _manage(env: dict[str, str], *args: str) -> None:
@@ -130,17 +149,28 @@ def start_stack(
         "PYTHONUNBUFFERED": "1",
         **(extra_env or {}),
     }
-    subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", database], check=True)
+    subprocess.run(
+        ["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", database], check=True
+    )
     subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", database], check=True)
     redis.Redis.from_url(env["REDIS_URL"]).flushdb()
     _manage(env, "migrate", "--noinput", "-v", "0")
 
-    stack = Stack(base_url=base_url, ws_url=f"ws://127.0.0.1:{port}/ws/chat/", env=env, workdir=workdir)
+    stack = Stack(
+        base_url=base_url, ws_url=f"ws://127.0.0.1:{port}/ws/chat/", env=env, workdir=workdir
+    )
     try:
         stack.start_worker(concurrency=worker_concurrency)
         stack.start_process(
             "web",
-            [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+            [
+                str(VENV_BIN / "daphne"),
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "config.asgi:application",
+            ],
         )
         stack.wait_ready()
     except BaseException:
