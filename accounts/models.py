@@ -1,10 +1,35 @@
 from __future__ import annotations
 
+import hashlib
+from datetime import datetime
 from typing import Any, ClassVar
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
 from django.utils import timezone
+
+# Raw bearer tokens start with this marker so that people, logs and secret scanners can tell
+# what a leaked string is. Only the hash of the whole raw token is ever stored.
+TOKEN_MARKER = "chat_"  # noqa: S105 - a public marker, not a secret
+# What the admin shows of a token: the marker plus a few random characters (about 36 bits of a
+# 256-bit secret), enough to tell tokens apart, useless for guessing one.
+TOKEN_DISPLAY_LENGTH = len(TOKEN_MARKER) + 6
+
+
+def normalize_email(email: str) -> str:
+    """The one spelling of an address we store and look up: trimmed and lower-cased.
+
+    Lower-casing the local part too is deliberate: two accounts differing only in case are
+    always a mistake or an impersonation attempt.
+    """
+    return BaseUserManager.normalize_email(email.strip()).lower()
+
+
+def token_hash(raw_token: str) -> str:
+    """SHA-256 hex digest of a raw token. Tokens are 256 random bits, so no salt or slow hash
+    is needed (nothing to brute-force), and a plain digest allows an indexed lookup."""
+    return hashlib.sha256(raw_token.encode("utf-8")).hexdigest()
 
 
 class UserManager(BaseUserManager["User"]):
@@ -13,7 +38,7 @@ class UserManager(BaseUserManager["User"]):
     def _create(self, email: str, password: str | None, **extra: Any) -> User:
         if not email:
             raise ValueError("An email address is required.")
-        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        user = self.model(email=normalize_email(email), **extra)
         user.set_password(password)
         user.save(using=self._db)
         return user
@@ -51,3 +76,36 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def __str__(self) -> str:
         return self.email
+
+    def clean(self) -> None:
+        # Admin forms go through here before their uniqueness check, so "A@x.org" cannot
+        # become a second account beside "a@x.org".
+        super().clean()
+        self.email = normalize_email(self.email)
+
+
+class ApiToken(models.Model):
+    """An opaque bearer token for mobile and API clients. Only its SHA-256 is stored."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    prefix = models.CharField(max_length=TOKEN_DISPLAY_LENGTH, editable=False)
+    name = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering: ClassVar[list[str]] = ["-created_at"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.user_id})"
+
+    def is_usable(self, *, now: datetime | None = None) -> bool:
+        """Not revoked and not expired (the owner's `is_active` is checked separately)."""
+        now = now or timezone.now()
+        return self.revoked_at is None and self.expires_at > now

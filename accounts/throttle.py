@@ -1,0 +1,101 @@
+"""Throttling of failed logins, per submitted email and per client IP, in the Django cache.
+
+A small counter rather than django-ratelimit: that library counts *requests* in windows aligned
+to the clock and cannot tell the caller when the block ends. Here only *failures* count (a
+person who types the right password is never slowed down by their own successes), the window
+starts at the first failure, and a blocked client is told exactly when to retry (Retry-After).
+While blocked, the password is not checked at all, so guessing continues to cost nothing but
+also learns nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+
+from django.conf import settings
+from django.core.cache import cache
+
+from accounts.models import normalize_email
+from config.api import ApiError
+
+_KEY_ROOT = "accounts:login-failures"
+
+
+def _email_key(email: str) -> str:
+    # Hashed: keys stay short and printable whatever the client sent, and Redis holds no emails.
+    digest = hashlib.sha256(normalize_email(email).encode("utf-8")).hexdigest()
+    return f"{_KEY_ROOT}:email:{digest}"
+
+
+def _ip_key(ip: str) -> str:
+    return f"{_KEY_ROOT}:ip:{ip or 'unknown'}"
+
+
+def _seconds_left(key: str) -> int | None:
+    """Seconds until `key`'s window ends, or None when it has no window (or it just ended)."""
+    reset_at = cache.get(f"{key}:reset-at")
+    if reset_at is None:
+        return None
+    left = math.ceil(float(reset_at) - time.time())
+    return left if left > 0 else None
+
+
+def _blocked_for(key: str, limit: int) -> int | None:
+    count = cache.get(key)
+    if count is None or int(count) < limit:
+        return None
+    # At least one second: a client told "retry after 0" would hammer the endpoint.
+    return max(_seconds_left(key) or 1, 1)
+
+
+def login_throttle_check(*, email: str, ip: str) -> None:
+    """Raise `rate_limited` (HTTP 429 with Retry-After) when this email or this IP is blocked."""
+    waits = [
+        _blocked_for(_email_key(email), settings.LOGIN_FAILURE_LIMIT),
+        _blocked_for(_ip_key(ip), settings.LOGIN_FAILURE_IP_LIMIT),
+    ]
+    blocked = [wait for wait in waits if wait is not None]
+    if blocked:
+        retry_after = max(blocked)
+        raise ApiError(
+            "rate_limited",
+            f"Too many failed sign-in attempts. Try again in {retry_after} seconds.",
+            retry_after=retry_after,
+        )
+
+
+def _count_failure(key: str) -> None:
+    window = settings.LOGIN_FAILURE_WINDOW_SECONDS
+    # `add` only sets missing keys: the window is fixed by the first failure, and later
+    # failures do not extend it. Both keys carry the same timeout so they expire together.
+    if cache.add(key, 0, timeout=window):
+        cache.set(f"{key}:reset-at", time.time() + window, timeout=window)
+    try:
+        cache.incr(key)
+    except ValueError:
+        # The window ended between `add` and `incr`: this failure opens a new one.
+        cache.set(key, 1, timeout=window)
+        cache.set(f"{key}:reset-at", time.time() + window, timeout=window)
+
+
+def login_failure_record(*, email: str, ip: str) -> None:
+    _count_failure(_email_key(email))
+    _count_failure(_ip_key(ip))
+
+
+def login_failures_clear(*, email: str) -> None:
+    """Forget the email's failures after a successful login.
+
+    The IP counter is kept on purpose: otherwise one address could interleave logins to its own
+    account with guesses at others and never be blocked.
+    """
+    key = _email_key(email)
+    cache.delete_many([key, f"{key}:reset-at"])
+
+
+def client_ip(request_meta: dict[str, str]) -> str:
+    """The peer address. Behind a proxy run Daphne with --proxy-headers, which puts the real
+    client into REMOTE_ADDR; X-Forwarded-For is never trusted here (any client can send it)."""
+    return request_meta.get("REMOTE_ADDR", "") or "unknown"
