@@ -1,3 +1,7 @@
-from django.urls import path  # noqa: F401
+from __future__ import annotations
 
-urlpatterns: list = []
+from django.urls import path
+
+from inference import api
+
+urlpatterns = [path("models", api.model_list, name="model-list")]

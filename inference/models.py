@@ -1,0 +1,86 @@
+"""The model registry: which language models exist, how to load them and what they cost."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+from django.conf import settings
+from django.core.validators import MinValueValidator
+from django.db import models
+
+
+def default_queue(name: str) -> str:
+    return f"inference.{name}"
+
+
+class LanguageModel(models.Model):
+    """One model users can chat with. `name` is the protocol's `model` value."""
+
+    name = models.SlugField(max_length=128, unique=True)
+    display_name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    weights = models.CharField(
+        max_length=500,
+        help_text="An absolute path, a path relative to INFERENCE_MODEL_DIR, or a hub id.",
+    )
+    tokenizer = models.CharField(
+        max_length=500, blank=True, help_text="Same rules as weights; empty: the weights' own."
+    )
+    context_length = models.PositiveIntegerField(default=8192, validators=[MinValueValidator(16)])
+    default_temperature = models.FloatField(default=0.7, validators=[MinValueValidator(0.0)])
+    default_top_p = models.FloatField(default=0.95, validators=[MinValueValidator(0.01)])
+    default_max_tokens = models.PositiveIntegerField(default=512, validators=[MinValueValidator(1)])
+    max_output_tokens = models.PositiveIntegerField(
+        default=2048, validators=[MinValueValidator(1)], help_text="Upper clamp on max_tokens."
+    )
+    price_prompt_per_1k = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
+    price_completion_per_1k = models.DecimalField(
+        max_digits=12, decimal_places=6, default=Decimal(0)
+    )
+    queue = models.CharField(
+        max_length=200, blank=True, help_text="Celery queue; empty: inference.<name>."
+    )
+    enabled = models.BooleanField(default=True)
+    is_default = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("name",)
+        constraints = [
+            # At most one default model: the one a chat.send without `model` gets.
+            models.UniqueConstraint(
+                fields=["is_default"],
+                condition=models.Q(is_default=True),
+                name="inference_one_default_model",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if not self.queue:
+            self.queue = default_queue(self.name)
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def weights_location(self) -> str:
+        return resolve_location(self.weights)
+
+    @property
+    def tokenizer_location(self) -> str:
+        return resolve_location(self.tokenizer) if self.tokenizer else self.weights_location
+
+
+def resolve_location(value: str) -> str:
+    """An absolute path as is; a relative path that exists under INFERENCE_MODEL_DIR becomes
+    absolute; anything else is taken as a hub id."""
+    path = Path(value)
+    if path.is_absolute():
+        return value
+    candidate = Path(settings.INFERENCE_MODEL_DIR) / path
+    if candidate.exists() or "/" not in value:
+        return str(candidate)
+    return value

@@ -1,0 +1,109 @@
+"""The worker's life cycle: preload the engine, advertise liveness, stop the engine on exit.
+
+Connected to Celery's signals, which only fire inside a worker process; importing this module
+anywhere else is harmless.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+import redis
+from celery.signals import worker_ready, worker_shutdown
+from django.conf import settings
+
+from inference.engine import EngineSpec, host
+
+logger = logging.getLogger(__name__)
+
+LIVENESS_PREFIX = "chat:worker:"
+LIVENESS_TTL_SECONDS = 30
+LIVENESS_INTERVAL_SECONDS = 10
+
+
+def liveness_key(hostname: str) -> str:
+    return f"{LIVENESS_PREFIX}{hostname}"
+
+
+class Liveness:
+    """Refreshes `chat:worker:<hostname>` while the worker runs; `/readyz` scans for it."""
+
+    def __init__(self, *, hostname: str, queues: list[str], client: redis.Redis) -> None:
+        self.key = liveness_key(hostname)
+        self.queues = queues
+        self.client = client
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="inference-liveness", daemon=True)
+
+    def beat(self) -> None:
+        value = json.dumps({"queues": self.queues, "pid": os.getpid(), "at": time.time()})
+        self.client.set(self.key, value, ex=LIVENESS_TTL_SECONDS)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.beat()
+            except redis.RedisError:
+                logger.warning("could not refresh %s", self.key, exc_info=True)
+            self._stop.wait(LIVENESS_INTERVAL_SECONDS)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        try:
+            self.client.delete(self.key)
+        except redis.RedisError:
+            logger.warning("could not delete %s", self.key, exc_info=True)
+
+
+_liveness: Liveness | None = None
+
+
+def _consumed_queues(consumer: Any) -> list[str]:
+    try:
+        return sorted(consumer.app.amqp.queues.consume_from.keys())
+    except AttributeError:
+        return []
+
+
+def _preload(queues: list[str]) -> None:
+    """Start the engine now rather than on the first task (about 25 s on a CPU)."""
+    from inference.models import LanguageModel
+
+    model = LanguageModel.objects.filter(enabled=True, queue__in=queues).first()
+    if model is None:
+        logger.warning("no enabled model is served on queues %s", queues)
+        return
+    try:
+        host.engine_for(EngineSpec.from_model(model))
+    except Exception:
+        logger.exception("could not start the engine for %s", model.name)
+
+
+@worker_ready.connect
+def on_worker_ready(sender: Any, **_: Any) -> None:
+    global _liveness
+    queues = _consumed_queues(sender)
+    if settings.INFERENCE_PRELOAD and any(q.startswith("inference.") for q in queues):
+        threading.Thread(
+            target=_preload, args=(queues,), name="engine-preload", daemon=True
+        ).start()
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
+    _liveness = Liveness(hostname=sender.hostname, queues=queues, client=client)
+    _liveness.start()
+
+
+@worker_shutdown.connect
+def on_worker_shutdown(**_: Any) -> None:
+    # Celery's warm shutdown does not finish while the engine's processes run: stop them here.
+    if _liveness is not None:
+        _liveness.stop()
+    host.shutdown()
