@@ -38,11 +38,15 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN_ORIGIN = 4403
 
 
+def _headers(scope: dict[str, Any], name: bytes) -> list[str]:
+    return [
+        value.decode("latin-1") for key, value in scope.get("headers", []) if key.lower() == name
+    ]
+
+
 def _header(scope: dict[str, Any], name: bytes) -> str | None:
-    values = [value for key, value in scope.get("headers", []) if key.lower() == name]
-    if len(values) != 1:
-        return None  # Absent, or repeated (ambiguous: trust neither copy).
-    return values[0].decode("latin-1")
+    values = _headers(scope, name)
+    return values[0] if len(values) == 1 else None  # Repeated: ambiguous, trust neither copy.
 
 
 def origin_is_allowed(origin: str | None, *, host: str | None, secure: bool) -> bool:
@@ -103,11 +107,13 @@ async def authenticate_websocket(scope: dict[str, Any]) -> dict[str, Any]:
         "accept_subprotocol": SUBPROTOCOL if SUBPROTOCOL in offered else None,
     }
 
-    authorization = _header(scope, b"authorization")
+    authorizations = _headers(scope, b"authorization")
     bearer_protocols = [p for p in offered if p.startswith(BEARER_SUBPROTOCOL_PREFIX)]
     raw_token: str | None = None
-    if authorization is not None:
-        raw_token = bearer_token_from_header(authorization)
+    if authorizations:
+        raw_token = (
+            bearer_token_from_header(authorizations[0]) if len(authorizations) == 1 else None
+        )
         if raw_token is None:
             return result  # An Authorization header we cannot use: refuse, do not fall back.
     elif bearer_protocols:

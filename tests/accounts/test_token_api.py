@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 
 
 def bearer(raw: str) -> dict[str, str]:
-    return {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
+    return {"Authorization": f"Bearer {raw}"}
 
 
 def issue(client: Client, user: User, **body: Any) -> Any:
@@ -54,7 +54,7 @@ def test_token_name_must_be_a_string(user: User) -> None:
 def test_bearer_token_authenticates_api_requests(user: User) -> None:
     raw = issue(Client(), user).json()["token"]
 
-    response = Client().get("/api/auth/me", **bearer(raw))
+    response = Client().get("/api/auth/me", headers=bearer(raw))
 
     assert response.status_code == 200
     assert response.json()["email"] == user.email
@@ -72,7 +72,7 @@ def test_unusable_bearer_token_is_401_on_api_paths(user: User, state: str) -> No
         record.revoked_at = timezone.now()
         record.save()
 
-    response = Client().get("/api/test/whoami", **bearer(raw))
+    response = Client().get("/api/test/whoami", headers=bearer(raw))
 
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "unauthorized"
@@ -84,8 +84,8 @@ def test_invalid_bearer_token_never_falls_back_to_the_session(
 ) -> None:
     csrf_client.force_login(user)
 
-    api = csrf_client.get("/api/test/whoami", **bearer("chat_forged"))
-    plain = csrf_client.get("/plain/whoami", **bearer("chat_forged"))
+    api = csrf_client.get("/api/test/whoami", headers=bearer("chat_forged"))
+    plain = csrf_client.get("/plain/whoami", headers=bearer("chat_forged"))
 
     assert api.status_code == 401
     assert plain.status_code == 200 and plain.json() == {"email": None}
@@ -98,7 +98,7 @@ def test_bearer_token_wins_over_a_session_cookie(
     csrf_client.force_login(other)
     raw, _ = token_issue(user=user)
 
-    response = csrf_client.get("/api/test/whoami", **bearer(raw))
+    response = csrf_client.get("/api/test/whoami", headers=bearer(raw))
 
     assert response.json() == {"email": user.email}
 
@@ -107,7 +107,7 @@ def test_bearer_requests_are_exempt_from_csrf(csrf_client: Client, user: User) -
     raw, _ = token_issue(user=user)
     csrf_client.force_login(user)  # even with a session cookie present
 
-    response = csrf_client.post("/api/test/whoami", **bearer(raw))
+    response = csrf_client.post("/api/test/whoami", headers=bearer(raw))
 
     assert response.status_code == 200
 
@@ -124,11 +124,11 @@ def test_delete_token_revokes_the_bearer_token_of_the_request(user: User) -> Non
     raw = issue(Client(), user).json()["token"]
     kept, _ = token_issue(user=user)
 
-    response = Client().delete("/api/auth/token", **bearer(raw))
+    response = Client().delete("/api/auth/token", headers=bearer(raw))
 
     assert response.status_code == 204
-    assert Client().get("/api/auth/me", **bearer(raw)).status_code == 401
-    assert Client().get("/api/auth/me", **bearer(kept)).status_code == 200
+    assert Client().get("/api/auth/me", headers=bearer(raw)).status_code == 401
+    assert Client().get("/api/auth/me", headers=bearer(kept)).status_code == 200
 
 
 def test_delete_token_without_a_bearer_token_is_401(csrf_client: Client, user: User) -> None:
@@ -146,6 +146,6 @@ def test_bearer_authenticated_logout_needs_no_csrf_token(user: User) -> None:
     client = Client(enforce_csrf_checks=True)
     csrf_token(client)
 
-    response = client.post("/api/auth/logout", **bearer(raw))
+    response = client.post("/api/auth/logout", headers=bearer(raw))
 
     assert response.status_code == 204

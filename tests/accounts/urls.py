@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.contrib import admin
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import URLPattern, URLResolver, include, path
 
@@ -17,10 +18,11 @@ def api_whoami(request: HttpRequest) -> HttpResponse:
 
 def plain_whoami(request: HttpRequest) -> HttpResponse:
     user = request.user
-    return JsonResponse({"email": user.email if user.is_authenticated else None})  # type: ignore[union-attr]
+    return JsonResponse({"email": user.email if user.is_authenticated else None})
 
 
 urlpatterns: list[URLPattern | URLResolver] = [
+    path("admin/", admin.site.urls),
     path("api/auth/", include("accounts.urls")),
     path("api/test/whoami", api_whoami),
     path("plain/whoami", plain_whoami),
