@@ -1,0 +1,160 @@
+// REST calls under /api/ with the session cookie. Django wants the CSRF token on every write;
+// it rotates the token at login, so it is read from the cookie at each call, not cached.
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly fields: Record<string, string[]> = {},
+    readonly retryAfter: number | null = null,
+  ) {
+    super(message);
+    this.name = "ApiError";
+  }
+}
+
+let fallbackToken = "";
+
+function csrfToken(): string {
+  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+  return match ? decodeURIComponent(match[1]) : fallbackToken;
+}
+
+export async function ensureCsrf(): Promise<void> {
+  const data = await api<{ csrf_token?: string }>("GET", "/api/auth/csrf");
+  if (data?.csrf_token) fallbackToken = data.csrf_token;
+}
+
+export async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (method !== "GET" && method !== "HEAD") headers["X-CSRFToken"] = csrfToken();
+  let response: Response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      credentials: "same-origin",
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError(0, "network", "The server could not be reached. Check your connection.");
+  }
+  const text = await response.text();
+  let data: unknown = null;
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = null;
+    }
+  }
+  if (!response.ok) {
+    const error = (data as { error?: { code?: string; message?: string; fields?: Record<string, string[] | string> } } | null)?.error;
+    const fields: Record<string, string[]> = {};
+    for (const [name, value] of Object.entries(error?.fields ?? {})) {
+      fields[name] = Array.isArray(value) ? value : [String(value)];
+    }
+    const retry = Number(response.headers.get("Retry-After"));
+    throw new ApiError(
+      response.status,
+      error?.code ?? `http_${response.status}`,
+      error?.message ?? `The server answered ${response.status}.`,
+      fields,
+      Number.isFinite(retry) && retry > 0 ? retry : null,
+    );
+  }
+  return data as T;
+}
+
+// --- Shapes of the REST resources (shared/PROTOCOL.md) ---------------------------------------
+
+export interface User {
+  id?: number | string;
+  email: string;
+}
+
+export interface ConversationSummary {
+  id: string;
+  title: string;
+  model: string | null;
+  updated_at: string;
+  archived: boolean;
+}
+
+export interface Feedback {
+  rating: 1 | -1;
+  comment?: string;
+}
+
+export interface ApiMessage {
+  id: string;
+  conversation_id: string;
+  parent_id: string | null;
+  role: "user" | "assistant" | "system";
+  content: string;
+  state: string;
+  model?: string | null;
+  created_at: string;
+  usage?: { prompt_tokens: number; completion_tokens: number } | null;
+  feedback?: Feedback | null;
+  /** Not in PROTOCOL.md's list but sent by this server; the message id is the fallback. */
+  generation_id?: string | null;
+  seq?: number | null;
+}
+
+export interface Conversation extends ConversationSummary {
+  messages: ApiMessage[];
+  current_leaf_id: string | null;
+  system_prompt?: string | null;
+}
+
+export interface Page<T> {
+  results: T[];
+  next_cursor: string | null;
+}
+
+export interface ModelInfo {
+  name: string;
+  display_name?: string;
+  description?: string;
+  context_length?: number;
+  max_output_tokens?: number;
+  default?: boolean;
+}
+
+export const auth = {
+  me: () => api<User>("GET", "/api/auth/me"),
+  login: (email: string, password: string) => api<User>("POST", "/api/auth/login", { email, password }),
+  register: (email: string, password: string) => api<User>("POST", "/api/auth/register", { email, password }),
+  logout: () => api<unknown>("POST", "/api/auth/logout"),
+};
+
+export const conversations = {
+  list: (params: { cursor?: string | null; q?: string; archived?: boolean }) => {
+    const query = new URLSearchParams();
+    if (params.cursor) query.set("cursor", params.cursor);
+    if (params.q) query.set("q", params.q);
+    if (params.archived) query.set("archived", "true");
+    const suffix = query.toString();
+    return api<Page<ConversationSummary>>("GET", `/api/conversations${suffix ? `?${suffix}` : ""}`);
+  },
+  get: (id: string) => api<Conversation>("GET", `/api/conversations/${encodeURIComponent(id)}`),
+  update: (id: string, patch: { title?: string; archived?: boolean }) =>
+    api<ConversationSummary>("PATCH", `/api/conversations/${encodeURIComponent(id)}`, patch),
+  remove: (id: string) => api<unknown>("DELETE", `/api/conversations/${encodeURIComponent(id)}`),
+};
+
+export const messages = {
+  feedback: (id: string, rating: 1 | -1, comment: string) =>
+    api<unknown>("POST", `/api/messages/${encodeURIComponent(id)}/feedback`, { rating, comment }),
+};
+
+export const models = {
+  list: () => api<Page<ModelInfo>>("GET", "/api/models"),
+};
+
+export const usage = {
+  get: () => api<Record<string, unknown>>("GET", "/api/usage"),
+};

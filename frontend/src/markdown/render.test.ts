@@ -1,0 +1,49 @@
+// @vitest-environment jsdom
+import { describe, expect, it } from "vitest";
+import { renderMarkdown } from "./render";
+
+function dom(html: string): HTMLElement {
+  const div = document.createElement("div");
+  div.innerHTML = html;
+  return div;
+}
+
+describe("renderMarkdown", () => {
+  it("renders Markdown structure", () => {
+    const root = dom(renderMarkdown("# Title\n\n- **bold** item\n- `code`"));
+    expect(root.querySelector("h1")?.textContent).toBe("Title");
+    expect(root.querySelector("li strong")?.textContent).toBe("bold");
+    expect(root.querySelector("li code")?.textContent).toBe("code");
+  });
+
+  it.each([
+    ["a script tag", "<script>window.pwned=1</script>hello", "script"],
+    ["an event handler", '<img src="x" onerror="window.pwned=1">', "[onerror]"],
+    ["a javascript: link", "[click](javascript:alert(1))", 'a[href^="javascript"]'],
+    ["an iframe", '<iframe src="https://example.com"></iframe>', "iframe"],
+    ["inline styles", '<p style="position:fixed">x</p>', "[style]"],
+  ])("removes %s from model output", (_label, source, selector) => {
+    const root = dom(renderMarkdown(source));
+    expect(root.querySelector(selector)).toBeNull();
+  });
+
+  it("highlights a finished code block and gives it a copy button", () => {
+    const root = dom(renderMarkdown("```python\ndef f():\n    return 1\n```"));
+    expect(root.querySelector("code.language-python .hljs-keyword")?.textContent).toBe("def");
+    expect(root.querySelector("button.code-copy")).not.toBeNull();
+    expect(root.querySelector("code")?.textContent).toBe("def f():\n    return 1");
+  });
+
+  it("escapes code without highlighting while streaming, even with an unclosed fence", () => {
+    const root = dom(renderMarkdown("```python\nprint('<b>')", { streaming: true }));
+    expect(root.querySelector(".hljs-keyword")).toBeNull();
+    expect(root.querySelector("code")?.textContent).toContain("print('<b>')");
+    expect(root.querySelector("b")).toBeNull();
+  });
+
+  it("opens links in a new tab without an opener", () => {
+    const link = dom(renderMarkdown("[docs](https://example.com)")).querySelector("a");
+    expect(link?.getAttribute("target")).toBe("_blank");
+    expect(link?.getAttribute("rel")).toContain("noopener");
+  });
+});

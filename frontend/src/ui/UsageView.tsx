@@ -1,0 +1,120 @@
+import { useEffect, useState } from "preact/hooks";
+import { ApiError, usage } from "../api/rest";
+
+type Loaded = { kind: "loading" } | { kind: "unavailable" } | { kind: "error"; message: string } | { kind: "ready"; data: Record<string, unknown> };
+
+const label = (key: string) => key.replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase());
+
+function formatValue(value: unknown): string {
+  if (typeof value === "number") return Number.isInteger(value) ? value.toLocaleString() : value.toFixed(4);
+  if (value === null || value === undefined) return "—";
+  if (typeof value === "object") return JSON.stringify(value);
+  return String(value);
+}
+
+/** A table for a list of records; columns are the union of their keys, in first-seen order. */
+function RecordTable({ title, rows }: { title: string; rows: Record<string, unknown>[] }) {
+  const columns: string[] = [];
+  for (const row of rows) for (const key of Object.keys(row)) if (!columns.includes(key)) columns.push(key);
+  return (
+    <section class="usage-section">
+      <h2>{label(title)}</h2>
+      {rows.length ? (
+        <div class="table-scroll">
+          <table>
+            <thead>
+              <tr>
+                {columns.map((c) => (
+                  <th key={c} scope="col">
+                    {label(c)}
+                  </th>
+                ))}
+              </tr>
+            </thead>
+            <tbody>
+              {rows.map((row, i) => (
+                <tr key={i}>
+                  {columns.map((c) => (
+                    <td key={c}>{formatValue(row[c])}</td>
+                  ))}
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      ) : (
+        <p class="hint">Nothing yet.</p>
+      )}
+    </section>
+  );
+}
+
+function Facts({ title, data }: { title: string; data: Record<string, unknown> }) {
+  return (
+    <section class="usage-section">
+      <h2>{label(title)}</h2>
+      <dl class="facts">
+        {Object.entries(data).map(([key, value]) => (
+          <div key={key}>
+            <dt>{label(key)}</dt>
+            <dd>{formatValue(value)}</dd>
+          </div>
+        ))}
+      </dl>
+    </section>
+  );
+}
+
+/**
+ * The user's usage from GET /api/usage. The view follows the shape the server sends (lists of
+ * records become tables, objects become fact lists), so additions to the endpoint show up
+ * without a client release, and a server without the endpoint gets a clear message.
+ */
+export function UsageView({ onMenu }: { onMenu(): void }) {
+  const [state, setState] = useState<Loaded>({ kind: "loading" });
+  useEffect(() => {
+    usage.get().then(
+      (data) => setState({ kind: "ready", data: data ?? {} }),
+      (error) =>
+        setState(
+          error instanceof ApiError && (error.status === 404 || error.status === 405)
+            ? { kind: "unavailable" }
+            : { kind: "error", message: (error as Error).message },
+        ),
+    );
+  }, []);
+
+  const scalars: Record<string, unknown> = {};
+  const sections: preact.JSX.Element[] = [];
+  if (state.kind === "ready") {
+    for (const [key, value] of Object.entries(state.data)) {
+      if (Array.isArray(value)) sections.push(<RecordTable key={key} title={key} rows={value.filter((v) => typeof v === "object" && v) as Record<string, unknown>[]} />);
+      else if (value && typeof value === "object") sections.push(<Facts key={key} title={key} data={value as Record<string, unknown>} />);
+      else scalars[key] = value;
+    }
+  }
+
+  return (
+    <main class="chat usage" aria-label="Usage">
+      <header class="chat-header">
+        <button type="button" class="icon-button menu-button" aria-label="Open conversations" onClick={onMenu}>
+          ☰
+        </button>
+        <h1 class="chat-title">Usage and quota</h1>
+      </header>
+      <div class="thread-scroll">
+        <div class="thread usage-body" data-testid="usage">
+          {state.kind === "loading" && <p role="status">Loading…</p>}
+          {state.kind === "unavailable" && <p class="empty">Usage reporting is not available on this server yet.</p>}
+          {state.kind === "error" && (
+            <p class="form-error" role="alert">
+              {state.message}
+            </p>
+          )}
+          {state.kind === "ready" && Object.keys(scalars).length > 0 && <Facts title="summary" data={scalars} />}
+          {sections}
+        </div>
+      </div>
+    </main>
+  );
+}
