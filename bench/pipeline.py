@@ -1,0 +1,158 @@
+"""The pipeline benchmark: our whole path against the raw engine, in one run.
+
+    .venv/bin/python bench/pipeline.py [--concurrency 1 4 16 32] [--tokens 64]
+
+1. The raw engine: `AsyncLLM` in this process, N concurrent streams, fixed output length.
+2. The full pipeline: N websocket clients (bearer auth) through Daphne, moderation, the store,
+   Celery and a worker hosting the same engine, with the same prompts and parameters.
+
+It prints aggregate tokens/s and the pipeline/raw ratio, time to first token (median, p99) for
+both, the gaps between deltas at the client (p50, p99) and text mismatches (concatenated deltas
+that differ from the final text). Run it on an otherwise idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+PROMPT = "Write a long story about a lighthouse keeper and a storm."
+
+
+@dataclass
+class Run:
+    tokens: int
+    seconds: float
+    ttfts: list[float]
+    gaps: list[float]
+    mismatches: int = 0
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds if self.seconds else 0.0
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def raw_engine(concurrencies: list[int], tokens: int) -> dict[int, Run]:
+    from bench.engine import run_raw_engine  # the engine-only benchmark shares its code
+
+    return {n: run_raw_engine(concurrency=n, tokens=tokens, prompt=PROMPT) for n in concurrencies}
+
+
+async def one_stream(client: object, tokens: int) -> tuple[int, float, list[float], bool]:
+    from chat.client import ChatClient
+
+    assert isinstance(client, ChatClient)
+    async with client.connect() as session:
+        started = time.monotonic()
+        accepted = await session.send(PROMPT, options={"max_tokens": tokens, "temperature": 0.8})
+        if accepted["type"] != "chat.accepted":
+            raise RuntimeError(f"refused: {accepted}")
+        arrivals: list[float] = []
+        result = None
+        generation_id = accepted["generation_id"]
+        deltas: list[dict] = []
+        while True:
+            message = await session.wait_for(lambda m: m.get("generation_id") == generation_id)
+            if message["type"] == "generation.delta":
+                arrivals.append(time.monotonic())
+                deltas.append(message)
+            elif message["type"] in ("generation.done", "generation.error"):
+                result = message
+                break
+        text = "".join(d["text"] for d in sorted(deltas, key=lambda d: d["seq"]))
+        usage = result.get("usage", {}) if result else {}
+        ttft = (arrivals[0] - started) if arrivals else float("nan")
+        gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
+        mismatch = result is None or result["type"] != "generation.done" or text != result["text"]
+        return int(usage.get("completion_tokens", 0)), ttft, gaps, mismatch
+
+
+def pipeline(concurrencies: list[int], tokens: int) -> dict[int, Run]:
+    from chat.client import ChatClient
+    from tests.support.stack import start_stack
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench-stack-"))
+    stack = start_stack(
+        workdir=workdir,
+        database="chat_bench",
+        redis_db=14,
+        extra_env={"INFERENCE_IGNORE_EOS": "true", "CHAT_RATE_PER_MINUTE": "100000"},
+    )
+    try:
+        clients = []
+        for _ in range(max(concurrencies)):
+            client = ChatClient(stack.base_url)
+            client.register(f"bench-{uuid.uuid4().hex[:12]}@example.com", "bench passphrase 1234!")
+            client.login()
+            clients.append(client)
+
+        async def round_of(n: int) -> Run:
+            started = time.monotonic()
+            results = await asyncio.gather(*(one_stream(c, tokens) for c in clients[:n]))
+            seconds = time.monotonic() - started
+            return Run(
+                tokens=sum(r[0] for r in results),
+                seconds=seconds,
+                ttfts=[r[1] for r in results],
+                gaps=[g for r in results for g in r[2]],
+                mismatches=sum(r[3] for r in results),
+            )
+
+        asyncio.run(round_of(1))  # warm-up: first compiles, first connections
+        return {n: asyncio.run(round_of(n)) for n in concurrencies}
+    finally:
+        stack.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16, 32])
+    parser.add_argument("--tokens", type=int, default=64)
+    args = parser.parse_args()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("DJANGO_DEBUG", "true")
+
+    raw = raw_engine(args.concurrency, args.tokens)
+    ours = pipeline(args.concurrency, args.tokens)
+
+    print(f"\nmachine: {os.cpu_count()} CPUs; {args.tokens} tokens per stream (ignore_eos)")
+    print(
+        "| streams | raw tok/s | pipeline tok/s | ratio | raw TTFT p50/p99 ms "
+        "| pipeline TTFT p50/p99 ms | added p50 ms | gaps p50/p99 ms | mismatches |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for n in args.concurrency:
+        r, p = raw[n], ours[n]
+        ms = 1000
+        print(
+            f"| {n} | {r.tokens_per_second:.0f} | {p.tokens_per_second:.0f} "
+            f"| {p.tokens_per_second / r.tokens_per_second:.2f} "
+            f"| {statistics.median(r.ttfts) * ms:.0f}/{percentile(r.ttfts, 0.99) * ms:.0f} "
+            f"| {statistics.median(p.ttfts) * ms:.0f}/{percentile(p.ttfts, 0.99) * ms:.0f} "
+            f"| {(statistics.median(p.ttfts) - statistics.median(r.ttfts)) * ms:.0f} "
+            f"| {percentile(p.gaps, 0.5) * ms:.0f}/{percentile(p.gaps, 0.99) * ms:.0f} "
+            f"| {p.mismatches} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
