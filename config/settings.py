@@ -168,6 +168,49 @@ INFERENCE_TASK_TIME_LIMIT_SECONDS = env_int("INFERENCE_TASK_TIME_LIMIT_SECONDS",
 # Start the engine when the worker starts instead of on its first task.
 INFERENCE_PRELOAD = env_bool("INFERENCE_PRELOAD", True)
 
+# --- Moderation ------------------------------------------------------------------------------
+# Checks in run order (short names or dotted paths under moderation.checks.); admins can
+# override each from the admin ("Check settings").
+MODERATION_CHECKS = env_list(
+    "MODERATION_CHECKS", ["pii", "rules", "patterns", "profanity", "toxicity"]
+)
+# Checks whose errors block the text instead of letting it through.
+MODERATION_FAIL_CLOSED = env_list("MODERATION_FAIL_CLOSED", [])
+MODERATION_PROFANITY_ACTION = env_choice(
+    "MODERATION_PROFANITY_ACTION", "flag", choices={"flag", "block"}
+)
+MODERATION_TOXICITY_BLOCK_THRESHOLD = env_float(
+    "MODERATION_TOXICITY_BLOCK_THRESHOLD", 0.9, minimum=0.0
+)
+MODERATION_TOXICITY_FLAG_THRESHOLD = env_float(
+    "MODERATION_TOXICITY_FLAG_THRESHOLD", 0.8, minimum=0.0
+)
+MODERATION_PHONE_REGION = env_str("MODERATION_PHONE_REGION", "US")
+MODERATION_RULES_REFRESH_SECONDS = env_float(
+    "MODERATION_RULES_REFRESH_SECONDS", 1.0, minimum=0.05
+)
+MODERATION_WINDOW_CHARS = env_int("MODERATION_WINDOW_CHARS", 200, minimum=20)
+MODERATION_OVERLAP_CHARS = env_int("MODERATION_OVERLAP_CHARS", 64, minimum=0)
+MODERATION_EVENT_CONTEXT_CHARS = env_int("MODERATION_EVENT_CONTEXT_CHARS", 2000, minimum=100)
+MODERATION_SELF_HARM_MESSAGE = env_str("MODERATION_SELF_HARM_MESSAGE", "")
+MODERATION_GUARD_URL = env_str("MODERATION_GUARD_URL", "")
+if MODERATION_GUARD_URL:
+    MODERATION_GUARD_URL = env_url(
+        "MODERATION_GUARD_URL", MODERATION_GUARD_URL, schemes={"http", "https"}
+    )
+MODERATION_GUARD_MODEL = env_str("MODERATION_GUARD_MODEL", "llama-guard")
+MODERATION_GUARD_API_KEY = env_str("MODERATION_GUARD_API_KEY", "")
+MODERATION_GUARD_TIMEOUT_SECONDS = env_float(
+    "MODERATION_GUARD_TIMEOUT_SECONDS", 2.0, minimum=0.05
+)
+MODERATION_GUARD_FAILURE_POLICY = env_choice(
+    "MODERATION_GUARD_FAILURE_POLICY", "open", choices={"open", "closed"}
+)
+MODERATION_GUARD_BREAKER_FAILURES = env_int("MODERATION_GUARD_BREAKER_FAILURES", 3, minimum=1)
+MODERATION_GUARD_BREAKER_RESET_SECONDS = env_float(
+    "MODERATION_GUARD_BREAKER_RESET_SECONDS", 30.0, minimum=1.0
+)
+
 # --- Static files and the browser app --------------------------------------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"

@@ -1,0 +1,110 @@
+"""Text normalisation, so that obfuscated words are seen for what they are.
+
+"f u c k", "f*ck", "ｆｕｃｋ", "fu\u200bck", "1d10t" and "іdіot" (Cyrillic і) all come out as
+plain lower-case ASCII-looking words. The result is used for matching only, never shown or
+stored, so it may lose offsets and punctuation.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+# Characters that render as nothing and are used to split words past a filter.
+_INVISIBLE = dict.fromkeys(
+    map(ord, "\u00ad\u180e\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff"),
+    None,
+)
+
+# Look-alikes from other scripts that NFKC leaves alone (Cyrillic, Greek, IPA). NFKC already
+# folds full-width, mathematical and circled letters.
+_CONFUSABLES = str.maketrans(
+    {
+        "а": "a", "в": "b", "е": "e", "ё": "e", "з": "3", "и": "u", "і": "i", "ї": "i",
+        "ј": "j", "к": "k", "м": "m", "н": "h", "о": "o", "п": "n", "р": "p", "с": "c",
+        "т": "t", "у": "y", "х": "x", "ѕ": "s", "ԁ": "d", "ɡ": "g", "ı": "i", "ɩ": "i",
+        "α": "a", "β": "b", "ε": "e", "η": "n", "ι": "i", "κ": "k", "ν": "v", "ο": "o",
+        "ρ": "p", "τ": "t", "υ": "u", "χ": "x", "ω": "w", "ℓ": "l",
+        "\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u2032": "'",
+    }
+)  # fmt: skip
+
+# Leetspeak, applied only inside tokens that also contain letters ("1d10t", "sh1t"), so that
+# numbers ("2000", "1 + 1") are left as they are.
+_LEET = str.maketrans(
+    {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g",
+     "@": "a", "$": "s", "!": "i", "|": "l", "€": "e"}
+)  # fmt: skip
+_LEET_TOKEN = re.compile(r"[\w@$!|€]*[a-z][\w@$!|€]*|[\w@$!|€]+(?=[a-z])")
+_HAS_LEET = re.compile(r"[0-9@$!|€]")
+# "f u c k", "f.u.c.k", "f-u-c-k": three or more single letters split by one separator.
+_SPACED = re.compile(r"\b(?:[a-z][ .\-_*]){2,}[a-z]\b")
+_SEPARATORS = re.compile(r"[ .\-_*]")
+# "fuuuuck" -> "fuuck": three or more of one letter become two.
+_STRETCHED = re.compile(r"([a-z])\1{2,}")
+_WHITESPACE = re.compile(r"\s+")
+
+
+def _deleet(match: re.Match[str]) -> str:
+    token = match.group(0)
+    if not _HAS_LEET.search(token) or token.isdigit():
+        return token
+    # A trailing "!" is punctuation ("stop!"), not an "i".
+    stripped = token.rstrip("!")
+    return stripped.translate(_LEET) + token[len(stripped) :]
+
+
+@lru_cache(maxsize=512)
+def normalize(text: str) -> str:
+    """The matching form of `text`: NFKC, no invisible characters, look-alikes and leetspeak
+    mapped to letters, accents dropped, spaced-out letters joined, lower case, single spaces.
+
+    Cached because several checks normalise the same text in one pipeline run.
+    """
+    folded = unicodedata.normalize("NFKC", text).translate(_INVISIBLE).casefold()
+    folded = folded.translate(_CONFUSABLES)
+    # Drop accents: decompose and remove the combining marks ("fück" -> "fuck").
+    folded = "".join(
+        ch for ch in unicodedata.normalize("NFKD", folded) if not unicodedata.combining(ch)
+    )
+    folded = _LEET_TOKEN.sub(_deleet, folded)
+    folded = _SPACED.sub(lambda m: _SEPARATORS.sub("", m.group(0)), folded)
+    folded = _STRETCHED.sub(r"\1\1", folded)
+    return _WHITESPACE.sub(" ", folded).strip()
+
+
+_FENCE = re.compile(r"^[ \t]{0,3}(```|~~~)", re.MULTILINE)
+
+
+def fence_open_after(text: str, *, starts_inside: bool = False) -> bool:
+    """Whether a fenced code block is still open at the end of `text`."""
+    return (len(_FENCE.findall(text)) % 2 == 1) != starts_inside
+
+
+def mask_code_fences(text: str, *, starts_inside: bool = False) -> str:
+    """`text` with the content of fenced code blocks (```/~~~) replaced by spaces.
+
+    The length is kept, so offsets found in the masked text index the original. An unclosed
+    fence masks to the end; `starts_inside` says a fence opened before this text began (a
+    streamed window in the middle of a code block).
+    """
+    pieces: list[str] = []
+    inside = starts_inside
+    cursor = 0
+    for match in _FENCE.finditer(text):
+        if inside:
+            pieces.append(_blank(text[cursor : match.end()]))
+        else:
+            pieces.append(text[cursor : match.start()])
+            pieces.append(_blank(text[match.start() : match.end()]))
+        cursor = match.end()
+        inside = not inside
+    rest = text[cursor:]
+    pieces.append(_blank(rest) if inside else rest)
+    return "".join(pieces)
+
+
+def _blank(segment: str) -> str:
+    # Newlines stay so that sentence and line structure of the prose around is unchanged.
+    return "".join("\n" if ch == "\n" else " " for ch in segment)

@@ -1,0 +1,89 @@
+"""Runs the enabled checks on one text and combines their verdicts.
+
+Order of work: allowlisted phrases are blanked (they win over every check), fenced code is
+blanked for checks that skip code, each check runs under its failure policy, and the strictest
+action wins. The first block stops the run: later (often slower) checks cannot change it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+from moderation import registry, state
+from moderation.messages import UNAVAILABLE_CATEGORY
+from moderation.normalize import mask_code_fences
+from moderation.types import Action, Direction, FailurePolicy, Outcome, Span, Verdict, redact
+
+logger = logging.getLogger(__name__)
+
+
+def mask_allowlisted(text: str, snapshot: state.Snapshot) -> str:
+    """`text` with allowlisted phrases replaced by spaces (same length, so offsets hold)."""
+    if snapshot.allowlist is None:
+        return text
+    return snapshot.allowlist.sub(lambda m: " " * len(m.group(0)), text)
+
+
+def run(
+    text: str,
+    *,
+    direction: Direction,
+    code_open_at_start: bool = False,
+    snapshot: state.Snapshot | None = None,
+) -> Outcome:
+    """Moderate `text`. `code_open_at_start` says the text begins inside a fenced code block
+    (a streamed window); it only matters to checks that skip code. `snapshot` replaces the
+    admin state (the evaluation script runs without a database)."""
+    if snapshot is None:
+        try:
+            snapshot = state.snapshot()
+        except state.StateUnavailable:
+            # Nothing could ever be loaded: run the built-in checks without allowlist or
+            # overrides; the rules check reports the outage under its own failure policy.
+            logger.warning("moderation: running without admin rules (stores unreachable)")
+            snapshot = state.EMPTY
+    masked = mask_allowlisted(text, snapshot)
+    prose: str | None = None
+    verdicts: list[Verdict] = []
+    for configured in registry.configured_checks(snapshot):
+        check = configured.check
+        if check.skips_code:
+            if prose is None:
+                prose = mask_code_fences(masked, starts_inside=code_open_at_start)
+            checked = prose
+        else:
+            checked = masked
+        try:
+            verdict = check.evaluate(checked, direction=direction)
+        except Exception as exc:
+            verdict = _failure_verdict(configured, exc)
+        if verdict.action is Action.ALLOW:
+            continue
+        verdicts.append(dataclasses.replace(verdict, check=configured.name))
+        if verdict.action is Action.BLOCK:
+            break
+    return combine(text, verdicts)
+
+
+def _failure_verdict(configured: registry.ConfiguredCheck, exc: Exception) -> Verdict:
+    policy = getattr(exc, "policy", None) or configured.policy
+    if policy is FailurePolicy.CLOSED:
+        logger.error("moderation: check %s failed, failing closed: %s", configured.name, exc)
+        return Verdict(
+            Action.BLOCK,
+            categories=(UNAVAILABLE_CATEGORY,),
+            reason=f"check failed (fail closed): {exc}"[:500],
+        )
+    logger.warning("moderation: check %s failed, failing open: %s", configured.name, exc)
+    return Verdict(Action.ALLOW)
+
+
+def combine(text: str, verdicts: list[Verdict]) -> Outcome:
+    if not verdicts:
+        return Outcome(Action.ALLOW, (), (), text)
+    action = max((v.action for v in verdicts), key=lambda a: a.severity)
+    categories = tuple(dict.fromkeys(c for v in verdicts if v.action is action for c in v.categories))
+    spans: tuple[Span, ...] = tuple(s for v in verdicts for s in v.spans)
+    redacted = redact(text, spans) if spans and action is not Action.BLOCK else text
+    return Outcome(action, categories, tuple(verdicts), redacted, spans)

@@ -1,0 +1,177 @@
+"""The per-process copy of everything admins edit (rules, allowlist, check settings).
+
+Every edit bumps a version (a fresh number stored in PostgreSQL and mirrored in the cache,
+Redis). Each process compares the cached version with the one it loaded at most every
+`MODERATION_RULES_REFRESH_SECONDS` and reloads from PostgreSQL when they differ: edits reach
+every web and worker process within about that long, with no restart and one cheap cache read
+per interval on the hot path.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+import re2
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+
+from moderation.regexes import PatternError, compile_pattern, word_pattern
+
+logger = logging.getLogger(__name__)
+
+VERSION_KEY = "moderation:rules_version"
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    id: int
+    regex: re2._Regexp
+    pattern: str
+    categories: tuple[str, ...]
+    action: str
+    direction: str
+
+
+@dataclass(frozen=True)
+class CheckOverride:
+    enabled: bool | None
+    threshold: float | None
+    failure_policy: str
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    version: int
+    rules: tuple[CompiledRule, ...] = ()
+    allowlist: re2._Regexp | None = None  # matches any allowlisted phrase
+    overrides: dict[str, CheckOverride] = field(default_factory=dict)
+
+
+EMPTY = Snapshot(version=-1)
+
+
+class StateUnavailable(Exception):
+    """Neither the cache nor PostgreSQL could be read and nothing was loaded before."""
+
+
+def _new_version() -> int:
+    # A fresh value rather than a counter: a restored database or a flushed cache can never
+    # bring back a number a process already holds.
+    return time.time_ns()
+
+
+def version_bump() -> int:
+    """Record that rules changed. Call after the edit commits (see `version_bump_on_commit`)."""
+    from moderation.models import RulesVersion
+
+    version = _new_version()
+    RulesVersion.objects.update_or_create(pk=1, defaults={"version": version})
+    try:
+        cache.set(VERSION_KEY, version, timeout=None)
+    except Exception:
+        logger.warning("moderation: could not publish rules version to the cache", exc_info=True)
+    _local.checked_at = float("-inf")
+    return version
+
+
+def version_bump_on_commit() -> None:
+    transaction.on_commit(version_bump)
+
+
+def current_version() -> int:
+    """The published version: from the cache, else from PostgreSQL (re-publishing it)."""
+    try:
+        cached = cache.get(VERSION_KEY)
+        if cached is not None:
+            return int(cached)
+    except Exception:
+        logger.warning("moderation: cache unreachable, reading rules version from the database")
+    from moderation.models import RulesVersion
+
+    row = RulesVersion.objects.filter(pk=1).values_list("version", flat=True).first()
+    version = int(row or 0)
+    try:
+        cache.add(VERSION_KEY, version, timeout=None)
+    except Exception:
+        logger.debug("moderation: cache still unreachable", exc_info=True)
+    return version
+
+
+def _load(version: int) -> Snapshot:
+    from moderation.models import AllowlistEntry, CheckSetting, ModerationRule
+
+    rules: list[CompiledRule] = []
+    for rule in ModerationRule.objects.filter(enabled=True).order_by("id"):
+        try:
+            regex = compile_pattern(rule.regex())
+        except PatternError:
+            # Saved before validation existed or written around the admin: skip, loudly.
+            logger.error("moderation: rule %s has an invalid pattern; ignored", rule.id)
+            continue
+        rules.append(
+            CompiledRule(
+                id=rule.id,
+                regex=regex,
+                pattern=rule.pattern,
+                categories=tuple(rule.categories),
+                action=rule.action,
+                direction=rule.direction,
+            )
+        )
+    phrases = list(AllowlistEntry.objects.filter(enabled=True).values_list("phrase", flat=True))
+    allowlist = None
+    if phrases:
+        allowlist = compile_pattern("|".join(f"(?:{word_pattern(p)})" for p in sorted(phrases)))
+    overrides = {
+        row.name: CheckOverride(row.enabled, row.threshold, row.failure_policy)
+        for row in CheckSetting.objects.all()
+    }
+    return Snapshot(version=version, rules=tuple(rules), allowlist=allowlist, overrides=overrides)
+
+
+class _Local:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.snapshot: Snapshot | None = None
+        self.checked_at = float("-inf")
+
+
+_local = _Local()
+
+
+def snapshot() -> Snapshot:
+    """The current rules, reloaded when the published version moved.
+
+    Raises `StateUnavailable` only when nothing was ever loaded and the stores are down; after
+    one successful load a store outage keeps the last known rules.
+    """
+    now = time.monotonic()
+    current = _local.snapshot
+    if current is not None and now - _local.checked_at < settings.MODERATION_RULES_REFRESH_SECONDS:
+        return current
+    with _local.lock:
+        current = _local.snapshot
+        if current is not None and now - _local.checked_at < settings.MODERATION_RULES_REFRESH_SECONDS:
+            return current
+        try:
+            version = current_version()
+            if current is None or version != current.version:
+                current = _load(version)
+                _local.snapshot = current
+        except Exception as exc:
+            if current is None:
+                raise StateUnavailable(str(exc)) from exc
+            logger.warning("moderation: could not refresh rules; keeping version %s", current.version)
+        _local.checked_at = now
+        return current
+
+
+def reset_local() -> None:
+    """Forget the loaded rules (tests, and after forking a process)."""
+    with _local.lock:
+        _local.snapshot = None
+        _local.checked_at = float("-inf")
