@@ -121,6 +121,17 @@ class CheckSetting(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        from moderation.registry import canonical_name, resolve_path
+
+        self.name = canonical_name(self.name.strip())
+        try:
+            resolve_path(self.name)
+        except ValueError as exc:
+            raise ValidationError({"name": str(exc)}) from None
+        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
+            raise ValidationError({"threshold": "A threshold is a score between 0 and 1."})
+
 
 class RulesVersion(models.Model):
     """One row whose counter goes up on every edit of rules, allowlist or check settings.

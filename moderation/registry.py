@@ -41,9 +41,11 @@ def canonical_name(name: str) -> str:
     return _SHORT_NAMES.get(name, name)
 
 
-def resolve_path(name: str) -> str:
+def resolve_path(name: str, *, trusted: bool = False) -> str:
+    """The dotted path for `name`. Paths from settings are `trusted` (the operator's choice);
+    paths typed in the admin must be under `ALLOWED_PREFIX`."""
     path = BUILTIN_CHECKS.get(name, name)
-    if not path.startswith(ALLOWED_PREFIX):
+    if not trusted and not path.startswith(ALLOWED_PREFIX):
         raise ValueError(f"unknown check {name!r}: use a short name or a path under {ALLOWED_PREFIX}")
     return path
 
@@ -90,7 +92,8 @@ def _instance(path: str, threshold: float | None) -> Check:
 
 
 def _settings_policy(name: str, check: Check) -> FailurePolicy:
-    if name in settings.MODERATION_FAIL_CLOSED:
+    closed = {canonical_name(n) for n in settings.MODERATION_FAIL_CLOSED}
+    if name in closed or (check.name and check.name in closed):
         return FailurePolicy.CLOSED
     if name == "guard":
         return FailurePolicy(settings.MODERATION_GUARD_FAILURE_POLICY)
@@ -100,6 +103,7 @@ def _settings_policy(name: str, check: Check) -> FailurePolicy:
 def configured_checks(state: Snapshot) -> list[ConfiguredCheck]:
     """The enabled checks in run order: settings' list, then admin-enabled extras."""
     names = [canonical_name(n) for n in settings.MODERATION_CHECKS]
+    trusted = set(names)
     overrides = {canonical_name(n): o for n, o in state.overrides.items()}
     names += [n for n, o in overrides.items() if o.enabled and n not in names]
     result = []
@@ -108,7 +112,7 @@ def configured_checks(state: Snapshot) -> list[ConfiguredCheck]:
         if override is not None and override.enabled is False:
             continue
         try:
-            path = resolve_path(name)
+            path = resolve_path(name, trusted=name in trusted)
         except ValueError:
             logger.error("moderation: ignoring unknown check %r", name)
             continue

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 
 from django.conf import settings
+from django.db import connections
 
 from moderation import pipeline
 from moderation.messages import blocked_message
@@ -27,6 +29,15 @@ _SENTENCE_END = re.compile(r"[.!?][\"')\]]*\s|\n")
 _UNSAFE_TAIL = re.compile(r"(?:[\d+(][\d\s().\-]*|[\w.+-]+@[\w.-]*)$")
 # How much already-released text is kept with an event, for the reviewer.
 _EVENT_CONTEXT = 600
+
+
+def _closing_connections(func: Callable[..., str], *args: str) -> str:
+    # Threads of the event loop's default pool live on; a database connection opened in one
+    # (rules reload, event write: rare) is closed again rather than left idle there.
+    try:
+        return func(*args)
+    finally:
+        connections.close_all()
 
 
 class OutputModerator:
@@ -84,10 +95,10 @@ class OutputModerator:
 
     async def afeed(self, delta: str) -> str:
         """`feed` off the event loop: the checks are CPU work and may touch the database."""
-        return await asyncio.to_thread(self.feed, delta)
+        return await asyncio.to_thread(_closing_connections, self.feed, delta)
 
     async def afinish(self) -> str:
-        return await asyncio.to_thread(self.finish)
+        return await asyncio.to_thread(_closing_connections, self.finish)
 
     def _window_end(self) -> int | None:
         pending = self._pending

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import pytest
+
+from moderation.normalize import fence_open_after, mask_code_fences, normalize
+
+
+@pytest.mark.parametrize(
+    ("written", "seen"),
+    [
+        ("f u c k you", "fuck you"),
+        ("f.u.c.k", "fuck"),
+        ("you are a 1d10t", "you are a idiot"),
+        ("ｆｕｃｋ", "fuck"),  # full-width letters (NFKC)
+        ("fu\u200bck", "fuck"),  # zero-width space
+        ("іdіot", "idiot"),  # Cyrillic і
+        ("fück", "fuck"),
+        ("fuuuuuck", "fuuck"),
+        ("k!ll myself", "kill myself"),
+        ("I\u2019ll do it", "i'll do it"),
+    ],
+)
+def test_normalize_reveals_obfuscated_words(written: str, seen: str) -> None:
+    assert normalize(written) == seen
+
+
+@pytest.mark.parametrize("text", ["I paid $400 in 2000", "1 + 1 = 2", "stop!"])
+def test_normalize_leaves_numbers_and_punctuation_alone(text: str) -> None:
+    assert normalize(text) == text.lower()
+
+
+def test_mask_code_fences_blanks_code_and_keeps_offsets() -> None:
+    text = "before\n```bash\nkill -9 damn\n```\nafter"
+    masked = mask_code_fences(text)
+    assert len(masked) == len(text)
+    assert "kill" not in masked and "damn" not in masked
+    assert masked.startswith("before\n") and masked.endswith("\nafter")
+
+
+def test_mask_code_fences_masks_an_unclosed_fence_to_the_end() -> None:
+    assert mask_code_fences("ok\n```\nsecret").strip() == "ok"
+
+
+def test_mask_code_fences_continues_a_fence_opened_earlier() -> None:
+    masked = mask_code_fences("still code\n```\nprose", starts_inside=True)
+    assert "still" not in masked and masked.endswith("prose")
+
+
+def test_fence_open_after_counts_fences() -> None:
+    assert fence_open_after("x\n```py\ncode") is True
+    assert fence_open_after("x\n```py\ncode\n```\n") is False
+    assert fence_open_after("more code", starts_inside=True) is True
