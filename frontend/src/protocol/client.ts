@@ -250,9 +250,14 @@ export class ChatClient {
         if (stream && stream.applyDelta(message.seq, message.text) === "gap") this.subscribe(stream);
         break;
       }
-      case "generation.done":
-        this.streams.get(message.generation_id)?.finish(message);
+      case "generation.done": {
+        const stream = this.streams.get(message.generation_id);
+        stream?.finish(message);
+        if (stream?.mismatch) {
+          console.warn(`[chat] streamed text of generation ${message.generation_id} differed from the final text; reconciled`);
+        }
         break;
+      }
       case "generation.error":
         this.streams.get(message.generation_id)?.fail(message);
         break;

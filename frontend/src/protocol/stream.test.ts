@@ -54,6 +54,16 @@ describe("GenerationStream", () => {
     expect(stream.usage).toEqual({ prompt_tokens: 3, completion_tokens: 4 });
   });
 
+  it("flags a stream whose deltas did not add up to the final text", () => {
+    const clean = new GenerationStream("g");
+    clean.applyDelta(1, "Hello");
+    clean.finish(done("Hello"));
+    const lossy = new GenerationStream("g");
+    lossy.applyDelta(1, "Hel");
+    lossy.finish(done("Hello"));
+    expect([clean.mismatch, lossy.mismatch]).toEqual([false, true]);
+  });
+
   it.each([
     ["stop", "complete"],
     ["length", "complete"],

@@ -55,6 +55,13 @@ export class GenerationStream {
   errorMessage: string | null = null;
   moderationMessage: string | null = null;
   usage: { prompt_tokens: number; completion_tokens: number } | null = null;
+  /**
+   * Whether the text built from deltas differed from the final text. On a healthy stream it
+   * never does (PROTOCOL.md: the deltas concatenate to the done text), so a true here means a
+   * lost or repeated delta that reconciliation repaired. Moderation may rewrite the end, so
+   * only normal endings count.
+   */
+  mismatch = false;
   private expectingResume = false;
   private readonly listeners = new Set<(stream: GenerationStream) => void>();
 
@@ -95,6 +102,8 @@ export class GenerationStream {
 
   /** The done message's text is authoritative: it replaces whatever the deltas built. */
   finish(done: GenerationDone): void {
+    this.mismatch =
+      this.lastSeq > 0 && done.finish_reason !== "moderated" && this.text !== done.text;
     this.text = done.text;
     this.state = stateForFinish(done.finish_reason);
     this.finishReason = done.finish_reason;

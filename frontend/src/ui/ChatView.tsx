@@ -6,6 +6,7 @@ import { type ChatMessage, indexChildren, pathTo, siblingInfo } from "../state/t
 import { Composer } from "./Composer";
 import { ConnectionBanner } from "./ConnectionBanner";
 import { copyText, useCountdown, useSnapshot } from "./hooks";
+import { Icon } from "./icons";
 import { type MessageActions, MessageItem } from "./MessageItem";
 import { onLinkClick } from "./router";
 
@@ -120,7 +121,7 @@ export function ChatView({ store, client, status, models, onChooseModel, onMenu 
     <main class="chat" aria-label="Chat">
       <header class="chat-header">
         <button type="button" class="icon-button menu-button" aria-label="Open conversations" onClick={onMenu}>
-          ☰
+          <Icon name="menu" size={22} />
         </button>
         <h1 class="chat-title" title={chat.title}>
           {chat.status === "loading" ? "Loading…" : chat.title || "New chat"}
@@ -247,7 +248,7 @@ function NoticeBar({ notice, retryIn, onDismiss }: { notice: Notice; retryIn: nu
         )}
       </div>
       <button type="button" class="icon-button" aria-label="Dismiss" onClick={onDismiss}>
-        ✕
+        <Icon name="close" />
       </button>
     </div>
   );

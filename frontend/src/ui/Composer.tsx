@@ -1,5 +1,6 @@
 import type { RefObject } from "preact";
 import { useLayoutEffect } from "preact/hooks";
+import { Icon } from "./icons";
 
 interface Props {
   value: string;
@@ -54,11 +55,11 @@ export function Composer({ value, onChange, onSend, onStop, onEditLast, generati
       />
       {generating ? (
         <button type="button" class="stop" data-testid="stop" aria-label="Stop generating (Esc)" onClick={onStop}>
-          <span aria-hidden="true">■</span> Stop
+          <Icon name="stop" /> Stop
         </button>
       ) : (
         <button type="submit" class="primary send" data-testid="send" disabled={!canSend} aria-label={sendLabel}>
-          {sendLabel === "Send" ? <span aria-hidden="true">➤</span> : sendLabel}
+          {sendLabel === "Send" ? <Icon name="send" size={20} /> : sendLabel}
         </button>
       )}
     </form>

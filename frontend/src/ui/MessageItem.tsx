@@ -1,8 +1,9 @@
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { renderMarkdown } from "../markdown/render";
 import type { GenerationStream } from "../protocol";
 import type { ChatMessage } from "../state/tree";
 import { copyText } from "./hooks";
+import { Icon } from "./icons";
 import { memo } from "./memo";
 import { StreamingBody } from "./StreamingBody";
 
@@ -118,7 +119,7 @@ function MessageView({ message, siblingIndex, siblingCount, stream, busy, editin
                 disabled={siblingIndex === 0}
                 onClick={() => actions.selectSibling(message.id, -1)}
               >
-                ‹
+                <Icon name="prev" size={16} />
               </button>
               <span class="sibling-count" aria-label={`Version ${siblingIndex + 1} of ${siblingCount}`}>
                 {siblingIndex + 1}/{siblingCount}
@@ -131,16 +132,16 @@ function MessageView({ message, siblingIndex, siblingCount, stream, busy, editin
                 disabled={siblingIndex === siblingCount - 1}
                 onClick={() => actions.selectSibling(message.id, 1)}
               >
-                ›
+                <Icon name="next" size={16} />
               </button>
             </span>
           )}
           <button type="button" class="icon-button" aria-label={copied ? "Copied" : "Copy message"} title="Copy" onClick={copy}>
-            {copied ? "✓" : "⧉"}
+            <Icon name={copied ? "check" : "copy"} />
           </button>
           {isUser && (
             <button type="button" class="icon-button" data-testid="edit" aria-label="Edit message" title="Edit" disabled={busy} onClick={() => actions.startEdit(message.id)}>
-              ✎
+              <Icon name="edit" />
             </button>
           )}
           {!isUser && !live && (
@@ -154,7 +155,7 @@ function MessageView({ message, siblingIndex, siblingCount, stream, busy, editin
                 disabled={busy}
                 onClick={() => actions.regenerate(message.id)}
               >
-                ↻
+                <Icon name="regenerate" />
               </button>
               <Feedback message={message} actions={actions} />
             </>
@@ -186,6 +187,14 @@ function QueueLine({ position }: { position: number | null }) {
 
 function EditBox({ message, actions }: { message: ChatMessage; actions: MessageActions }) {
   const [text, setText] = useState(message.content);
+  const area = useRef<HTMLTextAreaElement>(null);
+  // Focus with the caret at the end, so ↑ then typing continues the message.
+  useEffect(() => {
+    const el = area.current;
+    if (!el) return;
+    el.focus();
+    el.setSelectionRange(el.value.length, el.value.length);
+  }, []);
   return (
     <form
       class="edit-box"
@@ -199,10 +208,10 @@ function EditBox({ message, actions }: { message: ChatMessage; actions: MessageA
       </label>
       <textarea
         id={`edit-${message.id}`}
+        ref={area}
         data-testid="edit-input"
         value={text}
         rows={Math.min(10, text.split("\n").length + 1)}
-        autofocus
         onInput={(e) => setText((e.target as HTMLTextAreaElement).value)}
         onKeyDown={(e) => {
           if (e.key === "Escape") {
@@ -245,10 +254,10 @@ function Feedback({ message, actions }: { message: ChatMessage; actions: Message
   return (
     <>
       <button type="button" class="icon-button" aria-label="Good answer" aria-pressed={rating === 1} title="Good answer" onClick={() => rate(1)}>
-        👍
+        <Icon name="up" />
       </button>
       <button type="button" class="icon-button" aria-label="Bad answer" aria-pressed={rating === -1} title="Bad answer" onClick={() => rate(-1)}>
-        👎
+        <Icon name="down" />
       </button>
       {asking && rating !== 0 && (
         <form
@@ -261,7 +270,7 @@ function Feedback({ message, actions }: { message: ChatMessage; actions: Message
           <label for={`fb-${message.id}`}>Thanks! Add a comment (optional)</label>
           <input id={`fb-${message.id}`} value={comment} maxLength={2000} onInput={(e) => setComment((e.target as HTMLInputElement).value)} />
           <button type="submit" disabled={!comment.trim()}>
-            Send
+            Send feedback
           </button>
           <button type="button" onClick={() => setAsking(false)}>
             Close

@@ -4,6 +4,7 @@ import type { ConversationSummary, User } from "../api/rest";
 import type { ConversationList } from "../state/conversation-list";
 import { Dialog } from "./Dialog";
 import { useSnapshot } from "./hooks";
+import { Icon } from "./icons";
 import { navigate, onLinkClick } from "./router";
 
 interface Props {
@@ -65,10 +66,10 @@ export function Sidebar({ list, user, activeId, searchRef, onLogout, onClose, on
             onClose();
           }}
         >
-          <span aria-hidden="true">＋</span> New chat
+          <Icon name="plus" /> New chat
         </button>
         <button type="button" class="icon-button close-drawer" aria-label="Close conversations" onClick={onClose}>
-          ✕
+          <Icon name="close" />
         </button>
       </div>
       <div class="search">
@@ -119,7 +120,7 @@ export function Sidebar({ list, user, activeId, searchRef, onLogout, onClose, on
               aria-expanded={menuFor === item.id}
               onClick={() => setMenuFor(menuFor === item.id ? null : item.id)}
             >
-              ⋯
+              <Icon name="more" />
             </button>
             {menuFor === item.id && (
               <div class="menu" role="group" aria-label="Conversation actions">

@@ -1,5 +1,6 @@
 import { useEffect, useState } from "preact/hooks";
 import { ApiError, usage } from "../api/rest";
+import { Icon } from "./icons";
 
 type Loaded = { kind: "loading" } | { kind: "unavailable" } | { kind: "error"; message: string } | { kind: "ready"; data: Record<string, unknown> };
 
@@ -98,7 +99,7 @@ export function UsageView({ onMenu }: { onMenu(): void }) {
     <main class="chat usage" aria-label="Usage">
       <header class="chat-header">
         <button type="button" class="icon-button menu-button" aria-label="Open conversations" onClick={onMenu}>
-          ☰
+          <Icon name="menu" size={22} />
         </button>
         <h1 class="chat-title">Usage and quota</h1>
       </header>

@@ -1,0 +1,267 @@
+"""The browser app against the real stack: Daphne, a Celery worker with vLLM, real services.
+
+Each test is what a person does, step by step, through the data-testid hooks of issue 6.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.browser.conftest import screenshot
+from tests.browser.pages import (
+    LONG_PROMPT,
+    answer_text,
+    api_get,
+    conversation_id,
+    last_answer,
+    messages,
+    register,
+    send,
+    wait_for_state,
+    wait_for_text,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e]
+
+
+def test_a_person_registers_logs_out_and_logs_back_in(page: Any, app_url: str) -> None:
+    page.goto(f"{app_url}/register")
+    page.get_by_test_id("email").fill("not-an-email")
+    page.get_by_test_id("password").fill("short")
+    page.get_by_test_id("submit").click()
+    page.locator(".field-error").first.wait_for()
+    screenshot(page, "01-register-errors")
+
+    email = register(page, app_url)
+    screenshot(page, "02-empty-chat")
+    page.get_by_test_id("logout").click()
+    page.get_by_test_id("register-link").wait_for()
+
+    page.get_by_test_id("email").fill(email)
+    page.get_by_test_id("password").fill("wrong password entirely")
+    page.get_by_test_id("submit").click()
+    assert page.get_by_role("alert").first.inner_text().strip()
+
+    page.get_by_test_id("password").fill("correct horse battery staple 42")
+    page.get_by_test_id("submit").click()
+    page.get_by_test_id("composer").wait_for()
+    assert email in page.locator(".user-email").inner_text()
+
+
+def test_a_sent_message_gets_an_answer_that_streams_in(page: Any, app_url: str) -> None:
+    register(page, app_url)
+    send(page, LONG_PROMPT)
+
+    assert messages(page, "user").last.inner_text().strip().startswith("Write a long")
+    wait_for_text(page, min_chars=1)
+    lengths = []
+    for _ in range(6):
+        lengths.append(len(answer_text(page)))
+        page.wait_for_timeout(250)
+    screenshot(page, "03-streaming")
+    state = wait_for_state(page, ("complete", "stopped"), timeout=180_000)
+
+    assert state == "complete"
+    assert len(set(lengths)) > 1, f"the answer did not grow while streaming: {lengths}"
+    assert answer_text(page)
+    conversation = conversation_id(page)
+    assert page.get_by_test_id("conversation-item").first.inner_text().strip()
+    stored = api_get(page, f"/api/conversations/{conversation}")
+    stored_answer = next(m for m in stored["messages"] if m["role"] == "assistant")
+    assert stored_answer["state"] == "complete"
+    assert page.get_by_test_id("announcer").inner_text().startswith("Answer complete.")
+    screenshot(page, "04-answer-complete")
+
+
+def test_stop_ends_the_answer_and_keeps_its_text(page: Any, app_url: str) -> None:
+    register(page, app_url)
+    send(page, LONG_PROMPT)
+    wait_for_text(page, min_chars=20)
+
+    page.get_by_test_id("stop").click()
+    state = wait_for_state(page, ("stopped", "complete"))
+
+    assert state == "stopped"
+    kept = answer_text(page)
+    assert kept
+    screenshot(page, "05-stopped")
+    page.reload()
+    assert wait_for_state(page, ("stopped",)) == "stopped"
+    assert answer_text(page) == kept
+    page.get_by_test_id("send").wait_for()
+
+
+def test_a_reload_mid_stream_resumes_and_completes_without_lost_or_repeated_text(
+    page: Any, app_url: str
+) -> None:
+    warnings: list[str] = []
+    page.on(
+        "console",
+        lambda message: warnings.append(message.text) if "[chat]" in message.text else None,
+    )
+    register(page, app_url)
+    send(page, LONG_PROMPT)
+    wait_for_text(page, min_chars=10)
+    conversation = conversation_id(page)
+
+    page.reload()
+    last_answer(page).wait_for()
+    state_after_reload = last_answer(page).get_attribute("data-state")
+    screenshot(page, "06-resumed-after-reload")
+    state = wait_for_state(page, ("complete", "stopped", "interrupted", "failed"), timeout=180_000)
+
+    assert state_after_reload in ("queued", "streaming"), "the reload did not land mid-stream"
+    assert state == "complete"
+    assert warnings == [], f"streamed text did not add up to the final text: {warnings}"
+    stored = api_get(page, f"/api/conversations/{conversation}")
+    answer = next(m for m in stored["messages"] if m["role"] == "assistant")
+    # The page shows the stored text: every word once, none missing.
+    shown = " ".join(answer_text(page).split())
+    for word in answer["content"].split()[:40]:
+        assert word.strip("*_`#") in shown
+
+
+def test_regenerate_adds_a_sibling_answer_and_the_arrows_switch_between_them(
+    page: Any, app_url: str
+) -> None:
+    register(page, app_url)
+    send(page, "Name a colour.")
+    wait_for_text(page, min_chars=1)
+    page.get_by_test_id("stop").click()
+    wait_for_state(page, ("stopped", "complete"))
+    first = answer_text(page)
+
+    last_answer(page).get_by_test_id("regenerate").click()
+    wait_for_text(page, min_chars=1)
+    wait_for_state(page, ("streaming", "complete", "stopped"))
+    if last_answer(page).get_attribute("data-state") == "streaming":
+        page.get_by_test_id("stop").click()
+    wait_for_state(page, ("stopped", "complete"))
+    second = answer_text(page)
+
+    assert last_answer(page).locator(".sibling-count").inner_text() == "2/2"
+    screenshot(page, "07-regenerated-2-of-2")
+    last_answer(page).get_by_test_id("sibling-prev").click()
+    assert last_answer(page).locator(".sibling-count").inner_text() == "1/2"
+    assert answer_text(page) == first
+    last_answer(page).get_by_test_id("sibling-next").click()
+    assert last_answer(page).locator(".sibling-count").inner_text() == "2/2"
+    assert answer_text(page) == second
+    assert messages(page, "assistant").count() == 1
+
+
+def test_editing_a_sent_message_creates_a_branch(page: Any, app_url: str) -> None:
+    register(page, app_url)
+    send(page, "Say hello.")
+    wait_for_text(page, min_chars=1)
+    page.get_by_test_id("stop").click()
+    wait_for_state(page, ("stopped", "complete"))
+    send(page, "Now say goodbye.")
+    wait_for_text(page, min_chars=1)
+    page.get_by_test_id("stop").click()
+    wait_for_state(page, ("stopped", "complete"))
+
+    second_question = messages(page, "user").last
+    second_question.get_by_test_id("edit").click()
+    editor = page.get_by_test_id("edit-input")
+    editor.fill("Now say good night.")
+    editor.press("Enter")
+    wait_for_text(page, min_chars=1)
+    page.get_by_test_id("stop").click()
+    wait_for_state(page, ("stopped", "complete"))
+
+    edited = messages(page, "user").last
+    assert edited.locator(".plain").inner_text() == "Now say good night."
+    assert edited.locator(".sibling-count").inner_text() == "2/2"
+    assert messages(page, "user").count() == 2
+    screenshot(page, "08-edited-branch")
+    edited.get_by_test_id("sibling-prev").click()
+    assert messages(page, "user").last.locator(".plain").inner_text() == "Now say goodbye."
+    assert messages(page, "assistant").count() == 2
+
+
+def test_deleting_a_conversation_removes_it_from_the_list_and_its_address(
+    page: Any, app_url: str
+) -> None:
+    register(page, app_url)
+    send(page, "Remember the word pineapple.")
+    wait_for_text(page, min_chars=1)
+    page.get_by_test_id("stop").click()
+    wait_for_state(page, ("stopped", "complete"))
+    conversation = conversation_id(page)
+    item = page.get_by_test_id("conversation-item").first
+
+    item.get_by_role("button", name="Actions for").click()
+    page.get_by_role("button", name="Delete").click()
+    screenshot(page, "09-delete-confirmation")
+    page.get_by_test_id("confirm-delete").click()
+
+    page.wait_for_function("() => !document.querySelector('[data-testid=conversation-item]')")
+    assert page.url.endswith("/")
+    page.goto(f"{app_url}/c/{conversation}")
+    page.get_by_text("does not exist").wait_for()
+    response = page.request.get(f"{app_url}/api/conversations/{conversation}")
+    assert response.status == 404
+
+
+def test_the_sidebar_renames_searches_and_archives(page: Any, app_url: str) -> None:
+    register(page, app_url)
+    send(page, "Tell me about penguins.")
+    wait_for_text(page, min_chars=1)
+    page.get_by_test_id("stop").click()
+    wait_for_state(page, ("stopped", "complete"))
+    page.get_by_test_id("new-chat").click()
+    send(page, "Tell me about volcanoes.")
+    wait_for_text(page, min_chars=1)
+    page.get_by_test_id("stop").click()
+    wait_for_state(page, ("stopped", "complete"))
+    assert page.get_by_test_id("conversation-item").count() == 2
+
+    page.get_by_test_id("conversation-item").first.get_by_role("button", name="Actions for").click()
+    page.get_by_role("button", name="Rename").click()
+    page.get_by_label("Title").fill("Fire mountains")
+    page.get_by_role("button", name="Save").click()
+    page.get_by_test_id("conversation-item").filter(has_text="Fire mountains").wait_for()
+
+    page.get_by_test_id("search").fill("penguins")
+    page.wait_for_function(
+        "() => document.querySelectorAll('[data-testid=conversation-item]').length === 1"
+    )
+    assert "penguins" in page.get_by_test_id("conversation-item").inner_text().lower()
+    screenshot(page, "10-search")
+    page.get_by_test_id("search").fill("")
+    page.wait_for_function(
+        "() => document.querySelectorAll('[data-testid=conversation-item]').length === 2"
+    )
+
+    page.get_by_test_id("conversation-item").filter(has_text="Fire mountains").get_by_role(
+        "button", name="Actions for"
+    ).click()
+    page.get_by_role("button", name="Archive", exact=True).click()
+    page.wait_for_function(
+        "() => document.querySelectorAll('[data-testid=conversation-item]').length === 1"
+    )
+    page.get_by_role("button", name="Archived", exact=True).click()
+    page.get_by_test_id("conversation-item").filter(has_text="Fire mountains").wait_for()
+
+
+def test_the_app_works_on_a_phone_sized_screen(phone_page: Any, app_url: str) -> None:
+    page = phone_page
+    register(page, app_url)
+    send(page, "Give me three tips for sleeping well.")
+    wait_for_text(page, min_chars=20)
+    screenshot(page, "11-phone-streaming")
+    wait_for_state(page, ("complete", "stopped"), timeout=180_000)
+
+    overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"the page scrolls sideways by {overflow}px at 360px"
+    assert page.get_by_test_id("new-chat").is_hidden()
+    page.get_by_role("button", name="Open conversations").click()
+    page.get_by_test_id("new-chat").wait_for()
+    assert page.get_by_test_id("conversation-item").count() == 1
+    screenshot(page, "12-phone-drawer")
+    page.get_by_test_id("new-chat").click()
+    page.get_by_test_id("new-chat").wait_for(state="hidden")
+    assert page.get_by_test_id("composer").is_visible()
