@@ -165,6 +165,11 @@ class EngineHost:
     def spec(self) -> EngineSpec | None:
         return self._spec
 
+    @property
+    def child_pids(self) -> set[int]:
+        """PIDs of the vLLM processes the engine started (empty when none runs)."""
+        return set(self._child_pids)
+
     def engine_for(self, spec: EngineSpec) -> AsyncLLM:
         """The engine hosting `spec`, started on first use (about 25 s on a CPU)."""
         engine = self._engine

@@ -21,6 +21,7 @@ from typing import Any
 
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db import connection
 
 from chat.protocol import GenerationDelta, GenerationDone, GenerationError, Usage
 from inference import engine as engine_module
@@ -111,24 +112,44 @@ def sampling_for(
     )
 
 
+MODEL_CACHE_SECONDS = 30.0
+_model_cache: dict[str | None, tuple[float, LanguageModel]] = {}
+
+
+def model_cached(*, name: str | None) -> LanguageModel | None:
+    """The registry row, re-read at most every 30 s: most generations never touch PostgreSQL."""
+    hit = _model_cache.get(name)
+    now = time.monotonic()
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    try:
+        model = model_get_enabled(name=name)
+    finally:
+        # This runs in a pool thread; an idle connection left there would never be reused
+        # or closed by Django's request cycle.
+        connection.close()
+    if model is not None:
+        _model_cache[name] = (now + MODEL_CACHE_SECONDS, model)
+    return model
+
+
 def generation_prepare(*, generation_id: str, owner_id: int) -> GenerationJob | None:
     """Load the generation and build its request; None when there is nothing to do."""
-    message = _chat("selectors").message_by_generation(
-        generation_id=generation_id, owner_id=owner_id
-    )
+    selectors = _chat("selectors")
+    message = selectors.message_by_generation(generation_id=generation_id, owner_id=owner_id)
     if message is None:
         logger.warning("generation %s of owner %s not found", generation_id, owner_id)
         return None
     if message.get("state") in FINAL_STATES:
         return None  # a redelivered task whose generation already ended
-    model = model_get_enabled(name=message.get("model"))
+    model = model_cached(name=message.get("model"))
     if model is None:
         raise GenerationRefused(f"The model {message.get('model')!r} is not available.")
-    conversation = _chat("selectors").conversation_get(
+    conversation = selectors.conversation_get(
         conversation_id=message["conversation_id"], owner_id=owner_id
     )
     path = (
-        _chat("selectors").message_path(message_id=message["parent_id"], owner_id=owner_id)
+        selectors.message_path(message_id=message["parent_id"], owner_id=owner_id)
         if message.get("parent_id")
         else []
     )

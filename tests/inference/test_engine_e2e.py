@@ -1,0 +1,165 @@
+"""The stream against the REAL vLLM engine (CPU) with the default model and the real Redis
+channel layer. The engine starts once per session and is shut down at the end, leaving no
+`VLLM::` process behind."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from channels.layers import get_channel_layer
+from pytest_django import Settings
+
+from chat.protocol import server_message_adapter
+from inference.engine import EngineSpec, host
+from inference.streaming import generation_run
+from tests.inference.fakes import FakeStore
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
+
+
+def vllm_pids() -> set[int]:
+    found = subprocess.run(["pgrep", "-f", "VLLM"], capture_output=True, text=True, check=False)
+    return {int(pid) for pid in found.stdout.split()}
+
+
+@pytest.fixture(scope="session")
+def real_engine(prepared_model_dir: Path) -> Iterator[Any]:
+    spec = EngineSpec(
+        name="smollm2-135m",
+        weights=str(prepared_model_dir),
+        tokenizer=str(prepared_model_dir),
+        max_model_len=8192,
+    )
+    engine = host.engine_for(spec)
+    children = host.child_pids
+    assert children, "the engine should run in child processes"
+    try:
+        yield engine
+    finally:
+        host.shutdown()
+        # Only our own engine's processes: other engineers may run theirs on this machine.
+        assert not children & vllm_pids(), "VLLM:: processes were left running"
+
+
+@pytest.fixture
+def engine_settings(settings: Settings, model_root: Path, real_engine: Any) -> Settings:
+    settings.INFERENCE_MODEL_DIR = model_root
+    settings.INFERENCE_FLUSH_INTERVAL_SECONDS = 0.03
+    return settings
+
+
+async def collect(layer: Any, channel: str, timeout: float = 240.0) -> list[dict[str, Any]]:
+    """Every event a subscriber of the generation's group receives, up to the final one."""
+    events: list[dict[str, Any]] = []
+    async with asyncio.timeout(timeout):
+        while True:
+            event = await layer.receive(channel)
+            events.append(event)
+            if event["type"] in {"generation.done", "generation.error"}:
+                return events
+
+
+async def stream_through_the_engine(generation_id: str, run: Any) -> list[dict[str, Any]]:
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(f"gen.{generation_id}", channel)
+    try:
+        listener = asyncio.ensure_future(collect(layer, channel))
+        await asyncio.to_thread(run)
+        return await listener
+    finally:
+        await layer.group_discard(f"gen.{generation_id}", channel)
+
+
+def assert_consistent_stream(events: list[dict[str, Any]]) -> dict[str, Any]:
+    for event in events:
+        server_message_adapter.validate_python(event)
+    *deltas, done = events
+    assert done["type"] == "generation.done", done
+    assert [d["type"] for d in deltas] == ["generation.delta"] * len(deltas)
+    assert [d["seq"] for d in deltas] == list(range(1, len(deltas) + 1))
+    assert "".join(d["text"] for d in deltas) == done["text"]
+    assert done["text"].strip()
+    assert done["usage"]["prompt_tokens"] > 10
+    assert done["usage"]["completion_tokens"] > 0
+    return done
+
+
+async def test_a_real_generation_streams_deltas_that_add_up_to_the_final_text(
+    engine_settings: Settings, store: FakeStore
+) -> None:
+    generation_id = uuid.uuid4().hex
+    store.conversations["c1"] = {"id": "c1", "system_prompt": "Answer in one sentence."}
+    store.paths["u1"] = [
+        {"id": "u1", "role": "user", "content": "What is the capital of France?", "parent_id": None}
+    ]
+    store.messages[generation_id] = {
+        "id": "a1",
+        "owner_id": 5,
+        "state": "queued",
+        "model": "smollm2-135m",
+        "conversation_id": "c1",
+        "parent_id": "u1",
+        "options": {"max_tokens": 48},
+    }
+
+    def run() -> None:
+        host.run(generation_run(generation_id=generation_id, owner_id=5), timeout=240)
+
+    events = await stream_through_the_engine(generation_id, run)
+
+    done = assert_consistent_stream(events)
+    (finish,) = store.finishes
+    assert finish["state"] == "complete"
+    assert finish["text"] == done["text"]
+    assert finish["usage"] == done["usage"]
+    assert done["usage"]["completion_tokens"] <= 48
+
+
+async def test_the_task_answers_a_conversation_stored_in_the_real_store(
+    engine_settings: Settings,
+) -> None:
+    services = pytest.importorskip("chat.services")
+    selectors = pytest.importorskip("chat.selectors")
+    from inference.tasks import generate
+
+    owner_id = 900_000 + uuid.uuid4().int % 100_000
+
+    def arrange() -> dict[str, Any]:
+        conversation = services.conversation_create(
+            owner_id=owner_id, title="Capitals", model="smollm2-135m", system_prompt=None
+        )
+        user = services.message_create_user(
+            conversation_id=conversation["id"],
+            owner_id=owner_id,
+            parent_id=None,
+            content="Name the capital of Italy in one word.",
+            request_id=uuid.uuid4().hex,
+        )
+        return services.message_create_assistant(
+            conversation_id=conversation["id"],
+            owner_id=owner_id,
+            parent_id=user["id"],
+            model="smollm2-135m",
+        )
+
+    assistant = await asyncio.to_thread(arrange)
+    generation_id = assistant["generation_id"]
+
+    events = await stream_through_the_engine(
+        generation_id, lambda: generate.run(generation_id=generation_id, owner_id=owner_id)
+    )
+
+    done = assert_consistent_stream(events)
+    stored = await asyncio.to_thread(
+        selectors.message_by_generation, generation_id=generation_id, owner_id=owner_id
+    )
+    assert stored["state"] == "complete"
+    assert stored["content"] == done["text"]
+    assert stored["usage"]["completion_tokens"] == done["usage"]["completion_tokens"]

@@ -1,0 +1,104 @@
+"""The model registry in PostgreSQL: the seeded default model, selectors and GET /api/models."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.db import IntegrityError
+from django.test import Client
+from pytest_django import Settings
+
+from accounts.models import User
+from inference.models import LanguageModel
+from inference.selectors import model_get_enabled, model_list_enabled
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def inference_urls(settings: Settings) -> None:
+    settings.ROOT_URLCONF = "tests.inference.urls"
+
+
+def add_model(name: str, **fields: object) -> LanguageModel:
+    fields.setdefault("weights", f"/models/{name}")
+    return LanguageModel.objects.create(name=name, display_name=name.title(), **fields)
+
+
+def test_the_migration_seeds_the_default_model() -> None:
+    model = model_get_enabled(name=None)
+
+    assert model is not None
+    assert model.name == "smollm2-135m"
+    assert model.display_name == "SmolLM2 135M Instruct"
+    assert model.weights == "smollm2-135m-instruct"
+    assert model.context_length == 8192
+    assert model.default_max_tokens == 512
+    assert model.queue == "inference.smollm2-135m"
+    assert model.price_prompt_per_1k == Decimal("0.0001")
+    assert model.is_default and model.enabled
+
+
+def test_weights_relative_to_the_model_dir_resolve_under_it(settings: Settings) -> None:
+    settings.INFERENCE_MODEL_DIR = "/srv/models"
+    model = model_get_enabled(name="smollm2-135m")
+    assert model is not None
+
+    assert model.weights_location == "/srv/models/smollm2-135m-instruct"
+    assert model.tokenizer_location == model.weights_location
+    assert add_model("hub", weights="org/some-model").weights_location == "org/some-model"
+    assert add_model("abs", weights="/opt/m").weights_location == "/opt/m"
+
+
+def test_a_new_model_gets_its_own_queue_by_default() -> None:
+    assert add_model("tiny").queue == "inference.tiny"
+
+
+def test_disabled_models_are_neither_found_nor_listed() -> None:
+    add_model("off", enabled=False)
+    add_model("on")
+
+    assert model_get_enabled(name="off") is None
+    assert model_get_enabled(name="on") is not None
+    assert [m.name for m in model_list_enabled()] == ["smollm2-135m", "on"]
+
+
+def test_only_one_model_can_be_the_default() -> None:
+    with pytest.raises(IntegrityError):
+        add_model("second-default", is_default=True)
+
+
+def test_models_api_requires_authentication(client: Client) -> None:
+    response = client.get("/api/models")
+
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "unauthorized"
+
+
+def test_models_api_lists_enabled_models_default_first(client: Client) -> None:
+    add_model("alpha", description="A", context_length=4096, max_output_tokens=1000)
+    add_model("hidden", enabled=False)
+    client.force_login(User.objects.create_user("m@example.com", "pw-123456789"))
+
+    response = client.get("/api/models")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["next_cursor"] is None
+    assert [m["name"] for m in body["results"]] == ["smollm2-135m", "alpha"]
+    assert body["results"][1] == {
+        "name": "alpha",
+        "display_name": "Alpha",
+        "description": "A",
+        "context_length": 4096,
+        "max_output_tokens": 1000,
+        "default": False,
+    }
+    assert body["results"][0]["default"] is True
+
+
+def test_models_api_refuses_writes(client: Client) -> None:
+    client.force_login(User.objects.create_user("w@example.com", "pw-123456789"))
+
+    assert client.post("/api/models").status_code == 405
