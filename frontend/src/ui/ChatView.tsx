@@ -148,9 +148,12 @@ export function ChatView({ store, client, status, models, onChooseModel, onMenu 
           class={`system-toggle${chat.systemPrompt.trim() ? " has-prompt" : ""}`}
           aria-expanded={showSystem}
           aria-controls="system-panel"
+          aria-label={chat.systemPrompt.trim() ? "System prompt (set)" : "System prompt"}
+          title="System prompt for this conversation"
           onClick={() => setShowSystem(!showSystem)}
         >
-          System prompt{chat.systemPrompt.trim() ? " •" : ""}
+          <Icon name="sliders" />
+          <span class="label-text">System prompt</span>
         </button>
       </header>
       <ConnectionBanner status={status} onRetry={() => client.reconnectNow()} />

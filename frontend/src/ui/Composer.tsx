@@ -39,7 +39,7 @@ export function Composer({ value, onChange, onSend, onStop, onEditLast, generati
         ref={textareaRef}
         data-testid="composer"
         rows={1}
-        placeholder="Message the assistant… (Enter to send, Shift+Enter for a new line)"
+        placeholder="Message the assistant…"
         value={value}
         aria-keyshortcuts="Enter Shift+Enter Escape ArrowUp"
         onInput={(e) => onChange((e.target as HTMLTextAreaElement).value)}

@@ -15,6 +15,7 @@ const PATHS: Record<string, string> = {
   stop: "M7 7h10v10H7z",
   prev: "M15 6l-6 6 6 6",
   next: "M9 6l6 6-6 6",
+  sliders: "M4 6h10M18 6h2M4 12h4M12 12h8M4 18h12M20 18h0M14 4v4M8 10v4M16 16v4",
 };
 
 export function Icon({ name, size = 18 }: { name: keyof typeof PATHS | string; size?: number }) {
