@@ -152,6 +152,18 @@ CHAT_MAX_FRAME_BYTES = env_int("CHAT_MAX_FRAME_BYTES", 65536, minimum=1024)
 CHAT_MAX_CONTENT_CHARS = env_int("CHAT_MAX_CONTENT_CHARS", 32000, minimum=1)
 # Largest JSON body accepted by the REST API; larger requests get HTTP 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("API_MAX_BODY_BYTES", 262144, minimum=1024)
+# Per user, across every process (Redis). 0 turns the per-minute limit or the quota off.
+CHAT_RATE_PER_MINUTE = env_int("CHAT_RATE_PER_MINUTE", 20, minimum=0)
+CHAT_DAILY_MESSAGE_QUOTA = env_int("CHAT_DAILY_MESSAGE_QUOTA", 1000, minimum=0)
+CHAT_MAX_CONCURRENT_GENERATIONS = env_int("CHAT_MAX_CONCURRENT_GENERATIONS", 3, minimum=1)
+CHAT_MAX_CONNECTIONS_PER_USER = env_int("CHAT_MAX_CONNECTIONS_PER_USER", 10, minimum=1)
+# Generations waiting for a worker, per model, past which chat.send is answered `busy`.
+CHAT_MAX_QUEUE_DEPTH = env_int("CHAT_MAX_QUEUE_DEPTH", 256, minimum=1)
+# Daphne's keepalive (passed as --ping-interval/--ping-timeout by scripts/run.sh, the
+# Dockerfile and the test stack): a connection idle this long is pinged, and closed when the
+# pong does not come within the timeout. Read here so that a bad value fails at start.
+CHAT_WS_PING_INTERVAL_SECONDS = env_int("CHAT_WS_PING_INTERVAL_SECONDS", 20, minimum=1)
+CHAT_WS_PING_TIMEOUT_SECONDS = env_int("CHAT_WS_PING_TIMEOUT_SECONDS", 20, minimum=1)
 
 # --- Inference worker ------------------------------------------------------------------------
 INFERENCE_MODEL_DIR = Path(env_str("INFERENCE_MODEL_DIR", str(DATA_DIR / "models")))

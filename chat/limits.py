@@ -1,0 +1,225 @@
+"""Per-user limits of the chat protocol, kept in Redis so that they hold across Daphne processes.
+
+- Messages per minute (moving window) and per day (the quota), counted by the `limits` library,
+  whose Redis storage updates each window with one atomic script.
+- Concurrent generations and open websocket connections: one sorted set per user whose members
+  are generation ids (or connection channel names) scored by their expiry time, changed only by
+  one atomic script. A process that dies without releasing its slot leaks it for at most the
+  slot's lifetime; generation slots are also reconciled with the store when a user is at the
+  limit, so a generation that ended anywhere frees its slot at once.
+
+Every key starts with `CACHE_KEY_PREFIX`, so deployments (and test runs) sharing one Redis never
+see each other's counters.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+from django.conf import settings
+from limits import RateLimitItem, RateLimitItemPerDay, RateLimitItemPerMinute
+from limits.storage import RedisStorage
+from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
+
+from chat.errors import ChatError
+from chat.flags import redis_client
+
+# A reserved generation slot that never became a stored generation (the process died between
+# the two) is released after this long.
+PENDING_SLOT_SECONDS = 60
+# Seconds a refused client is asked to wait before starting another generation; a generation of
+# the default model usually ends within a few seconds.
+GENERATION_SLOT_RETRY_AFTER = 2
+# An open connection re-registers itself this often; its entry expires after three misses.
+CONNECTION_REFRESH_SECONDS = 60
+CONNECTION_TTL_SECONDS = 3 * CONNECTION_REFRESH_SECONDS
+
+# KEYS[1]: the user's slot set. ARGV: member, limit, lifetime in seconds, member to replace.
+# Drops expired members, then adds (or refreshes) `member` when it is already in the set or the
+# set has room. Returns 1 when `member` holds a slot, else 0.
+_SLOT_ACQUIRE = """
+local now = redis.call('TIME')
+local now_s = tonumber(now[1]) + tonumber(now[2]) / 1000000
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_s)
+if ARGV[4] ~= '' then
+  redis.call('ZREM', KEYS[1], ARGV[4])
+end
+local held = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not held and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+  return 0
+end
+local lifetime = tonumber(ARGV[3])
+redis.call('ZADD', KEYS[1], now_s + lifetime, ARGV[1])
+redis.call('EXPIRE', KEYS[1], math.ceil(lifetime) + 1)
+return 1
+"""
+
+
+def key(*parts: object) -> str:
+    return ":".join([settings.CACHE_KEY_PREFIX, "chat", *map(str, parts)])
+
+
+@cache
+def _storage() -> RedisStorage:
+    # Shares the process's Redis connection pool with the stop flags.
+    return RedisStorage(settings.REDIS_URL, connection_pool=redis_client().connection_pool)
+
+
+def _retry_after(reset_time: float) -> int:
+    # At least one second: a client told "retry after 0" would retry at once and be refused.
+    return max(1, math.ceil(reset_time - time.time()))
+
+
+def _hit(limiter_class: type, item: RateLimitItem, *identifiers: str) -> int | None:
+    """Count one hit; None when it fits, else the seconds until it would."""
+    limiter = limiter_class(_storage())
+    if limiter.hit(item, *identifiers):
+        return None
+    return _retry_after(limiter.get_window_stats(item, *identifiers).reset_time)
+
+
+# --- messages per minute and per day ------------------------------------------------------------
+
+
+def message_rate_hit(*, owner_id: int) -> None:
+    """Count one message that starts a generation; raise `rate_limited` or `quota_exceeded`.
+
+    A message refused by the per-minute limit does not count against the day's quota.
+    """
+    per_minute = settings.CHAT_RATE_PER_MINUTE
+    if per_minute:
+        wait = _hit(
+            MovingWindowRateLimiter,
+            RateLimitItemPerMinute(per_minute),
+            key("rate", "minute"),
+            str(owner_id),
+        )
+        if wait is not None:
+            raise ChatError(
+                "rate_limited",
+                f"At most {per_minute} messages per minute. Try again in {wait} s.",
+                retry_after=wait,
+            )
+    per_day = settings.CHAT_DAILY_MESSAGE_QUOTA
+    if per_day:
+        wait = _hit(
+            FixedWindowRateLimiter, RateLimitItemPerDay(per_day), key("quota", "day"), str(owner_id)
+        )
+        if wait is not None:
+            raise ChatError(
+                "quota_exceeded",
+                f"The daily quota of {per_day} messages is used up.",
+                retry_after=wait,
+            )
+
+
+def quota_left(*, owner_id: int) -> int | None:
+    """Messages left in the user's current daily window; None when there is no quota."""
+    per_day = settings.CHAT_DAILY_MESSAGE_QUOTA
+    if not per_day:
+        return None
+    stats = FixedWindowRateLimiter(_storage()).get_window_stats(
+        RateLimitItemPerDay(per_day), key("quota", "day"), str(owner_id)
+    )
+    return int(stats.remaining)
+
+
+# --- slots: concurrent generations and open connections ----------------------------------------
+
+
+@cache
+def _slot_script() -> Any:
+    return redis_client().register_script(_SLOT_ACQUIRE)
+
+
+def _slot_acquire(
+    slots: str, *, member: str, limit: int, lifetime: float, replace: str = ""
+) -> bool:
+    return bool(_slot_script()(keys=[slots], args=[member, limit, lifetime, replace]))
+
+
+def _generation_slots_key(owner_id: int) -> str:
+    return key("generations", owner_id)
+
+
+def _generation_slot_seconds() -> int:
+    # A backstop only: a generation cannot run longer than the task limit, and it may wait in
+    # the queue about as long again before it starts.
+    return 2 * settings.INFERENCE_TASK_TIME_LIMIT_SECONDS + 60
+
+
+def generation_slot_reserve(*, owner_id: int, is_running: Callable[[str], bool]) -> str:
+    """Reserve one of the user's concurrent-generation slots; return the reservation's token.
+
+    `is_running(generation_id)` tells, from the store, whether a counted generation is still
+    queued or streaming; it is asked only when the user is at the limit, and generations that
+    ended are released before the user is refused with `rate_limited`.
+    """
+    limit = settings.CHAT_MAX_CONCURRENT_GENERATIONS
+    slots = _generation_slots_key(owner_id)
+    token = f"pending:{uuid.uuid4().hex}"
+    if _slot_acquire(slots, member=token, limit=limit, lifetime=PENDING_SLOT_SECONDS):
+        return token
+    client = redis_client()
+    ended = [
+        member
+        for member in (raw.decode() for raw in client.zrange(slots, 0, -1))
+        if not member.startswith("pending:") and not is_running(member)
+    ]
+    if ended:
+        client.zrem(slots, *ended)
+        if _slot_acquire(slots, member=token, limit=limit, lifetime=PENDING_SLOT_SECONDS):
+            return token
+    raise ChatError(
+        "rate_limited",
+        f"At most {limit} answers can be generated at once. Wait for one to finish.",
+        retry_after=GENERATION_SLOT_RETRY_AFTER,
+    )
+
+
+def generation_slot_confirm(*, owner_id: int, token: str, generation_id: str) -> None:
+    """Turn a reservation into the slot of the stored generation `generation_id`."""
+    _slot_acquire(
+        _generation_slots_key(owner_id),
+        member=generation_id,
+        # The reservation already holds the room, so this never refuses.
+        limit=settings.CHAT_MAX_CONCURRENT_GENERATIONS + 1,
+        lifetime=_generation_slot_seconds(),
+        replace=token,
+    )
+
+
+def generation_slot_release(*, owner_id: int, token_or_generation_id: str) -> None:
+    """Free a slot: when a generation ends, or when a reservation is not used."""
+    redis_client().zrem(_generation_slots_key(owner_id), token_or_generation_id)
+
+
+def generation_slots_held(*, owner_id: int) -> list[str]:
+    """The generation ids (and pending reservations) counted against the user now."""
+    slots = _generation_slots_key(owner_id)
+    client = redis_client()
+    client.zremrangebyscore(slots, "-inf", time.time())
+    return [raw.decode() for raw in client.zrange(slots, 0, -1)]
+
+
+def _connections_key(owner_id: int) -> str:
+    return key("connections", owner_id)
+
+
+def connection_register(*, owner_id: int, channel_name: str) -> bool:
+    """Count an open websocket (or refresh it); False when the user has too many open."""
+    return _slot_acquire(
+        _connections_key(owner_id),
+        member=channel_name,
+        limit=settings.CHAT_MAX_CONNECTIONS_PER_USER,
+        lifetime=CONNECTION_TTL_SECONDS,
+    )
+
+
+def connection_unregister(*, owner_id: int, channel_name: str) -> None:
+    redis_client().zrem(_connections_key(owner_id), channel_name)
