@@ -9,16 +9,23 @@ with a bearer token for chatting. The end-to-end tests use it, and so can any sc
     async with client.connect() as session:
         accepted = await session.send("Hello!")
         result = await session.collect(accepted["generation_id"])
+
+`ResilientChat` adds what a real app needs on a flaky network: it reconnects with exponential
+backoff and jitter, re-sends an unanswered `chat.send` with the same `request_id` (the server
+answers it once), and resumes a stream with `generation.subscribe` from the last `seq` it saw.
+The command-line chat (`python -m chat.client`, see `chat/cli.py`) is built on it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import random
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +33,8 @@ from typing import Any
 import websockets
 
 FINAL_TYPES = {"generation.done", "generation.error"}
+# Close codes after which reconnecting cannot help: bad credentials, a forbidden origin.
+FATAL_CLOSE_CODES = {4401, 4403}
 
 
 class ApiRequestError(Exception):
@@ -60,6 +69,9 @@ class ChatSession:
 
     async def send_frame(self, frame: dict[str, Any]) -> None:
         await self.connection.send(json.dumps(frame))
+
+    async def close(self) -> None:
+        await self.connection.close()
 
     async def receive(self, timeout: float = 120.0) -> dict[str, Any]:
         if self.pending:
@@ -173,10 +185,186 @@ class ChatClient:
         self.token = str(answer["token"])
         return self.token
 
-    @asynccontextmanager
-    async def connect(self) -> AsyncIterator[ChatSession]:
+    async def open(self, **options: Any) -> ChatSession:
+        """Open a websocket (close it with `session.close()`)."""
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        async with websockets.connect(
-            self.ws_url, additional_headers=headers, max_size=2**22, compression=None
-        ) as connection:
-            yield ChatSession(connection)
+        options = {"max_size": 2**22, "compression": None, "proxy": None, **options}
+        connection = await websockets.connect(self.ws_url, additional_headers=headers, **options)
+        return ChatSession(connection)
+
+    @asynccontextmanager
+    async def connect(self, **options: Any) -> AsyncIterator[ChatSession]:
+        session = await self.open(**options)
+        try:
+            yield session
+        finally:
+            await session.close()
+
+
+def backoff_delays(
+    *, base: float = 0.5, cap: float = 30.0, rng: Callable[[], float] = random.random
+) -> Iterator[float]:
+    """Seconds to wait before each reconnection attempt: exponential, with full jitter.
+
+    Attempt n waits a random time in [0, min(cap, base * 2**n)): a fleet of phones that lost
+    the network together does not come back together.
+    """
+    attempt = 0
+    while True:
+        yield rng() * min(cap, base * 2**attempt)
+        attempt = min(attempt + 1, 32)
+
+
+@dataclass
+class StreamEvent:
+    """One thing that happened while asking: `kind` is the frame's type, or `reconnecting`."""
+
+    kind: str
+    frame: dict[str, Any] = field(default_factory=dict)
+    delay: float = 0.0
+
+    @property
+    def text(self) -> str:
+        return str(self.frame.get("text", ""))
+
+
+class ResilientChat:
+    """One conversation over a connection that comes back after network drops."""
+
+    def __init__(
+        self,
+        client: ChatClient,
+        *,
+        conversation_id: str | None = None,
+        model: str | None = None,
+        options: dict[str, Any] | None = None,
+        delays: Callable[[], Iterator[float]] = backoff_delays,
+        max_attempts: int = 20,
+        idle_timeout: float = 120.0,
+        validate: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> None:
+        self.client = client
+        self.conversation_id = conversation_id
+        self.model = model
+        self.options = options
+        self.delays = delays
+        self.max_attempts = max_attempts
+        self.idle_timeout = idle_timeout
+        self.validate = validate
+        self.session: ChatSession | None = None
+        self.generation_id: str | None = None
+        self.connections_opened = 0
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+            self.session = None
+
+    async def drop(self) -> None:
+        """Close the connection as a network failure would (for tests and demos)."""
+        if self.session is not None:
+            self.session.connection.transport.abort()
+
+    async def _connected(self) -> ChatSession:
+        if self.session is None:
+            # Short keepalive: a dead network is noticed in seconds, not minutes.
+            self.session = await self.client.open(ping_interval=10, ping_timeout=10)
+            self.connections_opened += 1
+        return self.session
+
+    async def stop(self) -> bool:
+        """Ask the server to stop the generation being streamed; False when there is none."""
+        if self.generation_id is None or self.session is None:
+            return False
+        with contextlib.suppress(websockets.ConnectionClosed, OSError):
+            await self.session.send_frame(
+                {"type": "generation.stop", "generation_id": self.generation_id}
+            )
+            return True
+        return False
+
+    async def ask(self, content: str) -> AsyncIterator[StreamEvent]:
+        """Send `content`; yield `chat.accepted`, deltas, and the final frame (or the refusal).
+
+        Deltas are yielded once each, in `seq` order, across reconnections.
+        """
+        request_id = uuid.uuid4().hex
+        frame: dict[str, Any] = {
+            "type": "chat.send",
+            "request_id": request_id,
+            "conversation_id": self.conversation_id,
+            "content": content,
+        }
+        if self.model is not None:
+            frame["model"] = self.model
+        if self.options is not None:
+            frame["options"] = self.options
+        accepted: dict[str, Any] | None = None
+        last_seq = 0
+        delays = self.delays()
+        failures = 0
+        while True:
+            try:
+                session = await self._connected()
+                if accepted is None:
+                    await session.send_frame(frame)  # again after a drop: same request_id
+                else:
+                    await session.send_frame(
+                        {
+                            "type": "generation.subscribe",
+                            "generation_id": accepted["generation_id"],
+                            "after_seq": last_seq,
+                        }
+                    )
+                while True:
+                    message = await session.receive(timeout=self.idle_timeout)
+                    failures = 0
+                    delays = self.delays()
+                    if self.validate is not None:
+                        self.validate(message)
+                    kind = message.get("type", "")
+                    if kind == "conversation.updated":
+                        yield StreamEvent(kind, message)
+                    elif accepted is None:
+                        if message.get("request_id") != request_id:
+                            continue
+                        yield StreamEvent(kind, message)
+                        if kind != "chat.accepted":
+                            return  # error or moderation.blocked: nothing was stored
+                        accepted = message
+                        self.conversation_id = message["conversation_id"]
+                        self.generation_id = message["generation_id"]
+                    elif message.get("generation_id") != accepted["generation_id"]:
+                        if kind == "error" and message.get("request_id") is None:
+                            yield StreamEvent(kind, message)  # e.g. not_found on subscribe
+                            return
+                    elif kind == "generation.delta":
+                        if message["seq"] > last_seq:
+                            last_seq = message["seq"]
+                            yield StreamEvent(kind, message)
+                    else:
+                        yield StreamEvent(kind, message)
+                        if kind in FINAL_TYPES:
+                            self.generation_id = None
+                            return
+            except (websockets.ConnectionClosed, OSError, TimeoutError) as error:
+                await self._forget_session()
+                code = getattr(getattr(error, "rcvd", None), "code", None)
+                failures += 1
+                if code in FATAL_CLOSE_CODES or failures > self.max_attempts:
+                    raise
+                delay = next(delays)
+                yield StreamEvent("reconnecting", {"close_code": code}, delay=delay)
+                await asyncio.sleep(delay)
+
+    async def _forget_session(self) -> None:
+        session, self.session = self.session, None
+        if session is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(session.close(), 1)
+
+
+if __name__ == "__main__":
+    from chat.cli import main
+
+    main()
