@@ -5,6 +5,7 @@ Each test is what a person does, step by step, through the data-testid hooks of 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -121,6 +122,36 @@ def test_a_reload_mid_stream_resumes_and_completes_without_lost_or_repeated_text
     shown = " ".join(answer_text(page).split())
     for word in answer["content"].split()[:40]:
         assert word.strip("*_`#") in shown
+
+
+def test_a_network_drop_mid_stream_reconnects_and_completes_the_answer(
+    page: Any, app_url: str
+) -> None:
+    warnings: list[str] = []
+    page.on("console", lambda m: warnings.append(m.text) if "[chat]" in m.text else None)
+    links: list[tuple[Any, Any]] = []
+
+    def relay(ws: Any) -> None:
+        # A pass-through to the real server that the test can cut, like a dropped network.
+        links.append((ws, ws.connect_to_server()))
+
+    page.route_web_socket(re.compile(r".*/ws/chat/$"), relay)
+    register(page, app_url)
+    send(page, LONG_PROMPT)
+    wait_for_text(page, min_chars=10)
+
+    client_side, server_side = links[-1]
+    client_side.close(code=1011, reason="network drop")
+    server_side.close()
+    page.wait_for_function(
+        "() => document.querySelector('.connection-banner[data-state=reconnecting]')"
+    )
+    state = wait_for_state(page, ("complete", "stopped", "interrupted", "failed"), timeout=180_000)
+
+    assert len(links) >= 2, "the app did not reconnect"
+    assert state == "complete"
+    assert warnings == [], f"streamed text did not add up to the final text: {warnings}"
+    assert page.get_by_test_id("connection-banner").get_attribute("data-state") == "open"
 
 
 def test_regenerate_adds_a_sibling_answer_and_the_arrows_switch_between_them(
