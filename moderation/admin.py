@@ -22,7 +22,9 @@ class ModerationRuleAdmin(admin.ModelAdmin):
     list_editable = ("enabled",)
     readonly_fields = ("created_by", "created_at", "updated_at")
 
-    def save_model(self, request: HttpRequest, obj: ModerationRule, form: Any, change: bool) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: ModerationRule, form: Any, change: bool
+    ) -> None:
         if not change:
             obj.created_by_id = request.user.pk
         super().save_model(request, obj, form, change)
@@ -35,7 +37,9 @@ class AllowlistEntryAdmin(admin.ModelAdmin):
     search_fields = ("phrase", "note")
     readonly_fields = ("source_event", "created_by", "created_at", "updated_at")
 
-    def save_model(self, request: HttpRequest, obj: AllowlistEntry, form: Any, change: bool) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: AllowlistEntry, form: Any, change: bool
+    ) -> None:
         if not change:
             obj.created_by_id = request.user.pk
         super().save_model(request, obj, form, change)
@@ -74,7 +78,14 @@ class ModerationEventAdmin(admin.ModelAdmin):
         "user",
         "review_status",
     )
-    list_filter = ("review_status", CategoryFilter, "action", "direction", "check_name", "created_at")
+    list_filter = (
+        "review_status",
+        CategoryFilter,
+        "action",
+        "direction",
+        "check_name",
+        "created_at",
+    )
     search_fields = ("text", "matched", "conversation_id", "generation_id", "user__email")
     date_hierarchy = "created_at"
     actions = ("mark_confirmed", "mark_false_positive", "make_allowlist_entry")
@@ -90,21 +101,29 @@ class ModerationEventAdmin(admin.ModelAdmin):
     def excerpt(self, event: ModerationEvent) -> str:
         return event.text[:120]
 
-    def _review(self, request: HttpRequest, queryset: QuerySet[ModerationEvent], status: str) -> None:
+    def _review(
+        self, request: HttpRequest, queryset: QuerySet[ModerationEvent], status: str
+    ) -> None:
         for event in queryset:
             services.event_review(event_id=event.pk, status=status, reviewer_id=request.user.pk)
-        self.message_user(request, f"{queryset.count()} event(s) marked {status.replace('_', ' ')}.")
+        self.message_user(
+            request, f"{queryset.count()} event(s) marked {status.replace('_', ' ')}."
+        )
 
     @admin.action(description="Mark confirmed")
     def mark_confirmed(self, request: HttpRequest, queryset: QuerySet[ModerationEvent]) -> None:
         self._review(request, queryset, ModerationEvent.ReviewStatus.CONFIRMED)
 
     @admin.action(description="Mark false positive")
-    def mark_false_positive(self, request: HttpRequest, queryset: QuerySet[ModerationEvent]) -> None:
+    def mark_false_positive(
+        self, request: HttpRequest, queryset: QuerySet[ModerationEvent]
+    ) -> None:
         self._review(request, queryset, ModerationEvent.ReviewStatus.FALSE_POSITIVE)
 
     @admin.action(description="False positive: make allowlist entry from what matched")
-    def make_allowlist_entry(self, request: HttpRequest, queryset: QuerySet[ModerationEvent]) -> None:
+    def make_allowlist_entry(
+        self, request: HttpRequest, queryset: QuerySet[ModerationEvent]
+    ) -> None:
         created = []
         for event in queryset:
             try:

@@ -109,7 +109,7 @@ class CheckSetting(models.Model):
     name = models.CharField(
         max_length=200,
         unique=True,
-        help_text="The check's short name (e.g. 'toxicity') or dotted path under moderation.checks.",
+        help_text="A check's short name (e.g. 'toxicity') or a path under moderation.checks.",
     )
     enabled = models.BooleanField(null=True, blank=True)
     threshold = models.FloatField(null=True, blank=True)
@@ -138,6 +138,9 @@ class RulesVersion(models.Model):
     Processes compare it (through the cache) with the version they loaded."""
 
     version = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return str(self.version)
 
 
 class ModerationEvent(models.Model):

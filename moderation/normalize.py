@@ -1,8 +1,8 @@
 """Text normalisation, so that obfuscated words are seen for what they are.
 
-"f u c k", "f*ck", "ｆｕｃｋ", "fu\u200bck", "1d10t" and "іdіot" (Cyrillic і) all come out as
-plain lower-case ASCII-looking words. The result is used for matching only, never shown or
-stored, so it may lose offsets and punctuation.
+"f u c k", "f*ck", full-width letters, "fu<zero-width space>ck", "1d10t" and "idiot" spelled
+with Cyrillic letters all come out as plain lower-case ASCII-looking words. The result is used
+for matching only, never shown or stored, so it may lose offsets and punctuation.
 """
 
 from __future__ import annotations
@@ -20,15 +20,15 @@ _INVISIBLE = dict.fromkeys(
 # Look-alikes from other scripts that NFKC leaves alone (Cyrillic, Greek, IPA). NFKC already
 # folds full-width, mathematical and circled letters.
 _CONFUSABLES = str.maketrans(
-    {
-        "а": "a", "в": "b", "е": "e", "ё": "e", "з": "3", "и": "u", "і": "i", "ї": "i",
-        "ј": "j", "к": "k", "м": "m", "н": "h", "о": "o", "п": "n", "р": "p", "с": "c",
-        "т": "t", "у": "y", "х": "x", "ѕ": "s", "ԁ": "d", "ɡ": "g", "ı": "i", "ɩ": "i",
-        "α": "a", "β": "b", "ε": "e", "η": "n", "ι": "i", "κ": "k", "ν": "v", "ο": "o",
-        "ρ": "p", "τ": "t", "υ": "u", "χ": "x", "ω": "w", "ℓ": "l",
-        "\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u2032": "'",
-    }
-)  # fmt: skip
+    # Cyrillic, Greek and IPA look-alikes, then typographic apostrophes.
+    (
+        "\u0430\u0432\u0435\u0451\u0437\u0438\u0456\u0457\u0458\u043a\u043c\u043d"
+        "\u043e\u043f\u0440\u0441\u0442\u0443\u0445\u0455\u0501\u0261\u0131\u0269"
+        "\u03b1\u03b2\u03b5\u03b7\u03b9\u03ba\u03bd\u03bf\u03c1\u03c4\u03c5\u03c7"
+        "\u03c9\u2113\u2019\u2018\u02bc\u2032"
+    ),
+    "abee3uiijkmhonpctyxsdgiiabenikvoptuxwl''''",
+)
 
 # Leetspeak, applied only inside tokens that also contain letters ("1d10t", "sh1t"), so that
 # numbers ("2000", "1 + 1") are left as they are.

@@ -83,7 +83,9 @@ def combine(text: str, verdicts: list[Verdict]) -> Outcome:
     if not verdicts:
         return Outcome(Action.ALLOW, (), (), text)
     action = max((v.action for v in verdicts), key=lambda a: a.severity)
-    categories = tuple(dict.fromkeys(c for v in verdicts if v.action is action for c in v.categories))
+    categories = tuple(
+        dict.fromkeys(c for v in verdicts if v.action is action for c in v.categories)
+    )
     spans: tuple[Span, ...] = tuple(s for v in verdicts for s in v.spans)
     redacted = redact(text, spans) if spans and action is not Action.BLOCK else text
     return Outcome(action, categories, tuple(verdicts), redacted, spans)

@@ -46,7 +46,9 @@ def resolve_path(name: str, *, trusted: bool = False) -> str:
     paths typed in the admin must be under `ALLOWED_PREFIX`."""
     path = BUILTIN_CHECKS.get(name, name)
     if not trusted and not path.startswith(ALLOWED_PREFIX):
-        raise ValueError(f"unknown check {name!r}: use a short name or a path under {ALLOWED_PREFIX}")
+        raise ValueError(
+            f"unknown check {name!r}: use a short name or a path under {ALLOWED_PREFIX}"
+        )
     return path
 
 

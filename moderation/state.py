@@ -155,7 +155,10 @@ def snapshot() -> Snapshot:
         return current
     with _local.lock:
         current = _local.snapshot
-        if current is not None and now - _local.checked_at < settings.MODERATION_RULES_REFRESH_SECONDS:
+        if (
+            current is not None
+            and now - _local.checked_at < settings.MODERATION_RULES_REFRESH_SECONDS
+        ):
             return current
         try:
             version = current_version()
@@ -165,9 +168,19 @@ def snapshot() -> Snapshot:
         except Exception as exc:
             if current is None:
                 raise StateUnavailable(str(exc)) from exc
-            logger.warning("moderation: could not refresh rules; keeping version %s", current.version)
+            logger.warning(
+                "moderation: could not refresh rules; keeping version %s", current.version
+            )
         _local.checked_at = now
         return current
+
+
+def pin(fixed: Snapshot) -> None:
+    """Use `fixed` and never refresh (benchmarks and the evaluation, which run without a
+    database). `reset_local` undoes it."""
+    with _local.lock:
+        _local.snapshot = fixed
+        _local.checked_at = float("inf")
 
 
 def reset_local() -> None:

@@ -125,7 +125,12 @@ class GuardModelCheck(Check):
         try:
             response = self._client.post(
                 f"{self.url}/chat/completions",
-                json={"model": self.model, "messages": messages, "max_tokens": 20, "temperature": 0},
+                json={
+                    "model": self.model,
+                    "messages": messages,
+                    "max_tokens": 20,
+                    "temperature": 0,
+                },
             )
             response.raise_for_status()
             content = response.json()["choices"][0]["message"]["content"]

@@ -68,7 +68,7 @@ def fake_guard_server() -> Iterator[FakeGuard]:
     guard = FakeGuard()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             guard.requests.append({"path": self.path, "body": body})
             time.sleep(guard.delay)

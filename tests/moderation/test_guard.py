@@ -71,7 +71,11 @@ def test_guard_circuit_opens_after_repeated_failures_and_recovers(guard: FakeGua
 
 @pytest.mark.parametrize(
     ("reply", "expected"),
-    [("safe", (False, [])), ("unsafe\nS4", (True, ["S4"])), ("  unsafe \n s9, s10 ", (True, ["S9", "S10"]))],
+    [
+        ("safe", (False, [])),
+        ("unsafe\nS4", (True, ["S4"])),
+        ("  unsafe \n s9, s10 ", (True, ["S9", "S10"])),
+    ],
 )
 def test_parse_guard_reply_reads_llama_guard_format(reply: str, expected: object) -> None:
     assert parse_guard_reply(reply) == expected

@@ -11,9 +11,9 @@ from moderation.normalize import fence_open_after, mask_code_fences, normalize
         ("f u c k you", "fuck you"),
         ("f.u.c.k", "fuck"),
         ("you are a 1d10t", "you are a idiot"),
-        ("ｆｕｃｋ", "fuck"),  # full-width letters (NFKC)
+        ("\uff46\uff55\uff43\uff4b", "fuck"),  # full-width letters (NFKC)
         ("fu\u200bck", "fuck"),  # zero-width space
-        ("іdіot", "idiot"),  # Cyrillic і
+        ("\u0456d\u0456ot", "idiot"),  # Cyrillic i
         ("fück", "fuck"),
         ("fuuuuuck", "fuuck"),
         ("k!ll myself", "kill myself"),

@@ -72,7 +72,9 @@ def test_allowlisted_phrase_keeps_its_personal_data(rules_db: None) -> None:
     assert decision.text == "write to support@example.com or [email]"
 
 
-def test_blocked_input_records_an_event_with_its_context(rules_db: None, django_user_model: type) -> None:
+def test_blocked_input_records_an_event_with_its_context(
+    rules_db: None, django_user_model: type
+) -> None:
     user = django_user_model.objects.create_user(email="u@example.com", password="x")
     decision = moderate_input(
         "I will kill you", user_id=user.pk, conversation_id="c1", request_id="r1"

@@ -100,7 +100,10 @@ def test_a_code_block_spanning_windows_is_still_skipped(rules_db: None, settings
 
 @pytest.mark.parametrize("step", [1, 4, 500])
 def test_personal_data_in_output_is_redacted_even_in_code(rules_db: None, step: int) -> None:
-    text = "Contact: jane@example.com or call (415) 555-2671 today.\n```\nemail = 'bob@example.org'\n```\n"
+    text = (
+        "Contact: jane@example.com or call (415) 555-2671 today.\n"
+        "```\nemail = 'bob@example.org'\n```\n"
+    )
     moderator = _moderator()
     released = _stream(moderator, text, step=step)
     assert "jane@example.com" not in released and "bob@example.org" not in released
