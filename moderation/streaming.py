@@ -31,6 +31,16 @@ _UNSAFE_TAIL = re.compile(r"(?:[\d+(][\d\s().\-]*|[\w.+-]+@[\w.-]*)$")
 _EVENT_CONTEXT = 600
 
 
+def _refuse_event_loop() -> None:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    # Django's ORM refuses to run on an event loop thread, and the rules would silently fall
+    # back to "none loaded": fail loudly instead.
+    raise RuntimeError("OutputModerator.feed/finish block; use afeed/afinish in async code")
+
+
 def _closing_connections(func: Callable[..., str], *args: str) -> str:
     # Threads of the event loop's default pool live on; a database connection opened in one
     # (rules reload, event write: rare) is closed again rather than left idle there.
@@ -75,7 +85,10 @@ class OutputModerator:
         return "".join(self._released_parts)
 
     def feed(self, delta: str) -> str:
-        """Add generated text; return the text that is now safe to release (maybe "")."""
+        """Add generated text; return the text that is now safe to release (maybe "").
+
+        Blocking and may touch the database: inside an event loop use `afeed`."""
+        _refuse_event_loop()
         if self.blocked:
             return ""
         self._pending += delta
@@ -89,6 +102,7 @@ class OutputModerator:
 
     def finish(self) -> str:
         """The generation ended: check and return whatever is still held."""
+        _refuse_event_loop()
         if self.blocked or not self._pending:
             return ""
         return self._check_window(len(self._pending))

@@ -130,3 +130,8 @@ async def test_afeed_runs_the_checks_off_the_event_loop(rules_db: None) -> None:
     moderator = _moderator()
     released = await moderator.afeed("Fine text. ") + await moderator.afinish()
     assert released == "Fine text. "
+
+
+async def test_sync_feed_on_an_event_loop_is_refused(rules_db: None) -> None:
+    with pytest.raises(RuntimeError, match="afeed"):
+        _moderator().feed("text. ")
