@@ -16,6 +16,9 @@ export class ApiError extends Error {
 
 let fallbackToken = "";
 
+/** Dispatched on window when the API says the session is gone. */
+export const UNAUTHORIZED_EVENT = "chat:unauthorized";
+
 function csrfToken(): string {
   const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
   return match ? decodeURIComponent(match[1]) : fallbackToken;
@@ -51,6 +54,10 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
     }
   }
   if (!response.ok) {
+    // A session that expired mid-use: the app goes back to the login page.
+    if (response.status === 401 && !path.startsWith("/api/auth/")) {
+      window.dispatchEvent(new Event(UNAUTHORIZED_EVENT));
+    }
     const error = (data as { error?: { code?: string; message?: string; fields?: Record<string, string[] | string> } } | null)?.error;
     const fields: Record<string, string[]> = {};
     for (const [name, value] of Object.entries(error?.fields ?? {})) {

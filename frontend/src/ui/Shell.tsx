@@ -1,5 +1,5 @@
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
-import { auth, type ModelInfo, models as modelApi, type User } from "../api/rest";
+import { auth, type ModelInfo, models as modelApi, UNAUTHORIZED_EVENT, type User } from "../api/rest";
 import { ChatClient } from "../protocol";
 import { ChatStore } from "../state/chat-store";
 import { ConversationList } from "../state/conversation-list";
@@ -79,6 +79,11 @@ export function Shell({ user, route, onSignedOut }: Props) {
   useEffect(() => {
     if (status.state === "unauthorized") onSignedOut();
   }, [status.state, onSignedOut]);
+
+  useEffect(() => {
+    window.addEventListener(UNAUTHORIZED_EVENT, onSignedOut);
+    return () => window.removeEventListener(UNAUTHORIZED_EVENT, onSignedOut);
+  }, [onSignedOut]);
 
   const defaultModel = useMemo(() => {
     const saved = localStorage.getItem(MODEL_KEY);
