@@ -1,0 +1,400 @@
+"""Writes to the conversation store: conversations, messages, generations, feedback.
+
+Every function takes the owner and puts it in every filter: another owner's id behaves
+exactly like an id that does not exist. Invalid input raises `ChatError("bad_request", ...)`
+(with `fields`) before anything is written; a missing conversation or parent message raises
+`ChatError("not_found", ...)` where the caller must be told, else the function returns None.
+
+Messages are ordered inside their conversation by `position`, taken from the conversation's
+`message_count` counter (`$inc`, atomic on every backend), so two writers never tie.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from chat import selectors
+from chat.errors import ChatError
+from chat.store import CONVERSATIONS, MESSAGES, document_out, get_db, new_id, now
+
+FINAL_STATES = frozenset({"complete", "stopped", "interrupted", "failed", "moderated"})
+LIVE_STATES = ["queued", "streaming"]
+TITLE_MAX_CHARS = 200
+MODEL_MAX_CHARS = 128
+SYSTEM_PROMPT_MAX_CHARS = 32_000
+REQUEST_ID_MAX_CHARS = 128
+FEEDBACK_COMMENT_MAX_CHARS = 2_000
+FEEDBACK_RATINGS = (1, -1)
+
+
+def _invalid(field: str, problem: str) -> ChatError:
+    return ChatError("bad_request", f"{field}: {problem}", fields={field: [problem]})
+
+
+def _owner(owner_id: int) -> int:
+    # A user object or "1" in a filter would silently match nothing, or the wrong thing.
+    if not isinstance(owner_id, int) or isinstance(owner_id, bool):
+        raise TypeError("owner_id must be the user's integer primary key")
+    return owner_id
+
+
+def _title(title: Any) -> str:
+    if not isinstance(title, str):
+        raise _invalid("title", "must be a string")
+    cleaned = " ".join(title.split())
+    if not cleaned:
+        raise _invalid("title", "must not be empty")
+    if len(cleaned) > TITLE_MAX_CHARS:
+        raise _invalid("title", f"at most {TITLE_MAX_CHARS} characters")
+    return cleaned
+
+
+def _system_prompt(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _invalid("system_prompt", "must be a string or null")
+    if len(value) > SYSTEM_PROMPT_MAX_CHARS:
+        raise _invalid("system_prompt", f"at most {SYSTEM_PROMPT_MAX_CHARS} characters")
+    return value or None
+
+
+def _model(model: Any) -> str:
+    if not isinstance(model, str) or not 0 < len(model) <= MODEL_MAX_CHARS:
+        raise _invalid("model", f"must be a name of 1 to {MODEL_MAX_CHARS} characters")
+    return model
+
+
+def _live_conversation(conversation_id: str, owner_id: int) -> dict[str, Any]:
+    return {"_id": conversation_id, "owner_id": owner_id, "deleted": {"$ne": True}}
+
+
+# --- conversations ----------------------------------------------------------------------------
+
+
+def conversation_create(
+    *, owner_id: int, title: str, model: str, system_prompt: str | None = None
+) -> dict:
+    moment = now()
+    document = {
+        "_id": new_id(),
+        "owner_id": _owner(owner_id),
+        "title": _title(title),
+        "model": _model(model),
+        "system_prompt": _system_prompt(system_prompt),
+        "created_at": moment,
+        "updated_at": moment,
+        "current_leaf_id": None,
+        "archived": False,
+        "deleted": False,
+        "message_count": 0,
+    }
+    get_db()[CONVERSATIONS].insert_one(document)
+    return document_out(document)  # type: ignore[return-value]
+
+
+def conversation_update(
+    *,
+    conversation_id: str,
+    owner_id: int,
+    title: str | None = None,
+    archived: bool | None = None,
+    system_prompt: str | None = None,
+) -> dict | None:
+    """Rename, archive or unarchive, change the system prompt ("" clears it). None: no such
+    conversation. Does not move the conversation in the list (only new messages do)."""
+    _owner(owner_id)
+    changes: dict[str, Any] = {}
+    if title is not None:
+        changes["title"] = _title(title)
+    if archived is not None:
+        if not isinstance(archived, bool):
+            raise _invalid("archived", "must be true or false")
+        changes["archived"] = archived
+    if system_prompt is not None:
+        changes["system_prompt"] = _system_prompt(system_prompt)
+    if not selectors.valid_id(conversation_id):
+        return None
+    if not changes:
+        return selectors.conversation_get(conversation_id=conversation_id, owner_id=owner_id)
+    document = get_db()[CONVERSATIONS].find_one_and_update(
+        _live_conversation(conversation_id, owner_id),
+        {"$set": changes},
+        return_document=ReturnDocument.AFTER,
+    )
+    return document_out(document)
+
+
+def conversation_delete(*, conversation_id: str, owner_id: int) -> bool:
+    """Soft delete: the conversation and its messages disappear from every list, lookup and
+    search, and its running generations can no longer write. False: no such conversation."""
+    _owner(owner_id)
+    if not selectors.valid_id(conversation_id):
+        return False
+    db = get_db()
+    if db[CONVERSATIONS].find_one(_live_conversation(conversation_id, owner_id)) is None:
+        return False
+    moment = now()
+    # Messages first: should this stop half-way, the conversation is still listed and a
+    # repeated delete finishes the job.
+    db[MESSAGES].update_many(
+        {"conversation_id": conversation_id, "owner_id": owner_id},
+        {"$set": {"deleted": True, "updated_at": moment}},
+    )
+    result = db[CONVERSATIONS].update_one(
+        _live_conversation(conversation_id, owner_id),
+        {"$set": {"deleted": True, "deleted_at": moment, "current_leaf_id": None}},
+    )
+    return result.modified_count == 1
+
+
+# --- messages ---------------------------------------------------------------------------------
+
+
+def _parent_check(
+    *, conversation_id: str, owner_id: int, parent_id: str | None, role: str | None
+) -> None:
+    if parent_id is None:
+        return
+    parent = selectors.message_get(message_id=parent_id, owner_id=owner_id)
+    if parent is None or parent["conversation_id"] != conversation_id:
+        raise ChatError("not_found", "No such message.")
+    if role is not None and parent["role"] != role:
+        raise _invalid("parent_id", f"must be a {role} message")
+
+
+def _message_insert(*, conversation_id: str, owner_id: int, document: dict[str, Any]) -> dict:
+    """Number the message in its conversation, store it, and make it the current leaf."""
+    db = get_db()
+    conversation = db[CONVERSATIONS].find_one_and_update(
+        _live_conversation(conversation_id, owner_id),
+        {"$inc": {"message_count": 1}},
+        return_document=ReturnDocument.AFTER,
+    )
+    if conversation is None:
+        raise ChatError("not_found", "No such conversation.")
+    moment = now()
+    document.update(
+        _id=new_id(),
+        conversation_id=conversation_id,
+        owner_id=owner_id,
+        position=conversation["message_count"],
+        created_at=moment,
+        updated_at=moment,
+        feedback=None,
+        deleted=False,
+    )
+    try:
+        db[MESSAGES].insert_one(document)
+    except DuplicateKeyError:
+        db[CONVERSATIONS].update_one(
+            {"_id": conversation_id, "owner_id": owner_id}, {"$inc": {"message_count": -1}}
+        )
+        raise
+    db[CONVERSATIONS].update_one(
+        _live_conversation(conversation_id, owner_id),
+        {"$set": {"current_leaf_id": document["_id"], "updated_at": moment}},
+    )
+    return document_out(document)  # type: ignore[return-value]
+
+
+def message_create_user(
+    *,
+    conversation_id: str,
+    owner_id: int,
+    parent_id: str | None,
+    content: str,
+    request_id: str | None,
+) -> dict:
+    """Store what the user typed under `parent_id` (None: a new root, e.g. an edited first
+    message; pass the conversation's `current_leaf_id` to continue the current branch).
+
+    Raises `DuplicateKeyError` when this owner already used `request_id` (look the original
+    up with `selectors.message_by_request`), `ChatError` for a missing conversation or parent.
+    """
+    _owner(owner_id)
+    if not isinstance(content, str) or not content.strip():
+        raise _invalid("content", "must not be empty")
+    if len(content) > settings.CHAT_MAX_CONTENT_CHARS:
+        raise ChatError(
+            "too_large",
+            f"content: at most {settings.CHAT_MAX_CONTENT_CHARS} characters",
+            fields={"content": [f"at most {settings.CHAT_MAX_CONTENT_CHARS} characters"]},
+        )
+    if request_id is not None and (
+        not isinstance(request_id, str) or not 0 < len(request_id) <= REQUEST_ID_MAX_CHARS
+    ):
+        raise _invalid("request_id", f"must be 1 to {REQUEST_ID_MAX_CHARS} characters")
+    if not selectors.valid_id(conversation_id):
+        raise ChatError("not_found", "No such conversation.")
+    _parent_check(
+        conversation_id=conversation_id, owner_id=owner_id, parent_id=parent_id, role=None
+    )
+    document: dict[str, Any] = {
+        "parent_id": parent_id,
+        "role": "user",
+        "content": content,
+        "state": "complete",
+        "model": None,
+    }
+    if request_id is not None:  # absent, not null: the unique index skips it
+        document["request_id"] = request_id
+    return _message_insert(conversation_id=conversation_id, owner_id=owner_id, document=document)
+
+
+def message_create_assistant(
+    *,
+    conversation_id: str,
+    owner_id: int,
+    parent_id: str,
+    model: str,
+    options: dict | None = None,
+) -> dict:
+    """A queued answer to the user message `parent_id`, with a new `generation_id`; it becomes
+    the conversation's current leaf. `options` (temperature, max_tokens, system_prompt) are
+    stored for the worker."""
+    _owner(owner_id)
+    if options is not None and not isinstance(options, dict):
+        raise _invalid("options", "must be an object")
+    if not selectors.valid_id(conversation_id):
+        raise ChatError("not_found", "No such conversation.")
+    if not selectors.valid_id(parent_id):
+        raise ChatError("not_found", "No such message.")
+    _parent_check(
+        conversation_id=conversation_id, owner_id=owner_id, parent_id=parent_id, role="user"
+    )
+    document: dict[str, Any] = {
+        "parent_id": parent_id,
+        "role": "assistant",
+        "content": "",
+        "state": "queued",
+        "model": _model(model),
+        "options": dict(options or {}),
+        "generation_id": new_id(),
+        "seq": 0,
+        "usage": None,
+        "finish_reason": None,
+        "heartbeat_at": now(),
+    }
+    return _message_insert(conversation_id=conversation_id, owner_id=owner_id, document=document)
+
+
+def _live_generation(generation_id: str, owner_id: int) -> dict[str, Any]:
+    return {
+        "generation_id": generation_id,
+        "owner_id": owner_id,
+        "deleted": {"$ne": True},
+        "state": {"$in": LIVE_STATES},
+    }
+
+
+def generation_checkpoint(
+    *,
+    generation_id: str,
+    owner_id: int,
+    text: str,
+    seq: int,
+    seq_offsets: list[int] | None = None,
+) -> None:
+    """Save the text so far (state `streaming`, fresh heartbeat). Ignored once the generation
+    is final, and for a checkpoint older than the stored one."""
+    _owner(owner_id)
+    if not selectors.valid_id(generation_id):
+        return
+    moment = now()
+    changes: dict[str, Any] = {
+        "content": text,
+        "seq": seq,
+        "state": "streaming",
+        "heartbeat_at": moment,
+        "updated_at": moment,
+    }
+    if seq_offsets is not None:
+        changes["seq_offsets"] = list(seq_offsets)
+    query = _live_generation(generation_id, owner_id) | {"seq": {"$lte": seq}}
+    get_db()[MESSAGES].update_one(query, {"$set": changes})
+
+
+def _usage(usage: dict | None) -> dict[str, int] | None:
+    if usage is None:
+        return None
+    return {
+        "prompt_tokens": int(usage.get("prompt_tokens") or 0),
+        "completion_tokens": int(usage.get("completion_tokens") or 0),
+    }
+
+
+def generation_finish(
+    *,
+    generation_id: str,
+    owner_id: int,
+    text: str,
+    state: str,
+    finish_reason: str | None,
+    usage: dict | None,
+    seq: int,
+    seq_offsets: list[int] | None = None,
+    error: str | None = None,
+) -> dict | None:
+    """Write the final text, state, finish reason and usage, once: None when the generation
+    was already final (a redelivered task, a stop or the reaper came first) or does not exist.
+    `error` is the message a client sees for `failed`/`interrupted`."""
+    _owner(owner_id)
+    if state not in FINAL_STATES:
+        raise ValueError(f"state must be one of {sorted(FINAL_STATES)}, not {state!r}")
+    if not selectors.valid_id(generation_id):
+        return None
+    moment = now()
+    changes: dict[str, Any] = {
+        "content": text,
+        "state": state,
+        "finish_reason": finish_reason,
+        "usage": _usage(usage),
+        "seq": seq,
+        "heartbeat_at": moment,
+        "updated_at": moment,
+    }
+    if seq_offsets is not None:
+        changes["seq_offsets"] = list(seq_offsets)
+    if error is not None:
+        changes["error"] = error
+    db = get_db()
+    document = db[MESSAGES].find_one_and_update(
+        _live_generation(generation_id, owner_id),
+        {"$set": changes},
+        return_document=ReturnDocument.AFTER,
+    )
+    if document is None:
+        return None
+    db[CONVERSATIONS].update_one(
+        _live_conversation(document["conversation_id"], owner_id), {"$set": {"updated_at": moment}}
+    )
+    return document_out(document)
+
+
+def message_feedback_set(
+    *, message_id: str, owner_id: int, rating: int, comment: str
+) -> dict | None:
+    """The user's rating (1 or -1) and comment on an assistant message; a new one replaces the
+    old. None: no such message."""
+    _owner(owner_id)
+    if isinstance(rating, bool) or rating not in FEEDBACK_RATINGS:
+        raise _invalid("rating", "must be 1 or -1")
+    if not isinstance(comment, str):
+        raise _invalid("comment", "must be a string")
+    if len(comment) > FEEDBACK_COMMENT_MAX_CHARS:
+        raise _invalid("comment", f"at most {FEEDBACK_COMMENT_MAX_CHARS} characters")
+    message = selectors.message_get(message_id=message_id, owner_id=owner_id)
+    if message is None:
+        return None
+    if message["role"] != "assistant":
+        raise ChatError("bad_request", "Feedback is for assistant messages only.")
+    get_db()[MESSAGES].update_one(
+        {"_id": message_id, "owner_id": owner_id, "deleted": {"$ne": True}},
+        {"$set": {"feedback": {"rating": rating, "comment": comment}, "feedback_at": now()}},
+    )
+    return selectors.message_get(message_id=message_id, owner_id=owner_id)
