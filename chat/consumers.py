@@ -4,33 +4,39 @@ Client frames are validated against `chat.protocol`; every failure becomes a pro
 and the connection stays open (except oversized frames, closed with 1009). Generation events
 arrive from workers through the channel-layer group `gen.<generation_id>` already shaped as
 protocol messages, and are relayed after a per-generation `seq` filter, so a resumed
-subscription never repeats text.
+subscription never repeats text. `conversation.updated` reaches every connection of the user
+through the group `user.<id>`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
+import re
 import uuid
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from pydantic import BaseModel, ValidationError
 
 from accounts.ws_auth import accept_or_reject
+from chat import limits
 from chat.errors import ChatError
 from chat.generation import (
-    Dispatch,
+    InputBlocked,
+    Prepared,
     chat_send_prepare,
     generation_group,
     generation_regenerate_prepare,
-    generation_replay,
     generation_stop,
+    user_group,
 )
 from chat.protocol import (
-    ChatAccepted,
     ChatSend,
     ClientMessage,
     Error,
@@ -44,29 +50,68 @@ from chat.protocol import (
     parse_client_message,
     validation_summary,
 )
+from chat.replay import generation_replay
 
 logger = logging.getLogger(__name__)
 
 CLOSE_MESSAGE_TOO_BIG = 1009
+CLOSE_MESSAGE_TOO_BIG_FALLBACK = 4009
+# The user already has CHAT_MAX_CONNECTIONS_PER_USER connections open (4000 + HTTP 429).
+CLOSE_TOO_MANY_CONNECTIONS = 4429
+# Generation ids we issue fit in a channel-layer group name; anything else cannot be ours.
+GENERATION_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+# An unexpected failure on our side (a store or Redis outage): the client may retry shortly.
+INTERNAL_RETRY_AFTER = 1
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
+        self.registered = False
+        # generation_id -> highest seq relayed to this client.
+        self.relayed_seq: dict[str, int] = {}
+        self.refresher: asyncio.Task[None] | None = None
         if not await accept_or_reject(self):
             return
         self.user = self.scope["user"]
-        # generation_id -> highest seq relayed to this client.
-        self.relayed_seq: dict[str, int] = {}
+        if not await sync_to_async(limits.connection_register, thread_sensitive=False)(
+            owner_id=self.user.pk, channel_name=self.channel_name
+        ):
+            limit = settings.CHAT_MAX_CONNECTIONS_PER_USER
+            await self.send_message(
+                Error(code="rate_limited", message=f"At most {limit} open connections per user.")
+            )
+            await self.close(code=CLOSE_TOO_MANY_CONNECTIONS)
+            return
+        self.registered = True
+        self.refresher = asyncio.ensure_future(self.keep_registered())
+        await self.channel_layer.group_add(user_group(self.user.pk), self.channel_name)
+
+    async def keep_registered(self) -> None:
+        # The connection count lives in Redis with an expiry, so that connections of a process
+        # that died stop counting; a live connection renews its entry.
+        while True:
+            await asyncio.sleep(limits.CONNECTION_REFRESH_SECONDS)
+            with contextlib.suppress(Exception):
+                await sync_to_async(limits.connection_register, thread_sensitive=False)(
+                    owner_id=self.user.pk, channel_name=self.channel_name
+                )
 
     async def disconnect(self, code: int) -> None:
-        for generation_id in list(getattr(self, "relayed_seq", {})):
-            await self.channel_layer.group_discard(
-                generation_group(generation_id), self.channel_name
+        if self.refresher is not None:
+            self.refresher.cancel()
+        for generation_id in list(self.relayed_seq):
+            await self.unfollow_generation(generation_id)
+        if self.registered:
+            await self.channel_layer.group_discard(user_group(self.user.pk), self.channel_name)
+            await sync_to_async(limits.connection_unregister, thread_sensitive=False)(
+                owner_id=self.user.pk, channel_name=self.channel_name
             )
 
     # --- client → server ------------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if not self.registered:
+            return  # refused at connect; the close is on its way
         if text_data is None:
             await self.send_message(
                 Error(code="bad_request", message="Only text frames are accepted.")
@@ -75,14 +120,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if len(text_data) * 4 > settings.CHAT_MAX_FRAME_BYTES and (
             len(text_data.encode("utf-8", "surrogatepass")) > settings.CHAT_MAX_FRAME_BYTES
         ):
-            await self.close(code=CLOSE_MESSAGE_TOO_BIG)
+            await self.close_too_big()
             return
-        try:
-            data = json.loads(text_data)
-        except (json.JSONDecodeError, RecursionError):
-            await self.send_message(
-                Error(code="bad_request", message="The frame is not valid JSON.")
-            )
+        data, problem = _decode(text_data)
+        if problem is not None:
+            await self.send_message(Error(code="bad_request", message=problem))
             return
         request_id = _request_id_of(data)
         try:
@@ -96,42 +138,63 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.dispatch_client_message(message)
         except ChatError as error:
             await self.send_message(error.as_message(request_id=request_id))
+        except InputBlocked as blocked:
+            await self.send_message(blocked.message)
+        except Exception:
+            logger.exception("failed to handle a %s frame", getattr(message, "type", "?"))
+            await self.send_message(
+                Error(
+                    request_id=request_id,
+                    code="busy",
+                    message="Something went wrong on our side. Please try again.",
+                    retry_after=INTERNAL_RETRY_AFTER,
+                )
+            )
+
+    async def close_too_big(self) -> None:
+        # Under `python -m chat.server` such a frame never gets here: Daphne refuses it with
+        # 1009 itself. Servers that let the app close with 1009 (uvicorn, the test
+        # communicator) get it from here; plain Daphne refuses app codes below 3000 (4009).
+        try:
+            await self.close(code=CLOSE_MESSAGE_TOO_BIG)
+        except Exception:
+            await self.close(code=CLOSE_MESSAGE_TOO_BIG_FALLBACK)
 
     async def dispatch_client_message(self, message: ClientMessage) -> None:
         if isinstance(message, Ping):
             await self.send_message(Pong())
         elif isinstance(message, ChatSend):
-            await self.handle_chat_send(message)
+            prepared = await database_sync_to_async(chat_send_prepare)(
+                owner_id=self.user.pk, priority=self.user.priority, message=message
+            )
+            await self.start_following(prepared)
         elif isinstance(message, GenerationStop):
-            await sync_to_async(generation_stop)(
+            await database_sync_to_async(generation_stop)(
                 owner_id=self.user.pk, generation_id=message.generation_id
             )
         elif isinstance(message, GenerationRegenerate):
-            await self.handle_regenerate(message)
+            prepared = await database_sync_to_async(generation_regenerate_prepare)(
+                owner_id=self.user.pk,
+                priority=self.user.priority,
+                message_id=message.message_id,
+                request_id=message.request_id or uuid.uuid4().hex,
+            )
+            await self.start_following(prepared)
         elif isinstance(message, GenerationSubscribe):
             await self.handle_subscribe(message)
 
-    async def handle_chat_send(self, message: ChatSend) -> None:
-        accepted, dispatch = await sync_to_async(chat_send_prepare)(
-            owner_id=self.user.pk, priority=self.user.priority, message=message
-        )
-        await self.start_following(accepted, dispatch)
-
-    async def handle_regenerate(self, message: GenerationRegenerate) -> None:
-        accepted, dispatch = await sync_to_async(generation_regenerate_prepare)(
-            owner_id=self.user.pk,
-            priority=self.user.priority,
-            message_id=message.message_id,
-            request_id=message.request_id or uuid.uuid4().hex,
-        )
-        await self.start_following(accepted, dispatch)
-
-    async def start_following(self, accepted: ChatAccepted, dispatch: Dispatch | None) -> None:
+    async def start_following(self, prepared: Prepared) -> None:
+        accepted = prepared.accepted
         # Join the group before the task exists, so that no delta is published unheard.
         await self.follow_generation(accepted.generation_id)
         await self.send_message(accepted)
-        if dispatch is not None:
-            await sync_to_async(dispatch)()
+        if prepared.conversation_updated is not None:
+            # To every connection of the user (other tabs list the new conversation too).
+            await self.channel_layer.group_send(
+                user_group(self.user.pk), prepared.conversation_updated.model_dump(mode="json")
+            )
+        if prepared.dispatch is not None:
+            await sync_to_async(prepared.dispatch, thread_sensitive=False)()
         else:
             await self.handle_subscribe(
                 GenerationSubscribe(
@@ -143,13 +206,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # Join first, then read the checkpoint: a delta published in between is either in the
         # checkpoint (and filtered by seq when it arrives) or newer than it (and relayed).
         generation_id = message.generation_id
+        if not GENERATION_ID.fullmatch(generation_id):
+            raise ChatError("not_found", "No such generation.")
         already_following = generation_id in self.relayed_seq
         await self.follow_generation(generation_id, after_seq=message.after_seq)
         try:
-            replay, seq = await sync_to_async(generation_replay)(
+            replay, seq = await database_sync_to_async(generation_replay)(
                 owner_id=self.user.pk, generation_id=generation_id, after_seq=message.after_seq
             )
-        except ChatError:
+        except BaseException:
             if not already_following:
                 await self.unfollow_generation(generation_id)
             raise
@@ -192,15 +257,41 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if event["generation_id"] in self.relayed_seq:
             await self.send(text_data=json.dumps(event, ensure_ascii=False))
 
+    async def conversation_updated(self, event: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(event, ensure_ascii=False))
+
     async def _relay_final(self, event: dict[str, Any]) -> None:
         generation_id = event["generation_id"]
         if generation_id not in self.relayed_seq:
             return
         await self.unfollow_generation(generation_id)
         await self.send(text_data=json.dumps(event, ensure_ascii=False))
+        # Free the user's concurrent-generation slot now rather than at the next reconcile.
+        await sync_to_async(limits.generation_slot_release, thread_sensitive=False)(
+            owner_id=self.user.pk, token_or_generation_id=generation_id
+        )
 
     async def send_message(self, message: BaseModel) -> None:
         await self.send(text_data=message.model_dump_json(exclude_none=False))
+
+
+def _decode(text_data: str) -> tuple[Any, str | None]:
+    """The frame's JSON value, or why it cannot be one."""
+    try:
+        data = json.loads(text_data)
+    except (ValueError, RecursionError):
+        # ValueError also covers integers past Python's digit limit, which are valid JSON.
+        return None, "The frame is not valid JSON."
+    # Unpaired surrogates are not text: nothing could store, encode or echo them. A server
+    # decoding UTF-8 never delivers them raw, but JSON escapes (\\ud800) can spell them.
+    try:
+        if not text_data.isascii():
+            text_data.encode("utf-8")
+        if "\\u" in text_data:
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except (UnicodeEncodeError, RecursionError):
+        return None, "The frame contains invalid Unicode (an unpaired surrogate)."
+    return data, None
 
 
 def _request_id_of(data: Any) -> str | None:

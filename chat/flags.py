@@ -26,6 +26,10 @@ def queue_key(queue: str) -> str:
     return f"chat:waiting:{queue}"
 
 
+def queue_since_key(queue: str) -> str:
+    return f"chat:waiting-since:{queue}"
+
+
 @cache
 def redis_client() -> redis.Redis:
     """One client (and connection pool) per process; redis-py pools are thread-safe."""
@@ -50,12 +54,21 @@ def generation_stop_requested(*, generation_id: str) -> bool:
 
 def waiting_add(*, queue: str, generation_id: str, priority: int) -> None:
     """Record a generation as waiting. Higher priority sorts first, then arrival order."""
-    score = -priority * 1e12 + time.time()
-    redis_client().zadd(queue_key(queue), {generation_id: score})
+    now = time.time()
+    pipeline = redis_client().pipeline()
+    pipeline.zadd(queue_key(queue), {generation_id: -priority * 1e12 + now})
+    # Arrival times on their own, so that entries nobody removed (a task lost with its
+    # worker) can be dropped by age: see `waiting_depth`.
+    pipeline.zadd(queue_since_key(queue), {generation_id: now})
+    pipeline.execute()
 
 
 def waiting_remove(*, queue: str, generation_id: str) -> None:
-    redis_client().zrem(queue_key(queue), generation_id)
+    """The worker calls this when it starts (or drops) the generation."""
+    pipeline = redis_client().pipeline()
+    pipeline.zrem(queue_key(queue), generation_id)
+    pipeline.zrem(queue_since_key(queue), generation_id)
+    pipeline.execute()
 
 
 def waiting_position(*, queue: str, generation_id: str) -> int | None:
@@ -64,8 +77,19 @@ def waiting_position(*, queue: str, generation_id: str) -> int | None:
     return None if rank is None else int(rank) + 1
 
 
-def waiting_depth(*, queue: str) -> int:
-    return int(redis_client().zcard(queue_key(queue)))
+def waiting_depth(*, queue: str, stale_after: float | None = None) -> int:
+    """How many generations wait on `queue`, first forgetting those waiting longer than
+    `stale_after` seconds (no healthy queue holds a message that long)."""
+    client = redis_client()
+    if stale_after is not None:
+        since = queue_since_key(queue)
+        stale = client.zrangebyscore(since, "-inf", time.time() - stale_after)
+        if stale:
+            pipeline = client.pipeline()
+            pipeline.zrem(queue_key(queue), *stale)
+            pipeline.zrem(since, *stale)
+            pipeline.execute()
+    return int(client.zcard(queue_key(queue)))
 
 
 def waiting_first(*, queue: str, count: int) -> list[str]:

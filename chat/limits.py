@@ -8,8 +8,8 @@
   slot's lifetime; generation slots are also reconciled with the store when a user is at the
   limit, so a generation that ended anywhere frees its slot at once.
 
-Every key starts with `CACHE_KEY_PREFIX`, so deployments (and test runs) sharing one Redis never
-see each other's counters.
+Every key starts with the cache's key prefix (`CACHE_KEY_PREFIX`), so deployments (and test
+runs) sharing one Redis never see each other's counters.
 """
 
 from __future__ import annotations
@@ -61,7 +61,9 @@ return 1
 
 
 def key(*parts: object) -> str:
-    return ":".join([settings.CACHE_KEY_PREFIX, "chat", *map(str, parts)])
+    """A Redis key under the deployment's cache key prefix (CACHE_KEY_PREFIX)."""
+    prefix = settings.CACHES["default"].get("KEY_PREFIX") or "chat"
+    return ":".join([prefix, "chat", *map(str, parts)])
 
 
 @cache

@@ -32,7 +32,8 @@ if [ -f inference/reaper.py ]; then
     celery -A config beat -l info -s var/celerybeat-schedule >var/log/beat.log 2>&1 &
     pids+=($!)
 fi
-daphne -b "$HOST" -p "$PORT" --proxy-headers config.asgi:application >var/log/web.log 2>&1 &
+# Daphne with the protocol's frame limit and keepalive from settings (chat/server.py).
+python -m chat.server -b "$HOST" -p "$PORT" --proxy-headers config.asgi:application >var/log/web.log 2>&1 &
 pids+=($!)
 
 printf 'waiting for the worker to load the model'

@@ -22,7 +22,9 @@ from chat.errors import ChatError
 def own_keys(settings: Settings) -> Iterator[str]:
     """A key prefix of this test's own on the shared Redis, deleted afterwards."""
     prefix = f"chat-test-limits-{uuid.uuid4().hex}"
-    settings.CACHE_KEY_PREFIX = prefix
+    caches = {name: dict(config) for name, config in django_settings.CACHES.items()}
+    caches["default"]["KEY_PREFIX"] = prefix
+    settings.CACHES = caches
     yield prefix
     client = redis.Redis.from_url(django_settings.REDIS_URL)
     keys = list(client.scan_iter(match=f"*{prefix}*"))

@@ -120,6 +120,17 @@ class Stack:
         )
 
 
+def daphne_argv(*, port: int) -> list[str]:
+    """Daphne as scripts/run.sh runs it: with the protocol's frame limit and keepalive from
+    settings (chat/server.py), which it reads from the environment it is started with."""
+    return [
+        sys.executable, "-m", "chat.server",
+        "-b", "127.0.0.1",
+        "-p", str(port),
+        "config.asgi:application",
+    ]  # fmt: skip
+
+
 def _manage(env: dict[str, str], *args: str) -> None:
     subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=env, check=True)
 
@@ -161,17 +172,7 @@ def start_stack(
     )
     try:
         stack.start_worker(concurrency=worker_concurrency)
-        stack.start_process(
-            "web",
-            [
-                str(VENV_BIN / "daphne"),
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "config.asgi:application",
-            ],
-        )
+        stack.start_process("web", daphne_argv(port=port))
         stack.wait_ready()
     except BaseException:
         stack.stop()

@@ -1,0 +1,477 @@
+"""The chat consumer, message by message: success and every error path, in process
+(`WebsocketCommunicator`) with the real auth middleware, the store on mongomock, PostgreSQL and
+real Redis. Every frame the server sends is validated against `chat.protocol`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import redis
+from asgiref.sync import sync_to_async
+from django.conf import settings as django_settings
+from pytest_django import Settings
+
+from accounts.models import User
+from chat import flags, limits, selectors
+from tests.chat.consumer_support import QUEUE, Dispatched, connect, publish
+from tests.chat.store_view import stored_snapshot
+
+pytest_plugins = ["tests.chat.consumer_support"]
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def test_ping_is_answered_with_pong(chat_env: Dispatched, make_user: Any) -> None:
+    client = await connect(await sync_to_async(make_user)())
+
+    await client.send({"type": "ping"})
+
+    assert await client.receive() == {"type": "pong"}
+    await client.close()
+
+
+async def test_chat_send_stores_the_message_and_a_queued_answer_then_dispatches_it(
+    chat_env: Dispatched, make_user: Any
+) -> None:
+    user = await sync_to_async(make_user)()
+    client = await connect(user)
+
+    accepted = await client.chat_send("Plan a trip to Lisbon", request_id="r-1")
+    updated = await client.receive()
+
+    assert accepted["type"] == "chat.accepted" and accepted["request_id"] == "r-1"
+    assert accepted["user_message"]["content"] == "Plan a trip to Lisbon"
+    assert updated == {
+        "type": "conversation.updated",
+        "conversation_id": accepted["conversation_id"],
+        "title": "Plan a trip to Lisbon",
+    }
+    answer = await sync_to_async(selectors.message_by_generation)(
+        generation_id=accepted["generation_id"], owner_id=user.pk
+    )
+    assert answer["state"] == "queued"
+    assert answer["parent_id"] == accepted["user_message"]["id"]
+    assert chat_env.generation_ids == [accepted["generation_id"]]
+    assert chat_env.tasks[0]["queue"] == QUEUE
+    assert flags.waiting_position(queue=QUEUE, generation_id=accepted["generation_id"]) == 1
+    assert await sync_to_async(limits.generation_slots_held)(owner_id=user.pk) == [
+        accepted["generation_id"]
+    ]
+    await client.close()
+
+
+async def test_a_follow_up_answers_from_the_current_leaf_and_options_are_clamped(
+    chat_env: Dispatched, make_user: Any
+) -> None:
+    user = await sync_to_async(make_user)()
+    client = await connect(user)
+    first = await client.chat_send("First")
+    await client.receive()  # conversation.updated
+
+    second = await client.chat_send(
+        "Second",
+        conversation_id=first["conversation_id"],
+        options={"max_tokens": 999_999, "temperature": 0.2},
+    )
+
+    assert second["type"] == "chat.accepted"
+    assert second["user_message"]["parent_id"] == first["assistant_message_id"]
+    answer = await sync_to_async(selectors.message_by_generation)(
+        generation_id=second["generation_id"], owner_id=user.pk
+    )
+    assert answer["options"] == {"max_tokens": 2048, "temperature": 0.2}
+    assert await client.silent()  # no conversation.updated for an existing conversation
+    await client.close()
+
+
+async def test_a_repeated_request_id_gets_the_same_acceptance_and_creates_nothing(
+    chat_env: Dispatched, make_user: Any
+) -> None:
+    user = await sync_to_async(make_user)()
+    client = await connect(user)
+    first = await client.chat_send("Once only", request_id="same")
+    await client.receive()  # conversation.updated
+    before = await stored_snapshot(user.pk)
+
+    again = await client.chat_send("Once only", request_id="same")
+
+    assert again == first
+    assert await stored_snapshot(user.pk) == before
+    assert len(chat_env.tasks) == 1
+    # The repeat re-attaches the client to the generation, which is still queued.
+    assert (await client.receive())["type"] == "generation.queued"
+    await client.close()
+
+
+@pytest.mark.parametrize(
+    ("fields", "code"),
+    [
+        ({"content": "   "}, "bad_request"),
+        ({"content": "x" * 101}, "too_large"),
+        ({"conversation_id": "does-not-exist"}, "not_found"),
+        ({"model": "no-such-model"}, "not_found"),
+        ({"parent_id": "p"}, "bad_request"),
+        ({"options": {"temperature": 5}}, "bad_request"),
+        ({"surprise": 1}, "bad_request"),
+    ],
+)
+async def test_a_refused_chat_send_names_its_request_and_stores_nothing(
+    chat_env: Dispatched, make_user: Any, settings: Settings, fields: dict, code: str
+) -> None:
+    settings.CHAT_MAX_CONTENT_CHARS = 100
+    user = await sync_to_async(make_user)()
+    client = await connect(user)
+
+    refused = await client.chat_send(request_id="r-bad", **{"content": "hi", **fields})
+
+    assert refused["type"] == "error"
+    assert (refused["code"], refused["request_id"]) == (code, "r-bad")
+    assert await stored_snapshot(user.pk) == ([], [])
+    assert chat_env.tasks == []
+    await client.close()
+
+
+async def test_a_parent_from_another_conversation_is_not_found(
+    chat_env: Dispatched, make_user: Any
+) -> None:
+    user = await sync_to_async(make_user)()
+    client = await connect(user)
+    one = await client.chat_send("One")
+    await client.receive()
+    two = await client.chat_send("Two")
+    await client.receive()
+    before = await stored_snapshot(user.pk)
+
+    refused = await client.chat_send(
+        "Branch", conversation_id=one["conversation_id"], parent_id=two["user_message"]["id"]
+    )
+
+    assert refused["code"] == "not_found"
+    assert await stored_snapshot(user.pk) == before
+    await client.close()
+
+
+async def test_messages_past_the_per_minute_limit_are_rate_limited(
+    chat_env: Dispatched, make_user: Any, settings: Settings
+) -> None:
+    settings.CHAT_RATE_PER_MINUTE = 2
+    settings.CHAT_MAX_CONCURRENT_GENERATIONS = 10
+    client = await connect(await sync_to_async(make_user)())
+    for _ in range(2):
+        assert (await client.chat_send())["type"] == "chat.accepted"
+        await client.receive()
+
+    refused = await client.chat_send()
+
+    assert refused["code"] == "rate_limited"
+    assert 1 <= refused["retry_after"] <= 60
+    assert len(chat_env.tasks) == 2
+    await client.close()
+
+
+async def test_the_daily_quota_is_answered_with_quota_exceeded(
+    chat_env: Dispatched, make_user: Any, settings: Settings
+) -> None:
+    settings.CHAT_DAILY_MESSAGE_QUOTA = 1
+    client = await connect(await sync_to_async(make_user)())
+    await client.chat_send()
+    await client.receive()
+
+    refused = await client.chat_send()
+
+    assert refused["code"] == "quota_exceeded"
+    assert refused["retry_after"] > 3600
+    await client.close()
+
+
+async def test_concurrent_generations_are_limited_until_one_ends(
+    chat_env: Dispatched, make_user: Any, settings: Settings
+) -> None:
+    settings.CHAT_MAX_CONCURRENT_GENERATIONS = 1
+    client = await connect(await sync_to_async(make_user)())
+    first = await client.chat_send()
+    await client.receive()
+
+    refused = await client.chat_send()
+    assert (refused["code"], refused["retry_after"]) == (
+        "rate_limited",
+        limits.GENERATION_SLOT_RETRY_AFTER,
+    )
+
+    await publish(
+        first["generation_id"],
+        {
+            "type": "generation.done",
+            "generation_id": first["generation_id"],
+            "finish_reason": "stop",
+            "text": "",
+            "usage": {"prompt_tokens": 1, "completion_tokens": 0},
+        },
+    )
+    assert (await client.receive())["type"] == "generation.done"
+    assert (await client.chat_send())["type"] == "chat.accepted"
+    await client.close()
+
+
+async def test_a_full_model_queue_is_answered_busy_and_nothing_is_stored(
+    chat_env: Dispatched, make_user: Any, settings: Settings
+) -> None:
+    settings.CHAT_MAX_QUEUE_DEPTH = 1
+    other = await connect(await sync_to_async(make_user)())
+    await other.chat_send()  # one generation now waits on the queue
+    user = await sync_to_async(make_user)()
+    client = await connect(user)
+
+    refused = await client.chat_send()
+
+    assert (refused["code"], refused["retry_after"]) == ("busy", 5)
+    assert await stored_snapshot(user.pk) == ([], [])
+    await client.close()
+    await other.close()
+
+
+async def test_an_account_disabled_after_connecting_is_forbidden_to_send(
+    chat_env: Dispatched, make_user: Any
+) -> None:
+    user = await sync_to_async(make_user)()
+    client = await connect(user)
+    await sync_to_async(User.objects.filter(pk=user.pk).update)(is_active=False)
+
+    refused = await client.chat_send()
+
+    assert refused["code"] == "forbidden"
+    assert await stored_snapshot(user.pk) == ([], [])
+    await client.close()
+
+
+async def test_input_that_moderation_blocks_gets_moderation_blocked_and_is_never_stored(
+    chat_env: Dispatched, make_user: Any
+) -> None:
+    user = await sync_to_async(make_user)()
+    client = await connect(user)
+
+    blocked = await client.chat_send("I want to kill myself tonight", request_id="r-harm")
+
+    assert blocked["type"] == "moderation.blocked"
+    assert blocked["request_id"] == "r-harm"
+    assert blocked["categories"] and blocked["message"]
+    assert await stored_snapshot(user.pk) == ([], [])
+    assert chat_env.tasks == []
+    await client.close()
+
+
+async def test_personal_data_is_redacted_before_it_is_stored_sent_or_used_as_title(
+    chat_env: Dispatched, make_user: Any
+) -> None:
+    user = await sync_to_async(make_user)()
+    client = await connect(user)
+
+    accepted = await client.chat_send("Call me at +1 415 555 0132 about the trip")
+    updated = await client.receive()
+
+    content = accepted["user_message"]["content"]
+    assert "555 0132" not in content and "about the trip" in content
+    assert "555 0132" not in updated["title"]
+    stored = await sync_to_async(selectors.message_get)(
+        message_id=accepted["user_message"]["id"], owner_id=user.pk
+    )
+    assert stored["content"] == content
+    await client.close()
+
+
+async def test_stop_sets_the_stop_flag_for_the_workers(
+    chat_env: Dispatched, make_user: Any
+) -> None:
+    client = await connect(await sync_to_async(make_user)())
+    accepted = await client.chat_send()
+    await client.receive()
+
+    await client.send({"type": "generation.stop", "generation_id": accepted["generation_id"]})
+
+    assert await client.silent()
+    assert flags.generation_stop_requested(generation_id=accepted["generation_id"])
+    await client.close()
+
+
+async def test_stop_regenerate_and_subscribe_of_unknown_ids_are_not_found(
+    chat_env: Dispatched, make_user: Any
+) -> None:
+    client = await connect(await sync_to_async(make_user)())
+
+    for frame in (
+        {"type": "generation.stop", "generation_id": "nope"},
+        {"type": "generation.regenerate", "message_id": "nope"},
+        {"type": "generation.subscribe", "generation_id": "nope", "after_seq": 0},
+    ):
+        await client.send(frame)
+        assert (await client.receive())["code"] == "not_found"
+    await client.close()
+
+
+async def test_regenerate_adds_a_sibling_answer_and_is_idempotent_per_request_id(
+    chat_env: Dispatched, make_user: Any
+) -> None:
+    user = await sync_to_async(make_user)()
+    client = await connect(user)
+    first = await client.chat_send()
+    await client.receive()
+    frame = {
+        "type": "generation.regenerate",
+        "message_id": first["assistant_message_id"],
+        "request_id": "regen-1",
+    }
+
+    await client.send(frame)
+    sibling = await client.receive()
+    await client.send(frame)
+    again = await client.receive()
+
+    assert sibling["type"] == "chat.accepted"
+    assert sibling["user_message"]["id"] == first["user_message"]["id"]
+    assert sibling["assistant_message_id"] != first["assistant_message_id"]
+    assert again == sibling
+    assert chat_env.generation_ids == [first["generation_id"], sibling["generation_id"]]
+    await client.close()
+
+
+async def test_regenerating_a_user_message_is_not_found(
+    chat_env: Dispatched, make_user: Any
+) -> None:
+    client = await connect(await sync_to_async(make_user)())
+    first = await client.chat_send()
+    await client.receive()
+
+    await client.send({"type": "generation.regenerate", "message_id": first["user_message"]["id"]})
+
+    assert (await client.receive())["code"] == "not_found"
+    await client.close()
+
+
+def delta(generation_id: str, seq: int, text: str) -> dict[str, Any]:
+    return {"type": "generation.delta", "generation_id": generation_id, "seq": seq, "text": text}
+
+
+async def test_deltas_are_relayed_once_each_in_seq_order(
+    chat_env: Dispatched, make_user: Any
+) -> None:
+    client = await connect(await sync_to_async(make_user)())
+    accepted = await client.chat_send()
+    await client.receive()
+    generation_id = accepted["generation_id"]
+
+    for seq, text in ((1, "Hel"), (2, "lo"), (2, "lo"), (1, "Hel"), (3, "!")):
+        await publish(generation_id, delta(generation_id, seq, text))
+
+    frames = [await client.receive() for _ in range(3)]
+    assert [(f["seq"], f["text"]) for f in frames] == [(1, "Hel"), (2, "lo"), (3, "!")]
+    assert await client.silent()
+    await client.close()
+
+
+async def test_subscribing_to_a_queued_generation_tells_its_position(
+    chat_env: Dispatched, make_user: Any
+) -> None:
+    user = await sync_to_async(make_user)()
+    first = await connect(user)
+    accepted = await first.chat_send()
+    await first.close()
+    second = await connect(user)
+
+    await second.send(
+        {"type": "generation.subscribe", "generation_id": accepted["generation_id"], "after_seq": 0}
+    )
+
+    queued = await second.receive()
+    assert queued["type"] == "generation.queued" and queued["position"] >= 1
+    # Then it is followed: live deltas after the subscription arrive.
+    await publish(accepted["generation_id"], delta(accepted["generation_id"], 1, "Hi"))
+    assert (await second.receive())["text"] == "Hi"
+    await second.close()
+
+
+@pytest.mark.parametrize(
+    ("raw", "why"),
+    [
+        ("not json", "not valid JSON"),
+        ("[1, 2, 3]", "frame"),
+        ('{"type": "nope"}', "type"),
+        ('{"type": "chat.send"}', "request_id"),
+        ('{"type": "ping", "x": ' + "9" * 5000 + "}", "not valid JSON"),
+        ('{"type": "chat.send", "request_id": "r", "content": "\\ud800"}', "Unicode"),
+        ("[" * 30_000 + "]" * 30_000, "not valid JSON"),
+    ],
+)
+async def test_bad_frames_get_bad_request_and_the_connection_stays_open(
+    chat_env: Dispatched, make_user: Any, raw: str, why: str
+) -> None:
+    user = await sync_to_async(make_user)()
+    client = await connect(user)
+
+    await client.send_raw(text=raw)
+    error = await client.receive()
+    await client.send({"type": "ping"})
+
+    assert error["code"] == "bad_request" and why in error["message"]
+    assert await client.receive() == {"type": "pong"}
+    assert await stored_snapshot(user.pk) == ([], [])
+    await client.close()
+
+
+async def test_binary_frames_are_refused_with_bad_request(
+    chat_env: Dispatched, make_user: Any
+) -> None:
+    client = await connect(await sync_to_async(make_user)())
+
+    await client.send_raw(data=b'{"type": "ping"}')
+
+    assert (await client.receive())["code"] == "bad_request"
+    await client.close()
+
+
+async def test_a_frame_over_the_size_limit_closes_the_connection_with_1009(
+    chat_env: Dispatched, make_user: Any, settings: Settings
+) -> None:
+    settings.CHAT_MAX_FRAME_BYTES = 2048
+    client = await connect(await sync_to_async(make_user)())
+
+    await client.send({"type": "ping", "padding": "é" * 1100})  # 2,200+ bytes, 1,100 chars
+
+    assert await client.communicator.receive_output(5) == {"type": "websocket.close", "code": 1009}
+
+
+async def test_the_connection_past_the_per_user_limit_is_told_why_and_closed_with_4429(
+    chat_env: Dispatched, make_user: Any, settings: Settings
+) -> None:
+    settings.CHAT_MAX_CONNECTIONS_PER_USER = 2
+    user = await sync_to_async(make_user)()
+    open_clients = [await connect(user), await connect(user)]
+
+    refused = await connect(user)
+
+    error = await refused.receive()
+    assert (error["code"], "2 open connections" in error["message"]) == ("rate_limited", True)
+    assert await refused.communicator.receive_output(5) == {
+        "type": "websocket.close",
+        "code": 4429,
+    }
+    await open_clients[0].close()
+    replacement = await connect(user)
+    await replacement.send({"type": "ping"})
+    assert await replacement.receive() == {"type": "pong"}
+    for client in (open_clients[1], replacement):
+        await client.close()
+
+
+async def test_closing_a_connection_releases_its_place_in_redis(
+    chat_env: Dispatched, make_user: Any
+) -> None:
+    user = await sync_to_async(make_user)()
+    client = await connect(user)
+    key = limits.key("connections", user.pk)
+    connections = redis.Redis.from_url(django_settings.REDIS_URL)
+    assert connections.zcard(key) == 1
+
+    await client.close()
+
+    assert connections.zcard(key) == 0
+    connections.close()

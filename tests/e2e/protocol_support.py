@@ -1,0 +1,157 @@
+"""A protocol stack for the websocket tests that need no answers: real Daphne (started as
+scripts/run.sh starts it), PostgreSQL, Redis and the embedded store, but no worker, so every
+accepted generation stays queued. Small limits, so that each one can be reached quickly.
+
+Tests that need real answers use the `live_stack` fixture (tests/conftest.py) instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+import redis
+import websockets
+
+from chat.client import ChatClient, ChatSession
+from chat.protocol import server_message_adapter
+from tests.support.stack import REPO, Stack, daphne_argv, free_port
+
+DATABASE = "chat_ws_protocol"
+REDIS_DB = 13
+QUEUE = "inference.smollm2-135m"
+LIMITS = {
+    "CHAT_RATE_PER_MINUTE": "6",
+    "CHAT_DAILY_MESSAGE_QUOTA": "4",
+    "CHAT_MAX_CONCURRENT_GENERATIONS": "2",
+    "CHAT_MAX_CONNECTIONS_PER_USER": "3",
+    "CHAT_MAX_QUEUE_DEPTH": "10000",
+    "CHAT_WS_PING_INTERVAL_SECONDS": "1",
+    "CHAT_WS_PING_TIMEOUT_SECONDS": "3",
+}
+
+
+def _wait_healthy(stack: Stack, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{stack.base_url}/healthz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline or stack.processes["web"].poll() is not None:
+            raise RuntimeError("Daphne did not start:\n" + stack.log("web")[-4000:])
+        time.sleep(0.3)
+
+
+@pytest.fixture(scope="session")
+def protocol_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    workdir = tmp_path_factory.mktemp("protocol-stack")
+    port = free_port()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DJANGO_DEBUG": "true",
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DATABASE}",
+        "REDIS_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
+        "MONGODB_URL": f"embedded://{workdir / 'store'}",
+        "CACHE_KEY_PREFIX": "protocol-e2e",
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "DJANGO_TRUSTED_ORIGINS": f"http://127.0.0.1:{port}",
+        "PYTHONUNBUFFERED": "1",
+        **LIMITS,
+    }
+    subprocess.run(
+        ["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", DATABASE], check=True
+    )
+    subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", DATABASE], check=True)
+    redis.Redis.from_url(env["REDIS_URL"]).flushdb()
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+        cwd=REPO,
+        env=env,
+        check=True,
+    )
+    stack = Stack(
+        base_url=f"http://127.0.0.1:{port}",
+        ws_url=f"ws://127.0.0.1:{port}/ws/chat/",
+        env=env,
+        workdir=workdir,
+    )
+    stack.start_process("web", daphne_argv(port=port))
+    try:
+        _wait_healthy(stack)
+        yield stack
+    finally:
+        stack.stop()
+
+
+def stack_redis() -> redis.Redis:
+    return redis.Redis.from_url(f"redis://127.0.0.1:6379/{REDIS_DB}")
+
+
+def deactivate(email: str) -> None:
+    with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{DATABASE}") as connection:
+        connection.execute("UPDATE accounts_user SET is_active = false WHERE email = %s", [email])
+
+
+def new_client(stack: Stack) -> ChatClient:
+    client = ChatClient(stack.base_url)
+    client.register(f"proto-{uuid.uuid4().hex[:12]}@example.com", "correct horse battery staple 42")
+    client.login()
+    return client
+
+
+def validated(frame: dict[str, Any]) -> dict[str, Any]:
+    server_message_adapter.validate_python(frame)
+    return frame
+
+
+async def receive(session: ChatSession, timeout: float = 10) -> dict[str, Any]:
+    """The next frame, validated against the protocol."""
+    return validated(await session.receive(timeout=timeout))
+
+
+async def send_and_receive(session: ChatSession, frame: dict[str, Any]) -> dict[str, Any]:
+    await session.send_frame(frame)
+    return await receive(session)
+
+
+def chat_send(content: str = "Hello", **fields: Any) -> dict[str, Any]:
+    return {
+        "type": "chat.send",
+        "request_id": fields.pop("request_id", uuid.uuid4().hex),
+        "conversation_id": fields.pop("conversation_id", None),
+        "content": content,
+        **fields,
+    }
+
+
+def snapshot(client: ChatClient) -> list[dict[str, Any]]:
+    """Everything the user has stored, as the REST API shows it."""
+    listed = client.request("GET", "/api/conversations")["results"]
+    return [client.request("GET", f"/api/conversations/{c['id']}") for c in listed]
+
+
+async def close_code(session: ChatSession, timeout: float = 10) -> int | None:
+    """Read until the server closes; its close code (None: dropped without a close frame)."""
+    try:
+        while True:
+            await asyncio.wait_for(session.connection.recv(), timeout)
+    except websockets.ConnectionClosed as closed:
+        return closed.rcvd.code if closed.rcvd else None
+
+
+def dumps(frame: dict[str, Any]) -> str:
+    return json.dumps(frame)
