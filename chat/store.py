@@ -44,7 +44,8 @@ MESSAGES = "messages"
 # (collection, keys, options). `store_indexes` creates them on a server.
 INDEXES: list[tuple[str, list[tuple[str, int]], dict[str, Any]]] = [
     (CONVERSATIONS, [("owner_id", 1), ("updated_at", -1)], {"name": "owner_updated"}),
-    (MESSAGES, [("conversation_id", 1)], {"name": "conversation"}),
+    # With the owner as well: SQLite's planner then prefers it to "owner" for a conversation.
+    (MESSAGES, [("conversation_id", 1), ("owner_id", 1)], {"name": "conversation_owner"}),
     (MESSAGES, [("owner_id", 1)], {"name": "owner"}),
     (
         MESSAGES,
