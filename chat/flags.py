@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from functools import cache
+from typing import Any
 
 import redis
 from django.conf import settings
@@ -94,3 +95,55 @@ def waiting_depth(*, queue: str, stale_after: float | None = None) -> int:
 
 def waiting_first(*, queue: str, count: int) -> list[str]:
     return [member.decode() for member in redis_client().zrange(queue_key(queue), 0, count - 1)]
+
+
+# --- recent deltas, for resuming without a gap ----------------------------------------------------
+#
+# The store's checkpoint is about a second old; a client resuming from a later `seq` would miss
+# what was published in between. The worker records each delta here before publishing it, so
+# a consumer that joined the group and then reads this log has every delta: older ones from
+# the log, newer ones live.
+
+DELTA_LOG_TTL_SECONDS = 3600
+
+
+def delta_log_key(generation_id: str) -> str:
+    return f"chat:deltas:{generation_id}"
+
+
+def generation_delta_record(*, generation_id: str, seq: int, text: str) -> None:
+    """Record delta `seq` of a generation (call before publishing it)."""
+    key = delta_log_key(generation_id)
+    pipeline = redis_client().pipeline(transaction=False)
+    pipeline.rpush(key, f"{seq}:{text}")
+    pipeline.expire(key, DELTA_LOG_TTL_SECONDS)
+    pipeline.execute()
+
+
+async def generation_delta_record_async(
+    client: Any, *, generation_id: str, seq: int, text: str
+) -> None:
+    """The same, on an asyncio Redis client (`redis.asyncio.Redis`) of the caller's loop."""
+    key = delta_log_key(generation_id)
+    async with client.pipeline(transaction=False) as pipeline:
+        pipeline.rpush(key, f"{seq}:{text}")
+        pipeline.expire(key, DELTA_LOG_TTL_SECONDS)
+        await pipeline.execute()
+
+
+def generation_deltas_since(*, generation_id: str, after_seq: int) -> tuple[str, int] | None:
+    """The text of the recorded deltas after `after_seq` and the last seq, or None when the
+    log does not reach back to `after_seq` (not recorded, or expired)."""
+    entries = redis_client().lrange(delta_log_key(generation_id), 0, -1)
+    if not entries:
+        return None
+    parsed = []
+    for raw in entries:
+        seq, _, text = raw.decode("utf-8").partition(":")
+        parsed.append((int(seq), text))
+    if parsed[0][0] > after_seq + 1:
+        return None  # a gap between what the client has and what the log holds
+    newer = [(seq, text) for seq, text in parsed if seq > after_seq]
+    if not newer:
+        return "", after_seq
+    return "".join(text for _, text in newer), newer[-1][0]

@@ -18,7 +18,8 @@ ReplayMessage = GenerationQueued | GenerationDelta | GenerationDone | Generation
 def generation_replay(
     *, owner_id: int, generation_id: str, after_seq: int
 ) -> tuple[list[ReplayMessage], int]:
-    """What a resuming client has missed, from the stored checkpoint.
+    """What a resuming client has missed: from the worker's delta log while the generation
+    streams (see `flags.generation_delta_record`), else from the stored checkpoint.
 
     Returns the protocol messages to send and the seq they bring the client up to. The text
     after `after_seq` comes as one delta: `seq_offsets[i]` is the text length after delta i+1.
@@ -35,6 +36,13 @@ def generation_replay(
         )
         replay.append(GenerationQueued(generation_id=generation_id, position=position or 0))
         return replay, after_seq
+    if state not in FINAL_STATES:
+        # The worker's log of recent deltas is newer than the store's checkpoint.
+        recent = flags.generation_deltas_since(generation_id=generation_id, after_seq=after_seq)
+        if recent is not None and recent[1] > after_seq:
+            missed, last_seq = recent
+            replay.append(GenerationDelta(generation_id=generation_id, seq=last_seq, text=missed))
+            return replay, last_seq
     if seq > after_seq:
         offsets = message.get("seq_offsets") or []
         # Without offsets the split point is unknown: the final message reconciles instead.

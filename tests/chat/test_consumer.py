@@ -13,7 +13,7 @@ from django.conf import settings as django_settings
 from pytest_django import Settings
 
 from accounts.models import User
-from chat import flags, limits, selectors
+from chat import flags, limits, selectors, services
 from tests.chat.consumer_support import QUEUE, Dispatched, connect, publish
 from tests.chat.store_view import stored_snapshot
 
@@ -475,3 +475,36 @@ async def test_closing_a_connection_releases_its_place_in_redis(
 
     assert connections.zcard(key) == 0
     connections.close()
+
+
+async def test_a_resumed_stream_gets_what_it_missed_from_the_delta_log_then_live_deltas(
+    chat_env: Dispatched, make_user: Any
+) -> None:
+    user = await sync_to_async(make_user)()
+    first = await connect(user)
+    accepted = await first.chat_send()
+    await first.close()
+    generation_id = accepted["generation_id"]
+    # The worker: a checkpoint one second old (seq 1), three deltas recorded and published.
+    await sync_to_async(services.generation_checkpoint)(
+        generation_id=generation_id, owner_id=user.pk, text="Hel", seq=1
+    )
+    for seq, text in ((1, "Hel"), (2, "lo"), (3, " wor")):
+        await sync_to_async(flags.generation_delta_record)(
+            generation_id=generation_id, seq=seq, text=text
+        )
+    resumed = await connect(user)
+
+    await resumed.send(
+        {"type": "generation.subscribe", "generation_id": generation_id, "after_seq": 1}
+    )
+    missed = await resumed.receive()
+    for seq, text in ((3, " wor"), (4, "ld")):
+        await publish(generation_id, delta(generation_id, seq, text))
+    live = await resumed.receive()
+
+    assert (missed["seq"], missed["text"]) == (3, "lo wor")
+    assert (live["seq"], live["text"]) == (4, "ld")  # seq 3 arrived live too, and was dropped
+    assert await resumed.silent()
+    redis.Redis.from_url(django_settings.REDIS_URL).delete(flags.delta_log_key(generation_id))
+    await resumed.close()
