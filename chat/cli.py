@@ -76,7 +76,7 @@ class Renderer:
                 self.write("\n" + final)
             reason = frame.get("finish_reason")
             note = {"stopped": " [stopped]", "length": " [cut off]", "moderated": " [moderated]"}
-            self.out.write(note.get(reason, "") + "\n")
+            self.out.write(note.get(str(reason), "") + "\n")
             return True
         elif event.kind == "generation.error":
             self.out.write(f"\n[{frame.get('code')}: {frame.get('message')}]\n")

@@ -43,6 +43,11 @@ def redis_client() -> redis.Redis:
     )
 
 
+def as_text(raw: Any) -> str:
+    """A Redis reply as text (redis-py returns bytes; its type hints admit more)."""
+    return raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+
+
 def generation_stop_request(*, generation_id: str) -> None:
     client = redis_client()
     client.set(stop_key(generation_id), b"1", ex=STOP_TTL_SECONDS)
@@ -75,7 +80,7 @@ def waiting_remove(*, queue: str, generation_id: str) -> None:
 def waiting_position(*, queue: str, generation_id: str) -> int | None:
     """1-based place among waiting generations, or None when it is not waiting."""
     rank = redis_client().zrank(queue_key(queue), generation_id)
-    return None if rank is None else int(rank) + 1
+    return None if rank is None else int(rank) + 1  # type: ignore[arg-type]
 
 
 def waiting_depth(*, queue: str, stale_after: float | None = None) -> int:
@@ -94,7 +99,7 @@ def waiting_depth(*, queue: str, stale_after: float | None = None) -> int:
 
 
 def waiting_first(*, queue: str, count: int) -> list[str]:
-    return [member.decode() for member in redis_client().zrange(queue_key(queue), 0, count - 1)]
+    return [as_text(member) for member in redis_client().zrange(queue_key(queue), 0, count - 1)]
 
 
 # --- recent deltas, for resuming without a gap ----------------------------------------------------
@@ -139,7 +144,7 @@ def generation_deltas_since(*, generation_id: str, after_seq: int) -> tuple[str,
         return None
     parsed = []
     for raw in entries:
-        seq, _, text = raw.decode("utf-8").partition(":")
+        seq, _, text = as_text(raw).partition(":")
         parsed.append((int(seq), text))
     if parsed[0][0] > after_seq + 1:
         return None  # a gap between what the client has and what the log holds

@@ -327,7 +327,7 @@ def _regenerated_again(*, owner_id: int, request_id: str) -> ChatAccepted | None
     raw = flags.redis_client().get(limits.key("regenerate", owner_id, request_id))
     if raw is None:
         return None
-    sibling = selectors.message_by_generation(generation_id=raw.decode(), owner_id=owner_id)
+    sibling = selectors.message_by_generation(generation_id=flags.as_text(raw), owner_id=owner_id)
     question = (
         selectors.message_get(message_id=sibling["parent_id"], owner_id=owner_id)
         if sibling

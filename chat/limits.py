@@ -27,7 +27,7 @@ from limits.storage import RedisStorage
 from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
 
 from chat.errors import ChatError
-from chat.flags import redis_client
+from chat.flags import as_text, redis_client
 
 # A reserved generation slot that never became a stored generation (the process died between
 # the two) is released after this long.
@@ -170,7 +170,7 @@ def generation_slot_reserve(*, owner_id: int, is_running: Callable[[str], bool])
     client = redis_client()
     ended = [
         member
-        for member in (raw.decode() for raw in client.zrange(slots, 0, -1))
+        for member in (as_text(raw) for raw in client.zrange(slots, 0, -1))
         if not member.startswith("pending:") and not is_running(member)
     ]
     if ended:
@@ -206,7 +206,7 @@ def generation_slots_held(*, owner_id: int) -> list[str]:
     slots = _generation_slots_key(owner_id)
     client = redis_client()
     client.zremrangebyscore(slots, "-inf", time.time())
-    return [raw.decode() for raw in client.zrange(slots, 0, -1)]
+    return [as_text(raw) for raw in client.zrange(slots, 0, -1)]
 
 
 def _connections_key(owner_id: int) -> str:

@@ -83,7 +83,7 @@ def generation_final_message(message: dict) -> GenerationDone | GenerationError:
     usage = message.get("usage") or {}
     return GenerationDone(
         generation_id=message["generation_id"],
-        finish_reason=message.get("finish_reason") or FINISH_REASON_BY_STATE.get(state, "stop"),
+        finish_reason=message.get("finish_reason") or FINISH_REASON_BY_STATE.get(state, "stop"),  # type: ignore[arg-type]
         text=text,
         usage=Usage(
             prompt_tokens=usage.get("prompt_tokens", 0),

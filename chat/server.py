@@ -29,7 +29,7 @@ class ChatServer(Server):
         from twisted.internet import reactor
 
         # The factory exists once run() has started; protocols copy its options per connection.
-        reactor.callWhenRunning(self.tune_websocket_factory)  # type: ignore[attr-defined]
+        reactor.callWhenRunning(self.tune_websocket_factory)
         super().run()
 
     def tune_websocket_factory(self) -> None:
