@@ -17,7 +17,7 @@ class Command(BaseCommand):
         backend = store_backend()
         if backend != "mongodb":
             self.stdout.write(
-                f"Skipped: MONGODB_URL is a {backend} stand-in, not a MongoDB server; "
+                f"Skipped: MONGODB_URL names the {backend} stand-in, not a MongoDB server; "
                 "stand-ins create their indexes themselves when the store opens."
             )
             return
