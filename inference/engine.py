@@ -212,6 +212,10 @@ class EngineHost:
         if engine is not None:
             logger.info("shutting the vLLM engine down")
             try:
+                if loop is not None and loop.is_running():
+                    # Stop reading outputs first: otherwise the reader sees the engine core
+                    # go away and logs a spurious EngineDeadError.
+                    asyncio.run_coroutine_threadsafe(_stop_output_handler(engine), loop).result(5)
                 engine.shutdown(timeout=timeout)
             except Exception:
                 logger.exception("vLLM engine shutdown failed")
@@ -232,6 +236,13 @@ class EngineHost:
         for process in alive:
             with contextlib.suppress(psutil.Error):
                 process.kill()
+
+
+async def _stop_output_handler(engine: Any) -> None:
+    handler = getattr(engine, "output_handler", None)
+    if handler is not None and not handler.done():
+        handler.cancel()
+        await asyncio.gather(handler, return_exceptions=True)
 
 
 async def _create_engine(spec: EngineSpec) -> AsyncLLM:

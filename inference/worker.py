@@ -44,15 +44,19 @@ class Liveness:
         value = json.dumps({"queues": self.queues, "pid": os.getpid(), "at": time.time()})
         self.client.set(self.key, value, ex=LIVENESS_TTL_SECONDS)
 
+    def _beat_logged(self) -> None:
+        try:
+            self.beat()
+        except redis.RedisError:
+            logger.warning("could not refresh %s", self.key, exc_info=True)
+
     def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.beat()
-            except redis.RedisError:
-                logger.warning("could not refresh %s", self.key, exc_info=True)
-            self._stop.wait(LIVENESS_INTERVAL_SECONDS)
+        while not self._stop.wait(LIVENESS_INTERVAL_SECONDS):
+            self._beat_logged()
 
     def start(self) -> None:
+        # The first beat before returning: the worker counts as live as soon as it is ready.
+        self._beat_logged()
         self._thread.start()
 
     def stop(self) -> None:
