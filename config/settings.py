@@ -172,7 +172,9 @@ INFERENCE_CHECKPOINT_SECONDS = env_float("INFERENCE_CHECKPOINT_SECONDS", 1.0, mi
 INFERENCE_MAX_NUM_SEQS = env_int("INFERENCE_MAX_NUM_SEQS", 32, minimum=1)
 INFERENCE_GPU_MEMORY_UTILIZATION = env_float("INFERENCE_GPU_MEMORY_UTILIZATION", 0.85, minimum=0.05)
 INFERENCE_LOAD_FORMAT = env_str("INFERENCE_LOAD_FORMAT", "auto")
-INFERENCE_DTYPE = env_choice("INFERENCE_DTYPE", "auto", choices={"auto", "bfloat16", "float16", "float32"})
+INFERENCE_DTYPE = env_choice(
+    "INFERENCE_DTYPE", "auto", choices={"auto", "bfloat16", "float16", "float32"}
+)
 # KV cache size of vLLM's CPU backend (GiB); ignored on a GPU.
 INFERENCE_CPU_KVCACHE_GIB = env_int("INFERENCE_CPU_KVCACHE_GIB", 1, minimum=1)
 # Longest one generation may run; the broker's visibility timeout is set well above it.
