@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from config.api import ApiError
 from chat.protocol import Error
+from config.api import ApiError
 
 
 class ChatError(ApiError):

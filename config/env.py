@@ -42,7 +42,9 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfiguredEnv(name, value, "a boolean (true/false, 1/0, yes/no, on/off)")
 
 
-def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
+def env_int(
+    name: str, default: int, *, minimum: int | None = None, maximum: int | None = None
+) -> int:
     value = _raw(name)
     if value is None:
         return default
@@ -81,7 +83,9 @@ def env_url(name: str, default: str, *, schemes: set[str]) -> str:
     value = _raw(name) or default
     scheme = urlsplit(value).scheme
     if scheme not in schemes:
-        raise ImproperlyConfiguredEnv(name, value, "a URL with scheme " + " or ".join(sorted(schemes)))
+        raise ImproperlyConfiguredEnv(
+            name, value, "a URL with scheme " + " or ".join(sorted(schemes))
+        )
     return value
 
 
@@ -97,7 +101,9 @@ def env_secret(name: str, *, development_default: str, required: bool) -> str:
     value = _raw(name)
     if value is None:
         if required:
-            raise ImproperlyConfiguredEnv(name, "", "a secret value (it must be set when DEBUG is off)")
+            raise ImproperlyConfiguredEnv(
+                name, "", "a secret value (it must be set when DEBUG is off)"
+            )
         return development_default
     if required and (len(value) < 50 or value.startswith("django-insecure")):
         raise ImproperlyConfiguredEnv(name, "<hidden>", "a random secret of at least 50 characters")

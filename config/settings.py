@@ -92,7 +92,9 @@ DATABASE_URL = env_url(
     "postgres://postgres@127.0.0.1:5432/chat",
     schemes={"postgres", "postgresql", "pgsql"},
 )
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+DATABASES = {
+    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: cache (rate limits, throttles), channel layer, Celery broker ----------------------
@@ -167,7 +169,9 @@ CHAT_WS_PING_TIMEOUT_SECONDS = env_int("CHAT_WS_PING_TIMEOUT_SECONDS", 20, minim
 
 # --- Inference worker ------------------------------------------------------------------------
 INFERENCE_MODEL_DIR = Path(env_str("INFERENCE_MODEL_DIR", str(DATA_DIR / "models")))
-INFERENCE_FLUSH_INTERVAL_SECONDS = env_float("INFERENCE_FLUSH_INTERVAL_MS", 30.0, minimum=1.0) / 1000
+INFERENCE_FLUSH_INTERVAL_SECONDS = (
+    env_float("INFERENCE_FLUSH_INTERVAL_MS", 30.0, minimum=1.0) / 1000
+)
 INFERENCE_CHECKPOINT_SECONDS = env_float("INFERENCE_CHECKPOINT_SECONDS", 1.0, minimum=0.1)
 INFERENCE_MAX_NUM_SEQS = env_int("INFERENCE_MAX_NUM_SEQS", 32, minimum=1)
 INFERENCE_GPU_MEMORY_UTILIZATION = env_float("INFERENCE_GPU_MEMORY_UTILIZATION", 0.85, minimum=0.05)

@@ -5,7 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-[ -f .env ] || { cp .env.example .env; echo "created .env from .env.example"; }
 bash scripts/setup.sh
 # shellcheck disable=SC1091
 . .venv/bin/activate

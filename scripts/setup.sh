@@ -10,6 +10,7 @@ started=$SECONDS
 with_test_tools=false
 [ "${1:-}" = "--with-test-tools" ] && with_test_tools=true
 
+[ -f .env ] || { cp .env.example .env; echo "created .env from .env.example (local defaults)"; }
 bash scripts/services.sh
 
 if [ ! -x .venv/bin/python ]; then

@@ -23,8 +23,13 @@ from chat.protocol import (
 
 def test_a_chat_send_frame_parses_into_its_model() -> None:
     message = parse_client_message(
-        {"type": "chat.send", "request_id": "r1", "conversation_id": None, "content": "hi",
-         "options": {"temperature": 0.5, "max_tokens": 64}}
+        {
+            "type": "chat.send",
+            "request_id": "r1",
+            "conversation_id": None,
+            "content": "hi",
+            "options": {"temperature": 0.5, "max_tokens": 64},
+        }
     )
     assert isinstance(message, ChatSend)
     assert message.options is not None and message.options.max_tokens == 64
@@ -32,7 +37,9 @@ def test_a_chat_send_frame_parses_into_its_model() -> None:
 
 def test_the_type_field_selects_the_model() -> None:
     assert isinstance(parse_client_message({"type": "ping"}), Ping)
-    assert isinstance(parse_client_message({"type": "generation.stop", "generation_id": "g"}), GenerationStop)
+    assert isinstance(
+        parse_client_message({"type": "generation.stop", "generation_id": "g"}), GenerationStop
+    )
 
 
 @pytest.mark.parametrize(
@@ -59,8 +66,13 @@ def test_bad_frames_are_refused_with_a_readable_reason(frame: object) -> None:
 
 def test_server_messages_serialise_to_the_documented_shape() -> None:
     accepted = ChatAccepted(
-        request_id="r1", conversation_id="c1", generation_id="g1", assistant_message_id="a1",
-        user_message=UserMessageInfo(id="u1", parent_id=None, content="hi", created_at=datetime.now(UTC)),
+        request_id="r1",
+        conversation_id="c1",
+        generation_id="g1",
+        assistant_message_id="a1",
+        user_message=UserMessageInfo(
+            id="u1", parent_id=None, content="hi", created_at=datetime.now(UTC)
+        ),
     )
     data = accepted.model_dump(mode="json")
     assert data["type"] == "chat.accepted"
@@ -70,14 +82,29 @@ def test_server_messages_serialise_to_the_documented_shape() -> None:
 
 def test_server_messages_are_validated_strictly() -> None:
     with pytest.raises(ValidationError):
-        server_message_adapter.validate_python({"type": "generation.delta", "generation_id": "g", "seq": 0, "text": "x"})
+        server_message_adapter.validate_python(
+            {"type": "generation.delta", "generation_id": "g", "seq": 0, "text": "x"}
+        )
     assert GenerationDelta(generation_id="g", seq=1, text="x").type == "generation.delta"
 
 
 def test_the_json_schema_covers_every_message_type() -> None:
     schema = json_schema()
     text = str(schema)
-    for message_type in ["chat.send", "generation.stop", "generation.regenerate", "generation.subscribe",
-                         "ping", "chat.accepted", "generation.queued", "generation.delta", "generation.done",
-                         "generation.error", "moderation.blocked", "conversation.updated", "error", "pong"]:
+    for message_type in [
+        "chat.send",
+        "generation.stop",
+        "generation.regenerate",
+        "generation.subscribe",
+        "ping",
+        "chat.accepted",
+        "generation.queued",
+        "generation.delta",
+        "generation.done",
+        "generation.error",
+        "moderation.blocked",
+        "conversation.updated",
+        "error",
+        "pong",
+    ]:
         assert f"'{message_type}'" in text, message_type

@@ -29,8 +29,12 @@ def test_unset_and_blank_variables_take_the_default(monkeypatch: pytest.MonkeyPa
     assert env_int("SOME_BLANK", 3) == 3
 
 
-@pytest.mark.parametrize(("raw", "expected"), [("true", True), ("0", False), ("YES", True), ("off", False)])
-def test_booleans_accept_the_usual_spellings(monkeypatch: pytest.MonkeyPatch, raw: str, expected: bool) -> None:
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("true", True), ("0", False), ("YES", True), ("off", False)]
+)
+def test_booleans_accept_the_usual_spellings(
+    monkeypatch: pytest.MonkeyPatch, raw: str, expected: bool
+) -> None:
     monkeypatch.setenv("FLAG", raw)
     assert env_bool("FLAG", not expected) is expected
 
@@ -69,10 +73,19 @@ def test_production_requires_a_real_secret(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def _start_django(**overrides: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "DJANGO_DEBUG": "true", **overrides}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DJANGO_DEBUG": "true",
+        **overrides,
+    }
     return subprocess.run(
         [sys.executable, "-c", "import django; django.setup()"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 

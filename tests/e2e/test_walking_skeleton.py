@@ -28,7 +28,9 @@ def test_a_websocket_client_gets_a_streamed_answer_that_is_stored(live_stack: St
     async def converse() -> tuple[dict, object, float]:
         async with client.connect() as session:
             sent_at = time.monotonic()
-            accepted = await session.send("Name three colours of the rainbow.", options={"max_tokens": 48})
+            accepted = await session.send(
+                "Name three colours of the rainbow.", options={"max_tokens": 48}
+            )
             result = await session.collect(accepted["generation_id"])
             return accepted, result, sent_at
 

@@ -138,11 +138,14 @@ def _manage(env: dict[str, str], *args: str) -> None:
 def start_stack(
     *,
     workdir: Path,
-    database: str = "chat_e2e",
-    redis_db: int = 15,
+    database: str | None = None,
+    redis_db: int | None = None,
     worker_concurrency: int = 32,
     extra_env: dict[str, str] | None = None,
 ) -> Stack:
+    # Separate runs on one machine (two developers' suites, a benchmark) pick their own.
+    database = database or os.environ.get("E2E_DATABASE", "chat_e2e")
+    redis_db = redis_db if redis_db is not None else int(os.environ.get("E2E_REDIS_DB", "15"))
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     env = {
@@ -161,7 +164,7 @@ def start_stack(
         **(extra_env or {}),
     }
     subprocess.run(
-        ["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", database], check=True
+        ["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", "--force", database], check=True
     )
     subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", database], check=True)
     redis.Redis.from_url(env["REDIS_URL"]).flushdb()
