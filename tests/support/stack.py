@@ -164,7 +164,8 @@ def start_stack(
         **(extra_env or {}),
     }
     subprocess.run(
-        ["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", "--force", database], check=True
+        ["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", "--force", database],
+        check=True,
     )
     subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", database], check=True)
     redis.Redis.from_url(env["REDIS_URL"]).flushdb()
