@@ -299,9 +299,11 @@ def generation_checkpoint(
     text: str,
     seq: int,
     seq_offsets: list[int] | None = None,
+    usage: dict | None = None,
 ) -> None:
     """Save the text so far (state `streaming`, fresh heartbeat). Ignored once the generation
-    is final, and for a checkpoint older than the stored one."""
+    is final, and for a checkpoint older than the stored one. `usage` so far lets the reaper
+    bill an interrupted generation."""
     _owner(owner_id)
     if not selectors.valid_id(generation_id):
         return
@@ -315,6 +317,8 @@ def generation_checkpoint(
     }
     if seq_offsets is not None:
         changes["seq_offsets"] = list(seq_offsets)
+    if usage is not None:
+        changes["usage"] = _usage(usage)
     query = _live_generation(generation_id, owner_id) | {"seq": {"$lte": seq}}
     get_db()[MESSAGES].update_one(query, {"$set": changes})
 
@@ -339,10 +343,12 @@ def generation_finish(
     seq: int,
     seq_offsets: list[int] | None = None,
     error: str | None = None,
+    moderation: dict | None = None,
 ) -> dict | None:
     """Write the final text, state, finish reason and usage, once: None when the generation
     was already final (a redelivered task, a stop or the reaper came first) or does not exist.
-    `error` is the message a client sees for `failed`/`interrupted`."""
+    `error` is the message a client sees for `failed`/`interrupted`; `moderation` marks an
+    answer cut by output moderation (`{"categories": [...], "message": ...}`)."""
     _owner(owner_id)
     if state not in FINAL_STATES:
         raise ValueError(f"state must be one of {sorted(FINAL_STATES)}, not {state!r}")
@@ -362,6 +368,8 @@ def generation_finish(
         changes["seq_offsets"] = list(seq_offsets)
     if error is not None:
         changes["error"] = error
+    if moderation is not None:
+        changes["moderation"] = dict(moderation)
     db = get_db()
     document = db[MESSAGES].find_one_and_update(
         _live_generation(generation_id, owner_id),
