@@ -149,9 +149,7 @@ def test_the_command_line_client_streams_one_answer(live_stack: Stack) -> None:
 
 def test_ctrl_c_in_the_command_line_client_stops_the_answer(live_stack: Stack) -> None:
     client = new_client(live_stack)
-    process = _cli(
-        live_stack, client, "--max-tokens", "400", "Write a long story about the sea."
-    )
+    process = _cli(live_stack, client, "--max-tokens", "400", "Write a long story about the sea.")
     assert process.stdout is not None
     first_text = process.stdout.read(1)  # the answer has started streaming
     started = time.monotonic()
