@@ -59,7 +59,8 @@ def wait_for_text(page: Any, *, min_chars: int, timeout: float = 120_000) -> Non
         """(min) => {
             const all = document.querySelectorAll('[data-testid="message"][data-role="assistant"]');
             const last = all[all.length - 1];
-            return Boolean(last) && last.querySelector('.markdown').innerText.trim().length >= min;
+            const body = last && last.querySelector('.markdown');
+            return Boolean(body) && body.textContent.trim().length >= min;
         }""",
         arg=min_chars,
         timeout=timeout,
@@ -67,7 +68,8 @@ def wait_for_text(page: Any, *, min_chars: int, timeout: float = 120_000) -> Non
 
 
 def answer_text(page: Any) -> str:
-    return str(last_answer(page).locator(".markdown").inner_text()).strip()
+    # textContent, not innerText: it does not depend on layout (content-visibility: auto).
+    return str(last_answer(page).locator(".markdown").text_content()).strip()
 
 
 def conversation_id(page: Any) -> str:

@@ -148,7 +148,7 @@ export const conversations = {
     return api<Page<ConversationSummary>>("GET", `/api/conversations${suffix ? `?${suffix}` : ""}`);
   },
   get: (id: string) => api<Conversation>("GET", `/api/conversations/${encodeURIComponent(id)}`),
-  update: (id: string, patch: { title?: string; archived?: boolean }) =>
+  update: (id: string, patch: { title?: string; archived?: boolean; system_prompt?: string }) =>
     api<ConversationSummary>("PATCH", `/api/conversations/${encodeURIComponent(id)}`, patch),
   remove: (id: string) => api<unknown>("DELETE", `/api/conversations/${encodeURIComponent(id)}`),
 };

@@ -95,6 +95,7 @@ export class ChatStore {
   private readonly listeners = new Set<() => void>();
   private pendingSends = new Map<string, { content: string }>();
   private loadToken = 0;
+  private promptTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly draftListeners = new Set<(text: string) => void>();
 
   constructor(
@@ -214,8 +215,16 @@ export class ChatStore {
   }
 
   setSystemPrompt(text: string): void {
-    writeLocal(systemPromptKey(this.snapshot.conversationId), text);
+    const { conversationId } = this.snapshot;
+    writeLocal(systemPromptKey(conversationId), text);
     this.set({ systemPrompt: text });
+    // Stored on the conversation too (after a pause in typing), so other devices see it.
+    if (this.promptTimer) clearTimeout(this.promptTimer);
+    if (conversationId) {
+      this.promptTimer = setTimeout(() => {
+        conversations.update(conversationId, { system_prompt: text }).catch(() => undefined);
+      }, 800);
+    }
   }
 
   dismissNotice(): void {

@@ -25,7 +25,7 @@ export function Icon({ name, size = 18 }: { name: keyof typeof PATHS | string; s
       width={size}
       height={size}
       viewBox="0 0 24 24"
-      fill="none"
+      fill={name === "stop" ? "currentColor" : "none"}
       stroke="currentColor"
       stroke-width={name === "more" ? 3 : 2}
       stroke-linecap="round"
