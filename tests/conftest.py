@@ -16,3 +16,9 @@ def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield stack
     finally:
         stack.stop()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the browser tests last: Playwright's sync API leaves an event loop behind in this
+    process, and pytest-asyncio's tests that run after it would not be awaited."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
