@@ -78,6 +78,13 @@ class Stack:
             ],
         )
 
+    def start_beat(self) -> subprocess.Popen[bytes]:
+        schedule = self.workdir / "celerybeat-schedule"
+        return self.start_process(
+            "beat",
+            [str(VENV_BIN / "celery"), "-A", "config", "beat", "-s", str(schedule), "-l", "info"],
+        )
+
     def stop_process(self, name: str, *, sig: int = signal.SIGTERM, grace: float = 30.0) -> None:
         process = self.processes.pop(name, None)
         if process is None:
@@ -140,6 +147,8 @@ def start_stack(
     workdir: Path,
     database: str | None = None,
     redis_db: int | None = None,
+    redis_url: str | None = None,
+    with_beat: bool = False,
     worker_concurrency: int = 32,
     extra_env: dict[str, str] | None = None,
 ) -> Stack:
@@ -153,7 +162,7 @@ def start_stack(
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "DJANGO_DEBUG": "true",
         "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{database}",
-        "REDIS_URL": f"redis://127.0.0.1:6379/{redis_db}",
+        "REDIS_URL": redis_url or f"redis://127.0.0.1:6379/{redis_db}",
         "MONGODB_URL": f"embedded://{workdir / 'store'}",
         "CACHE_KEY_PREFIX": f"e2e-{database}",
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
@@ -177,6 +186,8 @@ def start_stack(
     try:
         stack.start_worker(concurrency=worker_concurrency)
         stack.start_process("web", daphne_argv(port=port))
+        if with_beat:
+            stack.start_beat()
         stack.wait_ready()
     except BaseException:
         stack.stop()
