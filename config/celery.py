@@ -19,10 +19,24 @@ app = Celery("chat")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 
 
-def _time_limit() -> int:
+# Maintenance tasks (the reaper) go here; every inference worker also consumes it.
+MAINTENANCE_QUEUE = "inference.maintenance"
+
+
+def _setting(name: str, default: int) -> int:
     from django.conf import settings
 
-    return int(getattr(settings, "INFERENCE_TASK_TIME_LIMIT_SECONDS", 600))
+    return int(getattr(settings, name, default))
+
+
+def _time_limit() -> int:
+    return _setting("INFERENCE_TASK_TIME_LIMIT_SECONDS", 600)
+
+
+def visibility_timeout() -> int:
+    """Seconds Redis waits for an acknowledgement before handing a task to another worker:
+    longer than any generation, else a task still running would be delivered twice."""
+    return max(3600, 2 * _time_limit())
 
 
 app.conf.update(
@@ -33,16 +47,35 @@ app.conf.update(
     # Each thread reserves one task at a time: waiting work stays in the broker, where another
     # worker can take it.
     worker_prefetch_multiplier=1,
-    # The threads pool does not enforce time limits; the stream enforces the same limit itself.
+    # The threads pool does not enforce time limits: the stream enforces the generation limit
+    # itself, and the task bounds its wait for the engine loop (inference.tasks).
     task_time_limit=_time_limit() + 60,
+    task_ignore_result=True,
+    # A task running when the broker connection drops keeps streaming (its answer is on the
+    # channel layer); if it is delivered again, it finds the generation live or final and
+    # does nothing.
+    worker_cancel_long_running_tasks_on_connection_loss=False,
+    # Keep retrying a lost broker (a Redis restart) for as long as it takes.
+    broker_connection_retry=True,
+    broker_connection_max_retries=None,
     broker_transport_options={
-        # Longer than any generation, else Redis redelivers a task that is still running.
-        "visibility_timeout": max(3600, 2 * _time_limit()),
+        "visibility_timeout": visibility_timeout(),
         # Ten priority levels. On the Redis transport 0 is served FIRST (on RabbitMQ, 9 is).
         "priority_steps": list(range(10)),
     },
     broker_connection_retry_on_startup=True,
     task_default_queue="celery",
     worker_hijack_root_logger=False,
+    beat_schedule={
+        "inference-reap-stale": {
+            "task": "inference.reap_stale",
+            "schedule": float(_setting("INFERENCE_REAP_INTERVAL_SECONDS", 15)),
+            # A run nobody picked up in time is dropped rather than piling up.
+            "options": {
+                "queue": MAINTENANCE_QUEUE,
+                "expires": _setting("INFERENCE_REAP_INTERVAL_SECONDS", 15),
+            },
+        }
+    },
 )
 app.autodiscover_tasks()

@@ -185,6 +185,14 @@ INFERENCE_CPU_KVCACHE_GIB = env_int("INFERENCE_CPU_KVCACHE_GIB", 1, minimum=1)
 INFERENCE_TASK_TIME_LIMIT_SECONDS = env_int("INFERENCE_TASK_TIME_LIMIT_SECONDS", 600, minimum=10)
 # Start the engine when the worker starts instead of on its first task.
 INFERENCE_PRELOAD = env_bool("INFERENCE_PRELOAD", True)
+# Benchmarks only: generate exactly max_tokens (the end-of-sequence token is ignored).
+INFERENCE_IGNORE_EOS = env_bool("INFERENCE_IGNORE_EOS", False)
+# A streaming generation refreshes its heartbeat at least this often, even while no token
+# comes (a long prefill, a full batch); the reaper interrupts one silent for STALE_AFTER.
+INFERENCE_HEARTBEAT_SECONDS = env_float("INFERENCE_HEARTBEAT_SECONDS", 5.0, minimum=0.5)
+INFERENCE_STALE_AFTER_SECONDS = env_int("INFERENCE_STALE_AFTER_SECONDS", 30, minimum=5)
+# How often Celery beat runs the reaper (`inference.reap_stale`).
+INFERENCE_REAP_INTERVAL_SECONDS = env_int("INFERENCE_REAP_INTERVAL_SECONDS", 15, minimum=1)
 
 # --- Moderation ------------------------------------------------------------------------------
 # Checks in run order (short names or dotted paths under moderation.checks.); admins can

@@ -1,8 +1,13 @@
 from __future__ import annotations
 
-from django.contrib import admin
+from typing import Any
 
-from inference.models import LanguageModel
+from django.contrib import admin
+from django.db.models import QuerySet, Sum
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+
+from inference.models import LanguageModel, UsageRecord
 
 
 @admin.register(LanguageModel)
@@ -40,4 +45,66 @@ class LanguageModelAdmin(admin.ModelAdmin):
         ),
         ("Prices", {"fields": ("price_prompt_per_1k", "price_completion_per_1k")}),
         ("History", {"fields": ("created_at", "updated_at")}),
+    )
+
+
+class UsageModelFilter(admin.SimpleListFilter):
+    """Per model, listing every model that has records (also removed or renamed ones)."""
+
+    title = "model"
+    parameter_name = "model"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        names = UsageRecord.objects.order_by("model").values_list("model", flat=True).distinct()
+        return [(name, name) for name in names]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        return queryset.filter(model=self.value()) if self.value() else queryset
+
+
+@admin.register(UsageRecord)
+class UsageRecordAdmin(admin.ModelAdmin):
+    """Read-only: records are written by the worker when a generation ends."""
+
+    list_display = (
+        "created_at",
+        "user",
+        "model",
+        "finish_reason",
+        "prompt_tokens",
+        "completion_tokens",
+        "cost",
+        "time_to_first_token_ms",
+        "duration_ms",
+        "generation_id",
+    )
+    list_filter = (UsageModelFilter, "finish_reason", ("created_at", admin.DateFieldListFilter))
+    # Per user: ?user__id__exact=<id> (linked from the totals), or search by email.
+    search_fields = ("user__email", "generation_id", "conversation_id")
+    list_select_related = ("user",)
+    date_hierarchy = "created_at"
+    ordering = ("-created_at",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        response = super().changelist_view(request, extra_context)
+        if isinstance(response, TemplateResponse) and "cl" in (response.context_data or {}):
+            # Totals of what the filters select, shown above the list.
+            filtered = response.context_data["cl"].queryset
+            response.context_data["usage_totals"] = filtered.aggregate(
+                prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens"), cost=Sum("cost")
+            )
+            response.context_data["title"] = _title(response.context_data["usage_totals"])
+        return response
+
+
+def _title(totals: dict[str, Any]) -> str:
+    prompt, completion = totals["prompt"] or 0, totals["completion"] or 0
+    return (
+        f"Usage: {prompt:,} prompt + {completion:,} completion tokens, cost {totals['cost'] or 0}"
     )

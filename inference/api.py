@@ -1,12 +1,22 @@
-"""REST views of the model registry."""
+"""REST views of the model registry and of the user's usage."""
 
 from __future__ import annotations
 
+import logging
+from datetime import timedelta
+
+from django.conf import settings
 from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
 
 from accounts.decorators import login_required_api
-from config.api import api_view
-from inference.selectors import model_list_enabled
+from config.api import ApiError, api_view
+from inference.selectors import model_list_enabled, usage_summary, usage_tokens_today
+
+logger = logging.getLogger(__name__)
+
+USAGE_DEFAULT_DAYS = 30
+USAGE_MAX_DAYS = 366
 
 
 @api_view("GET")
@@ -24,3 +34,45 @@ def model_list(request: HttpRequest) -> JsonResponse:
         for model in model_list_enabled()
     ]
     return JsonResponse({"results": results, "next_cursor": None})
+
+
+def _days(request: HttpRequest) -> int:
+    raw = request.GET.get("days", str(USAGE_DEFAULT_DAYS))
+    problem = f"an integer from 1 to {USAGE_MAX_DAYS}"
+    if not raw.isdigit() or not 1 <= int(raw) <= USAGE_MAX_DAYS:
+        raise ApiError("bad_request", f"days: {problem}", fields={"days": [problem]})
+    return int(raw)
+
+
+def _messages_left(user_id: int) -> int | None:
+    from chat import limits
+
+    try:
+        return limits.quota_left(owner_id=user_id)
+    except Exception:  # Redis down: the usage page still shows the bill
+        logger.warning("could not read the message quota of %s", user_id, exc_info=True)
+        return None
+
+
+@api_view("GET")
+@login_required_api
+def usage(request: HttpRequest) -> JsonResponse:
+    """The user's tokens and cost per day and per model over `?days=` (default 30, UTC days),
+    and what is left of today's quota."""
+    days = _days(request)
+    user_id = request.user.pk
+    since = timezone.now().date() - timedelta(days=days - 1)
+    summary = usage_summary(user_id=user_id, since=since)
+    per_day = settings.CHAT_DAILY_MESSAGE_QUOTA or None
+    body = {
+        "since": since.isoformat(),
+        "days": days,
+        **summary,
+        "quota": {
+            # The platform's quota is in messages per day (CHAT_DAILY_MESSAGE_QUOTA; 0: none).
+            "daily_messages": per_day,
+            "messages_left_today": _messages_left(user_id) if per_day else None,
+            "tokens_today": usage_tokens_today(user_id=user_id),
+        },
+    }
+    return JsonResponse(body)

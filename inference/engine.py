@@ -86,6 +86,9 @@ def engine_args(spec: EngineSpec, **overrides: Any) -> Any:
         "gpu_memory_utilization": _setting("INFERENCE_GPU_MEMORY_UTILIZATION"),
         "load_format": _setting("INFERENCE_LOAD_FORMAT"),
         "dtype": _setting("INFERENCE_DTYPE"),
+        # Requests carry the user's priority (inference.prepare.vllm_priority); under load
+        # vLLM schedules the lowest value first instead of first come, first served.
+        "scheduling_policy": "priority",
         # Per-step stats logging costs time on the hot path and nobody reads it here.
         "disable_log_stats": True,
         "enable_log_requests": False,

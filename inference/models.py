@@ -8,6 +8,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
+from django.utils import timezone
 
 
 def default_queue(name: str) -> str:
@@ -84,3 +85,49 @@ def resolve_location(value: str) -> str:
     if candidate.exists() or "/" not in value:
         return str(candidate)
     return value
+
+
+class UsageRecord(models.Model):
+    """What one generation consumed: written exactly once, when the generation ends, however
+    it ends. `generation_id` is unique, so a redelivered task or a second reaper cannot bill
+    a generation twice."""
+
+    class FinishReason(models.TextChoices):
+        STOP = "stop"
+        LENGTH = "length"
+        STOPPED = "stopped"
+        MODERATED = "moderated"
+        INTERRUPTED = "interrupted"
+        ENGINE_ERROR = "engine_error"
+        TIMEOUT = "timeout"
+
+    generation_id = models.CharField(max_length=64, unique=True)
+    # Billing history outlives an account deletion; the rows just lose their owner.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="usage_records",
+    )
+    # The registry name at the time (models can be renamed or removed later).
+    model = models.CharField(max_length=128, db_index=True)
+    conversation_id = models.CharField(max_length=64, blank=True)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    cost = models.DecimalField(max_digits=14, decimal_places=6, default=Decimal(0))
+    time_to_first_token_ms = models.PositiveIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+    finish_reason = models.CharField(max_length=16, choices=FinishReason.choices)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ("-created_at",)
+        indexes = [models.Index(fields=["user", "created_at"], name="inference_usage_user_day")]
+
+    def __str__(self) -> str:
+        return f"{self.generation_id} ({self.model}, {self.finish_reason})"
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens

@@ -1,8 +1,16 @@
-"""Reads of the model registry."""
+"""Reads of the model registry and of usage records."""
 
 from __future__ import annotations
 
-from inference.models import LanguageModel
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Count, Sum
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from inference.models import LanguageModel, UsageRecord
 
 
 def model_get_enabled(*, name: str | None) -> LanguageModel | None:
@@ -16,3 +24,49 @@ def model_get_enabled(*, name: str | None) -> LanguageModel | None:
 def model_list_enabled() -> list[LanguageModel]:
     """Every enabled model, the default first, then by name."""
     return list(LanguageModel.objects.filter(enabled=True).order_by("-is_default", "name"))
+
+
+def usage_summary(*, user_id: int, since: date) -> dict[str, Any]:
+    """The user's tokens and cost since `since` (inclusive, UTC days): per day, per model and
+    in total. Owner-scoped: only `user_id`'s records are read."""
+    records = UsageRecord.objects.filter(user_id=user_id, created_at__date__gte=since)
+    sums = {
+        "generations": Count("id"),
+        "prompt_tokens": Sum("prompt_tokens"),
+        "completion_tokens": Sum("completion_tokens"),
+        "cost": Sum("cost"),
+    }
+    per_day = records.annotate(day=TruncDate("created_at")).values("day").annotate(**sums)
+    per_model = records.values("model").annotate(**sums)
+    return {
+        "per_day": [_usage_row(row, key="day") for row in per_day.order_by("-day")],
+        "per_model": [_usage_row(row, key="model") for row in per_model.order_by("model")],
+        "total": _usage_row(records.aggregate(**sums), key=None),
+    }
+
+
+def usage_tokens_today(*, user_id: int) -> int:
+    """Tokens (prompt and completion) the user consumed since midnight UTC."""
+    today = timezone.now().date()
+    totals = UsageRecord.objects.filter(user_id=user_id, created_at__date=today).aggregate(
+        prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens")
+    )
+    return int(totals["prompt"] or 0) + int(totals["completion"] or 0)
+
+
+def _usage_row(row: dict[str, Any], *, key: str | None) -> dict[str, Any]:
+    prompt = int(row.get("prompt_tokens") or 0)
+    completion = int(row.get("completion_tokens") or 0)
+    out: dict[str, Any] = {}
+    if key == "day":
+        out["date"] = row["day"].isoformat()
+    elif key == "model":
+        out["model"] = row["model"]
+    out.update(
+        generations=int(row.get("generations") or 0),
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=prompt + completion,
+        cost=float(row.get("cost") or Decimal(0)),
+    )
+    return out

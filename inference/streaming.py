@@ -1,182 +1,174 @@
-"""One generation, from the stored conversation to the last token: the worker's hot path.
+"""One generation, from the first token to the last: the worker's hot path.
 
 `generation_run` is the coroutine a task submits to the engine loop. It prepares the request
-in a thread (store reads, registry, chat template), then streams vLLM's DELTA outputs:
-deltas are coalesced into at most one channel-layer message per flush interval, numbered
-1, 2, 3, …, checkpointed to the store about once a second in a thread, and closed by one
-`generation.done` that carries the whole text. Per-output work is a few attribute reads and
-a list append; everything else happens at most once per flush.
+in a thread (`inference.prepare`), then streams vLLM's DELTA outputs. Per output the loop does
+a few attribute reads and a list append; everything else happens at most once per flush
+(`INFERENCE_FLUSH_INTERVAL_MS`): the held text goes through output moderation, what it
+releases is logged for resume (`chat.flags`' delta log) and published as one numbered
+`generation.delta`, and the stop flag is read (an in-memory event, `inference.stop`).
+
+A companion task per generation (the keeper) does the slow, periodic work off the hot path:
+it checkpoints the released text with its `seq_offsets` and usage about once a second,
+refreshes the heartbeat at least every `INFERENCE_HEARTBEAT_SECONDS` even while no token
+comes, and, when a stop arrives while the engine produces nothing (a long prefill, a full
+batch), cancels the stream itself. Every ending goes through `inference.services.generation_end`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
+import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+import weakref
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import connection
 
-from chat.protocol import GenerationDelta, GenerationDone, GenerationError, Usage
+from chat.protocol import GenerationDelta
 from inference import engine as engine_module
-from inference.engine import EngineSpec
-from inference.models import LanguageModel
-from inference.selectors import model_get_enabled
+from inference import prepare as prepare_module
+from inference.prepare import Abandoned, GenerationJob, GenerationRefused
+from inference.services import Ending, generation_end, group_name, queue_positions_send
+from inference.stop import listener as stop_listener
+from inference.stop import registry as stop_registry
 
 logger = logging.getLogger(__name__)
 
-FINAL_STATES = frozenset({"complete", "stopped", "interrupted", "failed", "moderated"})
 # vLLM's finish reasons, in the protocol's words.
 FINISH_REASONS = {"stop": "stop", "length": "length", "abort": "stopped"}
 ENGINE_ERROR_MESSAGE = "The model failed to generate an answer. Please try again."
 TIMEOUT_MESSAGE = "The answer took too long and was cut off."
+INTERRUPTED_MESSAGE = "The answer was interrupted. You can regenerate it."
 
-
-def _chat(module: str) -> Any:
-    """`chat.selectors` / `chat.services`, looked up at call time (the store is chat's)."""
-    return importlib.import_module(f"chat.{module}")
-
-
-class GenerationRefused(Exception):
-    """The generation cannot run (model gone, prompt too long); the message says why."""
+# Kept for callers that imported these from here before `inference.prepare` existed.
+generation_prepare = prepare_module.generation_prepare
+__all__ = ["GenerationJob", "GenerationRefused", "generation_run", "generation_stream"]
 
 
 @dataclass(slots=True)
-class GenerationJob:
-    """Everything the stream needs, prepared off the event loop."""
+class StreamState:
+    """What the stream has released so far; read by the keeper on the same loop."""
 
-    generation_id: str
-    owner_id: int
-    engine: Any
-    prompt_token_ids: list[int]
-    sampling_params: Any
-    seq_base: int = 0
+    published: list[str] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=list)  # text length after each delta seq
+    length: int = 0
+    seq: int = 0
+    completion_tokens: int = 0
+    first_token_at: float | None = None
+    closing: bool = False  # the stream left the engine (or is leaving it)
+    stop_cancelled: bool = False  # the keeper cancelled the stream for a stop
 
-
-# --- preparation (runs in a thread) ------------------------------------------------------------
-
-
-def chat_messages(*, system_prompt: str | None, path: list[dict[str, Any]]) -> list[dict[str, str]]:
-    """The conversation as chat-template messages: the system prompt, then root..parent."""
-    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
-    for message in path:
-        content = message.get("content") or ""
-        if message.get("role") in {"user", "assistant", "system"} and content:
-            messages.append({"role": message["role"], "content": content})
-    return messages
+    @property
+    def text(self) -> str:
+        return "".join(self.published)
 
 
-def prompt_token_ids(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
-    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    # The template already wrote the special tokens; adding them again would double the BOS.
-    return list(tokenizer.encode(text, add_special_tokens=False))
+DeltaLog = Callable[[str, int, str], Awaitable[None]]
+# One `redis.asyncio` client per event loop (the worker has one loop; tests have many).
+_delta_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
+    weakref.WeakKeyDictionary()
+)
+# Fire-and-forget tasks, referenced until done (the loop keeps only weak references).
+_background: set[asyncio.Future[Any]] = set()
 
 
-def prompt_fit(
-    tokenizer: Any, messages: list[dict[str, str]], *, context_length: int, min_output: int
-) -> list[int]:
-    """The prompt's tokens, dropping the oldest turns (never the system prompt or the last
-    message) until `min_output` tokens of answer fit in the context."""
-    messages = list(messages)
-    while True:
-        ids = prompt_token_ids(tokenizer, messages)
-        if len(ids) + min_output <= context_length:
-            return ids
-        first = 1 if messages and messages[0]["role"] == "system" else 0
-        if len(messages) - first <= 1:
-            raise GenerationRefused("The message is too long for this model's context.")
-        del messages[first]
+async def redis_delta_log(generation_id: str, seq: int, text: str) -> None:
+    """Record a delta in `chat.flags`' resume log, on this loop's Redis client."""
+    from chat.flags import generation_delta_record_async
+
+    loop = asyncio.get_running_loop()
+    client = _delta_clients.get(loop)
+    if client is None:
+        import redis.asyncio as aioredis
+
+        client = _delta_clients[loop] = aioredis.Redis.from_url(
+            settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5
+        )
+    await generation_delta_record_async(client, generation_id=generation_id, seq=seq, text=text)
 
 
-def sampling_for(
-    model: LanguageModel, options: dict[str, Any], *, prompt_tokens: int, **extra: Any
-) -> Any:
-    from vllm import SamplingParams
-    from vllm.sampling_params import RequestOutputKind
-
-    requested = options.get("max_tokens") or model.default_max_tokens
-    room = model.context_length - prompt_tokens
-    temperature = options.get("temperature")
-    return SamplingParams(
-        temperature=model.default_temperature if temperature is None else float(temperature),
-        top_p=model.default_top_p,
-        max_tokens=max(1, min(int(requested), model.max_output_tokens, room)),
-        output_kind=RequestOutputKind.DELTA,
-        **extra,
-    )
-
-
-MODEL_CACHE_SECONDS = 30.0
-_model_cache: dict[str | None, tuple[float, LanguageModel]] = {}
-
-
-def model_cached(*, name: str | None) -> LanguageModel | None:
-    """The registry row, re-read at most every 30 s: most generations never touch PostgreSQL."""
-    hit = _model_cache.get(name)
-    now = time.monotonic()
-    if hit is not None and hit[0] > now:
-        return hit[1]
+async def _publish(
+    layer: Any, job: GenerationJob, state: StreamState, text: str, delta_log: DeltaLog
+) -> None:
+    """Number, log and publish one delta. A Redis hiccup loses the live delta, not the
+    answer: the checkpoint and the closing message carry the whole text."""
+    state.seq += 1
+    state.published.append(text)
+    state.length += len(text)
+    state.offsets.append(state.length)
     try:
-        model = model_get_enabled(name=name)
-    finally:
-        # This runs in a pool thread; an idle connection left there would never be reused
-        # or closed by Django's request cycle.
-        connection.close()
-    if model is not None:
-        _model_cache[name] = (now + MODEL_CACHE_SECONDS, model)
-    return model
+        # Logged before it is published: a client that resumes in between finds it in one
+        # of the two (chat.replay).
+        await delta_log(job.generation_id, state.seq, text)
+    except Exception as error:
+        logger.warning("delta %s of %s not logged: %s", state.seq, job.generation_id, error)
+    try:
+        event = GenerationDelta(generation_id=job.generation_id, seq=state.seq, text=text)
+        await layer.group_send(group_name(job.generation_id), event.model_dump(mode="json"))
+    except Exception as error:
+        logger.warning("delta %s of %s not published: %s", state.seq, job.generation_id, error)
 
 
-def generation_prepare(*, generation_id: str, owner_id: int) -> GenerationJob | None:
-    """Load the generation and build its request; None when there is nothing to do."""
-    selectors = _chat("selectors")
-    message = selectors.message_by_generation(generation_id=generation_id, owner_id=owner_id)
-    if message is None:
-        logger.warning("generation %s of owner %s not found", generation_id, owner_id)
-        return None
-    if message.get("state") in FINAL_STATES:
-        return None  # a redelivered task whose generation already ended
-    model = model_cached(name=message.get("model"))
-    if model is None:
-        raise GenerationRefused(f"The model {message.get('model')!r} is not available.")
-    conversation = selectors.conversation_get(
-        conversation_id=message["conversation_id"], owner_id=owner_id
-    )
-    path = (
-        selectors.message_path(message_id=message["parent_id"], owner_id=owner_id)
-        if message.get("parent_id")
-        else []
-    )
-    options = message.get("options") or {}
-    system_prompt = options.get("system_prompt") or (conversation or {}).get("system_prompt")
-    engine = engine_module.host.engine_for(EngineSpec.from_model(model))
-    ids = prompt_fit(
-        engine.get_tokenizer(),
-        chat_messages(system_prompt=system_prompt, path=path),
-        context_length=model.context_length,
-        min_output=min(64, model.max_output_tokens),
-    )
-    return GenerationJob(
-        generation_id=generation_id,
-        owner_id=owner_id,
-        engine=engine,
-        prompt_token_ids=ids,
-        sampling_params=sampling_for(model, options, prompt_tokens=len(ids)),
-        seq_base=int(message.get("seq") or 0),
+async def _checkpoint(job: GenerationJob, state: StreamState) -> None:
+    from chat import services
+
+    await asyncio.to_thread(
+        services.generation_checkpoint,
+        generation_id=job.generation_id,
+        owner_id=job.owner_id,
+        text=state.text,
+        seq=state.seq,
+        seq_offsets=list(state.offsets),
+        usage={
+            "prompt_tokens": len(job.prompt_token_ids),
+            "completion_tokens": state.completion_tokens,
+        },
     )
 
 
-# --- the stream (runs on the engine loop) --------------------------------------------------------
+async def _keeper(
+    job: GenerationJob,
+    state: StreamState,
+    stop: asyncio.Event,
+    stream_task: asyncio.Task[Any] | None,
+    clock: Callable[[], float],
+) -> None:
+    """Checkpoints and heartbeats, and a stop for a stream that produces no output."""
+    every = settings.INFERENCE_CHECKPOINT_SECONDS
+    heartbeat_every = settings.INFERENCE_HEARTBEAT_SECONDS
+    written_seq, written_at = -1, float("-inf")
+    while True:
+        now = clock()
+        if state.seq != written_seq or now - written_at >= heartbeat_every:
+            written_seq, written_at = state.seq, now
+            try:
+                await _checkpoint(job, state)
+            except Exception as error:  # the next round retries; the reaper is the backstop
+                logger.warning("checkpoint of %s failed: %s", job.generation_id, error)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=min(every, heartbeat_every))
+        if stop.is_set():
+            break
+    # The stream notices the stop at its next flush; without output it never would.
+    await asyncio.sleep(2 * settings.INFERENCE_FLUSH_INTERVAL_SECONDS + 0.05)
+    if stream_task is not None and not state.closing and not stream_task.done():
+        state.stop_cancelled = True
+        stream_task.cancel()
 
 
-def _group(generation_id: str) -> str:
-    return f"gen.{generation_id}"
+def _moderator(job: GenerationJob) -> Any:
+    from moderation.streaming import OutputModerator
+
+    return OutputModerator(
+        user_id=job.owner_id,
+        conversation_id=job.conversation_id or None,
+        generation_id=job.generation_id,
+    )
 
 
 async def generation_stream(
@@ -184,170 +176,209 @@ async def generation_stream(
     *,
     layer: Any = None,
     clock: Callable[[], float] = time.monotonic,
-) -> None:
-    """Stream `job` to group `gen.<id>` and the store. Raises what the engine raises, after
-    the generation was finished as failed."""
+    moderator: Any = None,
+    started_at: float | None = None,
+    delta_log: DeltaLog = redis_delta_log,
+) -> Ending:
+    """Stream `job` to group `gen.<id>` and end it. Returns how it ended. Raises what the
+    engine raises (after the generation was ended as failed)."""
     layer = layer or get_channel_layer()
-    generation_id, owner_id = job.generation_id, job.owner_id
-    group = _group(generation_id)
+    moderator = moderator if moderator is not None else _moderator(job)
+    started_at = clock() if started_at is None else started_at
     flush_every = settings.INFERENCE_FLUSH_INTERVAL_SECONDS
-    checkpoint_every = settings.INFERENCE_CHECKPOINT_SECONDS
-    published: list[str] = []
+    stop = stop_registry.track(job.generation_id)
+    if job.stop_requested:
+        stop.set()
+    state = StreamState()
     pending: list[str] = []
-    seq = job.seq_base
-    completion_tokens = 0
     finish_reason: str | None = None
-    last_flush = -flush_every
-    next_checkpoint = clock() + checkpoint_every
-    checkpoint: asyncio.Future[None] | None = None
+    outcome: str | None = None  # "stopped" | "moderated" when cut short
+    never_started = False
+    failure: BaseException | None = None
+    last_flush = float("-inf")
+    keeper = asyncio.ensure_future(_keeper(job, state, stop, asyncio.current_task(), clock))
 
-    async def flush() -> None:
-        nonlocal seq
+    async def flush() -> str | None:
         text = "".join(pending)
         pending.clear()
-        published.append(text)
-        seq += 1
-        event = GenerationDelta(generation_id=generation_id, seq=seq, text=text)
-        await layer.group_send(group, event.model_dump(mode="json"))
+        if state.first_token_at is None:
+            state.first_token_at = clock()
+        released = await moderator.afeed(text)
+        if moderator.blocked:
+            return "moderated"
+        if released:
+            await _publish(layer, job, state, released, delta_log)
+        return "stopped" if stop.is_set() else None
 
-    request_id = f"{generation_id}-{uuid.uuid4().hex[:8]}"
+    request_id = f"{job.generation_id}-{uuid.uuid4().hex[:8]}"
     prompt = {"prompt_token_ids": job.prompt_token_ids}
     try:
-        async with asyncio.timeout(settings.INFERENCE_TASK_TIME_LIMIT_SECONDS):
-            async for output in job.engine.generate(prompt, job.sampling_params, request_id):
-                completion = output.outputs[0]
-                completion_tokens += len(completion.token_ids)
-                if completion.text:
-                    pending.append(completion.text)
-                if output.finished:  # the last output; the loop ends after it
-                    finish_reason = completion.finish_reason
-                now = clock()
-                if pending and now - last_flush >= flush_every:
-                    last_flush = now
-                    await flush()
-                    if now >= next_checkpoint and (checkpoint is None or checkpoint.done()):
-                        next_checkpoint = now + checkpoint_every
-                        checkpoint = asyncio.ensure_future(
-                            asyncio.to_thread(
-                                _chat("services").generation_checkpoint,
-                                generation_id=generation_id,
-                                owner_id=owner_id,
-                                text="".join(published),
-                                seq=seq,
-                            )
-                        )
+        if stop.is_set():
+            outcome = "stopped"  # stopped while queued: the engine never sees it
+            never_started = True
+        else:
+            generator = job.engine.generate(
+                prompt, job.sampling_params, request_id, priority=job.priority
+            )
+            # Leaving this block closes the generator, which aborts the request in vLLM
+            # and frees its KV cache (at once, not when the generator is collected).
+            async with contextlib.aclosing(generator) as outputs:
+                async with asyncio.timeout(settings.INFERENCE_TASK_TIME_LIMIT_SECONDS):
+                    async for output in outputs:
+                        completion = output.outputs[0]
+                        state.completion_tokens += len(completion.token_ids)
+                        if completion.text:
+                            pending.append(completion.text)
+                        if output.finished:
+                            finish_reason = completion.finish_reason
+                        now = clock()
+                        if pending and now - last_flush >= flush_every:
+                            last_flush = now
+                            outcome = await flush()
+                            if outcome is not None:
+                                state.closing = True
+                                break
+                    state.closing = True
+        if outcome is None and pending:
+            outcome = await flush()
+        if outcome is None:
+            tail = await moderator.afinish()
+            if moderator.blocked:
+                outcome = "moderated"
+            elif tail:
+                await _publish(layer, job, state, tail, delta_log)
+    except asyncio.CancelledError:
+        if not state.stop_cancelled:
+            raise
+        # The keeper cut a silent stream short for a stop; the cancel was ours to absorb.
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+        outcome = "stopped"
     except Exception as error:
-        if pending:
-            await flush()
-        if checkpoint is not None:
-            await asyncio.gather(checkpoint, return_exceptions=True)
-        timed_out = isinstance(error, TimeoutError)
-        await generation_fail(
+        failure = error
+    finally:
+        keeper.cancel()
+        await asyncio.gather(keeper, return_exceptions=True)
+        stop_registry.untrack(job.generation_id)
+
+    ending = _ending(job, state, clock=clock, started_at=started_at)
+    if failure is not None:
+        timed_out = isinstance(failure, TimeoutError)
+        ending.state = "failed"
+        ending.error_code = "timeout" if timed_out else "engine_error"
+        ending.error_message = TIMEOUT_MESSAGE if timed_out else ENGINE_ERROR_MESSAGE
+    elif outcome == "moderated":
+        ending.state, ending.finish_reason = "moderated", "moderated"
+        ending.categories = list(moderator.categories)
+        ending.moderation_message = moderator.message
+    elif outcome == "stopped" or finish_reason == "abort":
+        ending.state, ending.finish_reason = "stopped", "stopped"
+        if never_started:
+            ending.prompt_tokens = 0  # never reached the engine: nothing to bill
+    else:
+        ending.finish_reason = FINISH_REASONS.get(finish_reason or "stop", "stop")
+    await generation_end(ending, layer=layer)
+    if failure is not None and not isinstance(failure, TimeoutError):
+        raise failure
+    return ending
+
+
+def _ending(
+    job: GenerationJob, state: StreamState, *, clock: Callable[[], float], started_at: float
+) -> Ending:
+    now = clock()
+    first = state.first_token_at
+    return Ending(
+        generation_id=job.generation_id,
+        owner_id=job.owner_id,
+        state="complete",
+        text=state.text,
+        seq=state.seq,
+        seq_offsets=list(state.offsets),
+        prompt_tokens=len(job.prompt_token_ids),
+        completion_tokens=state.completion_tokens,
+        model_name=job.model_name,
+        conversation_id=job.conversation_id,
+        time_to_first_token_ms=None if first is None else round((first - started_at) * 1000),
+        duration_ms=round((now - started_at) * 1000),
+    )
+
+
+def _failed_at_start(generation_id: str, owner_id: int, message: str) -> Ending:
+    return Ending(
+        generation_id=generation_id,
+        owner_id=owner_id,
+        state="failed",
+        text="",
+        seq=0,
+        error_code="engine_error",
+        error_message=message,
+    )
+
+
+def abandoned_ending(message: dict[str, Any], *, error_message: str) -> Ending:
+    """An interrupted ending for a stored generation nobody streams any more, keeping the
+    text and usage of its last checkpoint."""
+    usage = message.get("usage") or {}
+    created, heartbeat = message.get("created_at"), message.get("heartbeat_at")
+    duration = (heartbeat - created).total_seconds() * 1000 if created and heartbeat else 0
+    return Ending(
+        generation_id=message["generation_id"],
+        owner_id=message["owner_id"],
+        state="interrupted",
+        text=message.get("content") or "",
+        seq=int(message.get("seq") or 0),
+        error_code="interrupted",
+        error_message=error_message,
+        prompt_tokens=int(usage.get("prompt_tokens") or 0),
+        completion_tokens=int(usage.get("completion_tokens") or 0),
+        model_name=message.get("model") or "",
+        conversation_id=message.get("conversation_id") or "",
+        duration_ms=max(0, round(duration)),
+    )
+
+
+async def generation_run(*, generation_id: str, owner_id: int, priority: int | None = None) -> None:
+    """The task's coroutine: prepare, announce the start, stream, and map engine failures."""
+    started_at = time.monotonic()
+    stop_listener.ensure_started()
+    layer = get_channel_layer()
+    # Watched before the stop key is read (in prepare): a stop in between is not lost.
+    stop_registry.track(generation_id)
+    try:
+        prepared = await asyncio.to_thread(
+            prepare_module.generation_prepare,
             generation_id=generation_id,
             owner_id=owner_id,
-            layer=layer,
-            text="".join(published),
-            seq=seq,
-            code="timeout" if timed_out else "engine_error",
-            message=TIMEOUT_MESSAGE if timed_out else ENGINE_ERROR_MESSAGE,
-            usage={
-                "prompt_tokens": len(job.prompt_token_ids),
-                "completion_tokens": completion_tokens,
-            },
-        )
-        if timed_out:
-            return
-        raise
-
-    if pending:
-        await flush()
-    if checkpoint is not None:
-        await asyncio.gather(checkpoint, return_exceptions=True)
-    text = "".join(published)
-    usage = Usage(prompt_tokens=len(job.prompt_token_ids), completion_tokens=completion_tokens)
-    reason = FINISH_REASONS.get(finish_reason or "stop", "stop")
-    final = await asyncio.to_thread(
-        _chat("services").generation_finish,
-        generation_id=generation_id,
-        owner_id=owner_id,
-        text=text,
-        state="complete",
-        finish_reason=reason,
-        usage=usage.model_dump(),
-        seq=seq,
-    )
-    if final is None:
-        return  # already final elsewhere (stopped, reaped): its owner told the clients
-    done = GenerationDone(
-        generation_id=generation_id,
-        finish_reason=reason,  # type: ignore[arg-type]
-        text=text,
-        usage=usage,
-    )
-    await layer.group_send(group, done.model_dump(mode="json"))
-
-
-async def generation_fail(
-    *,
-    generation_id: str,
-    owner_id: int,
-    layer: Any,
-    text: str,
-    seq: int,
-    code: str,
-    message: str,
-    usage: dict[str, int] | None,
-) -> None:
-    """Finish the generation as failed and tell its subscribers, keeping the text so far."""
-    final = await asyncio.to_thread(
-        _chat("services").generation_finish,
-        generation_id=generation_id,
-        owner_id=owner_id,
-        text=text,
-        state="failed",
-        finish_reason=None,
-        usage=usage,
-        seq=seq,
-    )
-    if final is None:
-        return
-    event = GenerationError(
-        generation_id=generation_id,
-        code=code,  # type: ignore[arg-type]
-        message=message,
-        text=text,
-    )
-    await layer.group_send(_group(generation_id), event.model_dump(mode="json"))
-
-
-async def generation_run(*, generation_id: str, owner_id: int) -> None:
-    """The task's coroutine: prepare, stream, and map engine failures."""
-    layer = get_channel_layer()
-    try:
-        job = await asyncio.to_thread(
-            generation_prepare, generation_id=generation_id, owner_id=owner_id
+            priority=priority,
         )
     except Exception as error:
+        stop_registry.untrack(generation_id)
         refused = isinstance(error, GenerationRefused)
         if not refused:
             logger.exception("generation %s could not start", generation_id)
-        await generation_fail(
-            generation_id=generation_id,
-            owner_id=owner_id,
-            layer=layer,
-            text="",
-            seq=0,
-            code="engine_error",
-            message=str(error) if refused else ENGINE_ERROR_MESSAGE,
-            usage=None,
-        )
+        message = str(error) if refused else ENGINE_ERROR_MESSAGE
+        await generation_end(_failed_at_start(generation_id, owner_id, message), layer=layer)
         if engine_module.is_engine_dead(error):
             engine_module.request_worker_exit(str(error))
         return
-    if job is None:
+    if not isinstance(prepared, GenerationJob):
+        stop_registry.untrack(generation_id)
+        if isinstance(prepared, Abandoned):
+            ending = abandoned_ending(prepared.message, error_message=INTERRUPTED_MESSAGE)
+            await generation_end(ending, layer=layer)
         return
+    await queue_positions_send(layer=layer, started=generation_id, waiting=[])
+    if prepared.waiting_next:
+        # The others' new places need not delay this answer's first token.
+        task = asyncio.ensure_future(
+            queue_positions_send(layer=layer, started=None, waiting=prepared.waiting_next)
+        )
+        _background.add(task)
+        task.add_done_callback(_background.discard)
     try:
-        await generation_stream(job, layer=layer)
+        await generation_stream(prepared, layer=layer, started_at=started_at)
     except Exception as error:
         if engine_module.is_engine_dead(error):
             engine_module.request_worker_exit(str(error))

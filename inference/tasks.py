@@ -3,13 +3,30 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.conf import settings
 
 from inference import worker  # noqa: F401  (connects the worker's start/stop signals)
 from inference.engine import host
+from inference.reaper import generations_reap
 from inference.streaming import generation_run
+
+# Past the stream's own limit: preparation, the engine's first start, the closing writes.
+RUN_MARGIN_SECONDS = 180
 
 
 @shared_task(name="inference.generate", acks_late=True, reject_on_worker_lost=True)
-def generate(generation_id: str, owner_id: int) -> None:
-    """Stream one stored generation; N concurrent tasks are N requests batched by vLLM."""
-    host.run(generation_run(generation_id=generation_id, owner_id=owner_id))
+def generate(generation_id: str, owner_id: int, priority: int | None = None) -> None:
+    """Stream one stored generation; N concurrent tasks are N requests batched by vLLM.
+
+    `priority` is the user's (0 low, 5 normal, 9 high); tasks enqueued without it (older
+    messages) read it from the user."""
+    host.run(
+        generation_run(generation_id=generation_id, owner_id=owner_id, priority=priority),
+        timeout=settings.INFERENCE_TASK_TIME_LIMIT_SECONDS + RUN_MARGIN_SECONDS,
+    )
+
+
+@shared_task(name="inference.reap_stale", ignore_result=True)
+def reap_stale() -> int:
+    """Interrupt generations whose worker died; run by Celery beat."""
+    return host.run(generations_reap(), timeout=120).total

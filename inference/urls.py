@@ -4,4 +4,7 @@ from django.urls import path
 
 from inference import api
 
-urlpatterns = [path("models", api.model_list, name="model-list")]
+urlpatterns = [
+    path("models", api.model_list, name="model-list"),
+    path("usage", api.usage, name="usage"),
+]

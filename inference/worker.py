@@ -1,5 +1,9 @@
 """The worker's life cycle: preload the engine, advertise liveness, stop the engine on exit.
 
+With `INFERENCE_PRELOAD` on, the liveness key appears only once the engine is loaded, so
+`/readyz` means "a worker can answer now". Every inference worker also consumes the maintenance
+queue (the reaper), whatever `-Q` lists.
+
 Connected to Celery's signals, which only fire inside a worker process; importing this module
 anywhere else is harmless.
 """
@@ -14,9 +18,10 @@ import time
 from typing import Any
 
 import redis
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import celeryd_after_setup, worker_ready, worker_shutdown
 from django.conf import settings
 
+from config.celery import MAINTENANCE_QUEUE
 from inference.engine import EngineSpec, host
 
 logger = logging.getLogger(__name__)
@@ -61,7 +66,8 @@ class Liveness:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
         try:
             self.client.delete(self.key)
         except redis.RedisError:
@@ -78,31 +84,64 @@ def _consumed_queues(consumer: Any) -> list[str]:
         return []
 
 
-def _preload(queues: list[str]) -> None:
-    """Start the engine now rather than on the first task (about 25 s on a CPU)."""
+async def _start_stop_listener() -> None:
+    from inference.stop import listener
+
+    listener.ensure_started()
+
+
+def _preload(queues: list[str]) -> bool:
+    """Start the engine now rather than on the first task (about 25 s on a CPU), and the stop
+    listener beside it. False when no engine could be started."""
     from inference.models import LanguageModel
 
     model = LanguageModel.objects.filter(enabled=True, queue__in=queues).first()
     if model is None:
         logger.warning("no enabled model is served on queues %s", queues)
-        return
+        return False
     try:
         host.engine_for(EngineSpec.from_model(model))
+        host.run(_start_stop_listener(), timeout=10)
     except Exception:
         logger.exception("could not start the engine for %s", model.name)
+        return False
+    return True
+
+
+def _serves_models(queues: list[str]) -> bool:
+    return any(q.startswith("inference.") and q != MAINTENANCE_QUEUE for q in queues)
+
+
+def _preload_then_advertise(queues: list[str], liveness: Liveness) -> None:
+    if _preload(queues):
+        liveness.start()
+    else:
+        logger.error("the engine did not start: this worker does not report itself ready")
+
+
+@celeryd_after_setup.connect
+def on_worker_setup(sender: str, instance: Any, **_: Any) -> None:
+    queues = instance.app.amqp.queues
+    if _serves_models(list(queues.consume_from or {})):
+        queues.select_add(MAINTENANCE_QUEUE)
 
 
 @worker_ready.connect
 def on_worker_ready(sender: Any, **_: Any) -> None:
     global _liveness
     queues = _consumed_queues(sender)
-    if settings.INFERENCE_PRELOAD and any(q.startswith("inference.") for q in queues):
-        threading.Thread(
-            target=_preload, args=(queues,), name="engine-preload", daemon=True
-        ).start()
     client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
     _liveness = Liveness(hostname=sender.hostname, queues=queues, client=client)
-    _liveness.start()
+    if settings.INFERENCE_PRELOAD and _serves_models(queues):
+        # Ready means "can answer": the key appears once the engine is loaded.
+        threading.Thread(
+            target=_preload_then_advertise,
+            args=(queues, _liveness),
+            name="engine-preload",
+            daemon=True,
+        ).start()
+    else:
+        _liveness.start()
 
 
 @worker_shutdown.connect

@@ -1,16 +1,23 @@
 from __future__ import annotations
 
 import io
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.management import call_command
 from django.test import override_settings
 from pytest_django import Settings
 
-from tests.inference.fakes import FakeClock, FakeStore, RecordingLayer
+from tests.inference.fakes import (
+    FakeClock,
+    FakeStore,
+    PassThroughModerator,
+    RecordingLayer,
+)
 
 
 @pytest.fixture
@@ -36,8 +43,64 @@ def store(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeStore]:
 def stream_settings(settings: Settings) -> Settings:
     settings.INFERENCE_FLUSH_INTERVAL_SECONDS = 0.03
     settings.INFERENCE_CHECKPOINT_SECONDS = 1.0
+    settings.INFERENCE_HEARTBEAT_SECONDS = 5.0
     settings.INFERENCE_TASK_TIME_LIMIT_SECONDS = 60
+    settings.INFERENCE_IGNORE_EOS = False
     return settings
+
+
+@pytest.fixture
+def billing(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Usage records written, in memory (unit tests; the real table has its own tests)."""
+    from inference import services
+
+    written: list[dict[str, Any]] = []
+
+    def record(**fields: Any) -> dict[str, Any]:
+        written.append(fields)
+        return fields
+
+    monkeypatch.setattr(services, "usage_record_create", record)
+    return written
+
+
+@pytest.fixture
+def moderator() -> PassThroughModerator:
+    return PassThroughModerator()
+
+
+@pytest.fixture
+def delta_log() -> list[tuple[str, int, str]]:
+    """What the stream recorded for resume, in order (instead of Redis)."""
+    return []
+
+
+def vllm_pids() -> set[int]:
+    found = subprocess.run(["pgrep", "-f", "VLLM"], capture_output=True, text=True, check=False)
+    return {int(pid) for pid in found.stdout.split()}
+
+
+@pytest.fixture(scope="session")
+def real_engine(prepared_model_dir: Path) -> Iterator[Any]:
+    """The REAL vLLM engine with the default model, started once per session (about 25 s on
+    this CPU) and shut down at the end, leaving none of its processes behind."""
+    from inference.engine import EngineSpec, host
+
+    spec = EngineSpec(
+        name="smollm2-135m",
+        weights=str(prepared_model_dir),
+        tokenizer=str(prepared_model_dir),
+        max_model_len=8192,
+    )
+    engine = host.engine_for(spec)
+    children = host.child_pids
+    assert children, "the engine should run in child processes"
+    try:
+        yield engine
+    finally:
+        host.shutdown()
+        # Only our own engine's processes: other engineers may run theirs on this machine.
+        assert not children & vllm_pids(), "VLLM:: processes were left running"
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
 """Test doubles for the stream: an engine that yields scripted DELTA outputs on a fake clock,
-a channel layer that records what was sent (and when), and the chat store's functions."""
+a channel layer that records what was sent (and when), the chat store's functions, and output
+moderators (pass-through, and one that holds text until a sentence ends)."""
 
 from __future__ import annotations
 
@@ -28,23 +29,44 @@ class FakeEngine:
     finish_reason: str = "stop"
     fail_after: int | None = None
     error: BaseException | None = None
+    stall_after: int | None = None  # then no output at all (a long prefill, a full batch)
+    delay: float = 0.0  # real seconds per output (for tests of the keeper's timing)
     requests: list[tuple[Any, Any, str]] = field(default_factory=list)
+    priorities: list[int] = field(default_factory=list)
+    running: set[str] = field(default_factory=set)
+    aborted: list[str] = field(default_factory=list)
+    yielded: int = 0
 
-    async def generate(self, prompt: Any, params: Any, request_id: str) -> AsyncIterator[Any]:
+    async def generate(
+        self, prompt: Any, params: Any, request_id: str, *, priority: int = 0
+    ) -> AsyncIterator[Any]:
         self.requests.append((prompt, params, request_id))
-        for index, piece in enumerate(self.pieces):
-            if self.fail_after is not None and index == self.fail_after:
-                assert self.error is not None
-                raise self.error
-            await asyncio.sleep(0)  # the real engine awaits its output queue
-            self.clock.now += self.step
-            last = index == len(self.pieces) - 1
-            completion = types.SimpleNamespace(
-                text=piece,
-                token_ids=[index],
-                finish_reason=self.finish_reason if last else None,
-            )
-            yield types.SimpleNamespace(outputs=[completion], finished=last)
+        self.priorities.append(priority)
+        self.running.add(request_id)
+        finished = False
+        try:
+            for index, piece in enumerate(self.pieces):
+                if self.fail_after is not None and index == self.fail_after:
+                    assert self.error is not None
+                    raise self.error
+                if self.stall_after is not None and index == self.stall_after:
+                    await asyncio.Event().wait()
+                await asyncio.sleep(self.delay)  # the real engine awaits its output queue
+                self.clock.now += self.step
+                last = index == len(self.pieces) - 1
+                completion = types.SimpleNamespace(
+                    text=piece,
+                    token_ids=[index],
+                    finish_reason=self.finish_reason if last else None,
+                )
+                self.yielded += 1
+                yield types.SimpleNamespace(outputs=[completion], finished=last)
+            finished = True
+        finally:
+            # Like AsyncLLM: leaving early (close, cancel) aborts the request.
+            self.running.discard(request_id)
+            if not finished:
+                self.aborted.append(request_id)
 
 
 @dataclass
@@ -57,6 +79,76 @@ class RecordingLayer:
 
     def events(self, kind: str) -> list[dict[str, Any]]:
         return [message for _, _, message in self.sent if message["type"] == kind]
+
+
+FINAL_STATES = {"complete", "stopped", "failed", "interrupted", "moderated"}
+
+
+class PassThroughModerator:
+    """Releases everything at once (moderation is not under test)."""
+
+    blocked = False
+    categories: list[str] = []
+    message = ""
+
+    def __init__(self) -> None:
+        self.released: list[str] = []
+
+    @property
+    def released_text(self) -> str:
+        return "".join(self.released)
+
+    async def afeed(self, delta: str) -> str:
+        self.released.append(delta)
+        return delta
+
+    async def afinish(self) -> str:
+        return ""
+
+
+class SentenceModerator:
+    """Holds text until a sentence ends ("." + space), then checks it: a window that contains
+    `banned` blocks the stream for good. Counts calls, to show the cost is per flush."""
+
+    def __init__(self, banned: str | None = None) -> None:
+        self.banned = banned
+        self.blocked = False
+        self.categories: list[str] = []
+        self.message = ""
+        self.pending = ""
+        self.released: list[str] = []
+        self.calls = 0
+
+    @property
+    def released_text(self) -> str:
+        return "".join(self.released)
+
+    def _window(self, text: str) -> str:
+        if self.banned and self.banned in text:
+            self.blocked = True
+            self.categories = ["test"]
+            self.message = "This answer was stopped."
+            self.pending = ""
+            return ""
+        self.released.append(text)
+        return text
+
+    async def afeed(self, delta: str) -> str:
+        self.calls += 1
+        if self.blocked:
+            return ""
+        self.pending += delta
+        cut = self.pending.rfind(". ")
+        if cut < 0:
+            return ""
+        window, self.pending = self.pending[: cut + 2], self.pending[cut + 2 :]
+        return self._window(window)
+
+    async def afinish(self) -> str:
+        if self.blocked or not self.pending:
+            return ""
+        window, self.pending = self.pending, ""
+        return self._window(window)
 
 
 class FakeStore:
@@ -77,13 +169,28 @@ class FakeStore:
         self.selectors.conversation_get = self.conversation_get  # type: ignore[attr-defined]
 
     def generation_checkpoint(
-        self, *, generation_id: str, owner_id: int, text: str, seq: int
+        self,
+        *,
+        generation_id: str,
+        owner_id: int,
+        text: str,
+        seq: int,
+        seq_offsets: list[int] | None = None,
+        usage: dict[str, int] | None = None,
     ) -> None:
-        self.checkpoints.append({"generation_id": generation_id, "text": text, "seq": seq})
+        self.checkpoints.append(
+            {
+                "generation_id": generation_id,
+                "text": text,
+                "seq": seq,
+                "seq_offsets": seq_offsets,
+                "usage": usage,
+            }
+        )
 
     def generation_finish(self, **fields: Any) -> dict[str, Any] | None:
-        message = self.messages.get(fields["generation_id"], {})
-        if message.get("state") in {"complete", "stopped", "failed", "interrupted"}:
+        message = self.messages.setdefault(fields["generation_id"], {})
+        if message.get("state") in FINAL_STATES:
             return None
         self.finishes.append(fields)
         message.update(state=fields["state"], content=fields["text"])

@@ -5,9 +5,7 @@ channel layer. The engine starts once per session and is shut down at the end, l
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,35 +14,11 @@ from channels.layers import get_channel_layer
 from pytest_django import Settings
 
 from chat.protocol import server_message_adapter
-from inference.engine import EngineSpec, host
+from inference.engine import host
 from inference.streaming import generation_run
 from tests.inference.fakes import FakeStore
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
-
-
-def vllm_pids() -> set[int]:
-    found = subprocess.run(["pgrep", "-f", "VLLM"], capture_output=True, text=True, check=False)
-    return {int(pid) for pid in found.stdout.split()}
-
-
-@pytest.fixture(scope="session")
-def real_engine(prepared_model_dir: Path) -> Iterator[Any]:
-    spec = EngineSpec(
-        name="smollm2-135m",
-        weights=str(prepared_model_dir),
-        tokenizer=str(prepared_model_dir),
-        max_model_len=8192,
-    )
-    engine = host.engine_for(spec)
-    children = host.child_pids
-    assert children, "the engine should run in child processes"
-    try:
-        yield engine
-    finally:
-        host.shutdown()
-        # Only our own engine's processes: other engineers may run theirs on this machine.
-        assert not children & vllm_pids(), "VLLM:: processes were left running"
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from inference.models import LanguageModel
-from inference.streaming import GenerationRefused, chat_messages, prompt_fit, sampling_for
+from inference.prepare import GenerationRefused, chat_messages, prompt_fit, sampling_for
 
 
 @pytest.fixture(scope="module")

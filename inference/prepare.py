@@ -1,0 +1,256 @@
+"""Everything a generation needs before its first token, built in a thread off the engine loop:
+the stored message, the model, the prompt within the context window, the sampling parameters,
+the vLLM priority, and what happened while it waited (a stop, a lost earlier attempt).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.utils import timezone
+
+from inference import engine as engine_module
+from inference.engine import EngineSpec
+from inference.models import LanguageModel
+from inference.selectors import model_get_enabled
+
+logger = logging.getLogger(__name__)
+
+FINAL_STATES = frozenset({"complete", "stopped", "interrupted", "failed", "moderated"})
+# accounts.User.priority: 0 low, 5 normal, 9 high. vLLM serves the LOWEST value first.
+DEFAULT_USER_PRIORITY = 5
+MAX_USER_PRIORITY = 9
+
+
+def _chat(module: str) -> Any:
+    """`chat.selectors` / `chat.flags`, looked up at call time (the store is chat's)."""
+    return importlib.import_module(f"chat.{module}")
+
+
+class GenerationRefused(Exception):
+    """The generation cannot run (model gone, prompt too long); the message says why."""
+
+
+def vllm_priority(user_priority: int | None) -> int:
+    """The user's priority (higher is sooner) as vLLM's (lower is sooner)."""
+    value = DEFAULT_USER_PRIORITY if user_priority is None else int(user_priority)
+    return MAX_USER_PRIORITY - min(max(value, 0), MAX_USER_PRIORITY)
+
+
+@dataclass(slots=True)
+class GenerationJob:
+    """Everything the stream needs, prepared off the event loop."""
+
+    generation_id: str
+    owner_id: int
+    engine: Any
+    prompt_token_ids: list[int]
+    sampling_params: Any
+    model_name: str = ""
+    conversation_id: str = ""
+    queue: str = ""
+    priority: int = 0  # vLLM's: lower is served first
+    stop_requested: bool = False  # a stop came while the generation waited
+    waiting_next: list[str] = field(default_factory=list)  # the queue after this one left it
+
+
+@dataclass(slots=True)
+class Abandoned:
+    """An earlier attempt of this task died mid-stream (its heartbeat is stale): the client
+    already saw its text, which a fresh answer could not continue, so it is interrupted."""
+
+    message: dict[str, Any]
+
+
+# --- the prompt --------------------------------------------------------------------------------
+
+
+def chat_messages(*, system_prompt: str | None, path: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """The conversation as chat-template messages: the system prompt, then root..parent."""
+    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    for message in path:
+        content = message.get("content") or ""
+        if message.get("role") in {"user", "assistant", "system"} and content:
+            messages.append({"role": message["role"], "content": content})
+    return messages
+
+
+def prompt_token_ids(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    # The template already wrote the special tokens; adding them again would double the BOS.
+    return list(tokenizer.encode(text, add_special_tokens=False))
+
+
+def prompt_fit(
+    tokenizer: Any, messages: list[dict[str, str]], *, context_length: int, min_output: int
+) -> list[int]:
+    """The prompt's tokens, dropping the oldest turns (never the system prompt or the last
+    message) until `min_output` tokens of answer fit in the context."""
+    messages = list(messages)
+    while True:
+        ids = prompt_token_ids(tokenizer, messages)
+        if len(ids) + min_output <= context_length:
+            return ids
+        first = 1 if messages and messages[0]["role"] == "system" else 0
+        if len(messages) - first <= 1:
+            raise GenerationRefused("The message is too long for this model's context.")
+        del messages[first]
+
+
+def sampling_for(
+    model: LanguageModel, options: dict[str, Any], *, prompt_tokens: int, **extra: Any
+) -> Any:
+    """The request's options clamped to the model's limits and the room left in the context."""
+    from vllm import SamplingParams
+    from vllm.sampling_params import RequestOutputKind
+
+    requested = options.get("max_tokens") or model.default_max_tokens
+    room = model.context_length - prompt_tokens
+    temperature = options.get("temperature")
+    temperature = model.default_temperature if temperature is None else float(temperature)
+    if settings.INFERENCE_IGNORE_EOS:
+        extra.setdefault("ignore_eos", True)
+    return SamplingParams(
+        temperature=min(max(temperature, 0.0), 2.0),
+        top_p=model.default_top_p,
+        max_tokens=max(1, min(int(requested), model.max_output_tokens, room)),
+        output_kind=RequestOutputKind.DELTA,
+        **extra,
+    )
+
+
+# --- the registry and the user ------------------------------------------------------------------
+
+MODEL_CACHE_SECONDS = 30.0
+_model_cache: dict[str | None, tuple[float, LanguageModel]] = {}
+
+
+def model_cached(*, name: str | None) -> LanguageModel | None:
+    """The registry row, re-read at most every 30 s: most generations never touch PostgreSQL."""
+    hit = _model_cache.get(name)
+    now = time.monotonic()
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    try:
+        model = model_get_enabled(name=name)
+    finally:
+        # This runs in a pool thread; an idle connection left there would never be reused
+        # or closed by Django's request cycle.
+        connection.close()
+    if model is not None:
+        _model_cache[name] = (now + MODEL_CACHE_SECONDS, model)
+    return model
+
+
+def user_priority(*, owner_id: int) -> int:
+    """The owner's stored priority (for tasks enqueued without one)."""
+    try:
+        found = (
+            get_user_model().objects.filter(pk=owner_id).values_list("priority", flat=True).first()
+        )
+    finally:
+        connection.close()
+    return DEFAULT_USER_PRIORITY if found is None else int(found)
+
+
+# --- the generation -----------------------------------------------------------------------------
+
+
+def _started_elsewhere(message: dict[str, Any]) -> bool:
+    """A `streaming` message whose heartbeat is stale: the attempt that streamed it is gone."""
+    heartbeat = message.get("heartbeat_at")
+    if heartbeat is None:
+        return True
+    if timezone.is_naive(heartbeat):
+        heartbeat = timezone.make_aware(heartbeat, timezone.utc)
+    stale = timedelta(seconds=settings.INFERENCE_STALE_AFTER_SECONDS)
+    return bool(timezone.now() - heartbeat > stale)
+
+
+def _leave_waiting_queue(queue: str, generation_id: str) -> list[str]:
+    """Take the generation out of the waiting queue; the ones now first (for their new
+    positions). Redis trouble must not stop the answer: positions are advisory."""
+    flags = _chat("flags")
+    try:
+        flags.waiting_remove(queue=queue, generation_id=generation_id)
+        return list(flags.waiting_first(queue=queue, count=POSITION_FANOUT))
+    except Exception:
+        logger.warning("could not update the waiting queue %s", queue, exc_info=True)
+        return []
+
+
+def _stop_requested(generation_id: str) -> bool:
+    try:
+        return bool(_chat("flags").generation_stop_requested(generation_id=generation_id))
+    except Exception:
+        logger.warning("could not read the stop flag of %s", generation_id, exc_info=True)
+        return False
+
+
+# Waiting generations told their new position when one starts (the rest learn on resume).
+POSITION_FANOUT = 20
+
+
+def generation_prepare(
+    *, generation_id: str, owner_id: int, priority: int | None = None
+) -> GenerationJob | Abandoned | None:
+    """Load the generation and build its request.
+
+    None: nothing to do (unknown, already final, or being streamed by another live attempt).
+    `Abandoned`: a dead attempt's generation, to be interrupted. Raises `GenerationRefused`.
+    """
+    selectors = _chat("selectors")
+    message = selectors.message_by_generation(generation_id=generation_id, owner_id=owner_id)
+    if message is None:
+        logger.warning("generation %s of owner %s not found", generation_id, owner_id)
+        return None
+    state = message.get("state")
+    if state in FINAL_STATES:
+        return None  # a redelivered task whose generation already ended
+    if state == "streaming":
+        # Redelivered while (or after) another attempt streamed it.
+        return Abandoned(message) if _started_elsewhere(message) else None
+    model = model_cached(name=message.get("model"))
+    if model is None:
+        raise GenerationRefused(f"The model {message.get('model')!r} is not available.")
+    waiting_next = _leave_waiting_queue(model.queue, generation_id)
+    conversation = selectors.conversation_get(
+        conversation_id=message["conversation_id"], owner_id=owner_id
+    )
+    path = (
+        selectors.message_path(message_id=message["parent_id"], owner_id=owner_id)
+        if message.get("parent_id")
+        else []
+    )
+    options = message.get("options") or {}
+    system_prompt = options.get("system_prompt") or (conversation or {}).get("system_prompt")
+    engine = engine_module.host.engine_for(EngineSpec.from_model(model))
+    ids = prompt_fit(
+        engine.get_tokenizer(),
+        chat_messages(system_prompt=system_prompt, path=path),
+        context_length=model.context_length,
+        min_output=min(64, model.max_output_tokens),
+    )
+    if priority is None:
+        priority = user_priority(owner_id=owner_id)
+    return GenerationJob(
+        generation_id=generation_id,
+        owner_id=owner_id,
+        engine=engine,
+        prompt_token_ids=ids,
+        sampling_params=sampling_for(model, options, prompt_tokens=len(ids)),
+        model_name=model.name,
+        conversation_id=message.get("conversation_id") or "",
+        queue=model.queue,
+        priority=vllm_priority(priority),
+        stop_requested=_stop_requested(generation_id),
+        waiting_next=waiting_next,
+    )
