@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections import OrderedDict
 from typing import Any
 
@@ -81,9 +82,13 @@ registry = StopRegistry()
 class StopListener:
     """Subscribes to `chat:stop` and feeds `registry`; one per process, on the engine loop."""
 
-    def __init__(self, stops: StopRegistry, *, url: str | None = None) -> None:
+    def __init__(
+        self, stops: StopRegistry, *, url: str | None = None, client_name: str | None = None
+    ) -> None:
         self.stops = stops
         self.url = url
+        # Named, so that operators (and tests) can find this connection in CLIENT LIST.
+        self.client_name = client_name or f"inference-stop-{os.getpid()}"
         self.task: asyncio.Task[None] | None = None
         self.subscribed = asyncio.Event()
         self.reconnects = 0
@@ -120,7 +125,10 @@ class StopListener:
         import redis.asyncio as aioredis
 
         client = aioredis.Redis.from_url(
-            self.url or settings.REDIS_URL, socket_connect_timeout=5, health_check_interval=15
+            self.url or settings.REDIS_URL,
+            socket_connect_timeout=5,
+            health_check_interval=15,
+            client_name=self.client_name,
         )
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:

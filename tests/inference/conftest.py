@@ -50,6 +50,17 @@ def stream_settings(settings: Settings) -> Settings:
 
 
 @pytest.fixture
+def empty_store() -> Iterator[None]:
+    """The in-memory conversation store without other tests' messages (the reaper reads
+    every owner's)."""
+    from chat.store import MESSAGES, get_db
+
+    get_db()[MESSAGES].delete_many({})
+    yield
+    get_db()[MESSAGES].delete_many({})
+
+
+@pytest.fixture
 def billing(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """Usage records written, in memory (unit tests; the real table has its own tests)."""
     from inference import services

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
+from typing import Any
 
 import pytest
 import redis
@@ -51,3 +53,48 @@ def test_liveness_advertises_the_worker_with_a_short_ttl_and_removes_it_on_stop(
     assert 0 < ttl <= LIVENESS_TTL_SECONDS
     assert liveness_key(hostname) in found
     assert redis_client.exists(liveness_key(hostname)) == 0
+
+
+def test_beat_runs_the_reaper_on_the_maintenance_queue_that_workers_consume() -> None:
+    import inference.tasks  # noqa: F401
+    from config.celery import MAINTENANCE_QUEUE
+
+    (entry,) = [e for e in app.conf.beat_schedule.values() if e["task"] == "inference.reap_stale"]
+    assert entry["schedule"] == settings.INFERENCE_REAP_INTERVAL_SECONDS
+    assert entry["options"]["queue"] == MAINTENANCE_QUEUE
+    assert "inference.reap_stale" in app.tasks
+    assert app.conf.broker_connection_max_retries is None  # survives a Redis restart
+
+
+def test_with_preload_the_worker_reports_ready_only_once_the_engine_is_loaded(
+    redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    import threading
+    import types
+
+    from inference import worker
+
+    settings.INFERENCE_PRELOAD = True
+    loaded = threading.Event()
+    monkeypatch.setattr(worker, "_preload", lambda queues: loaded.wait(10))
+    hostname = f"test-{uuid.uuid4().hex}@host"
+    queues = {"inference.smollm2-135m": None}
+    sender = types.SimpleNamespace(
+        hostname=hostname,
+        app=types.SimpleNamespace(
+            amqp=types.SimpleNamespace(queues=types.SimpleNamespace(consume_from=queues))
+        ),
+    )
+
+    worker.on_worker_ready(sender)
+    try:
+        assert redis_client.exists(liveness_key(hostname)) == 0  # still loading
+        loaded.set()
+        for _ in range(100):
+            if redis_client.exists(liveness_key(hostname)):
+                break
+            time.sleep(0.05)
+        assert redis_client.exists(liveness_key(hostname)) == 1
+    finally:
+        assert worker._liveness is not None
+        worker._liveness.stop()
