@@ -87,3 +87,11 @@ def api_get(page: Any, path: str) -> Any:
 def origin(page: Any) -> str:
     scheme, _, host = page.url.split("/", 3)[:3]
     return f"{scheme}//{host}"
+
+
+def end_answer(page: Any) -> str:
+    """Let the answer start, then stop it with Esc if it is still running; its final state."""
+    wait_for_text(page, min_chars=1)
+    if last_answer(page).get_attribute("data-state") in ("queued", "streaming"):
+        page.keyboard.press("Escape")
+    return wait_for_state(page, ("stopped", "complete"))

@@ -16,6 +16,7 @@ from tests.browser.pages import (
     answer_text,
     api_get,
     conversation_id,
+    end_answer,
     last_answer,
     messages,
     register,
@@ -164,17 +165,12 @@ def test_regenerate_adds_a_sibling_answer_and_the_arrows_switch_between_them(
 ) -> None:
     register(page, app_url)
     send(page, "Name a colour.")
-    wait_for_text(page, min_chars=1)
-    page.get_by_test_id("stop").click()
-    wait_for_state(page, ("stopped", "complete"))
+    end_answer(page)
     first = answer_text(page)
 
     last_answer(page).get_by_test_id("regenerate").click()
-    wait_for_text(page, min_chars=1)
-    wait_for_state(page, ("streaming", "complete", "stopped"))
-    if last_answer(page).get_attribute("data-state") == "streaming":
-        page.get_by_test_id("stop").click()
-    wait_for_state(page, ("stopped", "complete"))
+    expect(last_answer(page).locator(".sibling-count")).to_have_text("2/2")
+    end_answer(page)
     second = answer_text(page)
 
     expect(last_answer(page).locator(".sibling-count")).to_have_text("2/2")
@@ -191,22 +187,17 @@ def test_regenerate_adds_a_sibling_answer_and_the_arrows_switch_between_them(
 def test_editing_a_sent_message_creates_a_branch(page: Any, app_url: str) -> None:
     register(page, app_url)
     send(page, "Say hello.")
-    wait_for_text(page, min_chars=1)
-    page.get_by_test_id("stop").click()
-    wait_for_state(page, ("stopped", "complete"))
+    end_answer(page)
     send(page, "Now say goodbye.")
-    wait_for_text(page, min_chars=1)
-    page.get_by_test_id("stop").click()
-    wait_for_state(page, ("stopped", "complete"))
+    end_answer(page)
 
     second_question = messages(page, "user").last
     second_question.get_by_test_id("edit").click()
     editor = page.get_by_test_id("edit-input")
     editor.fill("Now say good night.")
     editor.press("Enter")
-    wait_for_text(page, min_chars=1)
-    page.get_by_test_id("stop").click()
-    wait_for_state(page, ("stopped", "complete"))
+    expect(messages(page, "user").last.locator(".sibling-count")).to_have_text("2/2")
+    end_answer(page)
 
     edited = messages(page, "user").last
     expect(edited.locator(".plain")).to_have_text("Now say good night.")
@@ -223,9 +214,7 @@ def test_deleting_a_conversation_removes_it_from_the_list_and_its_address(
 ) -> None:
     register(page, app_url)
     send(page, "Remember the word pineapple.")
-    wait_for_text(page, min_chars=1)
-    page.get_by_test_id("stop").click()
-    wait_for_state(page, ("stopped", "complete"))
+    end_answer(page)
     conversation = conversation_id(page)
     item = page.get_by_test_id("conversation-item").first
 
@@ -245,14 +234,10 @@ def test_deleting_a_conversation_removes_it_from_the_list_and_its_address(
 def test_the_sidebar_renames_searches_and_archives(page: Any, app_url: str) -> None:
     register(page, app_url)
     send(page, "Tell me about penguins.")
-    wait_for_text(page, min_chars=1)
-    page.get_by_test_id("stop").click()
-    wait_for_state(page, ("stopped", "complete"))
+    end_answer(page)
     page.get_by_test_id("new-chat").click()
     send(page, "Tell me about volcanoes.")
-    wait_for_text(page, min_chars=1)
-    page.get_by_test_id("stop").click()
-    wait_for_state(page, ("stopped", "complete"))
+    end_answer(page)
     assert page.get_by_test_id("conversation-item").count() == 2
 
     page.get_by_test_id("conversation-item").first.get_by_role("button", name="Actions for").click()

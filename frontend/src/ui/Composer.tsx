@@ -54,11 +54,11 @@ export function Composer({ value, onChange, onSend, onStop, onEditLast, generati
         }}
       />
       {generating ? (
-        <button type="button" class="stop" data-testid="stop" aria-label="Stop generating (Esc)" onClick={onStop}>
+        <button key="stop" type="button" class="stop" data-testid="stop" aria-label="Stop generating (Esc)" onClick={onStop}>
           <Icon name="stop" /> Stop
         </button>
       ) : (
-        <button type="submit" class="primary send" data-testid="send" disabled={!canSend} aria-label={sendLabel}>
+        <button key="send" type="submit" class="primary send" data-testid="send" disabled={!canSend} aria-label={sendLabel}>
           {sendLabel === "Send" ? <Icon name="send" size={20} /> : sendLabel}
         </button>
       )}
