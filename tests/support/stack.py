@@ -163,6 +163,8 @@ def start_stack(
         "DJANGO_DEBUG": "true",
         "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{database}",
         "REDIS_URL": redis_url or f"redis://127.0.0.1:6379/{redis_db}",
+        # Explicitly: a developer's .env must not point this stack's tasks at another broker.
+        "CELERY_BROKER_URL": redis_url or f"redis://127.0.0.1:6379/{redis_db}",
         "MONGODB_URL": f"embedded://{workdir / 'store'}",
         "CACHE_KEY_PREFIX": f"e2e-{database}",
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
