@@ -93,13 +93,14 @@ class UsageRecordAdmin(admin.ModelAdmin):
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
         response = super().changelist_view(request, extra_context)
-        if isinstance(response, TemplateResponse) and "cl" in (response.context_data or {}):
-            # Totals of what the filters select, shown above the list.
-            filtered = response.context_data["cl"].queryset
-            response.context_data["usage_totals"] = filtered.aggregate(
+        context = response.context_data if isinstance(response, TemplateResponse) else None
+        if context is not None and "cl" in context:
+            # Totals of what the filters select, shown as the page title.
+            totals = context["cl"].queryset.aggregate(
                 prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens"), cost=Sum("cost")
             )
-            response.context_data["title"] = _title(response.context_data["usage_totals"])
+            context["usage_totals"] = totals
+            context["title"] = _title(totals)
         return response
 
 

@@ -60,7 +60,7 @@ def usage(request: HttpRequest) -> JsonResponse:
     """The user's tokens and cost per day and per model over `?days=` (default 30, UTC days),
     and what is left of today's quota."""
     days = _days(request)
-    user_id = request.user.pk
+    user_id = int(request.user.pk or 0)  # authenticated: login_required_api
     since = timezone.now().date() - timedelta(days=days - 1)
     summary = usage_summary(user_id=user_id, since=since)
     per_day = settings.CHAT_DAILY_MESSAGE_QUOTA or None

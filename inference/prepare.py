@@ -9,7 +9,7 @@ import importlib
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -170,7 +170,7 @@ def _started_elsewhere(message: dict[str, Any]) -> bool:
     if heartbeat is None:
         return True
     if timezone.is_naive(heartbeat):
-        heartbeat = timezone.make_aware(heartbeat, timezone.utc)
+        heartbeat = heartbeat.replace(tzinfo=UTC)  # stand-in stores return naive UTC
     stale = timedelta(seconds=settings.INFERENCE_STALE_AFTER_SECONDS)
     return bool(timezone.now() - heartbeat > stale)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -54,7 +55,7 @@ def usage_tokens_today(*, user_id: int) -> int:
     return int(totals["prompt"] or 0) + int(totals["completion"] or 0)
 
 
-def _usage_row(row: dict[str, Any], *, key: str | None) -> dict[str, Any]:
+def _usage_row(row: Mapping[str, Any], *, key: str | None) -> dict[str, Any]:
     prompt = int(row.get("prompt_tokens") or 0)
     completion = int(row.get("completion_tokens") or 0)
     out: dict[str, Any] = {}

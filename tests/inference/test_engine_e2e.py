@@ -18,7 +18,7 @@ from inference.engine import host
 from inference.streaming import generation_run
 from tests.inference.fakes import FakeStore
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db, pytest.mark.usefixtures("billing")]
 
 
 @pytest.fixture
@@ -54,7 +54,9 @@ async def stream_through_the_engine(generation_id: str, run: Any) -> list[dict[s
 def assert_consistent_stream(events: list[dict[str, Any]]) -> dict[str, Any]:
     for event in events:
         server_message_adapter.validate_python(event)
-    *deltas, done = events
+    # The worker first tells the subscribers that the generation left the queue.
+    assert events[0]["type"] == "generation.queued" and events[0]["position"] == 0
+    *deltas, done = events[1:]
     assert done["type"] == "generation.done", done
     assert [d["type"] for d in deltas] == ["generation.delta"] * len(deltas)
     assert [d["seq"] for d in deltas] == list(range(1, len(deltas) + 1))
