@@ -78,7 +78,11 @@ class Dispatch:
         )
         celery_app.send_task(
             GENERATE_TASK,
-            kwargs={"generation_id": self.generation_id, "owner_id": self.owner_id},
+            kwargs={
+                "generation_id": self.generation_id,
+                "owner_id": self.owner_id,
+                "priority": self.priority,
+            },
             queue=self.queue,
             # Celery's Redis transport runs priority 0 first; ours is "higher is sooner".
             priority=9 - self.priority,
