@@ -1,12 +1,14 @@
 """Latency of each moderation check and of the streaming hold-back.
 
-    .venv/bin/python bench/moderation_latency.py [--repeat 200]
+    .venv/bin/python bench/moderation_latency.py [--repeat 200] [--semantic-output]
 
-Prints µs per call for every built-in check on a short text (~60 characters) and on a
-2,000-character text, the whole input pipeline, and for streamed output: the time each window
-check adds (the CPU time `feed` spends when a window completes) and, at a steady generation
-rate, how long each character waits between being generated and being released. Runs without
-a database: admin rules are a fixed set of 50 word and 10 regex rules.
+Prints µs per call for every built-in check on a short text (~60 characters), a streamed
+window (~200 characters) and a 2,000-character text, and for the whole input pipeline; then,
+for streamed output, the time each window check adds (the CPU time `feed` spends when a window
+completes) and, at a steady generation rate, how long each character waits between being
+generated and being released. Runs without a database: admin rules are a fixed set of 50 word
+and 10 regex rules. `--semantic-output` also runs the semantic check on output (off by
+default), for the streamed numbers.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ PARAGRAPH = (
     "2024 and version 3.1.4, and a question: how do we scale the web tier? "
 )
 LONG = (PARAGRAPH * 20)[:2000]
+WINDOW = (PARAGRAPH * 2)[:200]
 ANSWER = (
     "Sure! Here is an overview of how processes work on Linux. Every process has a parent, and "
     "when a child exits it becomes a zombie until the parent reads its status. You can list "
@@ -52,8 +55,11 @@ def _time_call(func: Callable[[], object], repeat: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=200)
+    parser.add_argument("--semantic-output", action="store_true")
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+    if args.semantic_output:
+        os.environ["MODERATION_SEMANTIC_DIRECTIONS"] = "input,output"
     import django
 
     django.setup()
@@ -77,7 +83,7 @@ def main() -> None:
     ]
     state.pin(state.Snapshot(version=1, rules=(*word_rules, *regex_rules)))
 
-    def timed(evaluate: Callable[[str], object]) -> tuple[float, float]:
+    def timed(evaluate: Callable[[str], object]) -> tuple[float, float, float]:
         def call(text: str) -> Callable[[], object]:
             def run() -> object:
                 normalize.cache_clear()  # each measurement pays for its own normalisation
@@ -85,9 +91,13 @@ def main() -> None:
 
             return run
 
-        return _time_call(call(SHORT), args.repeat), _time_call(call(LONG), args.repeat)
+        return (
+            _time_call(call(SHORT), args.repeat),
+            _time_call(call(WINDOW), args.repeat),
+            _time_call(call(LONG), args.repeat),
+        )
 
-    rows: list[tuple[str, tuple[float, float]]] = []
+    rows: list[tuple[str, tuple[float, float, float]]] = []
     for configured in registry.configured_checks(state.snapshot()):
         check = configured.check
         rows.append((configured.name, timed(partial(check.evaluate, direction=Direction.INPUT))))
@@ -96,10 +106,10 @@ def main() -> None:
         ("**whole input pipeline**", timed(partial(pipeline.run, direction=Direction.INPUT)))
     )
     print(f"median of {args.repeat} calls; µs per call\n")
-    print("| check | short (~60 chars) | 2,000 chars |")
-    print("| --- | --- | --- |")
-    for name, (short_us, long_us) in rows:
-        print(f"| {name} | {short_us:,.0f} | {long_us:,.0f} |")
+    print("| check | short (~60 chars) | window (200 chars) | 2,000 chars |")
+    print("| --- | --- | --- | --- |")
+    for name, (short_us, window_us, long_us) in rows:
+        print(f"| {name} | {short_us:,.0f} | {window_us:,.0f} | {long_us:,.0f} |")
 
     # Streaming: feed ~4-character deltas (about one token each) and time every feed call
     # that completed a window.

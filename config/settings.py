@@ -11,6 +11,7 @@ import dj_database_url
 from dotenv import load_dotenv
 
 from config.env import (
+    ImproperlyConfiguredEnv,
     env_bool,
     env_choice,
     env_float,
@@ -198,7 +199,7 @@ INFERENCE_REAP_INTERVAL_SECONDS = env_int("INFERENCE_REAP_INTERVAL_SECONDS", 15,
 # Checks in run order (short names or dotted paths under moderation.checks.); admins can
 # override each from the admin ("Check settings").
 MODERATION_CHECKS = env_list(
-    "MODERATION_CHECKS", ["pii", "rules", "patterns", "profanity", "toxicity"]
+    "MODERATION_CHECKS", ["pii", "rules", "patterns", "profanity", "toxicity", "semantic"]
 )
 # Checks whose errors block the text instead of letting it through.
 MODERATION_FAIL_CLOSED = env_list("MODERATION_FAIL_CLOSED", [])
@@ -211,6 +212,20 @@ MODERATION_TOXICITY_BLOCK_THRESHOLD = env_float(
 MODERATION_TOXICITY_FLAG_THRESHOLD = env_float(
     "MODERATION_TOXICITY_FLAG_THRESHOLD", 0.8, minimum=0.0
 )
+# Probability (0-1) that a text is not benign at which the semantic check blocks.
+MODERATION_SEMANTIC_THRESHOLD = env_float("MODERATION_SEMANTIC_THRESHOLD", 0.75, minimum=0.0)
+# Torch threads for the semantic check's model (process-wide; 0 leaves torch's default). One
+# thread per call measured fastest on a shared 2-core machine; parallel requests add the rest.
+MODERATION_SEMANTIC_TORCH_THREADS = env_int("MODERATION_SEMANTIC_TORCH_THREADS", 1, minimum=0)
+# Directions the semantic check judges: "input" (measured) and/or "output" (opt-in: not yet
+# measured on model answers, where a false block ends the answer).
+MODERATION_SEMANTIC_DIRECTIONS = env_list("MODERATION_SEMANTIC_DIRECTIONS", ["input"])
+if not set(MODERATION_SEMANTIC_DIRECTIONS) <= {"input", "output"}:
+    raise ImproperlyConfiguredEnv(
+        "MODERATION_SEMANTIC_DIRECTIONS",
+        ",".join(MODERATION_SEMANTIC_DIRECTIONS),
+        "a comma-separated list of input, output",
+    )
 MODERATION_PHONE_REGION = env_str("MODERATION_PHONE_REGION", "US")
 MODERATION_RULES_REFRESH_SECONDS = env_float(
     "MODERATION_RULES_REFRESH_SECONDS", 1.0, minimum=0.05

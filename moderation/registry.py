@@ -26,6 +26,7 @@ BUILTIN_CHECKS = {
     "patterns": "moderation.checks.patterns.PatternCheck",
     "profanity": "moderation.checks.profanity.ProfanityCheck",
     "toxicity": "moderation.checks.toxicity.ToxicityCheck",
+    "semantic": "moderation.checks.semantic.SemanticCheck",
     "guard": "moderation.checks.guard.GuardModelCheck",
 }
 # Admin-entered paths must stay inside the project's checks package: the admin form is not a

