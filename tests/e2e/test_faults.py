@@ -100,6 +100,8 @@ async def first_deltas(session: ChatSession, generation_id: str, count: int) -> 
     deltas: list[dict] = []
     while len(deltas) < count:
         message = await session.wait_for(lambda m: m.get("generation_id") == generation_id)
+        if message["type"] == "generation.queued":
+            continue
         assert message["type"] == "generation.delta", message
         deltas.append(message)
     return deltas

@@ -151,7 +151,9 @@ def test_ctrl_c_in_the_command_line_client_stops_the_answer(live_stack: Stack) -
     client = new_client(live_stack)
     process = _cli(live_stack, client, "--max-tokens", "400", "Write a long story about the sea.")
     assert process.stdout is not None
-    first_text = process.stdout.read(1)  # the answer has started streaming
+    # One byte straight from the pipe: the answer has started streaming. (A read through the
+    # text wrapper would buffer more than it returns, and communicate() would not see it.)
+    first_text = os.read(process.stdout.fileno(), 1).decode("ascii", errors="replace")
     started = time.monotonic()
 
     process.send_signal(signal.SIGINT)

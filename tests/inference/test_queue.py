@@ -81,7 +81,11 @@ async def test_a_started_generation_leaves_the_queue_and_the_others_move_up(
 
     try:
         await streaming.generation_run(generation_id=first, owner_id=7, priority=9)
-        await streaming.asyncio.sleep(0.05)  # the others' positions go out in the background
+        # The others' positions go out in the background: wait for them (bounded).
+        for _ in range(200):
+            if len(layer.events("generation.queued")) >= 3:
+                break
+            await streaming.asyncio.sleep(0.01)
     finally:
         for generation_id in (first, second, third):
             flags.waiting_remove(queue=queue, generation_id=generation_id)
