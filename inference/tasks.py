@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from celery import shared_task
 from django.conf import settings
 
@@ -28,5 +30,8 @@ def generate(generation_id: str, owner_id: int, priority: int | None = None) -> 
 
 @shared_task(name="inference.reap_stale", ignore_result=True)
 def reap_stale() -> int:
-    """Interrupt generations whose worker died; run by Celery beat."""
-    return host.run(generations_reap(), timeout=120).total
+    """Interrupt generations whose worker died; run by Celery beat.
+
+    On a loop of its own, not the engine's: the reaper must work in a maintenance worker that
+    hosts no engine, and in a GPU worker whose engine is still loading."""
+    return asyncio.run(generations_reap()).total

@@ -132,7 +132,9 @@ def on_worker_ready(sender: Any, **_: Any) -> None:
     queues = _consumed_queues(sender)
     client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
     _liveness = Liveness(hostname=sender.hostname, queues=queues, client=client)
-    if settings.INFERENCE_PRELOAD and _serves_models(queues):
+    if not _serves_models(queues):
+        return  # a maintenance worker (the reaper): it answers nobody, so readiness ignores it
+    if settings.INFERENCE_PRELOAD:
         # Ready means "can answer": the key appears once the engine is loaded.
         threading.Thread(
             target=_preload_then_advertise,

@@ -27,10 +27,11 @@ trap cleanup INT TERM EXIT
 celery -A config worker -P threads -c "${WORKER_CONCURRENCY:-32}" -Q "$queues" -n "gpu@%h" \
     --without-gossip --without-mingle -l info >var/log/worker.log 2>&1 &
 pids+=($!)
-if [ -f inference/reaper.py ]; then
-    celery -A config beat -l info -s var/celerybeat-schedule >var/log/beat.log 2>&1 &
-    pids+=($!)
-fi
+# Beat embedded in a small maintenance worker: the reaper keeps running while every
+# inference worker is down (it is what notices that they are).
+celery -A config worker -B -s var/celerybeat-schedule -Q inference.maintenance -P threads \
+    -c 2 -n "maintenance@%h" --without-gossip --without-mingle -l info >var/log/beat.log 2>&1 &
+pids+=($!)
 # Daphne with the protocol's frame limit and keepalive from settings (chat/server.py).
 python -m chat.server -b "$HOST" -p "$PORT" --proxy-headers config.asgi:application >var/log/web.log 2>&1 &
 pids+=($!)

@@ -79,11 +79,18 @@ class Stack:
         )
 
     def start_beat(self) -> subprocess.Popen[bytes]:
+        """Celery beat, embedded in a small maintenance worker that runs the reaper: it must
+        keep working while every inference worker is dead (as scripts/run.sh runs it)."""
         schedule = self.workdir / "celerybeat-schedule"
         return self.start_process(
             "beat",
-            [str(VENV_BIN / "celery"), "-A", "config", "beat", "-s", str(schedule), "-l", "info"],
-        )
+            [
+                str(VENV_BIN / "celery"), "-A", "config", "worker", "-B", "-s", str(schedule),
+                "-Q", "inference.maintenance", "-P", "threads", "-c", "2",
+                "-n", f"maintenance-{os.getpid()}@%h", "--without-gossip", "--without-mingle",
+                "-l", "info",
+            ],
+        )  # fmt: skip
 
     def stop_process(self, name: str, *, sig: int = signal.SIGTERM, grace: float = 30.0) -> None:
         process = self.processes.pop(name, None)
