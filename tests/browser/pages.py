@@ -31,6 +31,18 @@ def send(page: Any, text: str) -> None:
     composer.press("Enter")
 
 
+def send_when_ready(page: Any, text: str) -> None:
+    """Send `text` once the app accepts a message (it refuses while an answer is still
+    ending), and wait until it has been taken from the composer."""
+    from playwright.sync_api import expect
+
+    composer = page.get_by_test_id("composer")
+    composer.fill(text)
+    expect(page.get_by_test_id("send")).to_be_enabled(timeout=30_000)
+    composer.press("Enter")
+    expect(composer).to_have_value("", timeout=30_000)
+
+
 def messages(page: Any, role: str) -> Any:
     return page.locator(f'[data-testid="message"][data-role="{role}"]')
 

@@ -20,7 +20,7 @@ from tests.browser.pages import (
     last_answer,
     messages,
     register,
-    send,
+    send_when_ready,
     wait_for_state,
     wait_for_text,
 )
@@ -56,7 +56,7 @@ def test_a_person_registers_logs_out_and_logs_back_in(page: Any, app_url: str) -
 
 def test_a_sent_message_gets_an_answer_that_streams_in(page: Any, app_url: str) -> None:
     register(page, app_url)
-    send(page, LONG_PROMPT)
+    send_when_ready(page, LONG_PROMPT)
 
     expect(messages(page, "user").last).to_contain_text("Write a long")
     wait_for_text(page, min_chars=1)
@@ -81,7 +81,7 @@ def test_a_sent_message_gets_an_answer_that_streams_in(page: Any, app_url: str) 
 
 def test_stop_ends_the_answer_and_keeps_its_text(page: Any, app_url: str) -> None:
     register(page, app_url)
-    send(page, LONG_PROMPT)
+    send_when_ready(page, LONG_PROMPT)
     wait_for_text(page, min_chars=20)
 
     page.get_by_test_id("stop").click()
@@ -106,7 +106,7 @@ def test_a_reload_mid_stream_resumes_and_completes_without_lost_or_repeated_text
         lambda message: warnings.append(message.text) if "[chat]" in message.text else None,
     )
     register(page, app_url)
-    send(page, LONG_PROMPT)
+    send_when_ready(page, LONG_PROMPT)
     wait_for_text(page, min_chars=10)
     conversation = conversation_id(page)
 
@@ -143,7 +143,7 @@ def test_a_network_drop_mid_stream_reconnects_and_completes_the_answer(
 
     page.route_web_socket(re.compile(r".*/ws/chat/$"), relay)
     register(page, app_url)
-    send(page, LONG_PROMPT)
+    send_when_ready(page, LONG_PROMPT)
     wait_for_text(page, min_chars=10)
 
     client_side, server_side = links[-1]
@@ -164,7 +164,7 @@ def test_regenerate_adds_a_sibling_answer_and_the_arrows_switch_between_them(
     page: Any, app_url: str
 ) -> None:
     register(page, app_url)
-    send(page, "Name a colour.")
+    send_when_ready(page, "Name a colour.")
     end_answer(page)
     first = answer_text(page)
 
@@ -186,9 +186,9 @@ def test_regenerate_adds_a_sibling_answer_and_the_arrows_switch_between_them(
 
 def test_editing_a_sent_message_creates_a_branch(page: Any, app_url: str) -> None:
     register(page, app_url)
-    send(page, "Say hello.")
+    send_when_ready(page, "Say hello.")
     end_answer(page)
-    send(page, "Now say goodbye.")
+    send_when_ready(page, "Now say goodbye.")
     end_answer(page)
 
     second_question = messages(page, "user").last
@@ -213,7 +213,7 @@ def test_deleting_a_conversation_removes_it_from_the_list_and_its_address(
     page: Any, app_url: str
 ) -> None:
     register(page, app_url)
-    send(page, "Remember the word pineapple.")
+    send_when_ready(page, "Remember the word pineapple.")
     end_answer(page)
     conversation = conversation_id(page)
     item = page.get_by_test_id("conversation-item").first
@@ -233,10 +233,10 @@ def test_deleting_a_conversation_removes_it_from_the_list_and_its_address(
 
 def test_the_sidebar_renames_searches_and_archives(page: Any, app_url: str) -> None:
     register(page, app_url)
-    send(page, "Tell me about penguins.")
+    send_when_ready(page, "Tell me about penguins.")
     end_answer(page)
     page.get_by_test_id("new-chat").click()
-    send(page, "Tell me about volcanoes.")
+    send_when_ready(page, "Tell me about volcanoes.")
     end_answer(page)
     assert page.get_by_test_id("conversation-item").count() == 2
 
@@ -271,7 +271,7 @@ def test_the_sidebar_renames_searches_and_archives(page: Any, app_url: str) -> N
 def test_the_app_works_on_a_phone_sized_screen(phone_page: Any, app_url: str) -> None:
     page = phone_page
     register(page, app_url)
-    send(page, "Give me three tips for sleeping well.")
+    send_when_ready(page, "Give me three tips for sleeping well.")
     wait_for_text(page, min_chars=20)
     screenshot(page, "11-phone-streaming")
     wait_for_state(page, ("complete", "stopped"), timeout=180_000)
