@@ -24,13 +24,28 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
-celery -A config worker -P threads -c "${WORKER_CONCURRENCY:-32}" -Q "$queues" -n "gpu@%h" \
-    --without-gossip --without-mingle -l info >var/log/worker.log 2>&1 &
+# Restart a worker that exits, as a process supervisor would: an engine that died makes its
+# worker exit on purpose, and Celery's Redis transport can exit on a lost broker.
+supervise() {
+    local child
+    trap 'kill -TERM "$child" 2>/dev/null; wait "$child"; exit 0' TERM INT
+    while :; do
+        "$@" &
+        child=$!
+        wait "$child" || true
+        echo "$(date -Is) exited, restarting in 2 s: $*" >&2
+        sleep 2
+    done
+}
+
+supervise celery -A config worker -P threads -c "${WORKER_CONCURRENCY:-32}" -Q "$queues" \
+    -n "gpu@%h" --without-gossip --without-mingle -l info >>var/log/worker.log 2>&1 &
 pids+=($!)
 # Beat embedded in a small maintenance worker: the reaper keeps running while every
 # inference worker is down (it is what notices that they are).
-celery -A config worker -B -s var/celerybeat-schedule -Q inference.maintenance -P threads \
-    -c 2 -n "maintenance@%h" --without-gossip --without-mingle -l info >var/log/beat.log 2>&1 &
+supervise celery -A config worker -B -s var/celerybeat-schedule -Q inference.maintenance \
+    -P threads -c 2 -n "maintenance@%h" --without-gossip --without-mingle -l info \
+    >>var/log/beat.log 2>&1 &
 pids+=($!)
 # Daphne with the protocol's frame limit and keepalive from settings (chat/server.py).
 python -m chat.server -b "$HOST" -p "$PORT" --proxy-headers config.asgi:application >var/log/web.log 2>&1 &
