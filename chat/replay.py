@@ -6,8 +6,8 @@ from chat import flags, selectors
 from chat.catalog import model_info_get
 from chat.errors import ChatError
 from chat.protocol import GenerationDelta, GenerationDone, GenerationError, GenerationQueued, Usage
+from chat.services import FINAL_STATES
 
-FINAL_STATES = frozenset({"complete", "stopped", "interrupted", "failed", "moderated"})
 # Stored final state -> the protocol's finish_reason or generation.error code.
 FINISH_REASON_BY_STATE = {"stopped": "stopped", "moderated": "moderated"}
 ERROR_CODE_BY_STATE = {"interrupted": "interrupted", "failed": "engine_error"}

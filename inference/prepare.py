@@ -17,6 +17,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.utils import timezone
 
+from chat.services import FINAL_STATES
 from inference import engine as engine_module
 from inference.engine import EngineSpec
 from inference.models import LanguageModel
@@ -24,7 +25,6 @@ from inference.selectors import model_get_enabled
 
 logger = logging.getLogger(__name__)
 
-FINAL_STATES = frozenset({"complete", "stopped", "interrupted", "failed", "moderated"})
 # accounts.User.priority: 0 low, 5 normal, 9 high. vLLM serves the LOWEST value first.
 DEFAULT_USER_PRIORITY = 5
 MAX_USER_PRIORITY = 9
