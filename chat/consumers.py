@@ -99,13 +99,24 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if self.refresher is not None:
             self.refresher.cancel()
-        for generation_id in list(self.relayed_seq):
-            await self.unfollow_generation(generation_id)
+        # Each step on its own: with Redis briefly gone, one failure must not skip the rest
+        # (above all the connection count, which would otherwise hold a slot until it expires).
+        # Group memberships left behind expire with the channel layer's group expiry.
+        cleanups = [self.unfollow_generation(generation_id) for generation_id in self.relayed_seq]
         if self.registered:
-            await self.channel_layer.group_discard(user_group(self.user.pk), self.channel_name)
-            await sync_to_async(limits.connection_unregister, thread_sensitive=False)(
-                owner_id=self.user.pk, channel_name=self.channel_name
+            cleanups.append(
+                self.channel_layer.group_discard(user_group(self.user.pk), self.channel_name)
             )
+            cleanups.append(
+                sync_to_async(limits.connection_unregister, thread_sensitive=False)(
+                    owner_id=self.user.pk, channel_name=self.channel_name
+                )
+            )
+        for cleanup in cleanups:
+            try:
+                await cleanup
+            except Exception as error:  # logged; the connection is gone anyway
+                logger.warning("websocket cleanup step failed: %r", error)
 
     # --- client → server ------------------------------------------------------------------
 

@@ -156,6 +156,13 @@ class Client:
         await self.send(frame)
         return await self.receive()
 
+    async def settle(self) -> None:
+        """Waits until the consumer has finished what it was handling (it hands off a
+        generation after sending `chat.accepted`): a consumer handles frames in order, so its
+        `pong` comes after that."""
+        await self.send({"type": "ping"})
+        await self.receive_until("pong")
+
     async def close(self) -> None:
         await self.communicator.disconnect()
 

@@ -46,6 +46,7 @@ async def test_chat_send_stores_the_message_and_a_queued_answer_then_dispatches_
         "conversation_id": accepted["conversation_id"],
         "title": "Plan a trip to Lisbon",
     }
+    await client.settle()
     answer = await sync_to_async(selectors.message_by_generation)(
         generation_id=accepted["generation_id"], owner_id=user.pk
     )
@@ -91,15 +92,17 @@ async def test_a_repeated_request_id_gets_the_same_acceptance_and_creates_nothin
     client = await connect(user)
     first = await client.chat_send("Once only", request_id="same")
     await client.receive()  # conversation.updated
+    await client.settle()
     before = await stored_snapshot(user.pk)
 
     again = await client.chat_send("Once only", request_id="same")
 
     assert again == first
     assert await stored_snapshot(user.pk) == before
-    assert len(chat_env.tasks) == 1
     # The repeat re-attaches the client to the generation, which is still queued.
     assert (await client.receive())["type"] == "generation.queued"
+    await client.settle()
+    assert len(chat_env.tasks) == 1
     await client.close()
 
 
@@ -162,6 +165,7 @@ async def test_messages_past_the_per_minute_limit_are_rate_limited(
         await client.receive()
 
     refused = await client.chat_send()
+    await client.settle()
 
     assert refused["code"] == "rate_limited"
     assert 1 <= refused["retry_after"] <= 60

@@ -33,6 +33,7 @@ async def test_the_same_request_on_two_connections_at_once_creates_one_message(
 
     assert answers[0]["type"] == "chat.accepted"
     assert answers[0] == answers[1]
+    await asyncio.gather(phone.settle(), laptop.settle())
     conversations, messages = await stored_snapshot(user.pk)
     assert len(conversations) == 1
     assert [m["role"] for m in messages].count("user") == 1

@@ -66,6 +66,7 @@ async def test_another_users_ids_are_not_found_and_nothing_changes(
     first = await connect(owner)
     theirs = await first.chat_send("My private plans", request_id="a-1")
     await first.receive()  # conversation.updated
+    await first.settle()
     before = await stored_snapshot(owner.pk)
     tasks_before = len(chat_env.tasks)
     second = await connect(intruder)
