@@ -227,7 +227,10 @@ def _content_check(content: str) -> None:
 
 
 def _send_target(*, owner_id: int, message: ChatSend) -> tuple[dict | None, ModelInfo, str | None]:
-    """The conversation (None: a new one), the model and the parent message id."""
+    """The conversation (None: a new one), the model and the parent message id.
+
+    `parent_id` left out: after the current leaf. `parent_id: null` sent explicitly: a new
+    root, which is how the conversation's first message is edited."""
     if message.conversation_id is None:
         if message.parent_id is not None:
             raise ChatError("bad_request", "parent_id: needs a conversation_id")
@@ -242,6 +245,8 @@ def _send_target(*, owner_id: int, message: ChatSend) -> tuple[dict | None, Mode
         if parent is None or parent["conversation_id"] != conversation["id"]:
             raise ChatError("not_found", "No such message.")
     model = _resolve_model(message.model or conversation["model"])
+    if message.parent_id is None and "parent_id" in message.model_fields_set:
+        return conversation, model, None
     return conversation, model, message.parent_id or conversation.get("current_leaf_id")
 
 

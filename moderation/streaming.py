@@ -3,9 +3,16 @@
 The worker feeds each delta in and publishes only what comes back. Text is held until a window
 is complete (a sentence end, or `MODERATION_WINDOW_CHARS` characters), then the window is
 checked together with the last `MODERATION_OVERLAP_CHARS` characters before it, so a phrase
-split across two windows is still seen whole. Checks that skip code know whether the window
-begins inside a fenced block. Personal data is redacted in what is released; a block stops the
-stream for good.
+split across two windows is still seen whole.
+
+The first window is the exception: it closes at the first flush that holds at least
+`MODERATION_FIRST_WINDOW_CHARS` characters (a token or two), so that the answer starts as soon
+as the engine's first words are checked instead of a sentence later (time to first token is
+what users notice most). A phrase that begins in that first window and ends in the next is
+still caught by the overlap; what the user may have seen of it is its first word.
+
+Checks that skip code know whether the window begins inside a fenced block. Personal data is
+redacted in what is released; a block stops the stream for good.
 """
 
 from __future__ import annotations
@@ -61,6 +68,7 @@ class OutputModerator:
         generation_id: str | None,
         window_chars: int | None = None,
         overlap_chars: int | None = None,
+        first_window_chars: int | None = None,
     ) -> None:
         self.user_id = user_id
         self.conversation_id = conversation_id
@@ -68,6 +76,11 @@ class OutputModerator:
         self.window_chars = window_chars or settings.MODERATION_WINDOW_CHARS
         self.overlap_chars = (
             overlap_chars if overlap_chars is not None else settings.MODERATION_OVERLAP_CHARS
+        )
+        self.first_window_chars = (
+            first_window_chars
+            if first_window_chars is not None
+            else settings.MODERATION_FIRST_WINDOW_CHARS
         )
         self.blocked = False
         self.categories: list[str] = []
@@ -92,6 +105,9 @@ class OutputModerator:
         if self.blocked:
             return ""
         self._pending += delta
+        return self._drain()
+
+    def _drain(self) -> str:
         out: list[str] = []
         while not self.blocked:
             cut = self._window_end()
@@ -108,14 +124,29 @@ class OutputModerator:
         return self._check_window(len(self._pending))
 
     async def afeed(self, delta: str) -> str:
-        """`feed` off the event loop: the checks are CPU work and may touch the database."""
-        return await asyncio.to_thread(_closing_connections, self.feed, delta)
+        """`feed` for async code. Most deltas only extend the held text, which is done here;
+        a complete window is checked off the event loop (CPU work that may touch the
+        database). The worker calls this once per flush per stream, so the thread hop is
+        saved for the flushes that need it."""
+        if self.blocked:
+            return ""
+        self._pending += delta
+        if self._window_end() is None:
+            return ""
+        return await asyncio.to_thread(_closing_connections, self._drain)
 
     async def afinish(self) -> str:
         return await asyncio.to_thread(_closing_connections, self.finish)
 
     def _window_end(self) -> int | None:
         pending = self._pending
+        if not self._checked and 0 < self.first_window_chars <= len(pending):
+            # The early first window: all that is held, less a tail the PII check needs whole.
+            tail = _UNSAFE_TAIL.search(pending)
+            if tail is None:
+                return len(pending)
+            if tail.start() > 0:
+                return tail.start()
         sentence = _SENTENCE_END.search(pending)
         if sentence is not None and sentence.end() <= self.window_chars:
             return sentence.end()

@@ -134,6 +134,32 @@ async def test_a_refused_chat_send_names_its_request_and_stores_nothing(
     await client.close()
 
 
+async def test_an_explicit_null_parent_starts_a_new_root_so_the_first_message_can_be_edited(
+    chat_env: Dispatched, make_user: Any
+) -> None:
+    user = await sync_to_async(make_user)()
+    client = await connect(user)
+    first = await client.chat_send("Frist question")
+    await client.receive()  # conversation.updated
+    conversation_id = first["conversation_id"]
+
+    edited = await client.chat_send(
+        "First question", conversation_id=conversation_id, parent_id=None
+    )
+
+    assert edited["type"] == "chat.accepted"
+    assert edited["user_message"]["parent_id"] is None
+    assert edited["conversation_id"] == conversation_id
+    conversation = await sync_to_async(selectors.conversation_get)(
+        conversation_id=conversation_id, owner_id=user.pk
+    )
+    assert conversation["current_leaf_id"] == edited["assistant_message_id"]
+    _, messages = await stored_snapshot(user.pk)
+    roots = [m["content"] for m in messages if m["role"] == "user" and m["parent_id"] is None]
+    assert sorted(roots) == ["First question", "Frist question"]
+    await client.close()
+
+
 async def test_a_parent_from_another_conversation_is_not_found(
     chat_env: Dispatched, make_user: Any
 ) -> None:

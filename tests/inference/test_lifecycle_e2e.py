@@ -112,7 +112,11 @@ async def test_stop_mid_stream_aborts_the_request_and_keeps_the_text_seen(
 
     engine_settings.INFERENCE_IGNORE_EOS = True  # exactly max_tokens unless stopped
     owner_id, generation_id = await in_thread(
-        arrange, content="Count from one to one hundred.", options={"max_tokens": 32}
+        # A prompt that keeps the model writing words (a count can end in "100." and then
+        # invisible end-of-turn tokens, all of it before the first delta).
+        arrange,
+        content="Write a long story about a lighthouse keeper and a storm.",
+        options={"max_tokens": 64},
     )
     layer = get_channel_layer()
     worker_layer = StopAfterFirstDelta(layer, real_engine)

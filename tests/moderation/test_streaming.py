@@ -10,6 +10,9 @@ from moderation.streaming import OutputModerator
 
 
 def _moderator(**kwargs: object) -> OutputModerator:
+    """A moderator with sentence windows from the start (the early first window is off unless
+    a test turns it on)."""
+    kwargs.setdefault("first_window_chars", 0)
     return OutputModerator(user_id=None, conversation_id="c1", generation_id="g1", **kwargs)  # type: ignore[arg-type]
 
 
@@ -23,6 +26,42 @@ def test_text_is_held_until_its_window_is_checked(rules_db: None) -> None:
     assert moderator.feed("Hello there") == ""  # no sentence end yet
     assert moderator.feed(", friend. How") == "Hello there, friend. "
     assert moderator.finish() == "How"
+
+
+def test_the_early_first_window_releases_the_first_checked_words_at_once(
+    rules_db: None,
+) -> None:
+    moderator = _moderator(first_window_chars=1)
+    assert moderator.feed("Once") == "Once"
+    assert moderator.feed(" upon a") == ""  # then sentence windows as usual
+    assert moderator.feed(" time. The") == " upon a time. "
+    assert moderator.finish() == "The"
+
+
+def test_the_early_first_window_waits_for_its_minimum_and_keeps_a_number_whole(
+    rules_db: None,
+) -> None:
+    moderator = _moderator(first_window_chars=8)
+    assert moderator.feed("Call") == ""  # 4 characters: below the first window
+    assert moderator.feed(" me at 650") == "Call me at "  # the digits wait for the rest
+    released = moderator.feed("-253-0000 today. ")
+    assert "0000" not in released  # the whole number was seen, and redacted
+    assert not moderator.blocked
+
+
+def test_a_violation_in_the_early_first_window_is_never_released(rules_db: None) -> None:
+    moderator = _moderator(first_window_chars=1)
+    assert moderator.feed("I will kill you") == ""
+    assert moderator.blocked
+    assert moderator.released_text == ""
+
+
+def test_a_phrase_begun_in_the_early_first_window_is_caught_in_the_next(rules_db: None) -> None:
+    moderator = _moderator(first_window_chars=1)
+    assert moderator.feed("Go kill") == "Go kill"  # alone, harmless
+    assert moderator.feed(" yourself now. ") == ""  # the overlap sees the whole phrase
+    assert moderator.blocked
+    assert moderator.released_text == "Go kill"
 
 
 def test_a_long_sentence_is_released_at_the_window_size(rules_db: None) -> None:

@@ -128,6 +128,24 @@ describe("ChatStore", () => {
     expect(ids()).toEqual(["u1", "a1", "u3", "a3"]);
   });
 
+  it("editing the first message sends an explicit null parent: a new root beside it", () => {
+    const { store, socket } = setup();
+    store.send("q1");
+    accept(socket, socket.sentOfType("chat.send")[0].request_id as string, 1, null);
+    socket.receive(done("g1", "a1"));
+
+    store.send("q1 edited", { parentId: null });
+    const frame = socket.sentOfType("chat.send")[1];
+    expect(frame).toHaveProperty("parent_id", null);
+    accept(socket, frame.request_id as string, 2, null);
+    socket.receive(done("g2", "a2"));
+    const ids = () => pathTo(store.getSnapshot().messages, store.getSnapshot().leafId).map((m) => m.id);
+    expect(ids()).toEqual(["u2", "a2"]);
+
+    store.selectSibling("u2", -1);
+    expect(ids()).toEqual(["u1", "a1"]);
+  });
+
   it("a regenerated answer becomes a sibling of the first", () => {
     const { store, socket } = setup();
     store.send("q");

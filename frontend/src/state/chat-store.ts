@@ -233,7 +233,8 @@ export class ChatStore {
 
   // --- Actions that talk to the server --------------------------------------------------------
 
-  /** Send a message after the current leaf, or as a new branch under `parentId` (edit). */
+  /** Send a message after the current leaf, or as a new branch under `parentId` (edit; null:
+   * a new root, when the first message is edited). */
   send(content: string, options: { parentId?: string | null } = {}): void {
     const text = content.trim();
     if (!text || this.isBusy()) return;
@@ -243,7 +244,8 @@ export class ChatStore {
     try {
       requestId = this.client.send({
         conversation_id: conversationId,
-        ...(conversationId && parentId ? { parent_id: parentId } : {}),
+        // After the leaf on screen; an explicit null: a new first message (an edit).
+        ...(conversationId && (parentId || options.parentId === null) ? { parent_id: parentId } : {}),
         content: text,
         ...(model ? { model } : {}),
         ...(systemPrompt.trim() ? { options: { system_prompt: systemPrompt } } : {}),
