@@ -68,13 +68,18 @@ def prompt_ids(engine: Any, text: str = PROMPT) -> list[int]:
     return list(tokenizer.encode(rendered, add_special_tokens=False))
 
 
-async def one_stream(engine: Any, ids: list[int], tokens: int) -> tuple[float, int]:
+async def one_stream(
+    engine: Any, ids: list[int], tokens: int, sampling: dict[str, float] | None = None
+) -> tuple[float, int]:
     """(seconds to the first token, tokens received) for one fixed-length stream."""
     from vllm import SamplingParams
     from vllm.sampling_params import RequestOutputKind
 
     params = SamplingParams(
-        max_tokens=tokens, ignore_eos=True, temperature=0.8, output_kind=RequestOutputKind.DELTA
+        max_tokens=tokens,
+        ignore_eos=True,
+        output_kind=RequestOutputKind.DELTA,
+        **{"temperature": 0.8, **(sampling or {})},
     )
     started = time.perf_counter()
     first: float | None = None
@@ -88,10 +93,15 @@ async def one_stream(engine: Any, ids: list[int], tokens: int) -> tuple[float, i
     return (first or 0.0), received
 
 
-async def run_streams(engine: Any, *, concurrency: int, tokens: int) -> StreamsResult:
+async def run_streams(
+    engine: Any, *, concurrency: int, tokens: int, sampling: dict[str, float] | None = None
+) -> StreamsResult:
+    """`sampling`: SamplingParams fields (temperature, top_p, min_p); default temperature 0.8."""
     ids = prompt_ids(engine)
     started = time.perf_counter()
-    results = await asyncio.gather(*(one_stream(engine, ids, tokens) for _ in range(concurrency)))
+    results = await asyncio.gather(
+        *(one_stream(engine, ids, tokens, sampling) for _ in range(concurrency))
+    )
     seconds = time.perf_counter() - started
     total = sum(received for _, received in results)
     ttfts = [ttft * 1000 for ttft, _ in results]
@@ -114,7 +124,12 @@ async def main(args: argparse.Namespace) -> list[StreamsResult]:
     try:
         await run_streams(engine, concurrency=2, tokens=8)  # warm-up
         for concurrency in args.concurrency:
-            result = await run_streams(engine, concurrency=concurrency, tokens=args.tokens)
+            result = await run_streams(
+                engine,
+                concurrency=concurrency,
+                tokens=args.tokens,
+                sampling={"top_p": args.top_p, "min_p": args.min_p},
+            )
             results.append(result)
             print(
                 f"streams={concurrency:3d}  tokens/s={result.tokens_per_second:8.1f}  "
@@ -138,6 +153,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="comma-separated stream counts (default 1,4,16,32)",
     )
     parser.add_argument("--tokens", type=int, default=64, help="tokens per stream (default 64)")
+    # The defaults are the default model's in the registry (inference/migrations/0004).
+    parser.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling (1.0: off)")
+    parser.add_argument("--min-p", type=float, default=0.05, help="min-p sampling (0: off)")
     parser.add_argument("--model-dir", default=os.environ.get("BENCH_MODEL_DIR", DEFAULT_MODEL_DIR))
     parser.add_argument("--json", help="also write the results to this file")
     return parser.parse_args(argv)

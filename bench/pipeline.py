@@ -2,9 +2,11 @@
 
     .venv/bin/python bench/pipeline.py [--concurrency 1 4 16 32] [--tokens 64]
 
-1. The raw engine: `AsyncLLM` in this process, N concurrent streams, fixed output length.
-2. The full pipeline: N websocket clients (bearer auth) through Daphne, moderation, the store,
-   Celery and a worker hosting the same engine, with the same prompts and parameters.
+1. The full pipeline: N websocket clients (bearer auth) through Daphne, moderation, the store,
+   Celery and a worker hosting the engine, for the default model of the registry.
+2. The raw engine: `AsyncLLM` in this process, N concurrent streams of the same fixed length,
+   with the same prompt and the same sampling (temperature, and top-p and min-p as the
+   registry gives them to the pipeline's requests).
 
 It prints aggregate tokens/s and the pipeline/raw ratio, time to first token (median, p99) for
 both, the gaps between deltas at the client (p50, p99) and text mismatches (concatenated deltas
@@ -29,6 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 PROMPT = "Write a long story about a lighthouse keeper and a storm."
+TEMPERATURE = 0.8
 
 
 @dataclass
@@ -53,7 +56,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def raw_engine(concurrencies: list[int], tokens: int) -> dict[int, Run]:
+def raw_engine(concurrencies: list[int], tokens: int, sampling: dict[str, float]) -> dict[int, Run]:
     """The engine alone, in this process, with the engine benchmark's code."""
     import gc
 
@@ -65,7 +68,7 @@ def raw_engine(concurrencies: list[int], tokens: int) -> dict[int, Run]:
             await run_streams(engine, concurrency=2, tokens=8)  # warm-up
             runs = {}
             for n in concurrencies:
-                result = await run_streams(engine, concurrency=n, tokens=tokens)
+                result = await run_streams(engine, concurrency=n, tokens=tokens, sampling=sampling)
                 runs[n] = Run(
                     tokens=result.total_tokens,
                     seconds=result.seconds,
@@ -88,7 +91,9 @@ async def one_stream(client: object, tokens: int) -> tuple[int, float, list[floa
     assert isinstance(client, ChatClient)
     async with client.connect() as session:
         started = time.monotonic()
-        accepted = await session.send(PROMPT, options={"max_tokens": tokens, "temperature": 0.8})
+        accepted = await session.send(
+            PROMPT, options={"max_tokens": tokens, "temperature": TEMPERATURE}
+        )
         if accepted["type"] != "chat.accepted":
             raise RuntimeError(f"refused: {accepted}")
         arrivals: list[float] = []
@@ -111,7 +116,21 @@ async def one_stream(client: object, tokens: int) -> tuple[int, float, list[floa
         return int(usage.get("completion_tokens", 0)), ttft, gaps, mismatch
 
 
-def pipeline(concurrencies: list[int], tokens: int) -> dict[int, Run]:
+def registry_sampling(database_url: str) -> dict[str, float]:
+    """The default model's sampling, as the worker reads it for the pipeline's requests."""
+    import psycopg
+
+    with psycopg.connect(database_url) as connection:
+        row = connection.execute(
+            "SELECT default_top_p, default_min_p FROM inference_languagemodel "
+            "WHERE is_default AND enabled"
+        ).fetchone()
+    if row is None:
+        raise RuntimeError("the bench database has no default model")
+    return {"temperature": TEMPERATURE, "top_p": row[0], "min_p": row[1]}
+
+
+def pipeline(concurrencies: list[int], tokens: int) -> tuple[dict[int, Run], dict[str, float]]:
     from chat.client import ChatClient
     from tests.support.stack import start_stack
 
@@ -123,6 +142,7 @@ def pipeline(concurrencies: list[int], tokens: int) -> dict[int, Run]:
         extra_env={"INFERENCE_IGNORE_EOS": "true", "CHAT_RATE_PER_MINUTE": "100000"},
     )
     try:
+        sampling = registry_sampling(stack.env["DATABASE_URL"])
         clients = []
         for _ in range(max(concurrencies)):
             client = ChatClient(stack.base_url)
@@ -143,7 +163,7 @@ def pipeline(concurrencies: list[int], tokens: int) -> dict[int, Run]:
             )
 
         asyncio.run(round_of(1))  # warm-up: first compiles, first connections
-        return {n: asyncio.run(round_of(n)) for n in concurrencies}
+        return {n: asyncio.run(round_of(n)) for n in concurrencies}, sampling
     finally:
         stack.stop()
 
@@ -164,17 +184,18 @@ def main() -> None:
     os.environ.setdefault("DJANGO_DEBUG", "true")
 
     if args.pipeline_only:
-        for n, run in pipeline(args.concurrency, args.tokens).items():
+        for n, run in pipeline(args.concurrency, args.tokens)[0].items():
             print(
                 f"{n} streams: {run.tokens_per_second:.0f} tok/s, TTFT p50 "
                 f"{statistics.median(run.ttfts) * 1000:.0f} ms, gaps p50 "
                 f"{percentile(run.gaps, 0.5) * 1000:.0f} ms, {run.mismatches} mismatches"
             )
         return
-    raw = raw_engine(args.concurrency, args.tokens)
-    ours = pipeline(args.concurrency, args.tokens)
+    ours, sampling = pipeline(args.concurrency, args.tokens)
+    raw = raw_engine(args.concurrency, args.tokens, sampling)
 
     print(f"\nmachine: {os.cpu_count()} CPUs; {args.tokens} tokens per stream (ignore_eos)")
+    print(f"sampling (the registry's default model, both sides): {sampling}")
     print(
         "| streams | raw tok/s | pipeline tok/s | ratio | raw TTFT p50/p99 ms "
         "| pipeline TTFT p50/p99 ms | added p50 ms | gaps p50/p99 ms | mismatches |"

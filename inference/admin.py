@@ -38,6 +38,7 @@ class LanguageModelAdmin(admin.ModelAdmin):
                     "context_length",
                     "default_temperature",
                     "default_top_p",
+                    "default_min_p",
                     "default_max_tokens",
                     "max_output_tokens",
                 )

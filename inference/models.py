@@ -6,7 +6,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from django.conf import settings
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -30,7 +30,23 @@ class LanguageModel(models.Model):
     )
     context_length = models.PositiveIntegerField(default=8192, validators=[MinValueValidator(16)])
     default_temperature = models.FloatField(default=0.7, validators=[MinValueValidator(0.0)])
-    default_top_p = models.FloatField(default=0.95, validators=[MinValueValidator(0.01)])
+    default_top_p = models.FloatField(
+        default=0.95,
+        validators=[MinValueValidator(0.01), MaxValueValidator(1.0)],
+        help_text=(
+            "Nucleus sampling; 1: off. Below 1 the engine sorts the whole vocabulary for every "
+            "token: on a CPU that cost about 45% of the throughput at 16 streams "
+            "(docs/benchmarks.md). Prefer min-p there."
+        ),
+    )
+    default_min_p = models.FloatField(
+        default=0.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text=(
+            "Min-p sampling: drop tokens less likely than this share of the likeliest one; "
+            "0: off. Cheap on any hardware."
+        ),
+    )
     default_max_tokens = models.PositiveIntegerField(default=512, validators=[MinValueValidator(1)])
     max_output_tokens = models.PositiveIntegerField(
         default=2048, validators=[MinValueValidator(1)], help_text="Upper clamp on max_tokens."

@@ -121,6 +121,7 @@ def sampling_for(
     return SamplingParams(
         temperature=min(max(temperature, 0.0), 2.0),
         top_p=model.default_top_p,
+        min_p=model.default_min_p,
         max_tokens=max(1, min(int(requested), model.max_output_tokens, room)),
         output_kind=RequestOutputKind.DELTA,
         **extra,

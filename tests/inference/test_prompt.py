@@ -77,6 +77,7 @@ def test_max_tokens_is_clamped_by_the_model_and_the_context_left() -> None:
         max_output_tokens=300,
         default_temperature=0.5,
         default_top_p=0.9,
+        default_min_p=0.1,
         price_prompt_per_1k=Decimal(0),
         price_completion_per_1k=Decimal(0),
     )
@@ -86,3 +87,5 @@ def test_max_tokens_is_clamped_by_the_model_and_the_context_left() -> None:
     assert sampling_for(model, {"max_tokens": 5000}, prompt_tokens=900).max_tokens == 100
     assert sampling_for(model, {"temperature": 0}, prompt_tokens=10).temperature == 0
     assert sampling_for(model, {}, prompt_tokens=10).temperature == 0.5
+    params = sampling_for(model, {}, prompt_tokens=10)
+    assert (params.top_p, params.min_p) == (0.9, 0.1)

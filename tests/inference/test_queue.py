@@ -57,6 +57,7 @@ async def test_a_started_generation_leaves_the_queue_and_the_others_move_up(
         default_max_tokens=16,
         default_temperature=0.5,
         default_top_p=0.9,
+        default_min_p=0.0,
         weights_location="/nowhere",
         tokenizer_location="/nowhere",
     )
@@ -106,6 +107,7 @@ def test_ignore_eos_setting_makes_generations_exactly_max_tokens(settings: Any) 
         default_max_tokens=16,
         default_temperature=0.5,
         default_top_p=0.9,
+        default_min_p=0.0,
     )
     settings.INFERENCE_IGNORE_EOS = True
     assert prepare.sampling_for(model, {}, prompt_tokens=10).ignore_eos is True  # type: ignore[arg-type]

@@ -35,6 +35,8 @@ def test_the_migration_seeds_the_default_model() -> None:
     assert model.weights == "smollm2-135m-instruct"
     assert model.context_length == 8192
     assert model.default_max_tokens == 512
+    # Min-p, not top-p: top-p < 1 sorts the vocabulary per token (migration 0004).
+    assert (model.default_top_p, model.default_min_p) == (1.0, 0.05)
     assert model.queue == "inference.smollm2-135m"
     assert model.price_prompt_per_1k == Decimal("0.0001")
     assert model.is_default and model.enabled
