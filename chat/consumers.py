@@ -54,15 +54,6 @@ from chat.replay import generation_replay
 
 logger = logging.getLogger(__name__)
 
-
-def in_thread(func: Any) -> Any:
-    """`func` on a pool thread, with Django's connection upkeep around it. Not on Channels'
-    one shared thread (`thread_sensitive`): concurrent sends from many connections then wait
-    for each other's store writes and moderation, which measured as +1 s to the first token
-    of the last of 32 simultaneous sends (bench/pipeline.py). Nothing here needs that thread:
-    the store and the ORM connections are per thread."""
-    return database_sync_to_async(func, thread_sensitive=False)
-
 CLOSE_MESSAGE_TOO_BIG = 1009
 CLOSE_MESSAGE_TOO_BIG_FALLBACK = 4009
 # The user already has CHAT_MAX_CONNECTIONS_PER_USER connections open (4000 + HTTP 429).
@@ -184,16 +175,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if isinstance(message, Ping):
             await self.send_message(Pong())
         elif isinstance(message, ChatSend):
-            prepared = await in_thread(chat_send_prepare)(
+            prepared = await database_sync_to_async(chat_send_prepare)(
                 owner_id=self.user.pk, priority=self.user.priority, message=message
             )
             await self.start_following(prepared)
         elif isinstance(message, GenerationStop):
-            await in_thread(generation_stop)(
+            await database_sync_to_async(generation_stop)(
                 owner_id=self.user.pk, generation_id=message.generation_id
             )
         elif isinstance(message, GenerationRegenerate):
-            prepared = await in_thread(generation_regenerate_prepare)(
+            prepared = await database_sync_to_async(generation_regenerate_prepare)(
                 owner_id=self.user.pk,
                 priority=self.user.priority,
                 message_id=message.message_id,
@@ -231,7 +222,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         already_following = generation_id in self.relayed_seq
         await self.follow_generation(generation_id, after_seq=message.after_seq)
         try:
-            replay, seq = await in_thread(generation_replay)(
+            replay, seq = await database_sync_to_async(generation_replay)(
                 owner_id=self.user.pk, generation_id=generation_id, after_seq=message.after_seq
             )
         except BaseException:
