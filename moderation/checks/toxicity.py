@@ -4,12 +4,20 @@ The model scores offensiveness, not intent: "this fucking code doesn't work" sco
 "you are worthless". Measured on data/eval.jsonl, blocking on the score alone blocked frustrated
 and self-deprecating messages, so a high score only blocks when the text addresses someone
 ("you", "your", ...); otherwise it flags. Thresholds come from settings or the admin.
+
+Scoring computes what the library's `predict_prob` computes (a TF-IDF vector, five calibrated
+linear SVMs, the mean of their sigmoid-calibrated probabilities) with one sparse product
+instead of scikit-learn's per-call validation: about 0.4 ms instead of 5 ms per window, which
+counted in the worker that streams every answer. The fused form is checked against the
+library on probe texts when it is built and is not used if they differ.
 """
 
 from __future__ import annotations
 
+import logging
 import re
-from typing import ClassVar
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
 
 from django.conf import settings
 
@@ -18,6 +26,58 @@ from moderation.normalize import normalize
 from moderation.types import ALLOW, Action, Direction, Verdict
 
 _ADDRESSED = re.compile(r"\b(?:you|your|youre|you're|yourself|u|ur|ya|thou)\b")
+_PROBES = (
+    "you are a worthless idiot",
+    "this fucking code does not work",
+    "thank you, that was helpful",
+    "kill the process and restart the server",
+    "",
+)
+
+logger = logging.getLogger(__name__)
+
+
+def fused_scorer(vectorizer: Any, model: Any) -> Callable[[str], float] | None:
+    """The library model as one sparse product, or None if its form is not the expected one
+    (a binary CalibratedClassifierCV of linear models with sigmoid calibration)."""
+    import numpy as np
+
+    try:
+        parts = model.calibrated_classifiers_
+        if model.method != "sigmoid" or list(model.classes_) != [0, 1]:
+            return None
+        weights = np.vstack([part.estimator.coef_.ravel() for part in parts]).T  # (V, k)
+        intercepts = np.array([float(part.estimator.intercept_[0]) for part in parts])
+        slopes = np.array([float(part.calibrators[0].a_) for part in parts])
+        offsets = np.array([float(part.calibrators[0].b_) for part in parts])
+    except (AttributeError, IndexError, TypeError, ValueError):
+        return None
+
+    def score(text: str) -> float:
+        decision = np.asarray(vectorizer.transform([text]) @ weights).ravel() + intercepts
+        return float(np.mean(1.0 / (1.0 + np.exp(slopes * decision + offsets))))
+
+    return score
+
+
+def library_scorer() -> Callable[[str], float]:
+    # Imported here: loading scikit-learn and the model takes about two seconds.
+    from profanity_check import profanity_check
+
+    def library(text: str) -> float:
+        return float(profanity_check.predict_prob([text])[0])
+
+    fused = fused_scorer(profanity_check.vectorizer, profanity_check.model)
+    if fused is not None and _agrees(fused, library, _PROBES):
+        return fused
+    logger.warning("toxicity: the library model has an unexpected form; using predict_prob")
+    return library
+
+
+def _agrees(
+    fused: Callable[[str], float], library: Callable[[str], float], texts: Sequence[str]
+) -> bool:
+    return all(abs(fused(text) - library(text)) < 1e-9 for text in texts)
 
 
 class ToxicityCheck(Check):
@@ -25,10 +85,7 @@ class ToxicityCheck(Check):
 
     def __init__(self, *, threshold: float | None = None) -> None:
         super().__init__(threshold=threshold)
-        # Imported here: loading scikit-learn and the model takes about two seconds.
-        from profanity_check import predict_prob
-
-        self._predict = predict_prob
+        self._score = library_scorer()
         self.block_threshold = (
             threshold if threshold is not None else settings.MODERATION_TOXICITY_BLOCK_THRESHOLD
         )
@@ -38,7 +95,7 @@ class ToxicityCheck(Check):
         normalized = normalize(text)
         if not normalized:
             return ALLOW
-        score = float(self._predict([normalized])[0])
+        score = self._score(normalized)
         if score >= self.block_threshold and _ADDRESSED.search(normalized):
             return Verdict(
                 Action.BLOCK,

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from moderation.checks.patterns import PatternCheck
 from moderation.checks.pii import PiiCheck, luhn_valid
 from moderation.checks.profanity import ProfanityCheck
-from moderation.checks.toxicity import ToxicityCheck
+from moderation.checks.toxicity import ToxicityCheck, fused_scorer, library_scorer
+from moderation.normalize import normalize
 from moderation.types import Action, Direction, redact
 
 INPUT = Direction.INPUT
+EVAL_SET = Path(__file__).resolve().parents[2] / "moderation" / "data" / "eval.jsonl"
 
 
 # --- PII ----------------------------------------------------------------------------------
@@ -99,6 +104,25 @@ def test_toxicity_check_allows_benign_text(text: str) -> None:
 def test_toxicity_threshold_override_changes_the_decision() -> None:
     lenient = ToxicityCheck(threshold=1.01)
     assert lenient.evaluate("you are so stupid", direction=INPUT).action is Action.FLAG
+
+
+def test_the_fused_toxicity_score_equals_the_librarys_on_the_evaluation_set() -> None:
+    from profanity_check import profanity_check
+
+    fused = fused_scorer(profanity_check.vectorizer, profanity_check.model)
+    assert fused is not None
+    texts = [json.loads(line)["text"] for line in EVAL_SET.read_text().splitlines() if line]
+    assert len(texts) >= 200
+    for text in texts:
+        expected = float(profanity_check.predict_prob([normalize(text)])[0])
+        assert fused(normalize(text)) == pytest.approx(expected, abs=1e-9), text
+    assert library_scorer().__name__ == "score"  # the fused form is the one in use
+
+
+def test_a_model_of_another_form_falls_back_to_the_library() -> None:
+    from profanity_check import profanity_check
+
+    assert fused_scorer(profanity_check.vectorizer, object()) is None
 
 
 # --- built-in patterns --------------------------------------------------------------------
