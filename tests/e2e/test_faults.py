@@ -27,7 +27,10 @@ pytestmark = pytest.mark.e2e
 
 STALE_AFTER = 6
 REAP_EVERY = 2
-PROMPT = "Count slowly from one to two hundred, one number per line."
+# Prose, and every answer runs to its max_tokens (INFERENCE_IGNORE_EOS in the stack below), so
+# the faults below always hit a generation that is still streaming: a model's answer that ends
+# early, or ends in invisible end-of-turn tokens, would otherwise finish before the fault.
+PROMPT = "Write a long story about a lighthouse keeper and a storm."
 
 
 class RedisServer:
@@ -84,6 +87,7 @@ def fault_stack(
             "INFERENCE_STALE_AFTER_SECONDS": str(STALE_AFTER),
             "INFERENCE_REAP_INTERVAL_SECONDS": str(REAP_EVERY),
             "INFERENCE_HEARTBEAT_SECONDS": "1",
+            "INFERENCE_IGNORE_EOS": "true",
         },
     )
     yield stack
@@ -137,7 +141,9 @@ def test_a_worker_killed_mid_stream_is_reported_interrupted_and_keeps_the_text(
     async def scenario() -> tuple[dict, dict, float]:
         async with client.connect() as session:
             accepted = await session.send(PROMPT, options={"max_tokens": 400})
-            await first_deltas(session, accepted["generation_id"], 3)
+            await first_deltas(session, accepted["generation_id"], 1)
+            # Past a checkpoint (about once a second), so that the text seen is stored.
+            await asyncio.sleep(2.5)
             fault_stack.stop_process("worker", sig=signal.SIGKILL, grace=0)
             killed_at = time.monotonic()
             final = await session.wait_for(
