@@ -209,6 +209,31 @@ def test_editing_a_sent_message_creates_a_branch(page: Any, app_url: str) -> Non
     assert messages(page, "assistant").count() == 2
 
 
+def test_editing_the_first_message_starts_a_second_first_branch(page: Any, app_url: str) -> None:
+    register(page, app_url)
+    send_when_ready(page, "Say hello.")
+    end_answer(page)
+
+    messages(page, "user").first.get_by_test_id("edit").click()
+    editor = page.get_by_test_id("edit-input")
+    editor.fill("Say hi.")
+    editor.press("Enter")
+    expect(messages(page, "user").first.locator(".sibling-count")).to_have_text("2/2")
+    end_answer(page)
+
+    # A new first message beside the old one, not a follow-up after it.
+    assert messages(page, "user").count() == 1
+    expect(messages(page, "user").first.locator(".plain")).to_have_text("Say hi.")
+    page.reload()  # the server kept both branches and is on the new one
+    first = messages(page, "user").first
+    expect(first.locator(".plain")).to_have_text("Say hi.")
+    expect(first.locator(".sibling-count")).to_have_text("2/2")
+    screenshot(page, "08b-first-message-edited")
+    first.get_by_test_id("sibling-prev").click()
+    expect(messages(page, "user").first.locator(".plain")).to_have_text("Say hello.")
+    assert messages(page, "user").count() == 1
+
+
 def test_deleting_a_conversation_removes_it_from_the_list_and_its_address(
     page: Any, app_url: str
 ) -> None:
