@@ -102,10 +102,14 @@ class OutputModerator:
 
         Blocking and may touch the database: inside an event loop use `afeed`."""
         _refuse_event_loop()
+        return self._drain() if self._hold(delta) else ""
+
+    def _hold(self, delta: str) -> bool:
+        """Add `delta` to the held text; False once the stream is blocked."""
         if self.blocked:
-            return ""
+            return False
         self._pending += delta
-        return self._drain()
+        return True
 
     def _drain(self) -> str:
         out: list[str] = []
@@ -128,10 +132,7 @@ class OutputModerator:
         a complete window is checked off the event loop (CPU work that may touch the
         database). The worker calls this once per flush per stream, so the thread hop is
         saved for the flushes that need it."""
-        if self.blocked:
-            return ""
-        self._pending += delta
-        if self._window_end() is None:
+        if not self._hold(delta) or self._window_end() is None:
             return ""
         return await asyncio.to_thread(_closing_connections, self._drain)
 
