@@ -87,11 +87,17 @@ def raw_engine(concurrencies: list[int], tokens: int, sampling: dict[str, float]
     return runs
 
 
-async def one_stream(session: Any, tokens: int) -> tuple[int, float, list[float], bool]:
-    """One message on an open, authenticated connection, as a chat app sends it."""
+async def one_stream(
+    session: Any, tokens: int, conversation_id: str
+) -> tuple[int, float, list[float], bool]:
+    """One message on an open, authenticated connection, as a chat app sends it: the same
+    prompt as the raw engine's, as a new first message of the client's conversation (the
+    prompt stays one message long, and the conversation is titled already)."""
     started = time.monotonic()
     options = {"max_tokens": tokens, "temperature": TEMPERATURE}
-    accepted = await session.send(PROMPT, options=options)
+    accepted = await session.send(
+        PROMPT, conversation_id=conversation_id, new_first_message=True, options=options
+    )
     if accepted["type"] != "chat.accepted":
         raise RuntimeError(f"refused: {accepted}")
     arrivals: list[float] = []
@@ -148,13 +154,48 @@ def pipeline(concurrencies: list[int], tokens: int) -> tuple[dict[int, Run], dic
             client.login()
             clients.append(client)
 
+        async def open_conversation(client: Any) -> str:
+            """A conversation with its first answer and its model-written title, so that the
+            measured rounds run no title generation (a conversation is titled once)."""
+            async with client.connect() as session:
+                accepted = await session.send(PROMPT, options={"max_tokens": 8})
+                conversation_id = accepted["conversation_id"]
+                await session.collect(accepted["generation_id"])
+                # The provisional title, then the model's (none when its reply was unusable).
+                with contextlib.suppress(TimeoutError):
+                    for _ in range(2):
+                        await session.wait_for(
+                            lambda m: (
+                                m.get("type") == "conversation.updated"
+                                and m.get("conversation_id") == conversation_id
+                            ),
+                            timeout=120,
+                        )
+                return str(conversation_id)
+
+        async def open_conversations() -> list[str]:
+            return list(await asyncio.gather(*(open_conversation(c) for c in clients)))
+
+        title_started = time.monotonic()
+        conversations = asyncio.run(open_conversations())
+        print(
+            f"{len(clients)} conversations answered and titled in "
+            f"{time.monotonic() - title_started:.1f} s (not measured)",
+            flush=True,
+        )
+
         async def round_of(n: int) -> Run:
             # The clients connect (websocket, bearer token) before the clock starts: a chat
             # app holds its connection open, and the raw engine's start is not timed either.
             async with contextlib.AsyncExitStack() as connections:
                 sessions = [await connections.enter_async_context(c.connect()) for c in clients[:n]]
                 started = time.monotonic()
-                results = await asyncio.gather(*(one_stream(s, tokens) for s in sessions))
+                results = await asyncio.gather(
+                    *(
+                        one_stream(s, tokens, c)
+                        for s, c in zip(sessions, conversations, strict=False)
+                    )
+                )
                 seconds = time.monotonic() - started
             return Run(
                 tokens=sum(r[0] for r in results),

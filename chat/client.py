@@ -85,12 +85,15 @@ class ChatSession:
         *,
         conversation_id: str | None = None,
         parent_id: str | None = None,
+        new_first_message: bool = False,
         request_id: str | None = None,
         model: str | None = None,
         options: dict[str, Any] | None = None,
         timeout: float = 30.0,
     ) -> dict[str, Any]:
-        """Send `chat.send`; return the `chat.accepted` (or the refusal) for its request_id."""
+        """Send `chat.send`; return the `chat.accepted` (or the refusal) for its request_id.
+        `new_first_message`: a new branch at the conversation's root (an explicit null
+        `parent_id`, as when the first message is edited)."""
         request_id = request_id or uuid.uuid4().hex
         frame: dict[str, Any] = {
             "type": "chat.send",
@@ -98,7 +101,7 @@ class ChatSession:
             "conversation_id": conversation_id,
             "content": content,
         }
-        if parent_id is not None:
+        if parent_id is not None or new_first_message:
             frame["parent_id"] = parent_id
         if model is not None:
             frame["model"] = model

@@ -24,6 +24,8 @@ from chat.store import CONVERSATIONS, MESSAGES, document_out, get_db, new_id, no
 FINAL_STATES = frozenset({"complete", "stopped", "interrupted", "failed", "moderated"})
 LIVE_STATES = ["queued", "streaming"]
 TITLE_MAX_CHARS = 200
+# Where a conversation's title came from (`title_source`).
+TITLE_PROVISIONAL, TITLE_BY_MODEL, TITLE_BY_USER = "first_message", "model", "user"
 MODEL_MAX_CHARS = 128
 SYSTEM_PROMPT_MAX_CHARS = 32_000
 REQUEST_ID_MAX_CHARS = 128
@@ -84,6 +86,9 @@ def conversation_create(
         "_id": new_id(),
         "owner_id": _owner(owner_id),
         "title": _title(title),
+        # Provisional: the first message, until the model titles the first exchange
+        # (inference.titles) or the user renames it ("user"; never overwritten then).
+        "title_source": TITLE_PROVISIONAL,
         "model": _model(model),
         "system_prompt": _system_prompt(system_prompt),
         "created_at": moment,
@@ -111,6 +116,7 @@ def conversation_update(
     changes: dict[str, Any] = {}
     if title is not None:
         changes["title"] = _title(title)
+        changes["title_source"] = TITLE_BY_USER
     if archived is not None:
         if not isinstance(archived, bool):
             raise _invalid("archived", "must be true or false")
@@ -124,6 +130,21 @@ def conversation_update(
     document = get_db()[CONVERSATIONS].find_one_and_update(
         _live_conversation(conversation_id, owner_id),
         {"$set": changes},
+        return_document=ReturnDocument.AFTER,
+    )
+    return document_out(document)
+
+
+def conversation_title_generated(*, conversation_id: str, owner_id: int, title: str) -> dict | None:
+    """Replace a provisional title with the model's. None when there is no such conversation
+    or its title is no longer provisional (the user renamed it, or it was titled already)."""
+    _owner(owner_id)
+    if not selectors.valid_id(conversation_id):
+        return None
+    document = get_db()[CONVERSATIONS].find_one_and_update(
+        _live_conversation(conversation_id, owner_id)
+        | {"title_source": {"$nin": [TITLE_BY_USER, TITLE_BY_MODEL]}},
+        {"$set": {"title": _title(title), "title_source": TITLE_BY_MODEL}},
         return_document=ReturnDocument.AFTER,
     )
     return document_out(document)

@@ -188,6 +188,8 @@ INFERENCE_TASK_TIME_LIMIT_SECONDS = env_int("INFERENCE_TASK_TIME_LIMIT_SECONDS",
 INFERENCE_PRELOAD = env_bool("INFERENCE_PRELOAD", True)
 # Benchmarks only: generate exactly max_tokens (the end-of-sequence token is ignored).
 INFERENCE_IGNORE_EOS = env_bool("INFERENCE_IGNORE_EOS", False)
+# After a conversation's first answer, the model writes its title (low priority).
+INFERENCE_AUTO_TITLES = env_bool("INFERENCE_AUTO_TITLES", True)
 # A streaming generation refreshes its heartbeat at least this often, even while no token
 # comes (a long prefill, a full batch); the reaper interrupts one silent for STALE_AFTER.
 INFERENCE_HEARTBEAT_SECONDS = env_float("INFERENCE_HEARTBEAT_SECONDS", 5.0, minimum=0.5)

@@ -11,6 +11,7 @@ from inference import worker  # noqa: F401  (connects the worker's start/stop si
 from inference.engine import host
 from inference.reaper import generations_reap
 from inference.streaming import generation_run
+from inference.titles import RUN_TIMEOUT_SECONDS, TITLE_TASK, title_run
 
 # Past the stream's own limit: preparation, the engine's first start, the closing writes.
 RUN_MARGIN_SECONDS = 180
@@ -26,6 +27,13 @@ def generate(generation_id: str, owner_id: int, priority: int | None = None) -> 
         generation_run(generation_id=generation_id, owner_id=owner_id, priority=priority),
         timeout=settings.INFERENCE_TASK_TIME_LIMIT_SECONDS + RUN_MARGIN_SECONDS,
     )
+
+
+@shared_task(name=TITLE_TASK, ignore_result=True)
+def title(generation_id: str, owner_id: int) -> None:
+    """Title a conversation after its first answer (low priority; see inference.titles).
+    Not acked late: a title lost with its worker is not worth a second answer's wait."""
+    host.run(title_run(generation_id=generation_id, owner_id=owner_id), timeout=RUN_TIMEOUT_SECONDS)
 
 
 @shared_task(name="inference.reap_stale", ignore_result=True)

@@ -14,3 +14,7 @@ from config.settings import *  # noqa: F403
 
 # Hashing speed is not under test; PBKDF2 at production strength would dominate the suite.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# In-process tests enqueue no title tasks (a test that needs one turns this on); the stacks the
+# e2e tests start read the environment, where titles are on by default.
+INFERENCE_AUTO_TITLES = False

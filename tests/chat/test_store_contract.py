@@ -168,6 +168,34 @@ def test_update_renames_and_archives_and_refuses_bad_values_unchanged(store: str
     assert _raw_snapshot() == before
 
 
+def test_a_model_title_replaces_only_a_provisional_one_of_the_owner(store: str) -> None:
+    fresh, renamed, titled = _conversation(), _conversation(), _conversation()
+    services.conversation_update(conversation_id=renamed["id"], owner_id=OWNER, title="Mine")
+    services.conversation_title_generated(
+        conversation_id=titled["id"], owner_id=OWNER, title="First"
+    )
+
+    assert fresh["title_source"] == services.TITLE_PROVISIONAL
+    assert (
+        services.conversation_title_generated(
+            conversation_id=fresh["id"], owner_id=OTHER, title="Stolen"
+        )
+        is None
+    )
+    stored = services.conversation_title_generated(
+        conversation_id=fresh["id"], owner_id=OWNER, title="  Python   lists "
+    )
+    assert stored is not None
+    assert (stored["title"], stored["title_source"]) == ("Python lists", services.TITLE_BY_MODEL)
+    for kept, title in ((renamed, "Mine"), (titled, "First")):
+        again = services.conversation_title_generated(
+            conversation_id=kept["id"], owner_id=OWNER, title="Second"
+        )
+        assert again is None
+        found = selectors.conversation_get(conversation_id=kept["id"], owner_id=OWNER)
+        assert found is not None and found["title"] == title
+
+
 def test_a_deleted_conversation_is_gone_from_every_lookup(store: str) -> None:
     conversation = _conversation(title="secret plans")
     user, answer = _turn(conversation, content="secret text", request_id="req-1")

@@ -51,3 +51,60 @@ def test_a_websocket_client_gets_a_streamed_answer_that_is_stored(live_stack: St
     assert answer["state"] == "complete"
     assert answer["content"] == result.final["text"]
     assert stored["current_leaf_id"] == accepted["assistant_message_id"]
+
+
+def test_the_model_titles_a_new_conversation_after_its_first_answer(live_stack: Stack) -> None:
+    client = new_client(live_stack)
+    question = "How do I reverse a list in Python? Explain briefly."
+
+    async def converse() -> tuple[dict, list[dict]]:
+        async with client.connect() as session:
+            accepted = await session.send(question, options={"max_tokens": 24})
+            conversation_id = accepted["conversation_id"]
+            await session.collect(accepted["generation_id"])
+            updates = []
+            # The provisional title (the first message) comes with the acceptance; the
+            # model's comes after the answer, from the low-priority title task.
+            while len(updates) < 2:
+                updates.append(
+                    await session.wait_for(
+                        lambda m: (
+                            m.get("type") == "conversation.updated"
+                            and m.get("conversation_id") == conversation_id
+                        ),
+                        timeout=120,
+                    )
+                )
+            return accepted, updates
+
+    accepted, (provisional, titled) = asyncio.run(converse())
+
+    assert provisional["title"] == question
+    assert titled["title"] != question
+    assert 2 <= len(titled["title"]) <= 60 and "\n" not in titled["title"]
+    stored = client.request("GET", f"/api/conversations/{accepted['conversation_id']}")
+    assert stored["title"] == titled["title"]
+    print(f"model title: {titled['title']!r}")
+
+    # A second answer in the same conversation does not title it again, and a name the user
+    # chose is never replaced.
+    client.request("PATCH", f"/api/conversations/{accepted['conversation_id']}", {"title": "Mine"})
+
+    async def follow_up() -> list[dict]:
+        async with client.connect() as session:
+            again = await session.send(
+                "And a tuple?",
+                conversation_id=accepted["conversation_id"],
+                options={"max_tokens": 8},
+            )
+            result = await session.collect(again["generation_id"])
+            await asyncio.sleep(3)  # past when a title task would have answered
+            return [
+                m for m in session.pending + result.other if m.get("type") == "conversation.updated"
+            ]
+
+    assert asyncio.run(follow_up()) == []
+    assert (
+        client.request("GET", f"/api/conversations/{accepted['conversation_id']}")["title"]
+        == "Mine"
+    )
