@@ -83,12 +83,40 @@ def title_messages(question: str) -> list[dict[str, str]]:
     return [*messages, {"role": "user", "content": _asking(_excerpt(question))}]
 
 
+def _without_repeats(words: list[str]) -> list[str]:
+    """Words without a small model's stutter: one word three times or more in a row ("Hello,
+    Hello, Hello"), or an immediate repeat of two or three words ("in Python in Python"). A
+    word said twice stays ("Bora Bora")."""
+
+    def key(word: str) -> str:
+        return word.strip(",.;:!?").lower()
+
+    runs: list[list[str]] = []  # consecutive equal words
+    for word in words:
+        if runs and key(runs[-1][0]) == key(word):
+            runs[-1].append(word)
+        else:
+            runs.append([word])
+    out: list[str] = []
+    for run in runs:
+        out += run[:1] if len(run) >= 3 else run
+    result: list[str] = []
+    for word in out:
+        result.append(word)
+        for size in (2, 3):
+            tail, before = result[-size:], result[-2 * size : -size]
+            if len(before) == size and [key(w) for w in tail] == [key(w) for w in before]:
+                del result[-size:]
+                break
+    return result
+
+
 def title_clean(raw: str) -> str | None:
     """The model's reply as a title: its first line, without a "Title:" label, quotes, markdown
     or a closing full stop, cut at a word to TITLE_CHARS. None when nothing usable is left."""
     line = next((part for part in raw.splitlines() if part.strip()), "")
     line = _PREFIX.sub("", line).strip(_WRAPPERS)
-    line = " ".join(line.split()).rstrip(".:;,").strip(_WRAPPERS)
+    line = " ".join(_without_repeats(line.split())).rstrip(".:;,").strip(_WRAPPERS)
     if len(line) > TITLE_CHARS:
         cut = line[: TITLE_CHARS - 1]
         line = (cut.rsplit(" ", 1)[0] if " " in cut else cut).rstrip(" ,;:-") + "…"

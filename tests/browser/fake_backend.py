@@ -54,10 +54,18 @@ class FakeBackend:
         self.requests: list[tuple[str, str, Any]] = []
         self.conversations: dict[str, dict[str, Any]] = {}
         self.usage: dict[str, Any] | None = None
+        self.hold_models = False  # leave GET /api/models unanswered until release_models()
+        self.held_models: list[Any] = []
         page.route(re.compile(r"^http://app\.localhost/.*"), self._http)
         page.route_web_socket(WS_URL, self._socket)
 
     # --- HTTP ---------------------------------------------------------------------------------
+    def release_models(self) -> None:
+        self.hold_models = False
+        for route in self.held_models:
+            self._json(route, {"results": MODELS, "next_cursor": None})
+        self.held_models.clear()
+
     def _json(self, route: Any, body: Any, status: int = 200) -> None:
         route.fulfill(status=status, content_type="application/json", body=json.dumps(body))
 
@@ -74,6 +82,8 @@ class FakeBackend:
             self._json(route, {"csrf_token": "test-token"})
         elif path == "/api/auth/me":
             self._json(route, USER)
+        elif path == "/api/models" and self.hold_models:
+            self.held_models.append(route)
         elif path == "/api/models":
             self._json(route, {"results": MODELS, "next_cursor": None})
         elif path == "/api/usage":

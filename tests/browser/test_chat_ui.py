@@ -7,6 +7,7 @@ queue) are each reached and checked. Needs Chromium and a build, not the engine.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ from tests.browser.fake_backend import ORIGIN, FakeBackend
 from tests.browser.pages import answer_text, last_answer, messages, send, wait_for_state
 
 pytestmark = pytest.mark.browser
+
+MODELS_URL = re.compile(r".*/api/models$")
 
 
 @pytest.fixture
@@ -212,6 +215,34 @@ def test_the_model_picker_and_system_prompt_go_with_the_message(
     assert frame["model"] == "large"
     assert frame["options"] == {"system_prompt": "Answer like a pirate."}
     assert frame["conversation_id"] is None
+
+
+def test_the_model_picker_is_never_blank_while_the_model_list_loads(
+    page: Any, fake: FakeBackend
+) -> None:
+    picker = page.get_by_test_id("model-picker")
+    selected = "el => el.options[el.selectedIndex]?.text ?? ''"
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=model-picker]').options.length === 2"
+    )
+    fake.hold_models = True
+
+    with page.expect_request(MODELS_URL):
+        page.reload()  # a returning user: the last list seen shows at once
+    page.get_by_test_id("composer").wait_for()
+    assert fake.held_models, "the list is still on its way"
+    assert picker.evaluate(selected) == "Small model"
+
+    page.evaluate("() => localStorage.clear()")
+    with page.expect_request(MODELS_URL):
+        page.reload()  # a first visit on this browser: no list seen yet
+    page.get_by_test_id("composer").wait_for()
+    assert picker.evaluate(selected) == "Loading models…"
+    fake.release_models()
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=model-picker]').selectedOptions[0]?.text"
+        " === 'Small model'"
+    )
 
 
 def test_model_output_is_sanitised_and_code_blocks_can_be_copied(

@@ -6,6 +6,7 @@ import { type ApiMessage, type Conversation, conversations, messages as messageA
 import type { ChatClient, ServerMessage } from "../protocol";
 import { FINAL_STATES, type MessageState, stateForError, stateForFinish } from "../protocol";
 import { type ChatMessage, defaultLeaf, deepestLeaf, indexChildren, type MessageMap, siblingInfo } from "./tree";
+import { readLocal, writeLocal } from "./local";
 
 export type NoticeKind = "error" | "moderation" | "busy" | "rate_limited" | "quota" | "too_large";
 
@@ -71,23 +72,6 @@ function fromApi(m: ApiMessage): ChatMessage {
 
 function systemPromptKey(conversationId: string | null): string {
   return `chat.system-prompt.${conversationId ?? "new"}`;
-}
-
-function readLocal(key: string): string {
-  try {
-    return localStorage.getItem(key) ?? "";
-  } catch {
-    return "";
-  }
-}
-
-function writeLocal(key: string, value: string): void {
-  try {
-    if (value) localStorage.setItem(key, value);
-    else localStorage.removeItem(key);
-  } catch {
-    /* private mode: the prompt still applies for this page */
-  }
 }
 
 export class ChatStore {

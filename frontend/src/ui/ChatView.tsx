@@ -14,7 +14,7 @@ interface Props {
   store: ChatStore;
   client: ChatClient;
   status: ConnectionStatus;
-  models: ModelInfo[];
+  models: ModelInfo[] | null; // null: still loading
   onChooseModel(name: string): void;
   onMenu(): void;
 }
@@ -115,7 +115,8 @@ export function ChatView({ store, client, status, models, onChooseModel, onMenu 
     if (lastUser && !busy) setEditingId(lastUser.id);
   }
 
-  const modelChoice = chat.model ?? models.find((m) => m.default)?.name ?? models[0]?.name ?? "";
+  const modelItems = models ?? [];
+  const modelChoice = chat.model ?? modelItems.find((m) => m.default)?.name ?? modelItems[0]?.name ?? "";
 
   return (
     <main class="chat" aria-label="Chat">
@@ -133,11 +134,12 @@ export function ChatView({ store, client, status, models, onChooseModel, onMenu 
           id="model-picker"
           data-testid="model-picker"
           value={modelChoice}
-          disabled={!models.length}
+          disabled={!modelItems.length}
           onChange={(e) => onChooseModel((e.target as HTMLSelectElement).value)}
         >
-          {!models.length && <option value="">No models</option>}
-          {models.map((m) => (
+          {models === null && <option value={modelChoice}>Loading models…</option>}
+          {models !== null && !modelItems.length && <option value="">No models</option>}
+          {modelItems.map((m) => (
             <option key={m.name} value={m.name} title={m.description}>
               {m.display_name || m.name}
             </option>

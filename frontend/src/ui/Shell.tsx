@@ -9,6 +9,7 @@ import { useSnapshot } from "./hooks";
 import { navigate, type Route } from "./router";
 import { Sidebar } from "./Sidebar";
 import { UsageView } from "./UsageView";
+import { readLocal, writeLocal } from "../state/local";
 
 interface Props {
   user: User;
@@ -17,6 +18,16 @@ interface Props {
 }
 
 const MODEL_KEY = "chat.model";
+const MODELS_KEY = "chat.models";
+
+function cachedModels(): ModelInfo[] | null {
+  try {
+    const list: unknown = JSON.parse(readLocal(MODELS_KEY) || "null");
+    return Array.isArray(list) ? (list as ModelInfo[]) : null;
+  } catch {
+    return null;
+  }
+}
 
 function announcementFor(message: ChatMessage): string {
   const preview = message.content.replace(/\s+/g, " ").trim().slice(0, 200);
@@ -36,7 +47,9 @@ function announcementFor(message: ChatMessage): string {
 export function Shell({ user, route, onSignedOut }: Props) {
   const [announcement, setAnnouncement] = useState("");
   const [drawerOpen, setDrawerOpen] = useState(false);
-  const [modelList, setModelList] = useState<ModelInfo[]>([]);
+  // The last list seen, until the server answers (a reload shows the picker at once); null:
+  // never loaded on this browser.
+  const [modelList, setModelList] = useState<ModelInfo[] | null>(cachedModels);
   const searchRef = useRef<HTMLInputElement>(null);
 
   const { client, store, list } = useMemo(() => {
@@ -67,8 +80,12 @@ export function Shell({ user, route, onSignedOut }: Props) {
     window.addEventListener("online", online);
     void list.reload();
     modelApi.list().then(
-      (page) => setModelList(page.results ?? []),
-      () => setModelList([]),
+      (page) => {
+        const results = page.results ?? [];
+        setModelList(results);
+        writeLocal(MODELS_KEY, JSON.stringify(results));
+      },
+      () => setModelList((old) => old ?? []),
     );
     return () => {
       window.removeEventListener("online", online);
@@ -86,9 +103,10 @@ export function Shell({ user, route, onSignedOut }: Props) {
   }, [onSignedOut]);
 
   const defaultModel = useMemo(() => {
-    const saved = localStorage.getItem(MODEL_KEY);
-    if (saved && modelList.some((m) => m.name === saved)) return saved;
-    return modelList.find((m) => m.default)?.name ?? modelList[0]?.name ?? null;
+    const known = modelList ?? [];
+    const saved = readLocal(MODEL_KEY);
+    if (saved && known.some((m) => m.name === saved)) return saved;
+    return known.find((m) => m.default)?.name ?? known[0]?.name ?? null;
   }, [modelList]);
 
   const conversationId = route.name === "chat" ? route.conversationId : null;
@@ -129,7 +147,7 @@ export function Shell({ user, route, onSignedOut }: Props) {
   }
 
   function chooseModel(name: string) {
-    localStorage.setItem(MODEL_KEY, name);
+    writeLocal(MODEL_KEY, name);
     store.setModel(name);
   }
 
