@@ -202,9 +202,9 @@ def generation_end_write(ending: Ending) -> bool:
         except Exception:
             # The answer is stored; a billing failure must not hide it from the user.
             logger.exception("could not record the usage of %s", ending.generation_id)
-        if ending.state == "complete":
-            from inference.titles import title_dispatch  # titles import this module's callers
+        from inference.titles import TITLED_STATES, title_dispatch  # (titles import prepare)
 
+        if ending.state in TITLED_STATES:
             title_dispatch(final=final, owner_id=ending.owner_id)
         return True
     finally:

@@ -1,10 +1,11 @@
 """Automatic conversation titles, written by the model after the first answer.
 
 A new conversation is titled with its first message, cut short (provisional). When the first
-answer completes, `title_dispatch` enqueues `inference.title` on the model's queue at the
-lowest Celery priority; the task asks the engine, at a vLLM priority below every user's, for a
-short title of the first message, moderates it as output, stores it unless the user renamed the
-conversation in the meantime, and sends `conversation.updated` to every connection of the user.
+answer ends with some text (complete, or stopped by the user), `title_dispatch` enqueues
+`inference.title` on the model's queue at the lowest Celery priority; the task asks the engine,
+at a vLLM priority below every user's, for a short title of the first message, moderates it as
+output, stores it unless the user renamed the conversation in the meantime, and sends
+`conversation.updated` to every connection of the user.
 
 A title is a comfort, not part of the answer: any failure keeps the provisional title, and the
 few tokens it costs are not billed to the user.
@@ -39,6 +40,8 @@ MAX_TOKENS = 16
 TITLE_CHARS = 60
 EXCERPT_CHARS = 600  # of the first message: enough to say what it is about
 RUN_TIMEOUT_SECONDS = 120.0
+# Answers after which a conversation is titled: a stopped one with text is an answer too.
+TITLED_STATES = frozenset({"complete", "stopped"})
 INSTRUCTION = (
     "You write a short title (two to five words) for each chat message. Reply with the title only."
 )
@@ -129,9 +132,10 @@ def title_clean(raw: str) -> str | None:
 
 
 def title_wanted(*, final: dict[str, Any], owner_id: int) -> bool:
-    """Whether this ended generation is the first complete answer of a provisionally titled
-    conversation. Reads the conversation (and, rarely, the question) from the store."""
-    if final.get("state") != "complete" or not (final.get("content") or "").strip():
+    """Whether this ended generation is the first answer (complete, or stopped with some text)
+    of a provisionally titled conversation. Reads the conversation (and, rarely, the
+    question) from the store."""
+    if final.get("state") not in TITLED_STATES or not (final.get("content") or "").strip():
         return False
     selectors, services = _chat("selectors"), _chat("services")
     conversation = selectors.conversation_get(

@@ -92,15 +92,18 @@ def _answered(
     return conversation, final
 
 
-def test_only_the_first_complete_answer_of_a_provisional_conversation_wants_a_title() -> None:
+def test_only_the_first_answer_of_a_provisional_conversation_wants_a_title() -> None:
     conversation, first = _answered()
     assert titles.title_wanted(final=first, owner_id=OWNER)
     assert not titles.title_wanted(final=first, owner_id=OWNER + 1)  # not theirs
 
     _, stopped = _answered(state="stopped")
-    _, empty = _answered(content="  ")
-    assert not titles.title_wanted(final=stopped, owner_id=OWNER)
-    assert not titles.title_wanted(final=empty, owner_id=OWNER)
+    _, stopped_early = _answered(state="stopped", content="")
+    _, moderated = _answered(state="moderated")
+    _, failed = _answered(state="failed")
+    assert titles.title_wanted(final=stopped, owner_id=OWNER)
+    for unfit in (stopped_early, moderated, failed):
+        assert not titles.title_wanted(final=unfit, owner_id=OWNER)
 
     follow_up = services.message_create_user(
         conversation_id=conversation["id"],

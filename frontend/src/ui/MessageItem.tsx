@@ -1,4 +1,4 @@
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { renderMarkdown } from "../markdown/render";
 import type { GenerationStream } from "../protocol";
 import type { ChatMessage } from "../state/tree";
@@ -188,8 +188,11 @@ function QueueLine({ position }: { position: number | null }) {
 function EditBox({ message, actions }: { message: ChatMessage; actions: MessageActions }) {
   const [text, setText] = useState(message.content);
   const area = useRef<HTMLTextAreaElement>(null);
-  // Focus with the caret at the end, so ↑ then typing continues the message.
-  useEffect(() => {
+  // Focus with the caret at the end, so ↑ then typing continues the message. A layout effect:
+  // it runs before the browser handles any input, so it can never move the caret in the
+  // middle of what the user (or a test) is typing; a passive effect ran after paint and once
+  // put the caret after a selection that was about to be replaced, appending the new text.
+  useLayoutEffect(() => {
     const el = area.current;
     if (!el) return;
     el.focus();
