@@ -51,6 +51,7 @@ from chat.protocol import (
     validation_summary,
 )
 from chat.replay import generation_replay
+from moderation.prefetch import input_prefetched
 
 logger = logging.getLogger(__name__)
 
@@ -175,9 +176,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if isinstance(message, Ping):
             await self.send_message(Pong())
         elif isinstance(message, ChatSend):
-            prepared = await database_sync_to_async(chat_send_prepare)(
-                owner_id=self.user.pk, priority=self.user.priority, message=message
-            )
+            # Embedded for the semantic check first, batched with other users' messages,
+            # then checked and stored on the shared thread (moderation.prefetch).
+            async with input_prefetched(message.content):
+                prepared = await database_sync_to_async(chat_send_prepare)(
+                    owner_id=self.user.pk, priority=self.user.priority, message=message
+                )
             await self.start_following(prepared)
         elif isinstance(message, GenerationStop):
             await database_sync_to_async(generation_stop)(

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 import threading
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -136,7 +137,16 @@ class Classifier:
     classes: tuple[str, ...]
 
     def scores(self, texts: list[str]) -> np.ndarray:
-        """Probabilities, one row per text, one column per class (`classes` order)."""
+        """Probabilities, one row per text, one column per class (`classes` order). Rows that
+        `PREFETCHED` holds for this context are used as they are; the rest are computed."""
+        known = PREFETCHED.get()
+        if not known:
+            return self.compute(texts)
+        missing = [text for text in dict.fromkeys(texts) if text not in known]
+        computed = dict(zip(missing, self.compute(missing), strict=True)) if missing else {}
+        return np.stack([known[text] if text in known else computed[text] for text in texts])
+
+    def compute(self, texts: list[str]) -> np.ndarray:
         return np.asarray(self.model.predict_proba(self.encoder.encode(texts)))
 
 
@@ -151,6 +161,43 @@ def train(encoder: Encoder, seeds: list[tuple[str, str]]) -> Classifier:
     model = LogisticRegression(C=SEMANTIC_C, class_weight="balanced", max_iter=2000)
     model.fit(vectors, labels)
     return Classifier(encoder, model, tuple(str(c) for c in model.classes_))
+
+
+# Scores computed ahead for the texts about to be checked in this context (see `prefetch`):
+# segment text -> probabilities row.
+PREFETCHED: ContextVar[dict[str, np.ndarray] | None] = ContextVar(
+    "semantic_prefetched", default=None
+)
+
+
+def prefetch(texts: list[str]) -> dict[str, np.ndarray]:
+    """The scores of every segment of `texts`, computed in one batch, for `PREFETCHED`.
+
+    The web process checks each `chat.send` on one thread, one message after the other; the
+    embedding is most of that work (about 14 ms of 28 for a short message). A burst of sends
+    is embedded together ahead of that thread instead: one batch of 16 short texts costs about
+    72 ms, against 16 x 13.5 ms one by one. Empty when the check would not run on input."""
+    if not texts or not _applies_to_input():
+        return {}
+    pieces = list(dict.fromkeys(piece for text in texts for piece in segments(normalize(text))))
+    if not pieces:
+        return {}
+    rows = get_classifier().compute(pieces)
+    return dict(zip(pieces, rows, strict=True))
+
+
+def _applies_to_input() -> bool:
+    from moderation import registry, state
+
+    try:
+        snapshot = state.snapshot()
+    except state.StateUnavailable:
+        return False
+    return any(
+        isinstance(configured.check, SemanticCheck)
+        and Direction.INPUT in configured.check.directions
+        for configured in registry.configured_checks(snapshot)
+    )
 
 
 SEMANTIC_C = 30.0

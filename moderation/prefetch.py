@@ -1,0 +1,94 @@
+"""Input moderation started ahead of the consumer's shared thread, batched across messages.
+
+The consumer stores a `chat.send` on Django's one thread for synchronous work, so a burst of
+messages (many users pressing Enter at once) is checked one after the other, and the semantic
+check's embedding is most of each check. `input_prefetched(text)` embeds the text first, on a
+pool thread and together with every other message waiting at that moment, and makes the scores
+visible to the check that runs next in this context (`semantic.PREFETCHED`). The first message
+of a burst starts at once (no waiting for company); those arriving while it runs form the next
+batch. Any failure here only means the check computes its own scores, as without a prefetch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import weakref
+from collections.abc import AsyncIterator
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+class Batcher:
+    """Coalesces concurrent `scores(text)` calls into batches for `compute(texts)`, which runs
+    on a pool thread and returns one mapping for the whole batch."""
+
+    def __init__(self, compute: Any) -> None:
+        self._compute = compute
+        self._waiting: list[tuple[str, asyncio.Future[dict[str, Any]]]] = []
+        self._draining = False
+        self._task: asyncio.Future[None] | None = None  # referenced while it runs
+
+    async def scores(self, text: str) -> dict[str, Any]:
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiting.append((text, future))
+        if not self._draining:
+            self._draining = True
+            self._task = asyncio.ensure_future(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting, []
+                try:
+                    result = await asyncio.to_thread(self._compute, [text for text, _ in batch])
+                except Exception:
+                    logger.warning("moderation prefetch failed; checks run alone", exc_info=True)
+                    result = {}
+                for _, future in batch:
+                    if not future.done():
+                        future.set_result(result)
+        finally:
+            self._draining = False
+
+
+def _semantic_prefetch(texts: list[str]) -> dict[str, Any]:
+    from django.db import connection
+
+    from moderation.checks import semantic
+
+    try:
+        return semantic.prefetch(texts)
+    finally:
+        connection.close()  # a pool thread: leave no connection behind (rules may be read)
+
+
+# One batcher per event loop (Daphne has one; tests have many).
+_batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Batcher] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _batcher() -> Batcher:
+    loop = asyncio.get_running_loop()
+    batcher = _batchers.get(loop)
+    if batcher is None:
+        batcher = _batchers[loop] = Batcher(_semantic_prefetch)
+    return batcher
+
+
+@contextlib.asynccontextmanager
+async def input_prefetched(text: str) -> AsyncIterator[None]:
+    """Within the block, the input checks of `text` find its semantic scores computed (calls
+    made from here through sync_to_async carry this context to their thread)."""
+    from moderation.checks.semantic import PREFETCHED
+
+    scores = await _batcher().scores(text)
+    token = PREFETCHED.set(scores or None)
+    try:
+        yield
+    finally:
+        PREFETCHED.reset(token)
