@@ -1,6 +1,6 @@
 """The pipeline benchmark: our whole path against the raw engine, in one run.
 
-    .venv/bin/python bench/pipeline.py [--concurrency 1 4 16 32] [--tokens 64]
+    .venv/bin/python bench/pipeline.py [--concurrency 1 4 16 32] [--tokens 64] [--rounds 3]
 
 1. The full pipeline: N websocket clients (bearer auth) through Daphne, moderation, the store,
    Celery and a worker hosting the engine, for the default model of the registry.
@@ -58,7 +58,21 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def raw_engine(concurrencies: list[int], tokens: int, sampling: dict[str, float]) -> dict[int, Run]:
+def merged(runs: list[Run]) -> Run:
+    """Several rounds as one: their tokens over their time, every TTFT and gap."""
+    return Run(
+        tokens=sum(r.tokens for r in runs),
+        seconds=sum(r.seconds for r in runs),
+        ttfts=[t for r in runs for t in r.ttfts],
+        gaps=[g for r in runs for g in r.gaps],
+        mismatches=sum(r.mismatches for r in runs),
+        ttft_p99=max((r.ttft_p99 for r in runs if r.ttft_p99 is not None), default=None),
+    )
+
+
+def raw_engine(
+    concurrencies: list[int], tokens: int, sampling: dict[str, float], rounds: int
+) -> dict[int, Run]:
     """The engine alone, in this process, with the engine benchmark's code."""
     import gc
 
@@ -70,14 +84,21 @@ def raw_engine(concurrencies: list[int], tokens: int, sampling: dict[str, float]
             await run_streams(engine, concurrency=2, tokens=8)  # warm-up
             runs = {}
             for n in concurrencies:
-                result = await run_streams(engine, concurrency=n, tokens=tokens, sampling=sampling)
-                runs[n] = Run(
-                    tokens=result.total_tokens,
-                    seconds=result.seconds,
-                    ttfts=[result.ttft_median_ms / 1000] * n,
-                    gaps=[],
-                )
-                runs[n].ttft_p99 = result.ttft_p99_ms / 1000
+                each = []
+                for _ in range(rounds):
+                    result = await run_streams(
+                        engine, concurrency=n, tokens=tokens, sampling=sampling
+                    )
+                    each.append(
+                        Run(
+                            tokens=result.total_tokens,
+                            seconds=result.seconds,
+                            ttfts=[result.ttft_median_ms / 1000] * n,
+                            gaps=[],
+                            ttft_p99=result.ttft_p99_ms / 1000,
+                        )
+                    )
+                runs[n] = merged(each)
             return runs
         finally:
             engine.shutdown()
@@ -134,7 +155,9 @@ def registry_sampling(database_url: str) -> dict[str, float]:
     return {"temperature": TEMPERATURE, "top_p": row[0], "min_p": row[1]}
 
 
-def pipeline(concurrencies: list[int], tokens: int) -> tuple[dict[int, Run], dict[str, float]]:
+def pipeline(
+    concurrencies: list[int], tokens: int, rounds: int
+) -> tuple[dict[int, Run], dict[str, float]]:
     from chat.client import ChatClient
     from tests.support.stack import start_stack
 
@@ -207,13 +230,17 @@ def pipeline(concurrencies: list[int], tokens: int) -> tuple[dict[int, Run], dic
 
         asyncio.run(round_of(1))  # warm-up: first compiles, first connections
         runs = {}
-        for n in concurrencies:  # a repeated count: the last round is kept, each is printed
-            run = runs[n] = asyncio.run(round_of(n))
-            print(
-                f"pipeline, {n} streams: {run.tokens_per_second:.0f} tok/s, TTFT p50 "
-                f"{statistics.median(run.ttfts) * 1000:.0f} ms",
-                flush=True,
-            )
+        for n in concurrencies:
+            each = []
+            for _ in range(rounds):
+                run = asyncio.run(round_of(n))
+                each.append(run)
+                print(
+                    f"pipeline, {n} streams: {run.tokens_per_second:.0f} tok/s, TTFT p50 "
+                    f"{statistics.median(run.ttfts) * 1000:.0f} ms",
+                    flush=True,
+                )
+            runs[n] = merged(each)
         return runs, sampling
     finally:
         stack.stop()
@@ -226,6 +253,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16, 32])
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="rounds per concurrency on each side, pooled (one round of 16 x 64 tokens is ~4 s)",
+    )
+    parser.add_argument(
         "--pipeline-only",
         action="store_true",
         help="skip the raw engine and print the pipeline's figures alone (for profiling)",
@@ -235,12 +268,15 @@ def main() -> None:
     os.environ.setdefault("DJANGO_DEBUG", "true")
 
     if args.pipeline_only:
-        pipeline(args.concurrency, args.tokens)
+        pipeline(args.concurrency, args.tokens, args.rounds)
         return
-    ours, sampling = pipeline(args.concurrency, args.tokens)
-    raw = raw_engine(args.concurrency, args.tokens, sampling)
+    ours, sampling = pipeline(args.concurrency, args.tokens, args.rounds)
+    raw = raw_engine(args.concurrency, args.tokens, sampling, args.rounds)
 
-    print(f"\nmachine: {os.cpu_count()} CPUs; {args.tokens} tokens per stream (ignore_eos)")
+    print(
+        f"\nmachine: {os.cpu_count()} CPUs; {args.tokens} tokens per stream (ignore_eos); "
+        f"{args.rounds} rounds per concurrency on each side, pooled"
+    )
     print(f"sampling (the registry's default model, both sides): {sampling}")
     print(
         "| streams | raw tok/s | pipeline tok/s | ratio | raw TTFT p50/p99 ms "
