@@ -60,23 +60,21 @@ def test_the_request_asks_with_examples_and_an_excerpt_of_the_first_message() ->
     assert len(messages[-1]["content"]) == titles.EXCERPT_CHARS + len('Message: ""\nTitle:')
 
 
-def _answered(
-    *, content: str = "Reverse it with reversed().", state: str = "complete"
-) -> tuple[dict, dict]:
-    conversation = services.conversation_create(
-        owner_id=OWNER, title="How do I reverse a list?", model="smollm2-135m"
-    )
-    user = services.message_create_user(
+def _turn(
+    conversation: dict, *, parent_id: str | None, content: str, state: str = "complete"
+) -> dict:
+    """A question under `parent_id` and its answer, ended in `state` with `content`."""
+    question = services.message_create_user(
         conversation_id=conversation["id"],
         owner_id=OWNER,
-        parent_id=None,
+        parent_id=parent_id,
         content="How do I reverse a list?",
         request_id=None,
     )
     answer = services.message_create_assistant(
         conversation_id=conversation["id"],
         owner_id=OWNER,
-        parent_id=user["id"],
+        parent_id=question["id"],
         model="smollm2-135m",
     )
     final = services.generation_finish(
@@ -89,7 +87,16 @@ def _answered(
         seq=1,
     )
     assert final is not None
-    return conversation, final
+    return final
+
+
+def _answered(
+    *, content: str = "Reverse it with reversed().", state: str = "complete"
+) -> tuple[dict, dict]:
+    conversation = services.conversation_create(
+        owner_id=OWNER, title="How do I reverse a list?", model="smollm2-135m"
+    )
+    return conversation, _turn(conversation, parent_id=None, content=content, state=state)
 
 
 def test_only_the_first_answer_of_a_provisional_conversation_wants_a_title() -> None:
@@ -105,25 +112,7 @@ def test_only_the_first_answer_of_a_provisional_conversation_wants_a_title() -> 
     for unfit in (stopped_early, moderated, failed):
         assert not titles.title_wanted(final=unfit, owner_id=OWNER)
 
-    follow_up = services.message_create_user(
-        conversation_id=conversation["id"],
-        owner_id=OWNER,
-        parent_id=first["id"],
-        content="More?",
-        request_id=None,
-    )
-    second = services.message_create_assistant(
-        conversation_id=conversation["id"], owner_id=OWNER, parent_id=follow_up["id"], model="m"
-    )
-    second = services.generation_finish(
-        generation_id=second["generation_id"],
-        owner_id=OWNER,
-        text="Yes.",
-        state="complete",
-        finish_reason="stop",
-        usage=None,
-        seq=1,
-    )
+    second = _turn(conversation, parent_id=first["id"], content="Yes.")
     assert second is not None and not titles.title_wanted(final=second, owner_id=OWNER)
 
     services.conversation_update(conversation_id=conversation["id"], owner_id=OWNER, title="Mine")
