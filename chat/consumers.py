@@ -177,8 +177,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send_message(Pong())
         elif isinstance(message, ChatSend):
             # Embedded for the semantic check first, batched with other users' messages,
-            # then checked and stored on the shared thread (moderation.prefetch).
-            async with input_prefetched(message.content):
+            # then checked and stored on the shared thread (moderation.prefetch). Not for a
+            # message the rate limit will refuse: a flood of those must stay cheap.
+            allowed = await sync_to_async(limits.message_rate_allows, thread_sensitive=False)(
+                owner_id=self.user.pk
+            )
+            prefetch = input_prefetched(message.content) if allowed else contextlib.nullcontext()
+            async with prefetch:
                 prepared = await database_sync_to_async(chat_send_prepare)(
                     owner_id=self.user.pk, priority=self.user.priority, message=message
                 )

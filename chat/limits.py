@@ -88,6 +88,23 @@ def _hit(limiter_class: type, item: RateLimitItem, *identifiers: str) -> int | N
 # --- messages per minute and per day ------------------------------------------------------------
 
 
+def message_rate_allows(*, owner_id: int) -> bool:
+    """Whether one more message fits the per-minute limit and the day's quota now, without
+    counting it: a cheap gate before work that a refused message should not cost (the
+    consumer's input prefetch). `message_rate_hit` still decides."""
+    storage = _storage()
+    checks: list[tuple[type, RateLimitItem, str]] = []
+    if settings.CHAT_RATE_PER_MINUTE:
+        minute = RateLimitItemPerMinute(settings.CHAT_RATE_PER_MINUTE)
+        checks.append((MovingWindowRateLimiter, minute, key("rate", "minute")))
+    if settings.CHAT_DAILY_MESSAGE_QUOTA:
+        day = RateLimitItemPerDay(settings.CHAT_DAILY_MESSAGE_QUOTA)
+        checks.append((FixedWindowRateLimiter, day, key("quota", "day")))
+    return all(
+        limiter(storage).test(item, namespace, str(owner_id)) for limiter, item, namespace in checks
+    )
+
+
 def message_rate_hit(*, owner_id: int) -> None:
     """Count one message that starts a generation; raise `rate_limited` or `quota_exceeded`.
 

@@ -199,6 +199,26 @@ async def test_messages_past_the_per_minute_limit_are_rate_limited(
     await client.close()
 
 
+async def test_only_messages_the_rate_limit_lets_through_are_embedded_ahead(
+    chat_env: Dispatched, make_user: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moderation import prefetch
+
+    embedded: list[list[str]] = []
+    monkeypatch.setattr(prefetch, "_semantic_prefetch", lambda texts: embedded.append(texts) or {})
+    settings.CHAT_RATE_PER_MINUTE = 1
+    client = await connect(await sync_to_async(make_user)())
+    assert (await client.chat_send(content="first"))["type"] == "chat.accepted"
+    await client.receive()
+
+    refused = await client.chat_send(content="second")
+    await client.settle()
+
+    assert refused["code"] == "rate_limited"
+    assert embedded == [["first"]]
+    await client.close()
+
+
 async def test_the_daily_quota_is_answered_with_quota_exceeded(
     chat_env: Dispatched, make_user: Any, settings: Settings
 ) -> None:

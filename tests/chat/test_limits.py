@@ -63,6 +63,25 @@ def test_messages_past_the_per_minute_limit_are_rate_limited_with_retry_after(
     limits.message_rate_hit(owner_id=2)  # another user has their own budget
 
 
+def test_the_gate_says_whether_a_message_fits_without_counting_it(settings: Settings) -> None:
+    settings.CHAT_RATE_PER_MINUTE = 2
+    settings.CHAT_DAILY_MESSAGE_QUOTA = 100
+    for _ in range(10):
+        assert limits.message_rate_allows(owner_id=11)  # asking uses nothing up
+    limits.message_rate_hit(owner_id=11)
+    limits.message_rate_hit(owner_id=11)
+
+    assert not limits.message_rate_allows(owner_id=11)
+    assert limits.message_rate_allows(owner_id=12)
+
+    settings.CHAT_RATE_PER_MINUTE = 100
+    settings.CHAT_DAILY_MESSAGE_QUOTA = 2
+    limits.message_rate_hit(owner_id=13)
+    assert limits.message_rate_allows(owner_id=13)
+    limits.message_rate_hit(owner_id=13)
+    assert not limits.message_rate_allows(owner_id=13)  # the day's quota is used up
+
+
 def test_parallel_clients_of_one_user_share_one_rate_budget(settings: Settings) -> None:
     settings.CHAT_RATE_PER_MINUTE = 5
 
