@@ -21,13 +21,26 @@ from inference.engine import host
 from inference.models import UsageRecord
 from inference.streaming import generation_run
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+# The registry's default model: transactional tests flush the migration's seed.
+from tests.chat.consumer_support import default_model  # noqa: F401
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("default_model"),
+]
 
 
 @pytest.fixture
 def engine_settings(settings: Settings, model_root: Path, real_engine: Any) -> Settings:
+    from moderation import pipeline
+    from moderation.types import Direction
+
     settings.INFERENCE_MODEL_DIR = model_root
     settings.INFERENCE_FLUSH_INTERVAL_SECONDS = 0.03
+    # Load the output checks' models now: the first check in a process takes seconds, and
+    # the short answers here would be over before their first window was released.
+    pipeline.run("warm up", direction=Direction.OUTPUT)
     return settings
 
 
