@@ -88,20 +88,26 @@ def _hit(limiter_class: type, item: RateLimitItem, *identifiers: str) -> int | N
 # --- messages per minute and per day ------------------------------------------------------------
 
 
+def _message_limits() -> list[tuple[str, type, RateLimitItem, str]]:
+    """The configured limits on messages: (name, limiter class, item, namespace)."""
+    limits: list[tuple[str, type, RateLimitItem, str]] = []
+    if settings.CHAT_RATE_PER_MINUTE:
+        minute = RateLimitItemPerMinute(settings.CHAT_RATE_PER_MINUTE)
+        limits.append(("minute", MovingWindowRateLimiter, minute, key("rate", "minute")))
+    if settings.CHAT_DAILY_MESSAGE_QUOTA:
+        day = RateLimitItemPerDay(settings.CHAT_DAILY_MESSAGE_QUOTA)
+        limits.append(("day", FixedWindowRateLimiter, day, key("quota", "day")))
+    return limits
+
+
 def message_rate_allows(*, owner_id: int) -> bool:
     """Whether one more message fits the per-minute limit and the day's quota now, without
     counting it: a cheap gate before work that a refused message should not cost (the
     consumer's input prefetch). `message_rate_hit` still decides."""
     storage = _storage()
-    checks: list[tuple[type, RateLimitItem, str]] = []
-    if settings.CHAT_RATE_PER_MINUTE:
-        minute = RateLimitItemPerMinute(settings.CHAT_RATE_PER_MINUTE)
-        checks.append((MovingWindowRateLimiter, minute, key("rate", "minute")))
-    if settings.CHAT_DAILY_MESSAGE_QUOTA:
-        day = RateLimitItemPerDay(settings.CHAT_DAILY_MESSAGE_QUOTA)
-        checks.append((FixedWindowRateLimiter, day, key("quota", "day")))
     return all(
-        limiter(storage).test(item, namespace, str(owner_id)) for limiter, item, namespace in checks
+        limiter(storage).test(item, namespace, str(owner_id))
+        for _, limiter, item, namespace in _message_limits()
     )
 
 
@@ -110,31 +116,22 @@ def message_rate_hit(*, owner_id: int) -> None:
 
     A message refused by the per-minute limit does not count against the day's quota.
     """
-    per_minute = settings.CHAT_RATE_PER_MINUTE
-    if per_minute:
-        wait = _hit(
-            MovingWindowRateLimiter,
-            RateLimitItemPerMinute(per_minute),
-            key("rate", "minute"),
-            str(owner_id),
-        )
-        if wait is not None:
+    for name, limiter, item, namespace in _message_limits():
+        wait = _hit(limiter, item, namespace, str(owner_id))
+        if wait is None:
+            continue
+        if name == "minute":
             raise ChatError(
                 "rate_limited",
-                f"At most {per_minute} messages per minute. Try again in {wait} s.",
+                f"At most {settings.CHAT_RATE_PER_MINUTE} messages per minute. "
+                f"Try again in {wait} s.",
                 retry_after=wait,
             )
-    per_day = settings.CHAT_DAILY_MESSAGE_QUOTA
-    if per_day:
-        wait = _hit(
-            FixedWindowRateLimiter, RateLimitItemPerDay(per_day), key("quota", "day"), str(owner_id)
+        raise ChatError(
+            "quota_exceeded",
+            f"The daily quota of {settings.CHAT_DAILY_MESSAGE_QUOTA} messages is used up.",
+            retry_after=wait,
         )
-        if wait is not None:
-            raise ChatError(
-                "quota_exceeded",
-                f"The daily quota of {per_day} messages is used up.",
-                retry_after=wait,
-            )
 
 
 def quota_left(*, owner_id: int) -> int | None:
