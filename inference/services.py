@@ -28,6 +28,7 @@ from chat.protocol import (
     Usage,
 )
 from inference.models import LanguageModel, UsageRecord
+from inference.titles import TITLED_STATES, title_dispatch
 
 logger = logging.getLogger(__name__)
 
@@ -202,8 +203,6 @@ def generation_end_write(ending: Ending) -> bool:
         except Exception:
             # The answer is stored; a billing failure must not hide it from the user.
             logger.exception("could not record the usage of %s", ending.generation_id)
-        from inference.titles import TITLED_STATES, title_dispatch  # (titles import prepare)
-
         if ending.state in TITLED_STATES:
             title_dispatch(final=final, owner_id=ending.owner_id)
         return True

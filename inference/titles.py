@@ -131,20 +131,27 @@ def title_clean(raw: str) -> str | None:
 # --- the trigger (in the thread that stores a generation's end) ---------------------------------
 
 
-def title_wanted(*, final: dict[str, Any], owner_id: int) -> bool:
-    """Whether this ended generation is the first answer (complete, or stopped with some text)
-    of a provisionally titled conversation. Reads the conversation (and, rarely, the
-    question) from the store."""
+def first_question(*, final: dict[str, Any], owner_id: int) -> dict[str, Any] | None:
+    """The question of this ended generation when it is the first answer (complete, or stopped
+    with some text) of a provisionally titled conversation, else None. Reads the conversation
+    (and, while it is provisional, the question) from the store."""
     if final.get("state") not in TITLED_STATES or not (final.get("content") or "").strip():
-        return False
+        return None
     selectors, services = _chat("selectors"), _chat("services")
     conversation = selectors.conversation_get(
         conversation_id=final.get("conversation_id") or "", owner_id=owner_id
     )
     if conversation is None or conversation.get("title_source") != services.TITLE_PROVISIONAL:
-        return False
+        return None
     question = selectors.message_get(message_id=final.get("parent_id") or "", owner_id=owner_id)
-    return question is not None and not question.get("parent_id")  # a first message
+    if question is None or question.get("parent_id"):
+        return None  # not a first message
+    return dict(question)
+
+
+def title_wanted(*, final: dict[str, Any], owner_id: int) -> bool:
+    """Whether this ended generation should title its conversation (see `first_question`)."""
+    return first_question(final=final, owner_id=owner_id) is not None
 
 
 def title_dispatch(*, final: dict[str, Any], owner_id: int) -> bool:
@@ -188,11 +195,9 @@ def title_prepare(*, generation_id: str, owner_id: int) -> TitleJob | None:
     selectors = _chat("selectors")
     try:
         answer = selectors.message_by_generation(generation_id=generation_id, owner_id=owner_id)
-        if answer is None or not title_wanted(final=answer, owner_id=owner_id):
-            return None
-        question = selectors.message_get(message_id=answer["parent_id"], owner_id=owner_id)
-        model = model_cached(name=answer.get("model"))
-        if question is None or model is None:
+        question = first_question(final=answer, owner_id=owner_id) if answer else None
+        model = model_cached(name=answer.get("model")) if answer and question else None
+        if answer is None or question is None or model is None:
             return None
         engine = engine_module.host.engine_for(EngineSpec.from_model(model))
         ids = prompt_token_ids(engine.get_tokenizer(), title_messages(question["content"]))
