@@ -184,6 +184,15 @@ def test_regenerate_adds_a_sibling_answer_and_the_arrows_switch_between_them(
     assert messages(page, "assistant").count() == 1
 
 
+def edit(page: Any, message: Any, text: str) -> None:
+    """Edit a sent message as a person does: the pencil, wait for the focused box, type, Enter."""
+    message.get_by_test_id("edit").click()
+    editor = page.get_by_test_id("edit-input")
+    expect(editor).to_be_focused()
+    editor.fill(text)
+    editor.press("Enter")
+
+
 def test_editing_a_sent_message_creates_a_branch(page: Any, app_url: str) -> None:
     register(page, app_url)
     send_when_ready(page, "Say hello.")
@@ -191,12 +200,7 @@ def test_editing_a_sent_message_creates_a_branch(page: Any, app_url: str) -> Non
     send_when_ready(page, "Now say goodbye.")
     end_answer(page)
 
-    second_question = messages(page, "user").last
-    second_question.get_by_test_id("edit").click()
-    editor = page.get_by_test_id("edit-input")
-    expect(editor).to_be_focused()
-    editor.fill("Now say good night.")
-    editor.press("Enter")
+    edit(page, messages(page, "user").last, "Now say good night.")
     expect(messages(page, "user").last.locator(".sibling-count")).to_have_text("2/2")
     end_answer(page)
 
@@ -215,11 +219,7 @@ def test_editing_the_first_message_starts_a_second_first_branch(page: Any, app_u
     send_when_ready(page, "Say hello.")
     end_answer(page)
 
-    messages(page, "user").first.get_by_test_id("edit").click()
-    editor = page.get_by_test_id("edit-input")
-    expect(editor).to_be_focused()
-    editor.fill("Say hi.")
-    editor.press("Enter")
+    edit(page, messages(page, "user").first, "Say hi.")
     expect(messages(page, "user").first.locator(".sibling-count")).to_have_text("2/2")
     end_answer(page)
 
