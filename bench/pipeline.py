@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,8 @@ class Run:
     gaps: list[float]
     mismatches: int = 0
     ttft_p99: float | None = None
+    # Per stream, seconds from the round's start: accepted, first delta, last delta, done.
+    timelines: list[tuple[float, float, float, float]] = field(default_factory=list)
 
     @property
     def tokens_per_second(self) -> float:
@@ -67,6 +69,7 @@ def merged(runs: list[Run]) -> Run:
         gaps=[g for r in runs for g in r.gaps],
         mismatches=sum(r.mismatches for r in runs),
         ttft_p99=max((r.ttft_p99 for r in runs if r.ttft_p99 is not None), default=None),
+        timelines=[t for r in runs for t in r.timelines],
     )
 
 
@@ -108,9 +111,16 @@ def raw_engine(
     return runs
 
 
-async def one_stream(
-    session: Any, tokens: int, conversation_id: str
-) -> tuple[int, float, list[float], bool]:
+@dataclass
+class Stream:
+    tokens: int
+    ttft: float
+    gaps: list[float]
+    mismatch: bool
+    timeline: tuple[float, float, float, float]
+
+
+async def one_stream(session: Any, tokens: int, conversation_id: str, round_start: float) -> Stream:
     """One message on an open, authenticated connection, as a chat app sends it: the same
     prompt as the raw engine's, as a new first message of the client's conversation (the
     prompt stays one message long, and the conversation is titled already)."""
@@ -121,6 +131,7 @@ async def one_stream(
     )
     if accepted["type"] != "chat.accepted":
         raise RuntimeError(f"refused: {accepted}")
+    accepted_at = time.monotonic()
     arrivals: list[float] = []
     result = None
     generation_id = accepted["generation_id"]
@@ -138,7 +149,33 @@ async def one_stream(
     ttft = (arrivals[0] - started) if arrivals else float("nan")
     gaps = [b - a for a, b in itertools.pairwise(arrivals)]
     mismatch = result is None or result["type"] != "generation.done" or text != result["text"]
-    return int(usage.get("completion_tokens", 0)), ttft, gaps, mismatch
+    done_at = time.monotonic()
+    first_at, last_at = (arrivals[0], arrivals[-1]) if arrivals else (done_at, done_at)
+    timeline = (accepted_at, first_at, last_at, done_at)
+    return Stream(
+        tokens=int(usage.get("completion_tokens", 0)),
+        ttft=ttft,
+        gaps=gaps,
+        mismatch=mismatch,
+        timeline=tuple(t - round_start for t in timeline),  # type: ignore[arg-type]
+    )
+
+
+def timeline_summary(run: Run) -> str:
+    """Where a round's time goes at the client, in ms (median / max over its streams)."""
+    if not run.timelines:
+        return ""
+    accepted, first, last, done = (list(column) for column in zip(*run.timelines, strict=True))
+    to_first = [f - a for a, f in zip(accepted, first, strict=True)]
+    to_done = [d - lt for lt, d in zip(last, done, strict=True)]
+
+    def ms(values: list[float]) -> str:
+        return f"{statistics.median(values) * 1000:.0f}/{max(values) * 1000:.0f}"
+
+    return (
+        f"accepted {ms(accepted)}, accepted→first delta {ms(to_first)}, "
+        f"last delta→done {ms(to_done)}, done {ms(done)} ms (p50/max)"
+    )
 
 
 def registry_sampling(database_url: str) -> dict[str, float]:
@@ -215,17 +252,18 @@ def pipeline(
                 started = time.monotonic()
                 results = await asyncio.gather(
                     *(
-                        one_stream(s, tokens, c)
+                        one_stream(s, tokens, c, started)
                         for s, c in zip(sessions, conversations, strict=False)
                     )
                 )
                 seconds = time.monotonic() - started
             return Run(
-                tokens=sum(r[0] for r in results),
+                tokens=sum(r.tokens for r in results),
                 seconds=seconds,
-                ttfts=[r[1] for r in results],
-                gaps=[g for r in results for g in r[2]],
-                mismatches=sum(r[3] for r in results),
+                ttfts=[r.ttft for r in results],
+                gaps=[g for r in results for g in r.gaps],
+                mismatches=sum(r.mismatch for r in results),
+                timelines=[r.timeline for r in results],
             )
 
         asyncio.run(round_of(1))  # warm-up: first compiles, first connections
@@ -237,7 +275,7 @@ def pipeline(
                 each.append(run)
                 print(
                     f"pipeline, {n} streams: {run.tokens_per_second:.0f} tok/s, TTFT p50 "
-                    f"{statistics.median(run.ttfts) * 1000:.0f} ms",
+                    f"{statistics.median(run.ttfts) * 1000:.0f} ms; {timeline_summary(run)}",
                     flush=True,
                 )
             runs[n] = merged(each)
