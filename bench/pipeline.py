@@ -69,7 +69,6 @@ def merged(runs: list[Run]) -> Run:
         gaps=[g for r in runs for g in r.gaps],
         mismatches=sum(r.mismatches for r in runs),
         ttft_p99=max((r.ttft_p99 for r in runs if r.ttft_p99 is not None), default=None),
-        timelines=[t for r in runs for t in r.timelines],
     )
 
 
@@ -151,13 +150,17 @@ async def one_stream(session: Any, tokens: int, conversation_id: str, round_star
     mismatch = result is None or result["type"] != "generation.done" or text != result["text"]
     done_at = time.monotonic()
     first_at, last_at = (arrivals[0], arrivals[-1]) if arrivals else (done_at, done_at)
-    timeline = (accepted_at, first_at, last_at, done_at)
     return Stream(
         tokens=int(usage.get("completion_tokens", 0)),
         ttft=ttft,
         gaps=gaps,
         mismatch=mismatch,
-        timeline=tuple(t - round_start for t in timeline),  # type: ignore[arg-type]
+        timeline=(
+            accepted_at - round_start,
+            first_at - round_start,
+            last_at - round_start,
+            done_at - round_start,
+        ),
     )
 
 
