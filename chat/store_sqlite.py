@@ -43,6 +43,15 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _BUSY_TIMEOUT_SECONDS = 30.0
 
 
+_writer_locks: dict[Path, threading.Lock] = {}
+_writer_locks_guard = threading.Lock()
+
+
+def _writer_lock(path: Path) -> threading.Lock:
+    with _writer_locks_guard:
+        return _writer_locks.setdefault(path, threading.Lock())
+
+
 def _check_name(name: str) -> str:
     if not _NAME.match(name):
         raise OperationFailure(f"unsupported name for the embedded store: {name!r}")
@@ -150,18 +159,23 @@ class SQLiteDatabase:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction; IMMEDIATE takes the write lock before the first read, so
-        what a conditional update checks cannot change before it writes."""
-        connection = self.connection()
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            yield connection
-        except sqlite3.IntegrityError as error:
-            connection.execute("ROLLBACK")
-            raise DuplicateKeyError(f"duplicate key: {error}") from None
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        connection.execute("COMMIT")
+        what a conditional update checks cannot change before it writes.
+
+        Writers of this process queue on a lock first: SQLite makes a writer that finds the
+        file locked poll it with growing sleeps, which a burst of writes from pool threads
+        would otherwise spend waiting. Other processes still meet SQLite's own lock."""
+        with _writer_lock(self.path):
+            connection = self.connection()
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield connection
+            except sqlite3.IntegrityError as error:
+                connection.execute("ROLLBACK")
+                raise DuplicateKeyError(f"duplicate key: {error}") from None
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
 
     def command(self, name: str) -> dict[str, Any]:
         if name != "ping":
