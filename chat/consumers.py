@@ -16,6 +16,7 @@ import json
 import logging
 import re
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -34,6 +35,7 @@ from chat.generation import (
     generation_group,
     generation_regenerate_prepare,
     generation_stop,
+    prepared_and_dispatched,
     user_group,
 )
 from chat.protocol import (
@@ -51,6 +53,7 @@ from chat.protocol import (
     validation_summary,
 )
 from chat.replay import generation_replay
+from chat.store import new_id
 from moderation.prefetch import input_prefetched
 
 logger = logging.getLogger(__name__)
@@ -176,46 +179,66 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if isinstance(message, Ping):
             await self.send_message(Pong())
         elif isinstance(message, ChatSend):
-            # Embedded for the semantic check first, batched with other users' messages,
-            # then checked and stored on the shared thread (moderation.prefetch). Not for a
-            # message the rate limit will refuse: a flood of those must stay cheap.
+            # Embedded for the semantic check first, batched with other users' messages
+            # (moderation.prefetch); not for a message the rate limit will refuse: a flood of
+            # those must stay cheap.
             allowed = await sync_to_async(limits.message_rate_allows, thread_sensitive=False)(
                 owner_id=self.user.pk
             )
             prefetch = input_prefetched(message.content) if allowed else contextlib.nullcontext()
             async with prefetch:
-                prepared = await database_sync_to_async(chat_send_prepare)(
-                    owner_id=self.user.pk, priority=self.user.priority, message=message
+                await self.start(
+                    chat_send_prepare,
+                    owner_id=self.user.pk,
+                    priority=self.user.priority,
+                    message=message,
                 )
-            await self.start_following(prepared)
         elif isinstance(message, GenerationStop):
             await database_sync_to_async(generation_stop)(
                 owner_id=self.user.pk, generation_id=message.generation_id
             )
         elif isinstance(message, GenerationRegenerate):
-            prepared = await database_sync_to_async(generation_regenerate_prepare)(
+            await self.start(
+                generation_regenerate_prepare,
                 owner_id=self.user.pk,
                 priority=self.user.priority,
                 message_id=message.message_id,
                 request_id=message.request_id or uuid.uuid4().hex,
             )
-            await self.start_following(prepared)
         elif isinstance(message, GenerationSubscribe):
             await self.handle_subscribe(message)
 
-    async def start_following(self, prepared: Prepared) -> None:
+    async def start(self, prepare: Callable[..., Prepared], **arguments: Any) -> None:
+        """Check, store and enqueue a new answer (`prepare`), then confirm it to the client.
+
+        The answer's id is chosen here, and this connection joins its group before the task
+        can exist, so that no delta is published unheard; the task is enqueued in the same
+        call that stores the answer. Nothing is relayed before `chat.accepted`: a consumer
+        handles one event at a time.
+
+        The call runs on Channels' one shared thread, so a burst of sends is handled first in,
+        first out. Pool threads were measured worse: the work is CPU-bound (the GIL), so
+        sharing it out only makes every answer of a burst start as late as the last one."""
+        generation_id = new_id()
+        await self.follow_generation(generation_id)
+        try:
+            prepared = await database_sync_to_async(prepared_and_dispatched)(
+                prepare, generation_id=generation_id, **arguments
+            )
+        except BaseException:
+            await self.unfollow_generation(generation_id)
+            raise
         accepted = prepared.accepted
-        # Join the group before the task exists, so that no delta is published unheard.
-        await self.follow_generation(accepted.generation_id)
+        if accepted.generation_id != generation_id:
+            await self.unfollow_generation(generation_id)  # a repeated request_id
         await self.send_message(accepted)
         if prepared.conversation_updated is not None:
             # To every connection of the user (other tabs list the new conversation too).
             await self.channel_layer.group_send(
                 user_group(self.user.pk), prepared.conversation_updated.model_dump(mode="json")
             )
-        if prepared.dispatch is not None:
-            await sync_to_async(prepared.dispatch, thread_sensitive=False)()
-        else:
+        if prepared.dispatch is None:
+            # Already started by the first request: follow it like a resuming client.
             await self.handle_subscribe(
                 GenerationSubscribe(
                     type="generation.subscribe", generation_id=accepted.generation_id

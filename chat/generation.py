@@ -13,7 +13,7 @@ before somebody listens.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -250,8 +250,11 @@ def _send_target(*, owner_id: int, message: ChatSend) -> tuple[dict | None, Mode
     return conversation, model, message.parent_id or conversation.get("current_leaf_id")
 
 
-def chat_send_prepare(*, owner_id: int, priority: int, message: ChatSend) -> Prepared:
-    """Check, moderate and store the user's message and a queued answer.
+def chat_send_prepare(
+    *, owner_id: int, priority: int, message: ChatSend, generation_id: str | None = None
+) -> Prepared:
+    """Check, moderate and store the user's message and a queued answer (with `generation_id`
+    when given; a repeated `request_id` returns the first answer's).
 
     Raises `ChatError` (the protocol `error`) or `InputBlocked` (`moderation.blocked`); then
     nothing was stored or queued, so a retry with the same `request_id` starts cleanly.
@@ -301,6 +304,7 @@ def chat_send_prepare(*, owner_id: int, priority: int, message: ChatSend) -> Pre
                 parent_id=user_message["id"],
                 model=model.name,
                 options=_stored_options(message.options, model),
+                generation_id=generation_id,
             )
         except DuplicateKeyError:
             # The unique (owner, request_id) index of a real MongoDB caught a racing twin.
@@ -348,7 +352,12 @@ def _regenerated_again(*, owner_id: int, request_id: str) -> ChatAccepted | None
 
 
 def generation_regenerate_prepare(
-    *, owner_id: int, priority: int, message_id: str, request_id: str
+    *,
+    owner_id: int,
+    priority: int,
+    message_id: str,
+    request_id: str,
+    generation_id: str | None = None,
 ) -> Prepared:
     """A new answer, as a sibling of `message_id`, to the same user message. Idempotent per
     `request_id` for a day, like chat.send."""
@@ -380,6 +389,7 @@ def generation_regenerate_prepare(
                 parent_id=question["id"],
                 model=model.name,
                 options=answer.get("options") or {},
+                generation_id=generation_id,
             )
         except BaseException:
             limits.generation_slot_release(owner_id=owner_id, token_or_generation_id=token)
@@ -401,3 +411,14 @@ def generation_regenerate_prepare(
     return Prepared(
         _accepted(request_id=request_id, user_message=question, assistant=sibling), dispatch
     )
+
+
+def prepared_and_dispatched(prepare: Callable[..., Prepared], **arguments: Any) -> Prepared:
+    """`prepare(**arguments)`, then its task enqueued at once, in the same call: the consumer
+    makes one thread hop between a user's Enter and the engine, not two. The caller
+    must already follow the answer's group (it chose `generation_id`), so that no delta is
+    published unheard."""
+    prepared = prepare(**arguments)
+    if prepared.dispatch is not None:
+        prepared.dispatch()
+    return prepared

@@ -274,11 +274,14 @@ def message_create_assistant(
     parent_id: str,
     model: str,
     options: dict | None = None,
+    generation_id: str | None = None,
 ) -> dict:
-    """A queued answer to the user message `parent_id`, with a new `generation_id`; it becomes
-    the conversation's current leaf. `options` (temperature, max_tokens, system_prompt) are
-    stored for the worker."""
+    """A queued answer to the user message `parent_id`, with a new `generation_id` (or the one
+    given, chosen by the caller with `new_id()`); it becomes the conversation's current leaf.
+    `options` (temperature, max_tokens, system_prompt) are stored for the worker."""
     _owner(owner_id)
+    if generation_id is not None and not selectors.valid_id(generation_id):
+        raise _invalid("generation_id", "must be an id")
     if options is not None and not isinstance(options, dict):
         raise _invalid("options", "must be an object")
     if not selectors.valid_id(conversation_id):
@@ -295,7 +298,7 @@ def message_create_assistant(
         "state": "queued",
         "model": _model(model),
         "options": dict(options or {}),
-        "generation_id": new_id(),
+        "generation_id": generation_id or new_id(),
         "seq": 0,
         "usage": None,
         "finish_reason": None,

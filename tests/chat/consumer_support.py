@@ -157,9 +157,9 @@ class Client:
         return await self.receive()
 
     async def settle(self) -> None:
-        """Waits until the consumer has finished what it was handling (it hands off a
-        generation after sending `chat.accepted`): a consumer handles frames in order, so its
-        `pong` comes after that."""
+        """Waits until the consumer has finished what it was handling (after `chat.accepted`
+        it still tells the user's other connections): a consumer handles frames in order, so
+        its `pong` comes after that."""
         await self.send({"type": "ping"})
         await self.receive_until("pong")
 

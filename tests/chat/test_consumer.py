@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 import redis
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings as django_settings
 from pytest_django import Settings
 
 from accounts.models import User
-from chat import flags, limits, selectors, services
+from chat import flags, generation, limits, selectors, services
 from tests.chat.consumer_support import QUEUE, Dispatched, connect, publish
 from tests.chat.store_view import stored_snapshot
 
@@ -58,6 +58,50 @@ async def test_chat_send_stores_the_message_and_a_queued_answer_then_dispatches_
     assert await sync_to_async(limits.generation_slots_held)(owner_id=user.pk) == [
         accepted["generation_id"]
     ]
+    await client.close()
+
+
+async def test_a_delta_published_as_soon_as_the_task_is_enqueued_follows_the_acceptance(
+    chat_env: Dispatched, make_user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The fastest possible worker: its first delta is out before `send_task` even returns.
+    # The consumer joined the answer's group before enqueueing it, so nothing is lost, and
+    # the client still hears of the answer (`chat.accepted`) before any of its text.
+    def send_task_and_stream(name: str, **options: Any) -> None:
+        chat_env.tasks.append({"name": name, **options})
+        generation_id = options["kwargs"]["generation_id"]
+        async_to_sync(publish)(generation_id, delta(generation_id, 1, "Quick"))
+
+    monkeypatch.setattr(generation.celery_app, "send_task", send_task_and_stream)
+    client = await connect(await sync_to_async(make_user)())
+
+    accepted = await client.chat_send("Hello")
+    frames = [await client.receive(), await client.receive()]
+
+    assert accepted["type"] == "chat.accepted"
+    assert delta(accepted["generation_id"], 1, "Quick") in frames
+    await client.close()
+
+
+async def test_a_refused_or_repeated_send_leaves_the_connection_in_no_group_of_its_own(
+    chat_env: Dispatched, make_user: Any, isolated_redis: str
+) -> None:
+    # The consumer joins a new answer's group before storing it; a refusal (nothing stored)
+    # or a repeated request_id (the first answer's group instead) must leave it again.
+    user = await sync_to_async(make_user)()
+    client = await connect(user)
+    first = await client.chat_send("Once", request_id="same")
+    await client.chat_send("Elsewhere", conversation_id="does-not-exist")
+    await client.chat_send("Once", request_id="same")
+    await client.settle()
+
+    layer = redis.Redis.from_url(django_settings.REDIS_URL)
+    groups = {
+        key.decode().rsplit(":", 1)[1]
+        for key in layer.scan_iter(match=f"{isolated_redis}*group:gen.*")
+    }
+    layer.close()
+    assert groups == {generation.generation_group(first["generation_id"])}
     await client.close()
 
 

@@ -12,7 +12,7 @@ from pymongo.errors import DuplicateKeyError
 
 from chat import selectors, services
 from chat.errors import ChatError
-from chat.store import CONVERSATIONS, MESSAGES, get_db
+from chat.store import CONVERSATIONS, MESSAGES, get_db, new_id
 
 OWNER = 1
 OTHER = 2
@@ -290,6 +290,36 @@ def test_an_answer_must_hang_under_a_user_message(store: str) -> None:
         )
 
     assert error.value.code == "bad_request"
+
+
+def test_an_answer_takes_the_generation_id_its_caller_chose_and_refuses_a_non_id(
+    store: str,
+) -> None:
+    conversation = _conversation()
+    user, _ = _turn(conversation)
+    chosen = new_id()
+
+    answer = services.message_create_assistant(
+        conversation_id=conversation["id"],
+        owner_id=OWNER,
+        parent_id=user["id"],
+        model="m",
+        generation_id=chosen,
+    )
+    before = _raw_snapshot()
+    with pytest.raises(ChatError) as error:
+        services.message_create_assistant(
+            conversation_id=conversation["id"],
+            owner_id=OWNER,
+            parent_id=user["id"],
+            model="m",
+            generation_id={"$ne": None},  # type: ignore[arg-type]
+        )
+
+    assert answer["generation_id"] == chosen
+    assert selectors.message_by_generation(generation_id=chosen, owner_id=OWNER) == answer
+    assert error.value.code == "bad_request"
+    assert _raw_snapshot() == before
 
 
 @pytest.mark.parametrize("content", ["", "   ", None])
