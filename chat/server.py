@@ -55,6 +55,9 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     from django.conf import settings
 
+    from config import process
+
+    process.tune()
     cli = CommandLineInterface()
     cli.server_class = ChatServer
     cli.run(daphne_arguments(sys.argv[1:] if argv is None else argv, settings))

@@ -168,6 +168,12 @@ CHAT_MAX_QUEUE_DEPTH = env_int("CHAT_MAX_QUEUE_DEPTH", 256, minimum=1)
 CHAT_WS_PING_INTERVAL_SECONDS = env_int("CHAT_WS_PING_INTERVAL_SECONDS", 20, minimum=1)
 CHAT_WS_PING_TIMEOUT_SECONDS = env_int("CHAT_WS_PING_TIMEOUT_SECONDS", 20, minimum=1)
 
+# --- Processes -------------------------------------------------------------------------------
+# The GIL switch interval of the web server and the worker (config/process.py). CPython's 5 ms
+# made a chat.send's store work 45x slower beside one busy thread (5 ms alone, 220 ms); 0.5 ms
+# brought it to 26 ms (docs/benchmarks.md).
+PYTHON_SWITCH_INTERVAL_MS = env_float("PYTHON_SWITCH_INTERVAL_MS", 0.5, minimum=0.05)
+
 # --- Inference worker ------------------------------------------------------------------------
 INFERENCE_MODEL_DIR = Path(env_str("INFERENCE_MODEL_DIR", str(DATA_DIR / "models")))
 INFERENCE_FLUSH_INTERVAL_SECONDS = (

@@ -21,6 +21,7 @@ import redis
 from celery.signals import celeryd_after_setup, worker_ready, worker_shutdown
 from django.conf import settings
 
+from config import process
 from config.celery import MAINTENANCE_QUEUE
 from inference.engine import EngineSpec, host
 
@@ -121,6 +122,7 @@ def _preload_then_advertise(queues: list[str], liveness: Liveness) -> None:
 
 @celeryd_after_setup.connect
 def on_worker_setup(sender: str, instance: Any, **_: Any) -> None:
+    process.tune()
     queues = instance.app.amqp.queues
     if _serves_models(list(queues.consume_from or {})):
         queues.select_add(MAINTENANCE_QUEUE)
