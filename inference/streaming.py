@@ -17,7 +17,9 @@ batch), cancels the stream itself. Every ending goes through `inference.services
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import functools
 import importlib
 import logging
 import time
@@ -74,6 +76,10 @@ DeltaLog = Callable[[str, int, str], Awaitable[None]]
 _delta_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
     weakref.WeakKeyDictionary()
 )
+# Generations are prepared one after another, first in first out: the work is CPU-bound (the
+# GIL), and shared out over the loop's pool threads a burst's answers would all reach the
+# engine as late as its last one.
+_prepare_executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="prepare")
 # Fire-and-forget tasks, referenced until done (the loop keeps only weak references).
 _background: set[asyncio.Future[Any]] = set()
 
@@ -347,11 +353,14 @@ async def generation_run(*, generation_id: str, owner_id: int, priority: int | N
     # Watched before the stop key is read (in prepare): a stop in between is not lost.
     stop_registry.track(generation_id)
     try:
-        prepared = await asyncio.to_thread(
-            prepare_module.generation_prepare,
-            generation_id=generation_id,
-            owner_id=owner_id,
-            priority=priority,
+        prepared = await asyncio.get_running_loop().run_in_executor(
+            _prepare_executor,
+            functools.partial(
+                prepare_module.generation_prepare,
+                generation_id=generation_id,
+                owner_id=owner_id,
+                priority=priority,
+            ),
         )
     except Exception as error:
         stop_registry.untrack(generation_id)
