@@ -3,6 +3,7 @@ mongomock, the embedded SQLite stand-in, and a real MongoDB server when MONGODB_
 
 from __future__ import annotations
 
+import functools
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -298,23 +299,18 @@ def test_an_answer_takes_the_generation_id_its_caller_chose_and_refuses_a_non_id
     conversation = _conversation()
     user, _ = _turn(conversation)
     chosen = new_id()
-
-    answer = services.message_create_assistant(
+    answer_to_user = functools.partial(
+        services.message_create_assistant,
         conversation_id=conversation["id"],
         owner_id=OWNER,
         parent_id=user["id"],
         model="m",
-        generation_id=chosen,
     )
+
+    answer = answer_to_user(generation_id=chosen)
     before = _raw_snapshot()
     with pytest.raises(ChatError) as error:
-        services.message_create_assistant(
-            conversation_id=conversation["id"],
-            owner_id=OWNER,
-            parent_id=user["id"],
-            model="m",
-            generation_id={"$ne": None},  # type: ignore[arg-type]
-        )
+        answer_to_user(generation_id={"$ne": None})  # type: ignore[arg-type]
 
     assert answer["generation_id"] == chosen
     assert selectors.message_by_generation(generation_id=chosen, owner_id=OWNER) == answer
