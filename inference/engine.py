@@ -212,6 +212,11 @@ class EngineHost:
             loop, thread = self._loop, self._thread
             self._loop = self._thread = None
             pids, self._child_pids = self._child_pids, set()
+        if loop is not None and loop.is_running():
+            # The stop listener lives on this loop: let it close its Redis connection rather
+            # than be destroyed pending when the loop goes.
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(_stop_listener_here(), loop).result(5)
         if engine is not None:
             logger.info("shutting the vLLM engine down")
             try:
@@ -239,6 +244,14 @@ class EngineHost:
         for process in alive:
             with contextlib.suppress(psutil.Error):
                 process.kill()
+
+
+async def _stop_listener_here() -> None:
+    from inference import stop
+
+    task = stop.listener.task
+    if task is not None and task.get_loop() is asyncio.get_running_loop():
+        await stop.listener.stop()
 
 
 async def _stop_output_handler(engine: Any) -> None:

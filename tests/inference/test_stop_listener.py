@@ -85,3 +85,26 @@ def test_stops_for_generations_not_running_here_are_remembered_boundedly() -> No
     assert not stops.is_requested("g0")  # the oldest were forgotten
     assert stops.is_requested("g10049")
     assert stops.track("g10049").is_set()  # a stop heard before the generation started here
+
+
+def test_the_engine_host_stops_the_listener_on_its_loop_when_it_shuts_down(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from inference import stop
+    from inference.engine import EngineHost
+
+    listener = StopListener(StopRegistry())
+    monkeypatch.setattr(stop, "listener", listener)
+    host = EngineHost()
+
+    async def start() -> asyncio.Task[None]:
+        listener.ensure_started()
+        await asyncio.wait_for(listener.subscribed.wait(), timeout=5)
+        assert listener.task is not None
+        return listener.task
+
+    task = host.run(start(), timeout=10)
+    host.shutdown()
+
+    assert listener.task is None
+    assert task.cancelled()
