@@ -8,9 +8,11 @@
    with the same prompt and the same sampling (temperature, and top-p and min-p as the
    registry gives them to the pipeline's requests).
 
-It prints aggregate tokens/s and the pipeline/raw ratio, time to first token (median, p99) for
-both, the gaps between deltas at the client (p50, p99) and text mismatches (concatenated deltas
-that differ from the final text). Run it on an otherwise idle machine.
+Both are up at once (the raw engine sits idle while the pipeline runs, and the other way
+round), and their rounds alternate, so that a drift in the machine's speed weighs on both sides
+alike. It prints aggregate tokens/s and the pipeline/raw ratio, time to first token (median,
+p99) for both, the gaps between deltas at the client (p50, p99) and text mismatches
+(concatenated deltas that differ from the final text). Run it on an otherwise idle machine.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ sys.path.insert(0, str(REPO))
 
 PROMPT = "Write a long story about a lighthouse keeper and a storm."
 TEMPERATURE = 0.8
+SETTLE_SECONDS = 1.0
 
 
 @dataclass
@@ -72,42 +75,19 @@ def merged(runs: list[Run]) -> Run:
     )
 
 
-def raw_engine(
-    concurrencies: list[int], tokens: int, sampling: dict[str, float], rounds: int
-) -> dict[int, Run]:
-    """The engine alone, in this process, with the engine benchmark's code."""
-    import gc
+async def raw_round(engine: Any, n: int, tokens: int, sampling: dict[str, float]) -> Run:
+    """One round of the raw engine (`AsyncLLM` in this process), with the engine benchmark's
+    code: N concurrent streams of the same prompt and sampling as the pipeline's."""
+    from bench.engine import run_streams
 
-    from bench.engine import run_streams, start_engine
-
-    async def measure() -> dict[int, Run]:
-        engine = start_engine()
-        try:
-            await run_streams(engine, concurrency=2, tokens=8)  # warm-up
-            runs = {}
-            for n in concurrencies:
-                each = []
-                for _ in range(rounds):
-                    result = await run_streams(
-                        engine, concurrency=n, tokens=tokens, sampling=sampling
-                    )
-                    each.append(
-                        Run(
-                            tokens=result.total_tokens,
-                            seconds=result.seconds,
-                            ttfts=[result.ttft_median_ms / 1000] * n,
-                            gaps=[],
-                            ttft_p99=result.ttft_p99_ms / 1000,
-                        )
-                    )
-                runs[n] = merged(each)
-            return runs
-        finally:
-            engine.shutdown()
-
-    runs = asyncio.run(measure())
-    gc.collect()
-    return runs
+    result = await run_streams(engine, concurrency=n, tokens=tokens, sampling=sampling)
+    return Run(
+        tokens=result.total_tokens,
+        seconds=result.seconds,
+        ttfts=[result.ttft_median_ms / 1000] * n,
+        gaps=[],
+        ttft_p99=result.ttft_p99_ms / 1000,
+    )
 
 
 @dataclass
@@ -195,9 +175,13 @@ def registry_sampling(database_url: str) -> dict[str, float]:
     return {"temperature": TEMPERATURE, "top_p": row[0], "min_p": row[1]}
 
 
-def pipeline(
-    concurrencies: list[int], tokens: int, rounds: int
-) -> tuple[dict[int, Run], dict[str, float]]:
+def measure(
+    concurrencies: list[int], tokens: int, rounds: int, *, with_raw: bool
+) -> tuple[dict[int, Run], dict[int, Run], dict[str, float]]:
+    """(pipeline runs, raw runs, sampling). With `with_raw`, the raw engine runs in this
+    process beside the stack, and its rounds alternate with the pipeline's: this machine's
+    speed drifts by ±15% over minutes, and a drift then weighs on both sides alike."""
+    from bench.engine import run_streams, start_engine
     from chat.client import ChatClient
     from tests.support.stack import start_stack
 
@@ -269,20 +253,49 @@ def pipeline(
                 timelines=[r.timeline for r in results],
             )
 
-        asyncio.run(round_of(1))  # warm-up: first compiles, first connections
-        runs = {}
-        for n in concurrencies:
-            each = []
-            for _ in range(rounds):
-                run = asyncio.run(round_of(n))
-                each.append(run)
-                print(
-                    f"pipeline, {n} streams: {run.tokens_per_second:.0f} tok/s, TTFT p50 "
-                    f"{statistics.median(run.ttfts) * 1000:.0f} ms; {timeline_summary(run)}",
-                    flush=True,
-                )
-            runs[n] = merged(each)
-        return runs, sampling
+        async def measured_rounds() -> tuple[dict[int, Run], dict[int, Run]]:
+            engine = start_engine() if with_raw else None
+            try:
+                # Warm-up: first compiles, first connections.
+                if engine is not None:
+                    await run_streams(engine, concurrency=2, tokens=8)
+                await round_of(1)
+                ours: dict[int, Run] = {}
+                raw: dict[int, Run] = {}
+                for n in concurrencies:
+                    each, each_raw = [], []
+                    for index in range(rounds):
+                        # Alternate which side goes first, so neither always follows the other,
+                        # and let each round's trailing work (acks, closing connections) end
+                        # before the next round starts.
+                        if engine is not None and index % 2 == 0:
+                            await asyncio.sleep(SETTLE_SECONDS)
+                            each_raw.append(await raw_round(engine, n, tokens, sampling))
+                        await asyncio.sleep(SETTLE_SECONDS)
+                        run = await round_of(n)
+                        if engine is not None and index % 2 == 1:
+                            await asyncio.sleep(SETTLE_SECONDS)
+                            each_raw.append(await raw_round(engine, n, tokens, sampling))
+                        each.append(run)
+                        raw_figure = (
+                            f"; raw {each_raw[-1].tokens_per_second:.0f} tok/s" if each_raw else ""
+                        )
+                        print(
+                            f"pipeline, {n} streams: {run.tokens_per_second:.0f} tok/s, TTFT "
+                            f"p50 {statistics.median(run.ttfts) * 1000:.0f} ms; "
+                            f"{timeline_summary(run)}{raw_figure}",
+                            flush=True,
+                        )
+                    ours[n] = merged(each)
+                    if each_raw:
+                        raw[n] = merged(each_raw)
+                return ours, raw
+            finally:
+                if engine is not None:
+                    engine.shutdown()
+
+        ours, raw = asyncio.run(measured_rounds())
+        return ours, raw, sampling
     finally:
         stack.stop()
 
@@ -308,15 +321,15 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.setdefault("DJANGO_DEBUG", "true")
 
+    ours, raw, sampling = measure(
+        args.concurrency, args.tokens, args.rounds, with_raw=not args.pipeline_only
+    )
     if args.pipeline_only:
-        pipeline(args.concurrency, args.tokens, args.rounds)
         return
-    ours, sampling = pipeline(args.concurrency, args.tokens, args.rounds)
-    raw = raw_engine(args.concurrency, args.tokens, sampling, args.rounds)
 
     print(
         f"\nmachine: {os.cpu_count()} CPUs; {args.tokens} tokens per stream (ignore_eos); "
-        f"{args.rounds} rounds per concurrency on each side, pooled"
+        f"{args.rounds} rounds per concurrency on each side, alternating, pooled"
     )
     print(f"sampling (the registry's default model, both sides): {sampling}")
     print(
