@@ -12,6 +12,9 @@ LONG_PROMPT = (
     "Write a long, detailed story about a lighthouse keeper and a storm, in many paragraphs."
 )
 FINAL_STATES = ("complete", "stopped", "interrupted", "failed", "moderated")
+# How an answer the model finished may end: output moderation can stop a sampled story (a storm
+# story once had a character say "we're going to die", which the self-harm patterns block).
+MODEL_ENDINGS = ("complete", "moderated")
 
 
 def register(page: Any, base_url: str) -> str:

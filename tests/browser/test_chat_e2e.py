@@ -13,7 +13,9 @@ import pytest
 
 from tests.browser.conftest import screenshot
 from tests.browser.pages import (
+    FINAL_STATES,
     LONG_PROMPT,
+    MODEL_ENDINGS,
     answer_text,
     api_get,
     conversation_id,
@@ -79,17 +81,18 @@ def test_a_sent_message_gets_an_answer_that_streams_in(page: Any, app_url: str) 
     # Output moderation releases text a window (a sentence) at a time, and a slow machine can
     # take seconds per sentence: watch the answer for as long as it streams, not a fixed span.
     lengths = streamed_lengths(page, timeout=180)
-    state = wait_for_state(page, ("complete", "stopped"))
+    state = wait_for_state(page, FINAL_STATES)
 
-    assert state == "complete"
+    assert state in MODEL_ENDINGS
     assert len(lengths) > 1, f"the answer did not grow while streaming: {sorted(lengths)}"
     assert answer_text(page)
     conversation = conversation_id(page)
     assert page.get_by_test_id("conversation-item").first.inner_text().strip()
     stored = api_get(page, f"/api/conversations/{conversation}")
     stored_answer = next(m for m in stored["messages"] if m["role"] == "assistant")
-    assert stored_answer["state"] == "complete"
-    assert page.get_by_test_id("announcer").inner_text().startswith("Answer complete.")
+    assert stored_answer["state"] == state
+    if state == "complete":
+        assert page.get_by_test_id("announcer").inner_text().startswith("Answer complete.")
     screenshot(page, "04-answer-complete")
 
 
@@ -128,10 +131,10 @@ def test_a_reload_mid_stream_resumes_and_completes_without_lost_or_repeated_text
     last_answer(page).wait_for()
     state_after_reload = last_answer(page).get_attribute("data-state")
     screenshot(page, "06-resumed-after-reload")
-    state = wait_for_state(page, ("complete", "stopped", "interrupted", "failed"), timeout=180_000)
+    state = wait_for_state(page, FINAL_STATES, timeout=180_000)
 
     assert state_after_reload in ("queued", "streaming"), "the reload did not land mid-stream"
-    assert state == "complete"
+    assert state in MODEL_ENDINGS
     assert warnings == [], f"streamed text did not add up to the final text: {warnings}"
     stored = api_get(page, f"/api/conversations/{conversation}")
     answer = next(m for m in stored["messages"] if m["role"] == "assistant")
@@ -166,10 +169,10 @@ def test_a_network_drop_mid_stream_reconnects_and_completes_the_answer(
     page.wait_for_function(
         "() => document.querySelector('.connection-banner[data-state=reconnecting]')"
     )
-    state = wait_for_state(page, ("complete", "stopped", "interrupted", "failed"), timeout=180_000)
+    state = wait_for_state(page, FINAL_STATES, timeout=180_000)
 
     assert len(links) >= 2, "the app did not reconnect"
-    assert state == "complete"
+    assert state in MODEL_ENDINGS
     assert warnings == [], f"streamed text did not add up to the final text: {warnings}"
     assert page.get_by_test_id("connection-banner").get_attribute("data-state") == "open"
 
@@ -315,7 +318,7 @@ def test_the_app_works_on_a_phone_sized_screen(phone_page: Any, app_url: str) ->
     send_when_ready(page, "Give me three tips for sleeping well.")
     wait_for_text(page, min_chars=20)
     screenshot(page, "11-phone-streaming")
-    wait_for_state(page, ("complete", "stopped"), timeout=180_000)
+    wait_for_state(page, FINAL_STATES, timeout=180_000)
 
     overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"the page scrolls sideways by {overflow}px at 360px"
