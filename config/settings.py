@@ -186,6 +186,10 @@ INFERENCE_LOAD_FORMAT = env_str("INFERENCE_LOAD_FORMAT", "auto")
 INFERENCE_DTYPE = env_choice(
     "INFERENCE_DTYPE", "auto", choices={"auto", "bfloat16", "float16", "float32"}
 )
+# Run the model eagerly instead of compiled; "auto": eager on a CPU, compiled on a GPU.
+INFERENCE_ENFORCE_EAGER = env_choice(
+    "INFERENCE_ENFORCE_EAGER", "auto", choices={"auto", "true", "false"}
+)
 # KV cache size of vLLM's CPU backend (GiB); ignored on a GPU.
 INFERENCE_CPU_KVCACHE_GIB = env_int("INFERENCE_CPU_KVCACHE_GIB", 1, minimum=1)
 # Longest one generation may run; the broker's visibility timeout is set well above it.

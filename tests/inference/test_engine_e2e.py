@@ -139,3 +139,15 @@ async def test_the_task_answers_a_conversation_stored_in_the_real_store(
     assert stored["state"] == "complete"
     assert stored["content"] == done["text"]
     assert stored["usage"]["completion_tokens"] == done["usage"]["completion_tokens"]
+
+
+def test_the_real_engine_computes_in_the_dtype_this_cpu_runs_fast(real_engine: Any) -> None:
+    import torch
+
+    from inference.engine import cpu_has_native_bf16
+
+    # The default model ships in bf16; on a CPU without native bf16 (AVX2 only), "auto"
+    # upcasts it, since emulated bf16 ran this model about ten times slower.
+    expected = torch.bfloat16 if cpu_has_native_bf16() else torch.float32
+    assert real_engine.model_config.dtype == expected
+    assert real_engine.vllm_config.model_config.enforce_eager is True

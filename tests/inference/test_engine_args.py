@@ -1,0 +1,60 @@
+"""How the engine's dtype and compilation follow the settings and the machine."""
+
+from __future__ import annotations
+
+import pytest
+from pytest_django import Settings
+
+from inference import engine
+from inference.engine import EngineSpec, engine_args
+
+SPEC = EngineSpec(name="m", weights="/models/m")
+
+
+@pytest.fixture
+def on_cpu(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    monkeypatch.setattr(engine, "_on_cpu", lambda: True)
+    return monkeypatch
+
+
+@pytest.mark.parametrize(("native", "expected"), [(False, "float32"), (True, "auto")])
+def test_auto_dtype_on_a_cpu_is_float32_only_without_native_bf16(
+    settings: Settings, on_cpu: pytest.MonkeyPatch, native: bool, expected: str
+) -> None:
+    settings.INFERENCE_DTYPE = "auto"
+    on_cpu.setattr(engine, "cpu_has_native_bf16", lambda: native)
+    assert engine_args(SPEC).dtype == expected
+
+
+def test_an_explicit_dtype_is_kept_even_where_it_is_slow(
+    settings: Settings, on_cpu: pytest.MonkeyPatch
+) -> None:
+    settings.INFERENCE_DTYPE = "bfloat16"
+    on_cpu.setattr(engine, "cpu_has_native_bf16", lambda: False)
+    assert engine_args(SPEC).dtype == "bfloat16"
+
+
+def test_auto_dtype_on_a_gpu_keeps_the_models_own(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.INFERENCE_DTYPE = "auto"
+    monkeypatch.setattr(engine, "_on_cpu", lambda: False)
+    monkeypatch.setattr(engine, "cpu_has_native_bf16", lambda: False)
+    assert engine_args(SPEC).dtype == "auto"
+
+
+@pytest.mark.parametrize(
+    ("setting", "cpu", "eager"),
+    [
+        ("auto", True, True),
+        ("auto", False, False),
+        ("false", True, False),
+        ("true", False, True),
+    ],
+)
+def test_enforce_eager_follows_the_setting_and_auto_the_platform(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, setting: str, cpu: bool, eager: bool
+) -> None:
+    settings.INFERENCE_ENFORCE_EAGER = setting
+    monkeypatch.setattr(engine, "_on_cpu", lambda: cpu)
+    assert engine_args(SPEC).enforce_eager is eager
