@@ -70,6 +70,15 @@ class Abandoned:
     message: dict[str, Any]
 
 
+@dataclass(slots=True)
+class Ended:
+    """A redelivered task whose generation already ended. Its bill may be missing: the client
+    is told before the usage record is written, and a worker lost in between leaves the task
+    unacknowledged, so it comes back here."""
+
+    message: dict[str, Any]
+
+
 # --- the prompt --------------------------------------------------------------------------------
 
 
@@ -202,11 +211,12 @@ POSITION_FANOUT = 20
 
 def generation_prepare(
     *, generation_id: str, owner_id: int, priority: int | None = None
-) -> GenerationJob | Abandoned | None:
+) -> GenerationJob | Abandoned | Ended | None:
     """Load the generation and build its request.
 
-    None: nothing to do (unknown, already final, or being streamed by another live attempt).
-    `Abandoned`: a dead attempt's generation, to be interrupted. Raises `GenerationRefused`.
+    None: nothing to do (unknown, or being streamed by another live attempt). `Ended`: already
+    final, to be billed if it is not yet. `Abandoned`: a dead attempt's generation, to be
+    interrupted. Raises `GenerationRefused`.
     """
     selectors = _chat("selectors")
     message = selectors.message_by_generation(generation_id=generation_id, owner_id=owner_id)
@@ -215,7 +225,7 @@ def generation_prepare(
         return None
     state = message.get("state")
     if state in FINAL_STATES:
-        return None  # a redelivered task whose generation already ended
+        return Ended(message)
     if state == "streaming":
         # Redelivered while (or after) another attempt streamed it.
         return Abandoned(message) if _started_elsewhere(message) else None

@@ -23,8 +23,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from inference.services import generation_end
-from inference.streaming import abandoned_ending
+from inference.services import generation_end, stored_ending
 
 logger = logging.getLogger(__name__)
 
@@ -93,8 +92,9 @@ async def generations_reap(
             _stale, before=now - timedelta(seconds=age), states=(state,)
         )
         for message in found:
-            ending = abandoned_ending(message, error_message=message_text)
-            if await generation_end(ending, layer=layer):
+            ending = stored_ending(message, state="interrupted", error_message=message_text)
+            # Billed before the clients hear: a reaper that dies in between is not retried.
+            if await generation_end(ending, layer=layer, bill_first=True):
                 counts[state] += 1
                 logger.warning("reaped %s generation %s", state, message["generation_id"])
                 if state == "queued":

@@ -3,9 +3,10 @@
 `generation_end` is called for every ending: complete, stopped, moderated, failed (engine
 error, timeout) and interrupted (the reaper, or a redelivered task that finds a dead attempt).
 It writes the final state to the store once (the store refuses a second final write), and only
-the caller whose write won goes on to record usage (unique per generation) and tell the
-generation's subscribers. So a redelivered task, two reapers or a stop racing the natural end
-never produce two records or two closing messages.
+the caller whose write won goes on to tell the generation's subscribers and record usage (unique
+per generation). So a redelivered task, two reapers or a stop racing the natural end never
+produce two records or two closing messages. The worker tells the client first and bills after;
+a redelivered task bills an ended generation whose worker died in between.
 """
 
 from __future__ import annotations
@@ -167,29 +168,35 @@ class Ending:
         return [blocked, done]
 
 
-def generation_end_write(ending: Ending) -> bool:
-    """The store's final write and, when it won, the usage record. Synchronous."""
+def generation_final_write(ending: Ending) -> dict[str, Any] | None:
+    """The store's final write: the final message, or None when somebody else ended it first
+    (and billed it, and told the clients). Synchronous."""
+    return _chat_services().generation_finish(
+        generation_id=ending.generation_id,
+        owner_id=ending.owner_id,
+        text=ending.text,
+        state=ending.state,
+        finish_reason=ending.finish_reason,
+        usage=ending.usage,
+        seq=ending.seq,
+        seq_offsets=ending.seq_offsets,
+        error=ending.error_message if ending.state in ERROR_STATES else None,
+        moderation=(
+            {"categories": ending.categories, "message": ending.moderation_message}
+            if ending.state == "moderated"
+            else None
+        ),
+    )
+
+
+def generation_bill(ending: Ending, final: dict[str, Any], *, settling: bool = False) -> bool:
+    """The usage record of an ended generation and, after a first answer, its title. True when
+    this call wrote the record. `settling`: a redelivered task's check of an ended generation,
+    which titles only when the record was missing (its first attempt died before both).
+    Synchronous."""
     try:
-        final = _chat_services().generation_finish(
-            generation_id=ending.generation_id,
-            owner_id=ending.owner_id,
-            text=ending.text,
-            state=ending.state,
-            finish_reason=ending.finish_reason,
-            usage=ending.usage,
-            seq=ending.seq,
-            seq_offsets=ending.seq_offsets,
-            error=ending.error_message if ending.state in ERROR_STATES else None,
-            moderation=(
-                {"categories": ending.categories, "message": ending.moderation_message}
-                if ending.state == "moderated"
-                else None
-            ),
-        )
-        if final is None:
-            return False  # somebody else ended it (and billed it, and told the clients)
         try:
-            usage_record_create(
+            created = usage_record_create(
                 generation_id=ending.generation_id,
                 user_id=ending.owner_id,
                 model_name=ending.model_name or final.get("model") or "",
@@ -201,13 +208,42 @@ def generation_end_write(ending: Ending) -> bool:
                 duration_ms=ending.duration_ms,
             )
         except Exception:
-            # The answer is stored; a billing failure must not hide it from the user.
+            # The answer is stored and delivered; a billing failure must not undo that.
             logger.exception("could not record the usage of %s", ending.generation_id)
-        if ending.state in TITLED_STATES:
+            created = None
+        if created is not None and settling:
+            logger.warning("billed %s on redelivery: its worker died before", ending.generation_id)
+        if ending.state in TITLED_STATES and (created is not None or not settling):
             title_dispatch(final=final, owner_id=ending.owner_id)
-        return True
+        return created is not None
     finally:
         connection.close()  # a pool thread of the engine loop: no idle connection left behind
+
+
+def stored_ending(
+    message: dict[str, Any], *, state: str | None = None, error_message: str | None = None
+) -> Ending:
+    """An ending rebuilt from a stored generation, with the text and usage it holds: its final
+    state, or `state` (an abandoned stream that is to be interrupted)."""
+    state = state or message.get("state") or "interrupted"
+    usage = message.get("usage") or {}
+    created, heartbeat = message.get("created_at"), message.get("heartbeat_at")
+    duration = (heartbeat - created).total_seconds() * 1000 if created and heartbeat else 0
+    return Ending(
+        generation_id=message["generation_id"],
+        owner_id=message["owner_id"],
+        state=state,
+        text=message.get("content") or "",
+        seq=int(message.get("seq") or 0),
+        finish_reason=None if state in ERROR_STATES else message.get("finish_reason"),
+        error_code="interrupted" if state == "interrupted" else None,
+        error_message=error_message or message.get("error"),
+        prompt_tokens=int(usage.get("prompt_tokens") or 0),
+        completion_tokens=int(usage.get("completion_tokens") or 0),
+        model_name=message.get("model") or "",
+        conversation_id=message.get("conversation_id") or "",
+        duration_ms=max(0, round(duration)),
+    )
 
 
 async def send_reliably(layer: Any, group: str, message: dict[str, Any]) -> bool:
@@ -226,12 +262,22 @@ async def send_reliably(layer: Any, group: str, message: dict[str, Any]) -> bool
     return False
 
 
-async def generation_end(ending: Ending, *, layer: Any) -> bool:
-    """End a generation: store, bill, tell its subscribers. False when it had already ended."""
-    if not await asyncio.to_thread(generation_end_write, ending):
+async def generation_end(ending: Ending, *, layer: Any, bill_first: bool = False) -> bool:
+    """End a generation: store, tell its subscribers, bill. False when it had already ended.
+
+    The closing message goes out before the usage record, which no client waits for. A worker
+    lost between the two leaves its task unacknowledged (`acks_late`), and the redelivered
+    task writes the missing record (`inference.streaming.generation_run`). `bill_first`: for a
+    caller nothing would retry (the reaper)."""
+    final = await asyncio.to_thread(generation_final_write, ending)
+    if final is None:
         return False
+    if bill_first:
+        await asyncio.to_thread(generation_bill, ending, final)
     for message in ending.events():
         await send_reliably(layer, group_name(ending.generation_id), message)
+    if not bill_first:
+        await asyncio.to_thread(generation_bill, ending, final)
     return True
 
 

@@ -35,8 +35,15 @@ from django.conf import settings
 from chat.protocol import GenerationDelta
 from inference import engine as engine_module
 from inference import prepare as prepare_module
-from inference.prepare import Abandoned, GenerationJob, GenerationRefused
-from inference.services import Ending, generation_end, group_name, queue_positions_send
+from inference.prepare import Abandoned, Ended, GenerationJob, GenerationRefused
+from inference.services import (
+    Ending,
+    generation_bill,
+    generation_end,
+    group_name,
+    queue_positions_send,
+    stored_ending,
+)
 from inference.stop import listener as stop_listener
 from inference.stop import registry as stop_registry
 
@@ -323,28 +330,6 @@ def _failed_at_start(generation_id: str, owner_id: int, message: str) -> Ending:
     )
 
 
-def abandoned_ending(message: dict[str, Any], *, error_message: str) -> Ending:
-    """An interrupted ending for a stored generation nobody streams any more, keeping the
-    text and usage of its last checkpoint."""
-    usage = message.get("usage") or {}
-    created, heartbeat = message.get("created_at"), message.get("heartbeat_at")
-    duration = (heartbeat - created).total_seconds() * 1000 if created and heartbeat else 0
-    return Ending(
-        generation_id=message["generation_id"],
-        owner_id=message["owner_id"],
-        state="interrupted",
-        text=message.get("content") or "",
-        seq=int(message.get("seq") or 0),
-        error_code="interrupted",
-        error_message=error_message,
-        prompt_tokens=int(usage.get("prompt_tokens") or 0),
-        completion_tokens=int(usage.get("completion_tokens") or 0),
-        model_name=message.get("model") or "",
-        conversation_id=message.get("conversation_id") or "",
-        duration_ms=max(0, round(duration)),
-    )
-
-
 async def generation_run(*, generation_id: str, owner_id: int, priority: int | None = None) -> None:
     """The task's coroutine: prepare, announce the start, stream, and map engine failures."""
     started_at = time.monotonic()
@@ -375,8 +360,13 @@ async def generation_run(*, generation_id: str, owner_id: int, priority: int | N
     if not isinstance(prepared, GenerationJob):
         stop_registry.untrack(generation_id)
         if isinstance(prepared, Abandoned):
-            ending = abandoned_ending(prepared.message, error_message=INTERRUPTED_MESSAGE)
+            ending = stored_ending(
+                prepared.message, state="interrupted", error_message=INTERRUPTED_MESSAGE
+            )
             await generation_end(ending, layer=layer)
+        elif isinstance(prepared, Ended):
+            ending = stored_ending(prepared.message)
+            await asyncio.to_thread(generation_bill, ending, prepared.message, settling=True)
         return
     await queue_positions_send(layer=layer, started=generation_id, waiting=[])
     if prepared.waiting_next:

@@ -19,7 +19,7 @@ from chat import selectors, services
 from chat.store import MESSAGES, get_db
 from inference import prepare
 from inference.models import UsageRecord
-from inference.prepare import Abandoned
+from inference.prepare import Abandoned, Ended
 from inference.reaper import generations_reap
 from tests.inference.fakes import FakeClock, RecordingLayer
 
@@ -142,7 +142,8 @@ def test_a_redelivered_task_leaves_final_and_live_generations_alone(owner_id: in
     def again(message: dict[str, Any]) -> Any:
         return prepare.generation_prepare(generation_id=message["generation_id"], owner_id=owner_id)
 
-    assert again(done) is None
+    ended = again(done)
+    assert isinstance(ended, Ended) and ended.message["state"] == "complete"  # billed if unbilled
     assert again(live) is None  # another attempt is streaming it right now
     abandoned = again(dead)
     assert isinstance(abandoned, Abandoned) and abandoned.message["content"] == "z"

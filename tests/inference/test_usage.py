@@ -15,8 +15,15 @@ from django.test import Client
 from django.utils import timezone
 
 from chat import selectors, services
+from inference import streaming
 from inference.models import LanguageModel, UsageRecord
-from inference.services import Ending, generation_end, usage_cost, usage_record_create
+from inference.services import (
+    Ending,
+    generation_end,
+    generation_final_write,
+    usage_cost,
+    usage_record_create,
+)
 from tests.inference.fakes import FakeClock, RecordingLayer
 
 pytestmark = pytest.mark.django_db
@@ -142,6 +149,88 @@ async def test_every_ending_writes_exactly_one_record_and_one_closing_message(
     if how["state"] == "moderated":
         assert stored["moderation"]["categories"] == ["test"]
         assert [m["type"] for _, _, m in layer.sent] == ["moderation.blocked", "generation.done"]
+
+
+class BillWatchingLayer(RecordingLayer):
+    """Counts the usage records of the generation at the moment its closing message leaves."""
+
+    records_at_close: int | None = None
+
+    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+        from asgiref.sync import sync_to_async
+
+        if message["type"] == "generation.done":
+            found = await sync_to_async(records_of)(message["generation_id"])
+            self.records_at_close = len(found)
+        await super().group_send(group, message)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("bill_first", [False, True], ids=["worker", "reaper"])
+async def test_the_worker_tells_the_client_before_billing_and_the_reaper_after(
+    bill_first: bool, user: Any, priced_model: LanguageModel
+) -> None:
+    from asgiref.sync import sync_to_async
+
+    assistant = await sync_to_async(stored_generation)(user.pk, priced_model.name)
+    layer = BillWatchingLayer(FakeClock())
+    ending = Ending(
+        generation_id=assistant["generation_id"],
+        owner_id=user.pk,
+        state="complete",
+        finish_reason="stop",
+        text="answer",
+        seq=1,
+        prompt_tokens=12,
+        completion_tokens=3,
+        model_name=priced_model.name,
+    )
+
+    assert await generation_end(ending, layer=layer, bill_first=bill_first)
+
+    # The worker's client waits for no bookkeeping; the reaper, which nothing retries, bills
+    # before anything else can go wrong.
+    assert layer.records_at_close == (1 if bill_first else 0)
+    assert len(await sync_to_async(records_of)(assistant["generation_id"])) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_redelivered_task_bills_a_generation_whose_worker_died_before_billing(
+    user: Any, priced_model: LanguageModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from asgiref.sync import sync_to_async
+
+    assistant = await sync_to_async(stored_generation)(user.pk, priced_model.name)
+    generation_id = assistant["generation_id"]
+    ending = Ending(
+        generation_id=generation_id,
+        owner_id=user.pk,
+        state="stopped",
+        finish_reason="stopped",
+        text="half an answer",
+        seq=2,
+        prompt_tokens=40,
+        completion_tokens=7,
+        model_name=priced_model.name,
+    )
+    # The first attempt stored the end and told the client, then its worker was killed.
+    assert await sync_to_async(generation_final_write)(ending) is not None
+    assert await sync_to_async(records_of)(generation_id) == []
+    layer = RecordingLayer(FakeClock())
+    monkeypatch.setattr(streaming, "get_channel_layer", lambda: layer)
+
+    await streaming.generation_run(generation_id=generation_id, owner_id=user.pk)
+    await streaming.generation_run(generation_id=generation_id, owner_id=user.pk)  # once more
+
+    (record,) = await sync_to_async(records_of)(generation_id)
+    assert (record.prompt_tokens, record.completion_tokens) == (40, 7)
+    assert record.finish_reason == "stopped" and record.user_id == user.pk
+    assert record.cost == Decimal("0.030500")  # 0.04 x 0.5 + 0.007 x 1.5
+    assert layer.sent == []  # the client heard the end from the first attempt
+    stored = await sync_to_async(selectors.message_by_generation)(
+        generation_id=generation_id, owner_id=user.pk
+    )
+    assert stored["state"] == "stopped" and stored["content"] == "half an answer"
 
 
 # --- GET /api/usage ----------------------------------------------------------------------------
