@@ -83,6 +83,16 @@ class User(AbstractBaseUser, PermissionsMixin):
         super().clean()
         self.email = normalize_email(self.email)
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # Django keeps the new raw password in `_password` from `set_password` until this save
+        # (a hash upgrade at login clears it first, so it does not count as a change).
+        password_changed = self._password is not None and not self._state.adding
+        super().save(*args, **kwargs)
+        if password_changed:
+            # Other sessions end with a new password (their auth hash no longer matches); a
+            # bearer token, perhaps the very thing that leaked, must not outlive it either.
+            self.api_tokens.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+
 
 class ApiToken(models.Model):
     """An opaque bearer token for mobile and API clients. Only its SHA-256 is stored."""

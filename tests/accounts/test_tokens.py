@@ -113,3 +113,44 @@ def test_last_used_is_written_on_first_use_then_at_most_once_a_minute(user: User
     user_for_token(raw_token=raw)
     record.refresh_from_db()
     assert record.last_used_at is not None and record.last_used_at > stale
+
+
+def test_a_new_password_revokes_every_token_of_its_user_only(
+    user: User, make_user: Callable[..., User]
+) -> None:
+    phone, _ = token_issue(user=user, name="phone")
+    laptop, _ = token_issue(user=user, name="laptop")
+    other_user = make_user()
+    others, _ = token_issue(user=other_user)
+
+    user.set_password("a brand new passphrase 42")
+    user.save()
+
+    assert user_for_token(raw_token=phone) is None
+    assert user_for_token(raw_token=laptop) is None
+    assert user_for_token(raw_token=others) == other_user
+    fresh, _ = token_issue(user=user)  # signing in again works
+    assert user_for_token(raw_token=fresh) == user
+
+
+def test_saves_that_keep_the_password_keep_the_tokens(user: User, settings: Settings) -> None:
+    from django.contrib.auth.hashers import make_password
+
+    raw, _ = token_issue(user=user)
+
+    user.display_name = "Renamed"
+    user.save()
+    user.last_login = timezone.now()
+    user.save(update_fields=["last_login"])
+    # A login that re-hashes the same password under newer hasher settings is no change.
+    settings.PASSWORD_HASHERS = [
+        "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+        "django.contrib.auth.hashers.MD5PasswordHasher",
+    ]
+    user.password = make_password("same passphrase", hasher="md5")
+    user.save()
+    assert user.check_password("same passphrase")
+    user.refresh_from_db()
+    assert user.password.startswith("pbkdf2_sha256$")  # it was re-hashed and saved
+
+    assert user_for_token(raw_token=raw) == user
