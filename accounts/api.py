@@ -28,6 +28,7 @@ from accounts.decorators import login_required_api
 from accounts.middleware import bearer_token_from_header
 from accounts.models import User
 from accounts.services import token_issue, token_revoke, user_authenticate, user_register
+from accounts.throttle import client_ip, registration_throttle
 from config.api import ApiError, api_view, error_response, json_body
 
 # The only backend we log people in with; naming it avoids Django guessing when several exist.
@@ -51,6 +52,7 @@ def _sends_browser_cookies(request: HttpRequest) -> bool:
 
 
 def _register(request: HttpRequest, *, start_session: bool) -> HttpResponse:
+    registration_throttle(ip=client_ip(request.META))
     data = json_body(request)
     user = user_register(email=data.get("email", ""), password=data.get("password", ""))
     if start_session:

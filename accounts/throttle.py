@@ -1,4 +1,5 @@
-"""Throttling of failed logins, per submitted email and per client IP, in the Django cache.
+"""Throttling of failed logins (per submitted email and per client IP) and of registrations
+(per client IP), in the Django cache.
 
 A small counter rather than django-ratelimit: that library counts *requests* in windows aligned
 to the clock and cannot tell the caller when the block ends. Here only *failures* count (a
@@ -66,8 +67,8 @@ def login_throttle_check(*, email: str, ip: str) -> None:
         )
 
 
-def _count_failure(key: str) -> None:
-    window = settings.LOGIN_FAILURE_WINDOW_SECONDS
+def _count_failure(key: str, *, window: int | None = None) -> None:
+    window = window or settings.LOGIN_FAILURE_WINDOW_SECONDS
     # `add` only sets missing keys: the window is fixed by the first failure, and later
     # failures do not extend it. Both keys carry the same timeout so they expire together.
     if cache.add(key, 0, timeout=window):
@@ -93,6 +94,26 @@ def login_failures_clear(*, email: str) -> None:
     """
     key = _email_key(email)
     cache.delete_many([key, f"{key}:reset-at"])
+
+
+def _registration_key(ip: str) -> str:
+    return f"accounts:registrations:ip:{ip or 'unknown'}"
+
+
+def registration_throttle(*, ip: str) -> None:
+    """Count one registration attempt from `ip`; raise `rate_limited` (HTTP 429, Retry-After)
+    past `REGISTRATION_IP_LIMIT` attempts in `REGISTRATION_WINDOW_SECONDS`. Attempts count,
+    not only successes: probing which emails exist is what the limit is for, as is mass
+    account creation."""
+    key = _registration_key(ip)
+    wait = _blocked_for(key, settings.REGISTRATION_IP_LIMIT)
+    if wait is not None:
+        raise ApiError(
+            "rate_limited",
+            f"Too many new accounts from this address. Try again in {wait} seconds.",
+            retry_after=wait,
+        )
+    _count_failure(key, window=settings.REGISTRATION_WINDOW_SECONDS)
 
 
 def client_ip(request_meta: dict[str, str]) -> str:

@@ -141,6 +141,9 @@ LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
 LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 900, minimum=1)
 # Per client address (many people can share one NAT address, hence higher than per email).
 LOGIN_FAILURE_IP_LIMIT = env_int("LOGIN_FAILURE_IP_LIMIT", 50, minimum=1)
+# Registration attempts per client address within the window, before HTTP 429.
+REGISTRATION_IP_LIMIT = env_int("REGISTRATION_IP_LIMIT", 20, minimum=1)
+REGISTRATION_WINDOW_SECONDS = env_int("REGISTRATION_WINDOW_SECONDS", 3600, minimum=1)
 # JSON 403 for the API, Django's page elsewhere (admin).
 CSRF_FAILURE_VIEW = "accounts.api.csrf_failure"
 AUTH_PASSWORD_VALIDATORS = [

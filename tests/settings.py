@@ -15,6 +15,9 @@ from config.settings import *  # noqa: F403
 # Hashing speed is not under test; PBKDF2 at production strength would dominate the suite.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
+# Every test client registers from one address; the throttle's own tests set their limit.
+REGISTRATION_IP_LIMIT = 100_000
+
 # In-process tests enqueue no title tasks (a test that needs one turns this on); the stacks the
 # e2e tests start read the environment, where titles are on by default.
 INFERENCE_AUTO_TITLES = False

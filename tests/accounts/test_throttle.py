@@ -126,3 +126,27 @@ def test_the_block_ends_when_the_window_ends(user: User, settings: Settings) -> 
     time.sleep(1.2)
 
     assert token_login(Client(), user.email, PASSWORD).status_code == 201
+
+
+def register(client: Client, email: str, ip: str) -> Any:
+    body = {"email": email, "password": "a long enough passphrase 7"}
+    return post_json(client, "/api/auth/register", body, REMOTE_ADDR=ip)
+
+
+def test_registrations_from_one_address_are_limited_and_others_are_not(
+    settings: Settings,
+) -> None:
+    settings.REGISTRATION_IP_LIMIT = 3
+    settings.REGISTRATION_WINDOW_SECONDS = 600
+    client = Client()
+    busy, other = "198.51.100.7", "2001:db8::7"
+
+    assert register(client, "a@example.org", busy).status_code == 201
+    assert register(client, "a@example.org", busy).status_code == 409  # a probe counts too
+    assert register(client, "b@example.org", busy).status_code == 201
+    refused = register(client, "c@example.org", busy)
+
+    assert_rate_limited(refused, window=600)
+    assert "Too many new accounts" in refused.json()["error"]["message"]
+    assert not User.objects.filter(email="c@example.org").exists()  # nothing stored
+    assert register(client, "c@example.org", other).status_code == 201
