@@ -86,7 +86,7 @@ class User(AbstractBaseUser, PermissionsMixin):
     def save(self, *args: Any, **kwargs: Any) -> None:
         # Django keeps the new raw password in `_password` from `set_password` until this save
         # (a hash upgrade at login clears it first, so it does not count as a change).
-        password_changed = self._password is not None and not self._state.adding
+        password_changed = getattr(self, "_password", None) is not None and not self._state.adding
         super().save(*args, **kwargs)
         if password_changed:
             # Other sessions end with a new password (their auth hash no longer matches); a
