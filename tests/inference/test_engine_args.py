@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pytest_django import Settings
 
 from inference import engine
 from inference.engine import EngineSpec, engine_args
 
-SPEC = EngineSpec(name="m", weights="/models/m")
+
+@pytest.fixture(autouse=True)
+def spec(tmp_path: Path) -> EngineSpec:
+    # An existing directory: vLLM's argument checks take any other path for a hub repo id.
+    return EngineSpec(name="m", weights=str(tmp_path))
 
 
 @pytest.fixture
@@ -19,28 +25,28 @@ def on_cpu(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 
 @pytest.mark.parametrize(("native", "expected"), [(False, "float32"), (True, "auto")])
 def test_auto_dtype_on_a_cpu_is_float32_only_without_native_bf16(
-    settings: Settings, on_cpu: pytest.MonkeyPatch, native: bool, expected: str
+    settings: Settings, on_cpu: pytest.MonkeyPatch, native: bool, expected: str, spec: EngineSpec
 ) -> None:
     settings.INFERENCE_DTYPE = "auto"
     on_cpu.setattr(engine, "cpu_has_native_bf16", lambda: native)
-    assert engine_args(SPEC).dtype == expected
+    assert engine_args(spec).dtype == expected
 
 
 def test_an_explicit_dtype_is_kept_even_where_it_is_slow(
-    settings: Settings, on_cpu: pytest.MonkeyPatch
+    settings: Settings, on_cpu: pytest.MonkeyPatch, spec: EngineSpec
 ) -> None:
     settings.INFERENCE_DTYPE = "bfloat16"
     on_cpu.setattr(engine, "cpu_has_native_bf16", lambda: False)
-    assert engine_args(SPEC).dtype == "bfloat16"
+    assert engine_args(spec).dtype == "bfloat16"
 
 
 def test_auto_dtype_on_a_gpu_keeps_the_models_own(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, spec: EngineSpec
 ) -> None:
     settings.INFERENCE_DTYPE = "auto"
     monkeypatch.setattr(engine, "_on_cpu", lambda: False)
     monkeypatch.setattr(engine, "cpu_has_native_bf16", lambda: False)
-    assert engine_args(SPEC).dtype == "auto"
+    assert engine_args(spec).dtype == "auto"
 
 
 @pytest.mark.parametrize(
@@ -53,8 +59,13 @@ def test_auto_dtype_on_a_gpu_keeps_the_models_own(
     ],
 )
 def test_enforce_eager_follows_the_setting_and_auto_the_platform(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch, setting: str, cpu: bool, eager: bool
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    setting: str,
+    cpu: bool,
+    eager: bool,
+    spec: EngineSpec,
 ) -> None:
     settings.INFERENCE_ENFORCE_EAGER = setting
     monkeypatch.setattr(engine, "_on_cpu", lambda: cpu)
-    assert engine_args(SPEC).enforce_eager is eager
+    assert engine_args(spec).enforce_eager is eager

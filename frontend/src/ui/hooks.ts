@@ -1,4 +1,4 @@
-import { useEffect, useLayoutEffect, useReducer, useState } from "preact/hooks";
+import { useEffect, useLayoutEffect, useReducer } from "preact/hooks";
 
 /** Re-render when an external store changes; read its current snapshot. */
 export function useSnapshot<T>(store: { subscribe(listener: () => void): () => void; getSnapshot(): T }): T {
@@ -7,21 +7,22 @@ export function useSnapshot<T>(store: { subscribe(listener: () => void): () => v
   return store.getSnapshot();
 }
 
-/** Seconds left until an epoch-ms deadline, ticking once a second; 0 when passed or null. */
+/** Seconds left until an epoch-ms deadline, ticking; 0 when passed or null.
+ *
+ * Read from the clock at every render, not from state set in an effect: an effect runs after
+ * the first paint, which would show a new deadline's notice as "retry now" (and enable Send)
+ * for a frame. */
 export function useCountdown(deadline: number | null): number {
-  const left = () => (deadline ? Math.max(0, Math.ceil((deadline - Date.now()) / 1000)) : 0);
-  const [seconds, setSeconds] = useState(left);
+  const [, tick] = useReducer((n: number) => n + 1, 0);
   useEffect(() => {
-    setSeconds(left());
     if (!deadline) return;
     const timer = setInterval(() => {
-      const value = left();
-      setSeconds(value);
-      if (value === 0) clearInterval(timer);
+      tick(undefined);
+      if (Date.now() >= deadline) clearInterval(timer);
     }, 250);
     return () => clearInterval(timer);
   }, [deadline]);
-  return seconds;
+  return deadline ? Math.max(0, Math.ceil((deadline - Date.now()) / 1000)) : 0;
 }
 
 /** Copy text; falls back to a hidden textarea where the Clipboard API is unavailable. */
