@@ -2,16 +2,18 @@
 
 The consumer stores a `chat.send` on Django's one thread for synchronous work, so a burst of
 messages (many users pressing Enter at once) is checked one after the other, and the semantic
-check's embedding is most of each check. `input_prefetched(text)` embeds the text first, on a
-pool thread and together with every other message waiting at that moment, and makes the scores
-visible to the check that runs next in this context (`semantic.PREFETCHED`). The first message
-of a burst starts at once (no waiting for company); those arriving while it runs form the next
-batch. Any failure here only means the check computes its own scores, as without a prefetch.
+check's embedding is most of each check. `input_prefetched(text)` embeds the text on a pool
+thread, together with every other message waiting at that moment, while the consumer goes on
+with the work before the check; the check that runs in this context waits for those scores
+(`semantic.PREFETCHED`). The first message of a burst starts at once (no waiting for company);
+those arriving while it runs form the next batch. Any failure here only means the check
+computes its own scores, as without a prefetch.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import weakref
@@ -80,14 +82,29 @@ def _batcher() -> Batcher:
     return batcher
 
 
+# Prefetches whose block ended first, kept referenced until they finish.
+_running: set[asyncio.Future[dict[str, Any]]] = set()
+
+
 @contextlib.asynccontextmanager
 async def input_prefetched(text: str) -> AsyncIterator[None]:
-    """Within the block, the input checks of `text` find its semantic scores computed (calls
-    made from here through sync_to_async carry this context to their thread)."""
-    from moderation.checks.semantic import PREFETCHED
+    """Within the block, the input checks of `text` find its semantic scores: computed, or
+    being computed, and then they wait for them (calls made from here through sync_to_async
+    carry this context to their thread). The block starts at once, so the work before the
+    check (the limits, the conversation, the model) overlaps the embedding."""
+    from moderation.checks.semantic import PREFETCHED, Pending
 
-    scores = await _batcher().scores(text)
-    token = PREFETCHED.set(scores or None)
+    ready: concurrent.futures.Future[dict[str, Any]] = concurrent.futures.Future()
+
+    def settle(done: asyncio.Future[dict[str, Any]]) -> None:
+        _running.discard(done)
+        failed = done.cancelled() or done.exception() is not None
+        ready.set_result({} if failed else done.result())
+
+    task = asyncio.ensure_future(_batcher().scores(text))
+    _running.add(task)
+    task.add_done_callback(settle)
+    token = PREFETCHED.set(Pending(ready))
     try:
         yield
     finally:

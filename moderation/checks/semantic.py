@@ -20,6 +20,8 @@ that segment's most likely harmful class.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import re
 import threading
 from contextvars import ContextVar
@@ -140,6 +142,8 @@ class Classifier:
         """Probabilities, one row per text, one column per class (`classes` order). Rows that
         `PREFETCHED` holds for this context are used as they are; the rest are computed."""
         known = PREFETCHED.get()
+        if isinstance(known, Pending):
+            known = known.rows()
         if not known:
             return self.compute(texts)
         missing = [text for text in dict.fromkeys(texts) if text not in known]
@@ -163,9 +167,35 @@ def train(encoder: Encoder, seeds: list[tuple[str, str]]) -> Classifier:
     return Classifier(encoder, model, tuple(str(c) for c in model.classes_))
 
 
+class Pending:
+    """Scores still being computed ahead (`moderation.prefetch`): the check that needs them
+    waits, and computes its own if they fail or take longer than `PENDING_WAIT_SECONDS`."""
+
+    def __init__(self, future: concurrent.futures.Future[dict[str, np.ndarray]]) -> None:
+        self._future = future
+
+    def rows(self) -> dict[str, np.ndarray]:
+        # Never wait on an event loop's thread: the scores are delivered through that loop.
+        on_loop = _running_loop() is not None
+        try:
+            timeout = 0 if on_loop else PENDING_WAIT_SECONDS
+            return self._future.result(timeout=timeout) or {}
+        except Exception:  # not ready, failed or cancelled: as without a prefetch
+            return {}
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+PENDING_WAIT_SECONDS = 10.0
+
 # Scores computed ahead for the texts about to be checked in this context (see `prefetch`):
-# segment text -> probabilities row.
-PREFETCHED: ContextVar[dict[str, np.ndarray] | None] = ContextVar(
+# segment text -> probabilities row, or those rows still being computed.
+PREFETCHED: ContextVar[dict[str, np.ndarray] | Pending | None] = ContextVar(
     "semantic_prefetched", default=None
 )
 

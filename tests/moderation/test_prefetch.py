@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import weakref
 from typing import Any
 
 import numpy as np
@@ -97,8 +98,67 @@ async def test_the_block_sees_the_scores_through_sync_to_async(real: semantic.Cl
         await sync_to_async(in_thread)()
     await sync_to_async(in_thread)()
 
-    assert seen[0] is not None and set(seen[0]) == set(semantic.segments(semantic.normalize(text)))
+    assert isinstance(seen[0], semantic.Pending)
+    rows = await sync_to_async(seen[0].rows)()
+    assert set(rows) == set(semantic.segments(semantic.normalize(text)))
     assert seen[1] is None  # reset after the block
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_block_runs_while_the_embedding_does_and_the_check_waits_for_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import time
+
+    release = threading.Event()
+    row = np.array([0.25, 0.75])
+
+    def slow_prefetch(texts: list[str]) -> dict[str, Any]:
+        release.wait(5)
+        return {texts[0]: row}
+
+    monkeypatch.setattr(prefetch, "_batchers", weakref.WeakKeyDictionary())
+    monkeypatch.setattr(prefetch, "_semantic_prefetch", slow_prefetch)
+    waited: list[float] = []
+
+    def check_in_thread() -> dict[str, Any]:
+        pending = semantic.PREFETCHED.get()
+        assert isinstance(pending, semantic.Pending)
+        started = time.monotonic()
+        rows = pending.rows()
+        waited.append(time.monotonic() - started)
+        return rows
+
+    async with prefetch.input_prefetched("hello there"):
+        # The block is entered before the embedding ends: the work before the check overlaps.
+        assert not release.is_set()
+        asyncio.get_running_loop().call_later(0.2, release.set)
+        rows = await sync_to_async(check_in_thread)()
+
+    assert list(rows) == ["hello there"] and rows["hello there"] is row
+    assert waited[0] >= 0.15  # the check waited for the scores rather than computing its own
+
+
+def test_a_failed_or_lost_prefetch_leaves_the_check_to_compute_its_own() -> None:
+    import concurrent.futures
+
+    failed: concurrent.futures.Future[dict[str, Any]] = concurrent.futures.Future()
+    failed.set_exception(RuntimeError("embedding failed"))
+    cancelled: concurrent.futures.Future[dict[str, Any]] = concurrent.futures.Future()
+    cancelled.cancel()
+
+    assert semantic.Pending(failed).rows() == {}
+    assert semantic.Pending(cancelled).rows() == {}
+
+
+async def test_pending_scores_are_not_awaited_on_the_event_loop_thread() -> None:
+    import concurrent.futures
+
+    never: concurrent.futures.Future[dict[str, Any]] = concurrent.futures.Future()
+    started = asyncio.get_running_loop().time()
+
+    assert semantic.Pending(never).rows() == {}  # at once: waiting here would block the loop
+    assert asyncio.get_running_loop().time() - started < 1
 
 
 @pytest.mark.django_db
