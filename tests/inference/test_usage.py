@@ -99,6 +99,28 @@ def records_of(generation_id: str) -> list[UsageRecord]:
         connection.close()  # a worker thread's connection would outlive the test database
 
 
+async def ended_generation(user: Any, model: LanguageModel, **fields: Any) -> Ending:
+    """A stored, still live generation of `user`, and an ending for it (`fields` override)."""
+    from asgiref.sync import sync_to_async
+
+    assistant = await sync_to_async(stored_generation)(user.pk, model.name)
+    values: dict[str, Any] = {
+        "state": "complete",
+        "finish_reason": "stop",
+        "text": "partial answer",
+        "seq": 2,
+        "prompt_tokens": 30,
+        "completion_tokens": 4,
+        **fields,
+    }
+    return Ending(
+        generation_id=assistant["generation_id"],
+        owner_id=user.pk,
+        model_name=model.name,
+        **values,
+    )
+
+
 ENDINGS: list[dict[str, Any]] = [
     {"state": "complete", "finish_reason": "stop"},
     {"state": "complete", "finish_reason": "length"},
@@ -117,32 +139,23 @@ async def test_every_ending_writes_exactly_one_record_and_one_closing_message(
 ) -> None:
     from asgiref.sync import sync_to_async
 
-    assistant = await sync_to_async(stored_generation)(user.pk, priced_model.name)
+    # Error endings have no finish reason.
+    how = {"finish_reason": None, **how}
+    ending = await ended_generation(user, priced_model, seq_offsets=[7, 14], **how)
     layer = RecordingLayer(FakeClock())
-    ending = Ending(
-        generation_id=assistant["generation_id"],
-        owner_id=user.pk,
-        text="partial answer",
-        seq=2,
-        seq_offsets=[7, 14],
-        prompt_tokens=30,
-        completion_tokens=4,
-        model_name=priced_model.name,
-        **how,
-    )
 
     first = await generation_end(ending, layer=layer)
     again = await generation_end(ending, layer=layer)  # a redelivered task, a second reaper
 
     assert (first, again) == (True, False)
-    records = await sync_to_async(records_of)(assistant["generation_id"])
+    records = await sync_to_async(records_of)(ending.generation_id)
     assert len(records) == 1 and records[0].user_id == user.pk
     assert records[0].finish_reason == (how.get("error_code") or how["finish_reason"])
     assert (records[0].prompt_tokens, records[0].completion_tokens) == (30, 4)
     closing = [m for _, _, m in layer.sent if m["type"] in {"generation.done", "generation.error"}]
     assert len(closing) == 1 and closing[0]["text"] == "partial answer"
     stored = await sync_to_async(selectors.message_by_generation)(
-        generation_id=assistant["generation_id"], owner_id=user.pk
+        generation_id=ending.generation_id, owner_id=user.pk
     )
     assert stored["state"] == how["state"]
     assert stored["seq_offsets"] == [7, 14]
@@ -172,26 +185,15 @@ async def test_the_worker_tells_the_client_before_billing_and_the_reaper_after(
 ) -> None:
     from asgiref.sync import sync_to_async
 
-    assistant = await sync_to_async(stored_generation)(user.pk, priced_model.name)
+    ending = await ended_generation(user, priced_model)
     layer = BillWatchingLayer(FakeClock())
-    ending = Ending(
-        generation_id=assistant["generation_id"],
-        owner_id=user.pk,
-        state="complete",
-        finish_reason="stop",
-        text="answer",
-        seq=1,
-        prompt_tokens=12,
-        completion_tokens=3,
-        model_name=priced_model.name,
-    )
 
     assert await generation_end(ending, layer=layer, bill_first=bill_first)
 
     # The worker's client waits for no bookkeeping; the reaper, which nothing retries, bills
     # before anything else can go wrong.
     assert layer.records_at_close == (1 if bill_first else 0)
-    assert len(await sync_to_async(records_of)(assistant["generation_id"])) == 1
+    assert len(await sync_to_async(records_of)(ending.generation_id)) == 1
 
 
 @pytest.mark.django_db(transaction=True)
@@ -200,19 +202,16 @@ async def test_a_redelivered_task_bills_a_generation_whose_worker_died_before_bi
 ) -> None:
     from asgiref.sync import sync_to_async
 
-    assistant = await sync_to_async(stored_generation)(user.pk, priced_model.name)
-    generation_id = assistant["generation_id"]
-    ending = Ending(
-        generation_id=generation_id,
-        owner_id=user.pk,
+    ending = await ended_generation(
+        user,
+        priced_model,
         state="stopped",
         finish_reason="stopped",
         text="half an answer",
-        seq=2,
         prompt_tokens=40,
         completion_tokens=7,
-        model_name=priced_model.name,
     )
+    generation_id = ending.generation_id
     # The first attempt stored the end and told the client, then its worker was killed.
     assert await sync_to_async(generation_final_write)(ending) is not None
     assert await sync_to_async(records_of)(generation_id) == []
