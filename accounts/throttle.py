@@ -67,7 +67,7 @@ def login_throttle_check(*, email: str, ip: str) -> None:
         )
 
 
-def _count_failure(key: str, *, window: int | None = None) -> None:
+def _count(key: str, *, window: int | None = None) -> None:
     window = window or settings.LOGIN_FAILURE_WINDOW_SECONDS
     # `add` only sets missing keys: the window is fixed by the first failure, and later
     # failures do not extend it. Both keys carry the same timeout so they expire together.
@@ -82,8 +82,8 @@ def _count_failure(key: str, *, window: int | None = None) -> None:
 
 
 def login_failure_record(*, email: str, ip: str) -> None:
-    _count_failure(_email_key(email))
-    _count_failure(_ip_key(ip))
+    _count(_email_key(email))
+    _count(_ip_key(ip))
 
 
 def login_failures_clear(*, email: str) -> None:
@@ -113,7 +113,7 @@ def registration_throttle(*, ip: str) -> None:
             f"Too many new accounts from this address. Try again in {wait} seconds.",
             retry_after=wait,
         )
-    _count_failure(key, window=settings.REGISTRATION_WINDOW_SECONDS)
+    _count(key, window=settings.REGISTRATION_WINDOW_SECONDS)
 
 
 def client_ip(request_meta: dict[str, str]) -> str:

@@ -147,9 +147,7 @@ def prepare_environment() -> None:
     # Weights are local; nothing may be fetched from a hub at run time.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    from vllm.platforms import current_platform
-
-    if current_platform.is_cpu():
+    if _on_cpu():
         # The CPU backend sizes its KV cache from this (GiB); unset, it takes far too much.
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(_setting("INFERENCE_CPU_KVCACHE_GIB")))
 

@@ -24,22 +24,26 @@ logger = logging.getLogger(__name__)
 
 
 class Batcher:
-    """Coalesces concurrent `scores(text)` calls into batches for `compute(texts)`, which runs
-    on a pool thread and returns one mapping for the whole batch."""
+    """Coalesces concurrent `submit(text)` calls into batches for `compute(texts)`, which runs
+    on a pool thread and returns one mapping for the whole batch. Call it on the event loop;
+    the futures it returns may be waited on from any thread ({} when the batch failed)."""
 
     def __init__(self, compute: Any) -> None:
         self._compute = compute
-        self._waiting: list[tuple[str, asyncio.Future[dict[str, Any]]]] = []
+        self._waiting: list[tuple[str, concurrent.futures.Future[dict[str, Any]]]] = []
         self._draining = False
         self._task: asyncio.Future[None] | None = None  # referenced while it runs
 
-    async def scores(self, text: str) -> dict[str, Any]:
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+    def submit(self, text: str) -> concurrent.futures.Future[dict[str, Any]]:
+        future: concurrent.futures.Future[dict[str, Any]] = concurrent.futures.Future()
         self._waiting.append((text, future))
         if not self._draining:
             self._draining = True
             self._task = asyncio.ensure_future(self._drain())
-        return await future
+        return future
+
+    async def scores(self, text: str) -> dict[str, Any]:
+        return await asyncio.wrap_future(self.submit(text))
 
     async def _drain(self) -> None:
         try:
@@ -82,10 +86,6 @@ def _batcher() -> Batcher:
     return batcher
 
 
-# Prefetches whose block ended first, kept referenced until they finish.
-_running: set[asyncio.Future[dict[str, Any]]] = set()
-
-
 @contextlib.asynccontextmanager
 async def input_prefetched(text: str) -> AsyncIterator[None]:
     """Within the block, the input checks of `text` find its semantic scores: computed, or
@@ -94,17 +94,7 @@ async def input_prefetched(text: str) -> AsyncIterator[None]:
     check (the limits, the conversation, the model) overlaps the embedding."""
     from moderation.checks.semantic import PREFETCHED, Pending
 
-    ready: concurrent.futures.Future[dict[str, Any]] = concurrent.futures.Future()
-
-    def settle(done: asyncio.Future[dict[str, Any]]) -> None:
-        _running.discard(done)
-        failed = done.cancelled() or done.exception() is not None
-        ready.set_result({} if failed else done.result())
-
-    task = asyncio.ensure_future(_batcher().scores(text))
-    _running.add(task)
-    task.add_done_callback(settle)
-    token = PREFETCHED.set(Pending(ready))
+    token = PREFETCHED.set(Pending(_batcher().submit(text)))
     try:
         yield
     finally:
