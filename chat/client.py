@@ -12,7 +12,10 @@ with a bearer token for chatting. The end-to-end tests use it, and so can any sc
 
 `ResilientChat` adds what a real app needs on a flaky network: it reconnects with exponential
 backoff and jitter, re-sends an unanswered `chat.send` with the same `request_id` (the server
-answers it once), and resumes a stream with `generation.subscribe` from the last `seq` it saw.
+answers it once), and resumes a stream with `generation.subscribe` from the last `seq` it saw,
+after a reconnect and also on an open connection whose stream went quiet: a running generation
+sends `generation.progress` whenever it has published nothing for a couple of seconds, so a
+stream silent for `stall_timeout`, or a progress ahead of the last delta, means lost frames.
 The command-line chat (`python -m chat.client`, see `chat/cli.py`) is built on it.
 """
 
@@ -244,6 +247,7 @@ class ResilientChat:
         delays: Callable[[], Iterator[float]] = backoff_delays,
         max_attempts: int = 20,
         idle_timeout: float = 120.0,
+        stall_timeout: float = 10.0,
         validate: Callable[[dict[str, Any]], Any] | None = None,
     ) -> None:
         self.client = client
@@ -253,6 +257,7 @@ class ResilientChat:
         self.delays = delays
         self.max_attempts = max_attempts
         self.idle_timeout = idle_timeout
+        self.stall_timeout = stall_timeout
         self.validate = validate
         self.session: ChatSession | None = None
         self.generation_id: str | None = None
@@ -289,7 +294,8 @@ class ResilientChat:
     async def ask(self, content: str) -> AsyncIterator[StreamEvent]:
         """Send `content`; yield `chat.accepted`, deltas, and the final frame (or the refusal).
 
-        Deltas are yielded once each, in `seq` order, across reconnections.
+        Deltas are yielded once each, in `seq` order, across reconnections. A stream that goes
+        silent on an open connection is re-subscribed there (a `resubscribing` event).
         """
         request_id = uuid.uuid4().hex
         frame: dict[str, Any] = {
@@ -312,15 +318,20 @@ class ResilientChat:
                 if accepted is None:
                     await session.send_frame(frame)  # again after a drop: same request_id
                 else:
-                    await session.send_frame(
-                        {
-                            "type": "generation.subscribe",
-                            "generation_id": accepted["generation_id"],
-                            "after_seq": last_seq,
-                        }
-                    )
+                    await self._resubscribe(session, accepted["generation_id"], last_seq)
+                silent = 0.0
                 while True:
-                    message = await session.receive(timeout=self.idle_timeout)
+                    wait = self.idle_timeout if accepted is None else self.stall_timeout
+                    try:
+                        message = await session.receive(timeout=wait)
+                    except TimeoutError:
+                        silent += wait
+                        if accepted is None or silent >= self.idle_timeout:
+                            raise
+                        yield StreamEvent("resubscribing", {"after_seq": last_seq})
+                        await self._resubscribe(session, accepted["generation_id"], last_seq)
+                        continue
+                    silent = 0.0
                     failures = 0
                     delays = self.delays()
                     if self.validate is not None:
@@ -345,6 +356,10 @@ class ResilientChat:
                         if message["seq"] > last_seq:
                             last_seq = message["seq"]
                             yield StreamEvent(kind, message)
+                    elif kind == "generation.progress":
+                        if message["seq"] > last_seq:  # deltas were lost on the way
+                            yield StreamEvent("resubscribing", {"after_seq": last_seq})
+                            await self._resubscribe(session, message["generation_id"], last_seq)
                     else:
                         yield StreamEvent(kind, message)
                         if kind in FINAL_TYPES:
@@ -359,6 +374,12 @@ class ResilientChat:
                 delay = next(delays)
                 yield StreamEvent("reconnecting", {"close_code": code}, delay=delay)
                 await asyncio.sleep(delay)
+
+    @staticmethod
+    async def _resubscribe(session: ChatSession, generation_id: str, after_seq: int) -> None:
+        await session.send_frame(
+            {"type": "generation.subscribe", "generation_id": generation_id, "after_seq": after_seq}
+        )
 
     async def _forget_session(self) -> None:
         session, self.session = self.session, None

@@ -26,7 +26,7 @@ from django.conf import settings
 from pydantic import BaseModel, ValidationError
 
 from accounts.ws_auth import accept_or_reject
-from chat import limits
+from chat import flags, limits
 from chat.errors import ChatError
 from chat.generation import (
     InputBlocked,
@@ -42,6 +42,7 @@ from chat.protocol import (
     ChatSend,
     ClientMessage,
     Error,
+    GenerationDelta,
     GenerationDone,
     GenerationError,
     GenerationRegenerate,
@@ -285,6 +286,25 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         self.relayed_seq[generation_id] = event["seq"]
         await self.send(text_data=json.dumps(event, ensure_ascii=False))
+
+    async def generation_progress(self, event: dict[str, Any]) -> None:
+        generation_id = event["generation_id"]
+        seen = self.relayed_seq.get(generation_id)
+        if seen is None:
+            return
+        if event["seq"] > seen:
+            # Deltas were published that never reached this connection: send them from the
+            # worker's log, each with its own seq, before the progress that reveals them.
+            await self.catch_up(generation_id, after_seq=seen)
+        await self.send(text_data=json.dumps(event, ensure_ascii=False))
+
+    async def catch_up(self, generation_id: str, *, after_seq: int) -> None:
+        missed = await sync_to_async(flags.generation_deltas_after, thread_sensitive=False)(
+            generation_id=generation_id, after_seq=after_seq
+        )
+        for seq, text in missed or ():
+            delta = GenerationDelta(generation_id=generation_id, seq=seq, text=text)
+            await self.generation_delta(delta.model_dump(mode="json"))
 
     async def generation_done(self, event: dict[str, Any]) -> None:
         await self._relay_final(event)

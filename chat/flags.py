@@ -144,9 +144,9 @@ async def generation_delta_record_async(
         await pipeline.execute()
 
 
-def generation_deltas_since(*, generation_id: str, after_seq: int) -> tuple[str, int] | None:
-    """The text of the recorded deltas after `after_seq` and the last seq, or None when the
-    log does not reach back to `after_seq` (not recorded, or expired)."""
+def generation_deltas_after(*, generation_id: str, after_seq: int) -> list[tuple[int, str]] | None:
+    """The recorded deltas after `after_seq` as (seq, text), oldest first, or None when the log
+    does not reach back to `after_seq` (not recorded, or expired)."""
     entries = redis_client().lrange(delta_log_key(generation_id), 0, -1)
     if not entries:
         return None
@@ -156,7 +156,15 @@ def generation_deltas_since(*, generation_id: str, after_seq: int) -> tuple[str,
         parsed.append((int(seq), text))
     if parsed[0][0] > after_seq + 1:
         return None  # a gap between what the client has and what the log holds
-    newer = [(seq, text) for seq, text in parsed if seq > after_seq]
+    return [(seq, text) for seq, text in parsed if seq > after_seq]
+
+
+def generation_deltas_since(*, generation_id: str, after_seq: int) -> tuple[str, int] | None:
+    """The text of the recorded deltas after `after_seq` and the last seq, or None when the
+    log does not reach back to `after_seq` (not recorded, or expired)."""
+    newer = generation_deltas_after(generation_id=generation_id, after_seq=after_seq)
+    if newer is None:
+        return None
     if not newer:
         return "", after_seq
     return "".join(text for _, text in newer), newer[-1][0]

@@ -103,6 +103,17 @@ class GenerationDelta(_Message):
     text: str
 
 
+class GenerationProgress(_Message):
+    """A running generation's heartbeat: sent whenever it has been quiet for a couple of
+    seconds (a long prefill, a slow sentence). `seq` is the last delta published; a client
+    whose last seq is lower missed deltas, and one that hears nothing at all for several
+    heartbeats has lost its stream: either re-subscribes with `after_seq`."""
+
+    type: Literal["generation.progress"] = "generation.progress"
+    generation_id: Id
+    seq: Seq
+
+
 class Usage(_Message):
     prompt_tokens: Annotated[int, Field(ge=0)]
     completion_tokens: Annotated[int, Field(ge=0)]
@@ -165,6 +176,7 @@ ServerMessage = Annotated[
     ChatAccepted
     | GenerationQueued
     | GenerationDelta
+    | GenerationProgress
     | GenerationDone
     | GenerationError
     | ModerationBlocked

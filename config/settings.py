@@ -109,13 +109,16 @@ CACHES = {
 }
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        # The pub/sub layer: one reader task per process hands each message to its consumer's
+        # queue. The list-based RedisChannelLayer lets whichever consumer holds its receive
+        # lock pop the next message of *every* consumer in the process; when that consumer
+        # disconnects, Channels cancels its receive, and a message popped in that instant
+        # (another user's delta or closing message) is gone: issue 12's lost streams.
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
         "CONFIG": {
-            # redis-py 8 defaults socket_timeout to 5 s, which breaks the layer's blocking
-            # BZPOPMIN and tears consumers down every 5 s (redis-py#4091, channels_redis#422).
+            # redis-py 8 defaults socket_timeout to 5 s (redis-py#4091, channels_redis#422);
+            # the layer's reader waits on its subscriptions for as long as it likes.
             "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
-            "capacity": env_int("CHANNEL_LAYER_CAPACITY", 1000, minimum=100),
-            "expiry": 60,
         },
     }
 }
@@ -206,6 +209,8 @@ INFERENCE_AUTO_TITLES = env_bool("INFERENCE_AUTO_TITLES", True)
 # A streaming generation refreshes its heartbeat at least this often, even while no token
 # comes (a long prefill, a full batch); the reaper interrupts one silent for STALE_AFTER.
 INFERENCE_HEARTBEAT_SECONDS = env_float("INFERENCE_HEARTBEAT_SECONDS", 5.0, minimum=0.5)
+# A running generation that published nothing for this long sends generation.progress.
+INFERENCE_PROGRESS_SECONDS = env_float("INFERENCE_PROGRESS_SECONDS", 2.0, minimum=0.2)
 INFERENCE_STALE_AFTER_SECONDS = env_int("INFERENCE_STALE_AFTER_SECONDS", 30, minimum=5)
 # How often Celery beat runs the reaper (`inference.reap_stale`).
 INFERENCE_REAP_INTERVAL_SECONDS = env_int("INFERENCE_REAP_INTERVAL_SECONDS", 15, minimum=1)

@@ -10,8 +10,10 @@ releases is logged for resume (`chat.flags`' delta log) and published as one num
 A companion task per generation (the keeper) does the slow, periodic work off the hot path:
 it checkpoints the released text with its `seq_offsets` and usage about once a second,
 refreshes the heartbeat at least every `INFERENCE_HEARTBEAT_SECONDS` even while no token
-comes, and, when a stop arrives while the engine produces nothing (a long prefill, a full
-batch), cancels the stream itself. Every ending goes through `inference.services.generation_end`.
+comes, tells the clients the generation is alive (`generation.progress` with the last seq)
+whenever no delta went out for `INFERENCE_PROGRESS_SECONDS`, and, when a stop arrives while
+the engine produces nothing (a long prefill, a full batch), cancels the stream itself. Every
+ending goes through `inference.services.generation_end`.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from typing import Any
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from chat.protocol import GenerationDelta
+from chat.protocol import GenerationDelta, GenerationProgress
 from inference import engine as engine_module
 from inference import prepare as prepare_module
 from inference.prepare import Abandoned, Ended, GenerationJob, GenerationRefused
@@ -144,17 +146,30 @@ async def _checkpoint(job: GenerationJob, state: StreamState) -> None:
     )
 
 
+async def _progress(layer: Any, job: GenerationJob, state: StreamState) -> None:
+    """`generation.progress`: alive, and this is the last seq. Best effort, like a delta."""
+    event = GenerationProgress(generation_id=job.generation_id, seq=state.seq)
+    try:
+        await layer.group_send(group_name(job.generation_id), event.model_dump(mode="json"))
+    except Exception as error:
+        logger.warning("progress of %s not published: %s", job.generation_id, error)
+
+
 async def _keeper(
     job: GenerationJob,
     state: StreamState,
     stop: asyncio.Event,
     stream_task: asyncio.Task[Any] | None,
     clock: Callable[[], float],
+    layer: Any,
 ) -> None:
-    """Checkpoints and heartbeats, and a stop for a stream that produces no output."""
+    """Checkpoints, heartbeats and progress, and a stop for a stream that produces no output."""
     every = settings.INFERENCE_CHECKPOINT_SECONDS
     heartbeat_every = settings.INFERENCE_HEARTBEAT_SECONDS
+    progress_every = settings.INFERENCE_PROGRESS_SECONDS
     written_seq, written_at = -1, float("-inf")
+    # The clients last heard of this generation at `told_at` (a delta, or a progress).
+    told_seq, told_at = 0, clock()
     while True:
         now = clock()
         if state.seq != written_seq or now - written_at >= heartbeat_every:
@@ -163,8 +178,13 @@ async def _keeper(
                 await _checkpoint(job, state)
             except Exception as error:  # the next round retries; the reaper is the backstop
                 logger.warning("checkpoint of %s failed: %s", job.generation_id, error)
+        if state.seq != told_seq:
+            told_seq, told_at = state.seq, now
+        elif now - told_at >= progress_every and not state.closing:
+            told_at = now
+            await _progress(layer, job, state)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=min(every, heartbeat_every))
+            await asyncio.wait_for(stop.wait(), timeout=min(every, heartbeat_every, progress_every))
         if stop.is_set():
             break
     # The stream notices the stop at its next flush; without output it never would.
@@ -209,7 +229,7 @@ async def generation_stream(
     never_started = False
     failure: BaseException | None = None
     last_flush = float("-inf")
-    keeper = asyncio.ensure_future(_keeper(job, state, stop, asyncio.current_task(), clock))
+    keeper = asyncio.ensure_future(_keeper(job, state, stop, asyncio.current_task(), clock, layer))
 
     async def flush() -> str | None:
         text = "".join(pending)

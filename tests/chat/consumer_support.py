@@ -136,6 +136,15 @@ class Client:
         server_message_adapter.validate_python(frame)
         return dict(frame)
 
+    async def receive_about(self, generation_id: str, timeout: float = 10) -> dict[str, Any]:
+        """The next frame about `generation_id`. The user's other frames are skipped: a
+        connection may hear a `conversation.updated` published just before it joined (the
+        process's reader hands a message to the members a group has when it arrives)."""
+        while True:
+            frame = await self.receive(timeout)
+            if frame.get("generation_id") == generation_id:
+                return frame
+
     async def receive_until(self, kind: str, timeout: float = 10) -> list[dict[str, Any]]:
         frames = [await self.receive(timeout)]
         while frames[-1]["type"] != kind:

@@ -1,12 +1,19 @@
-"""The reference client's pieces that need no server: backoff, rendering, the CLI's arguments."""
+"""The reference client's pieces that need no chat server: backoff, rendering, the CLI's
+arguments, and its recovery of a stalled stream (against a small websocket server here)."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import itertools
+import json
+from typing import Any
+
+import pytest
+import websockets
 
 from chat.cli import Renderer, parse_args
-from chat.client import StreamEvent, backoff_delays
+from chat.client import ChatClient, ResilientChat, StreamEvent, backoff_delays
 
 
 def test_backoff_grows_exponentially_up_to_the_cap_when_jitter_is_at_its_maximum() -> None:
@@ -70,3 +77,87 @@ def test_the_cli_reads_its_options_and_the_one_shot_prompt() -> None:
     args = parse_args(["--url", "http://h:1", "--max-tokens", "16", "Say", "hi"])
 
     assert (args.url, args.max_tokens, args.prompt) == ("http://h:1", 16, ["Say", "hi"])
+
+
+class LossyServer:
+    """A websocket server that loses frames as a broken delivery path would: it accepts a
+    chat.send, streams delta 1, then sends nothing more (or, with `progress_at`, only a
+    progress saying it is at that seq) until the client subscribes, and then resumes."""
+
+    def __init__(self, *, progress_at: int | None = None) -> None:
+        self.progress_at = progress_at
+        self.subscribes: list[dict] = []
+        self.connections = 0
+
+    async def handle(self, connection: Any) -> None:
+        self.connections += 1
+        async for raw in connection:
+            frame = json.loads(raw)
+            if frame["type"] == "chat.send":
+                await connection.send(json.dumps(accepted_frame(frame["request_id"])))
+                await connection.send(json.dumps(delta_frame(1, "Once")))
+                if self.progress_at is not None:
+                    progress = {"type": "generation.progress", "generation_id": "g1"}
+                    await connection.send(json.dumps({**progress, "seq": self.progress_at}))
+            elif frame["type"] == "generation.subscribe":
+                self.subscribes.append(frame)
+                await connection.send(json.dumps(delta_frame(3, " upon a")))
+                await connection.send(json.dumps(done_frame("Once upon a")))
+
+
+def accepted_frame(request_id: str) -> dict[str, Any]:
+    return {
+        "type": "chat.accepted",
+        "request_id": request_id,
+        "conversation_id": "c1",
+        "user_message": {"id": "u1", "parent_id": None, "content": "hi", "created_at": "now"},
+        "generation_id": "g1",
+        "assistant_message_id": "a1",
+    }
+
+
+def delta_frame(seq: int, text: str) -> dict[str, Any]:
+    return {"type": "generation.delta", "generation_id": "g1", "seq": seq, "text": text}
+
+
+def done_frame(text: str) -> dict[str, Any]:
+    usage = {"prompt_tokens": 1, "completion_tokens": 3}
+    return {"type": "generation.done", "generation_id": "g1", "finish_reason": "stop",
+            "text": text, "usage": usage}  # fmt: skip
+
+
+async def ask_through(server: LossyServer, *, stall_timeout: float) -> list[StreamEvent]:
+    async with websockets.serve(server.handle, "127.0.0.1", 0) as listening:
+        port = listening.sockets[0].getsockname()[1]
+        chat = ResilientChat(
+            ChatClient(f"http://127.0.0.1:{port}", token="t"), stall_timeout=stall_timeout
+        )
+        events = [event async for event in chat.ask("hi")]
+        await chat.close()
+    return events
+
+
+@pytest.mark.parametrize("progress_at", [None, 3])
+async def test_the_resilient_client_resubscribes_a_stalled_stream_on_the_same_connection(
+    progress_at: int | None,
+) -> None:
+    # None: the stream falls silent (found by the stall timeout); 3: a progress is ahead of
+    # the last delta (found at once, so the stall timeout is set far away).
+    server = LossyServer(progress_at=progress_at)
+    timeout = 0.3 if progress_at is None else 60.0
+
+    events = await asyncio.wait_for(ask_through(server, stall_timeout=timeout), 10)
+
+    kinds = [event.kind for event in events]
+    assert kinds == [
+        "chat.accepted",
+        "generation.delta",
+        "resubscribing",
+        "generation.delta",
+        "generation.done",
+    ]
+    assert server.subscribes == [
+        {"type": "generation.subscribe", "generation_id": "g1", "after_seq": 1}
+    ]
+    assert server.connections == 1
+    assert "".join(e.text for e in events if e.kind == "generation.delta") == "Once upon a"

@@ -95,10 +95,11 @@ async def test_a_refused_or_repeated_send_leaves_the_connection_in_no_group_of_i
     await client.chat_send("Once", request_id="same")
     await client.settle()
 
+    # The channel layer subscribes a process to each group one of its connections is in.
     layer = redis.Redis.from_url(django_settings.REDIS_URL)
     groups = {
-        key.decode().rsplit(":", 1)[1]
-        for key in layer.scan_iter(match=f"{isolated_redis}*group:gen.*")
+        name.decode().split("__group__", 1)[1]
+        for name in layer.pubsub_channels(f"{isolated_redis}__group__gen.*")
     }
     layer.close()
     assert groups == {generation.generation_group(first["generation_id"])}
@@ -475,11 +476,11 @@ async def test_subscribing_to_a_queued_generation_tells_its_position(
         {"type": "generation.subscribe", "generation_id": accepted["generation_id"], "after_seq": 0}
     )
 
-    queued = await second.receive()
+    queued = await second.receive_about(accepted["generation_id"])
     assert queued["type"] == "generation.queued" and queued["position"] >= 1
     # Then it is followed: live deltas after the subscription arrive.
     await publish(accepted["generation_id"], delta(accepted["generation_id"], 1, "Hi"))
-    assert (await second.receive())["text"] == "Hi"
+    assert (await second.receive_about(accepted["generation_id"]))["text"] == "Hi"
     await second.close()
 
 
@@ -592,13 +593,62 @@ async def test_a_resumed_stream_gets_what_it_missed_from_the_delta_log_then_live
     await resumed.send(
         {"type": "generation.subscribe", "generation_id": generation_id, "after_seq": 1}
     )
-    missed = await resumed.receive()
+    missed = await resumed.receive_about(generation_id)
     for seq, text in ((3, " wor"), (4, "ld")):
         await publish(generation_id, delta(generation_id, seq, text))
-    live = await resumed.receive()
+    live = await resumed.receive_about(generation_id)
 
     assert (missed["seq"], missed["text"]) == (3, "lo wor")
     assert (live["seq"], live["text"]) == (4, "ld")  # seq 3 arrived live too, and was dropped
     assert await resumed.silent()
     redis.Redis.from_url(django_settings.REDIS_URL).delete(flags.delta_log_key(generation_id))
     await resumed.close()
+
+
+async def test_a_progress_ahead_of_the_relayed_seq_brings_the_missed_deltas_from_the_log_first(
+    chat_env: Dispatched, make_user: Any
+) -> None:
+    user = await sync_to_async(make_user)()
+    client = await connect(user)
+    accepted = await client.chat_send()
+    generation_id = accepted["generation_id"]
+    for seq, text in ((1, "Once"), (2, " upon"), (3, " a time")):
+        await sync_to_async(flags.generation_delta_record)(
+            generation_id=generation_id, seq=seq, text=text
+        )
+    await publish(generation_id, delta(generation_id, 1, "Once"))
+    assert (await client.receive_about(generation_id))["seq"] == 1
+
+    # Deltas 2 and 3 never reached this connection; the worker's heartbeat says seq 3.
+    await publish(
+        generation_id, {"type": "generation.progress", "generation_id": generation_id, "seq": 3}
+    )
+    frames = [await client.receive_about(generation_id) for _ in range(3)]
+    await publish(generation_id, delta(generation_id, 3, " a time"))  # late: a duplicate
+
+    assert [(f["type"], f.get("seq"), f.get("text")) for f in frames] == [
+        ("generation.delta", 2, " upon"),
+        ("generation.delta", 3, " a time"),
+        ("generation.progress", 3, None),
+    ]
+    assert await client.silent()
+    redis.Redis.from_url(django_settings.REDIS_URL).delete(flags.delta_log_key(generation_id))
+    await client.close()
+
+
+async def test_a_progress_at_the_relayed_seq_is_passed_on_alone(
+    chat_env: Dispatched, make_user: Any
+) -> None:
+    user = await sync_to_async(make_user)()
+    client = await connect(user)
+    accepted = await client.chat_send()
+    generation_id = accepted["generation_id"]
+
+    await publish(
+        generation_id, {"type": "generation.progress", "generation_id": generation_id, "seq": 0}
+    )
+
+    frame = await client.receive_about(generation_id)
+    assert frame == {"type": "generation.progress", "generation_id": generation_id, "seq": 0}
+    assert await client.silent()
+    await client.close()

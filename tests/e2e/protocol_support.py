@@ -55,27 +55,29 @@ def _wait_healthy(stack: Stack, timeout: float = 60) -> None:
         time.sleep(0.3)
 
 
-@pytest.fixture(scope="session")
-def protocol_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    workdir = tmp_path_factory.mktemp("protocol-stack")
+def start_web_only(
+    workdir: Any, *, database: str, redis_db: int, extra_env: dict[str, str]
+) -> Stack:
+    """Daphne alone on its own PostgreSQL database, Redis database and store (stop it with
+    `stack.stop()`)."""
     port = free_port()
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "DJANGO_DEBUG": "true",
-        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DATABASE}",
-        "REDIS_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{database}",
+        "REDIS_URL": f"redis://127.0.0.1:6379/{redis_db}",
         "MONGODB_URL": f"embedded://{workdir / 'store'}",
-        "CACHE_KEY_PREFIX": "protocol-e2e",
+        "CACHE_KEY_PREFIX": f"e2e-{database}",
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
         "DJANGO_TRUSTED_ORIGINS": f"http://127.0.0.1:{port}",
         "PYTHONUNBUFFERED": "1",
-        **LIMITS,
+        **extra_env,
     }
     subprocess.run(
-        ["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", DATABASE], check=True
+        ["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", database], check=True
     )
-    subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", DATABASE], check=True)
+    subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", database], check=True)
     redis.Redis.from_url(env["REDIS_URL"]).flushdb()
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
@@ -92,6 +94,21 @@ def protocol_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     stack.start_process("web", daphne_argv(port=port))
     try:
         _wait_healthy(stack)
+    except BaseException:
+        stack.stop()
+        raise
+    return stack
+
+
+@pytest.fixture(scope="session")
+def protocol_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    stack = start_web_only(
+        tmp_path_factory.mktemp("protocol-stack"),
+        database=DATABASE,
+        redis_db=REDIS_DB,
+        extra_env=LIMITS,
+    )
+    try:
         yield stack
     finally:
         stack.stop()

@@ -44,6 +44,7 @@ def stream_settings(settings: Settings) -> Settings:
     settings.INFERENCE_FLUSH_INTERVAL_SECONDS = 0.03
     settings.INFERENCE_CHECKPOINT_SECONDS = 1.0
     settings.INFERENCE_HEARTBEAT_SECONDS = 5.0
+    settings.INFERENCE_PROGRESS_SECONDS = 2.0
     settings.INFERENCE_TASK_TIME_LIMIT_SECONDS = 60
     settings.INFERENCE_IGNORE_EOS = False
     return settings

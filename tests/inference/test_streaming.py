@@ -201,6 +201,44 @@ async def test_a_silent_engine_still_heartbeats_and_a_stop_ends_it(
     assert engine.running == set() and len(engine.aborted) == 1
 
 
+async def test_a_quiet_generation_tells_its_clients_it_is_alive_with_its_last_seq(
+    layer: RecordingLayer, store: FakeStore, stream_settings: Any
+) -> None:
+    stream_settings.INFERENCE_CHECKPOINT_SECONDS = 0.05
+    stream_settings.INFERENCE_PROGRESS_SECONDS = 0.1
+    engine = FakeEngine(["Hi", " there", " and"], FakeClock(), stall_after=2)
+
+    async def stop_later() -> None:
+        await asyncio.sleep(0.6)
+        registry.request("gen-1")
+
+    stopper = asyncio.ensure_future(stop_later())
+    await stream(engine, layer, time.monotonic)
+    await stopper
+
+    kinds = [message["type"] for _, _, message in layer.sent]
+    progress = layer.events("generation.progress")
+    deltas = layer.events("generation.delta")
+    # About one per 0.1 s of the 0.6 s without output, each naming the last seq published.
+    assert len(progress) >= 3
+    assert {p["seq"] for p in progress} == {deltas[-1]["seq"]}
+    assert kinds.index("generation.progress") > len(deltas) - 1
+    assert kinds[-1] == "generation.done"
+    assert_protocol(layer)
+
+
+async def test_a_generation_that_keeps_streaming_sends_no_progress(
+    layer: RecordingLayer, stream_settings: Any
+) -> None:
+    stream_settings.INFERENCE_PROGRESS_SECONDS = 0.2
+    engine = FakeEngine(WORDS[:40], FakeClock(), delay=0.01)
+
+    await stream(engine, layer, time.monotonic)
+
+    assert len(layer.events("generation.delta")) >= 5
+    assert layer.events("generation.progress") == []
+
+
 # --- stop --------------------------------------------------------------------------------------
 
 

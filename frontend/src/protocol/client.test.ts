@@ -172,6 +172,44 @@ describe("ChatClient resume", () => {
     expect(stream.text).toBe("Partial text");
   });
 
+  it("resubscribes a generation that goes silent on an open connection, from its last seq", () => {
+    const { client } = makeClient({ stallTimeoutMs: 8000, pingIntervalMs: 60_000 });
+    client.connect();
+    FakeSocket.latest().open();
+    const requestId = client.send({ conversation_id: null, content: "hi" });
+    FakeSocket.latest().receive(accepted(requestId));
+    FakeSocket.latest().receive(delta(1, "Once"));
+    vi.advanceTimersByTime(6000);
+    FakeSocket.latest().receive({ type: "generation.progress", generation_id: "g1", seq: 1 });
+    vi.advanceTimersByTime(6000); // quiet, but the progress said it is alive
+    expect(FakeSocket.latest().sentOfType("generation.subscribe")).toHaveLength(0);
+    vi.advanceTimersByTime(3000); // 9 s without a frame: lost
+    expect(FakeSocket.latest().sentOfType("generation.subscribe")).toEqual([
+      { type: "generation.subscribe", generation_id: "g1", after_seq: 1 },
+    ]);
+    expect(FakeSocket.instances).toHaveLength(1); // the connection itself stays
+    FakeSocket.latest().receive(delta(3, " upon a"));
+    FakeSocket.latest().receive({ ...delta(0, ""), type: "generation.done", finish_reason: "stop", text: "Once upon a", usage: { prompt_tokens: 1, completion_tokens: 3 } });
+    vi.advanceTimersByTime(30_000); // finished: never resubscribed again
+    expect(FakeSocket.latest().sentOfType("generation.subscribe")).toHaveLength(1);
+    expect(client.stream("g1")?.text).toBe("Once upon a");
+  });
+
+  it("resubscribes at once when a progress is ahead of the last applied delta", () => {
+    const { client } = makeClient();
+    client.connect();
+    FakeSocket.latest().open();
+    const requestId = client.send({ conversation_id: null, content: "hi" });
+    FakeSocket.latest().receive(accepted(requestId));
+    FakeSocket.latest().receive(delta(1, "a"));
+    FakeSocket.latest().receive({ type: "generation.progress", generation_id: "g1", seq: 3 });
+    expect(FakeSocket.latest().sentOfType("generation.subscribe")).toEqual([
+      { type: "generation.subscribe", generation_id: "g1", after_seq: 1 },
+    ]);
+    FakeSocket.latest().receive(delta(3, "bc"));
+    expect(client.stream("g1")?.text).toBe("abc");
+  });
+
   it("resubscribes when a seq is skipped, then applies the server's catch-up delta", () => {
     const { client } = makeClient();
     client.connect();

@@ -47,6 +47,12 @@ export interface ChatClientOptions {
   pingIntervalMs?: number;
   /** No frame for this long after a ping: the connection is dead even if no close came. */
   pongTimeoutMs?: number;
+  /**
+   * A followed generation that has sent nothing for this long is re-subscribed from its last
+   * seq. A running one sends `generation.progress` after a couple of quiet seconds, so such a
+   * silence means frames were lost between the server and this client.
+   */
+  stallTimeoutMs?: number;
   now?: () => number;
 }
 
@@ -85,6 +91,10 @@ export class ChatClient {
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   private pingTimer: ReturnType<typeof setInterval> | null = null;
   private deadlineTimer: ReturnType<typeof setTimeout> | null = null;
+  private stallTimer: ReturnType<typeof setInterval> | null = null;
+  private readonly stallTimeoutMs: number;
+  /** When each followed generation last sent a frame (or was subscribed). */
+  private readonly heardAt = new Map<string, number>();
   private readonly pending = new Map<string, Pending>();
   private readonly streams = new Map<string, GenerationStream>();
   private readonly messageListeners = new Set<(message: ServerMessage) => void>();
@@ -98,6 +108,7 @@ export class ChatClient {
     this.backoff = options.backoff ?? new Backoff();
     this.pingIntervalMs = options.pingIntervalMs ?? 25_000;
     this.pongTimeoutMs = options.pongTimeoutMs ?? 10_000;
+    this.stallTimeoutMs = options.stallTimeoutMs ?? 10_000;
     this.now = options.now ?? Date.now;
   }
 
@@ -134,6 +145,7 @@ export class ChatClient {
     if (this.socket) this.dropSocket(this.socket);
     this.pending.clear();
     this.streams.clear();
+    this.heardAt.clear();
     this.setStatus({ state: "closed", attempt: 0, retryAt: null });
   }
 
@@ -197,6 +209,7 @@ export class ChatClient {
 
   private subscribe(stream: GenerationStream): void {
     if (this.socket?.readyState !== OPEN) return; // handleOpen resubscribes
+    this.heardAt.set(stream.generationId, this.now());
     stream.resuming();
     this.transmit({ type: "generation.subscribe", generation_id: stream.generationId, after_seq: stream.lastSeq });
   }
@@ -216,6 +229,7 @@ export class ChatClient {
       this.transmit({ type: "ping" });
       this.armDeadline();
     }, this.pingIntervalMs);
+    this.stallTimer = setInterval(() => this.resubscribeStalled(), Math.max(250, this.stallTimeoutMs / 4));
     for (const stream of this.streams.values()) {
       if (!stream.finished) this.subscribe(stream);
     }
@@ -233,13 +247,31 @@ export class ChatClient {
     for (const listener of this.messageListeners) listener(message);
   }
 
+  /** Re-subscribe every unfinished generation that has been silent past the stall timeout. */
+  private resubscribeStalled(): void {
+    const now = this.now();
+    for (const stream of this.streams.values()) {
+      if (stream.finished) {
+        this.heardAt.delete(stream.generationId);
+        continue;
+      }
+      const heard = this.heardAt.get(stream.generationId) ?? now;
+      if (now - heard >= this.stallTimeoutMs) this.subscribe(stream);
+      else if (!this.heardAt.has(stream.generationId)) this.heardAt.set(stream.generationId, now);
+    }
+  }
+
   private apply(message: ServerMessage): void {
+    if ("generation_id" in message && message.generation_id && this.streams.has(message.generation_id)) {
+      this.heardAt.set(message.generation_id, this.now());
+    }
     switch (message.type) {
       case "chat.accepted": {
         this.pending.delete(message.request_id);
         if (!this.streams.has(message.generation_id)) {
           this.streams.set(message.generation_id, new GenerationStream(message.generation_id));
         }
+        this.heardAt.set(message.generation_id, this.now());
         break;
       }
       case "generation.queued":
@@ -248,6 +280,12 @@ export class ChatClient {
       case "generation.delta": {
         const stream = this.streams.get(message.generation_id);
         if (stream && stream.applyDelta(message.seq, message.text) === "gap") this.subscribe(stream);
+        break;
+      }
+      case "generation.progress": {
+        // Alive; a seq beyond the last applied delta means deltas were lost on the way.
+        const stream = this.streams.get(message.generation_id);
+        if (stream && !stream.finished && message.seq > stream.lastSeq) this.subscribe(stream);
         break;
       }
       case "generation.done": {
@@ -309,6 +347,8 @@ export class ChatClient {
     this.socket = null;
     if (this.pingTimer) clearInterval(this.pingTimer);
     this.pingTimer = null;
+    if (this.stallTimer) clearInterval(this.stallTimer);
+    this.stallTimer = null;
     this.disarmDeadline();
   }
 

@@ -43,6 +43,7 @@ const SCHEMA: Record<ServerMessage["type"], Record<string, Check>> = {
     seq: (v) => Number.isInteger(v) && (v as number) >= 1,
     text: isString,
   },
+  "generation.progress": { generation_id: isString, seq: (v) => Number.isInteger(v) && (v as number) >= 0 },
   "generation.done": { generation_id: isString, finish_reason: isString, text: isString },
   "generation.error": { generation_id: isString, code: isString, text: isString },
   "moderation.blocked": { request_id: isOptString, generation_id: isOptString, message: isString },

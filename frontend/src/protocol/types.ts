@@ -74,6 +74,13 @@ export interface GenerationDelta {
   text: string;
 }
 
+/** A running generation's heartbeat: sent after a couple of quiet seconds, with the last seq. */
+export interface GenerationProgress {
+  type: "generation.progress";
+  generation_id: string;
+  seq: number;
+}
+
 export interface Usage {
   prompt_tokens: number;
   completion_tokens: number;
@@ -138,6 +145,7 @@ export type ServerMessage =
   | ChatAccepted
   | GenerationQueued
   | GenerationDelta
+  | GenerationProgress
   | GenerationDone
   | GenerationError
   | ModerationBlocked

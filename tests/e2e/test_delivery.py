@@ -1,0 +1,232 @@
+"""Every client of a burst gets every delta of its answer, in order, and the closing message,
+while other connections of the same web process come and go.
+
+Real Daphne, Redis (the channel layer the project configures), PostgreSQL and store; real
+websocket clients that send `chat.send` in new conversations, three clients per user. The
+worker's side is played by this test: for each accepted generation it logs and publishes
+numbered deltas and a closing message to `gen.<id>` through the channel layer, as
+`inference.streaming` does, but without an engine, so that a hundred bursts take a minute.
+It publishes no `generation.progress`, so nothing but the delivery path itself can make up
+for a lost frame. (`tests/inference/test_delivery_e2e.py` runs bursts through the real
+worker and engine.)
+
+Before the channel layer was replaced, this lost streams: a consumer that disconnected while
+its receive held the list-based layer's process-wide lock took another consumer's message
+down with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import redis.asyncio
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+from chat.client import ChatClient, ChatSession
+from chat.flags import DELTA_LOG_TTL_SECONDS, delta_log_key
+from chat.protocol import GenerationDelta, GenerationDone, Usage, server_message_adapter
+from tests.e2e.protocol_support import start_web_only
+from tests.support.stack import Stack
+
+pytestmark = pytest.mark.e2e
+
+DATABASE = "chat_delivery"
+REDIS_DB = 11
+BURSTS = int(os.environ.get("DELIVERY_BURSTS", "100"))
+CLIENTS = 16
+CLIENTS_PER_USER = 3
+DELTAS = 8
+DELTA_EVERY = 0.02
+CHURNING_CONNECTIONS = 4
+FRAME_TIMEOUT = 15.0
+
+
+@pytest.fixture(scope="module")
+def delivery_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    unlimited = "1000000"
+    stack = start_web_only(
+        tmp_path_factory.mktemp("delivery-stack"),
+        database=DATABASE,
+        redis_db=REDIS_DB,
+        extra_env={
+            "CHAT_RATE_PER_MINUTE": unlimited,
+            "CHAT_DAILY_MESSAGE_QUOTA": unlimited,
+            "CHAT_MAX_CONCURRENT_GENERATIONS": unlimited,
+            "CHAT_MAX_CONNECTIONS_PER_USER": unlimited,
+            "CHAT_MAX_QUEUE_DEPTH": unlimited,
+            "REGISTRATION_IP_LIMIT": unlimited,
+        },
+    )
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+def stack_layer(stack: Stack) -> Any:
+    """The project's channel layer (settings.CHANNEL_LAYERS), on the stack's Redis."""
+    config = settings.CHANNEL_LAYERS["default"]
+    hosts = [{**host, "address": stack.env["REDIS_URL"]} for host in config["CONFIG"]["hosts"]]
+    return import_string(config["BACKEND"])(**{**config["CONFIG"], "hosts": hosts})
+
+
+@dataclass
+class Seen:
+    """What one client received of its generation."""
+
+    generation_id: str = ""
+    seqs: list[int] = field(default_factory=list)
+    text: str = ""
+    final: dict[str, Any] | None = None
+    expected_text: str = ""
+
+    @property
+    def problem(self) -> str | None:
+        if self.final is None:
+            return f"no closing message after deltas {self.seqs}"
+        if self.seqs != list(range(1, DELTAS + 1)):
+            return f"deltas {self.seqs}"
+        if self.text != self.final["text"] or self.text != self.expected_text:
+            return "streamed text differs from the final text"
+        return None
+
+
+class PlayedWorker:
+    """Streams answers to accepted generations the way the worker does: log, then publish."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.layer = stack_layer(stack)
+        self.redis = redis.asyncio.Redis.from_url(stack.env["REDIS_URL"])
+
+    async def stream(self, generation_id: str) -> str:
+        group = f"gen.{generation_id}"
+        text = ""
+        for seq in range(1, DELTAS + 1):
+            piece = f"{generation_id[:6]}-{seq} "
+            text += piece
+            key = delta_log_key(generation_id)
+            await self.redis.rpush(key, f"{seq}:{piece}")
+            await self.redis.expire(key, DELTA_LOG_TTL_SECONDS)
+            delta = GenerationDelta(generation_id=generation_id, seq=seq, text=piece)
+            await self.layer.group_send(group, delta.model_dump(mode="json"))
+            await asyncio.sleep(DELTA_EVERY * random.uniform(0.5, 1.5))
+        done = GenerationDone(
+            generation_id=generation_id,
+            finish_reason="stop",
+            text=text,
+            usage=Usage(prompt_tokens=5, completion_tokens=DELTAS),
+        )
+        await self.layer.group_send(group, done.model_dump(mode="json"))
+        return text
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+        with contextlib.suppress(Exception):
+            await self.layer.flush()
+
+
+async def one_client(client: ChatClient, worker: PlayedWorker, label: str) -> Seen:
+    """Connect, ask in a new conversation, read the answer to its end, disconnect."""
+    seen = Seen()
+    async with client.connect() as session:
+        accepted = await session.send(f"Suggest a name for a pet turtle, idea {label}.", timeout=60)
+        assert accepted["type"] == "chat.accepted", accepted
+        seen.generation_id = accepted["generation_id"]
+        streaming = asyncio.ensure_future(worker.stream(seen.generation_id))
+        try:
+            await read_answer(session, seen)
+        finally:
+            seen.expected_text = await streaming
+    return seen
+
+
+async def read_answer(session: ChatSession, seen: Seen) -> None:
+    with contextlib.suppress(TimeoutError):
+        while seen.final is None:
+            frame = await session.wait_for(
+                lambda m: m.get("generation_id") == seen.generation_id, timeout=FRAME_TIMEOUT
+            )
+            server_message_adapter.validate_python(frame)
+            if frame["type"] == "generation.delta":
+                seen.seqs.append(frame["seq"])
+                seen.text += frame["text"]
+            elif frame["type"] in ("generation.done", "generation.error"):
+                seen.final = frame
+
+
+async def churn(client: ChatClient, stop: asyncio.Event) -> int:
+    """Open and close connections of the same web process as fast as it lets us."""
+    opened = 0
+    while not stop.is_set():
+        session = await client.open()
+        opened += 1
+        await asyncio.sleep(random.uniform(0, 0.03))
+        await session.close()
+    return opened
+
+
+def signed_in(stack: Stack) -> ChatClient:
+    client = ChatClient(stack.base_url)
+    client.register(f"burst-{uuid.uuid4().hex[:12]}@example.com", "correct horse battery 42")
+    client.login()
+    return client
+
+
+def test_every_client_of_every_burst_gets_every_delta_and_the_closing_message(
+    delivery_stack: Stack,
+) -> None:
+    users = [signed_in(delivery_stack) for _ in range(-(-CLIENTS // CLIENTS_PER_USER))]
+    clients = [users[index // CLIENTS_PER_USER] for index in range(CLIENTS)]
+
+    async def bursts() -> tuple[list[str], int, int]:
+        worker = PlayedWorker(delivery_stack)
+        problems: list[str] = []
+        streams = churned = 0
+        try:
+            # The web process loads its moderation models on the first message; not measured.
+            await one_client(users[0], worker, "warm-up")
+            for burst in range(BURSTS):
+                stop = asyncio.Event()
+                churners = [
+                    asyncio.ensure_future(churn(users[0], stop))
+                    for _ in range(CHURNING_CONNECTIONS)
+                ]
+                try:
+                    results = await asyncio.gather(
+                        *(
+                            one_client(client, worker, f"{burst}.{index}")
+                            for index, client in enumerate(clients)
+                        )
+                    )
+                finally:
+                    stop.set()
+                    churned += sum(await asyncio.gather(*churners))
+                streams += len(results)
+                problems += [
+                    f"burst {burst}, generation {seen.generation_id}: {seen.problem}"
+                    for seen in results
+                    if seen.problem
+                ]
+        finally:
+            await worker.close()
+        return problems, streams, churned
+
+    started = time.monotonic()
+    problems, streams, churned = asyncio.run(bursts())
+    print(
+        f"{streams} streams in {BURSTS} bursts of {CLIENTS} ({CLIENTS_PER_USER} per user), "
+        f"{churned} other connections opened and closed meanwhile, "
+        f"{len(problems)} lost or damaged, {time.monotonic() - started:.0f} s"
+    )
+    assert streams == BURSTS * CLIENTS
+    assert problems == []
