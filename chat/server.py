@@ -53,10 +53,15 @@ def daphne_arguments(argv: list[str], settings: Any) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
     from django.conf import settings
 
     from config import process
 
+    django.setup()
+    from moderation.pipeline import warm
+
+    warm()  # before the server listens: the first users must not wait for the models
     process.tune()
     cli = CommandLineInterface()
     cli.server_class = ChatServer

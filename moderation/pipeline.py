@@ -66,6 +66,14 @@ def run(
     return combine(text, verdicts)
 
 
+def warm() -> None:
+    """Load every configured check now (the embedding model, word lists, classifiers) rather
+    than on the first message: loading them takes seconds of the interpreter's lock, and a web
+    process doing that while it serves stalls every connection it holds."""
+    for direction in Direction:
+        run("Hello! What is a good name for a cat?", direction=direction, snapshot=state.EMPTY)
+
+
 def _failure_verdict(configured: registry.ConfiguredCheck, exc: Exception) -> Verdict:
     policy = getattr(exc, "policy", None) or configured.policy
     if policy is FailurePolicy.CLOSED:

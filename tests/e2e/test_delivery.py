@@ -7,8 +7,8 @@ worker's side is played by this test: for each accepted generation it logs and p
 numbered deltas and a closing message to `gen.<id>` through the channel layer, as
 `inference.streaming` does, but without an engine, so that a hundred bursts take a minute.
 It publishes no `generation.progress`, so nothing but the delivery path itself can make up
-for a lost frame. (`tests/inference/test_delivery_e2e.py` runs bursts through the real
-worker and engine.)
+for a lost frame. The last test runs fewer bursts through the real worker and engine, with
+automatic titles, and checks what each client saw against what was stored.
 
 Before the channel layer was replaced, this lost streams: a consumer that disconnected while
 its receive held the list-based layer's process-wide lock took another consumer's message
@@ -49,6 +49,8 @@ DELTAS = 8
 DELTA_EVERY = 0.02
 CHURNING_CONNECTIONS = 4
 FRAME_TIMEOUT = 15.0
+ENGINE_BURSTS = int(os.environ.get("DELIVERY_ENGINE_BURSTS", "4"))
+ENGINE_CLIENTS = 12
 
 
 @pytest.fixture(scope="module")
@@ -193,8 +195,6 @@ def test_every_client_of_every_burst_gets_every_delta_and_the_closing_message(
         problems: list[str] = []
         streams = churned = 0
         try:
-            # The web process loads its moderation models on the first message; not measured.
-            await one_client(users[0], worker, "warm-up")
             for burst in range(BURSTS):
                 stop = asyncio.Event()
                 churners = [
@@ -229,4 +229,59 @@ def test_every_client_of_every_burst_gets_every_delta_and_the_closing_message(
         f"{len(problems)} lost or damaged, {time.monotonic() - started:.0f} s"
     )
     assert streams == BURSTS * CLIENTS
+    assert problems == []
+
+
+def test_bursts_through_the_real_worker_reach_every_client_whole_and_as_stored(
+    live_stack: Stack,
+) -> None:
+    """New conversations, three clients per user (new users every burst, so that no limit
+    refuses a send), titles on, and connections churning beside them."""
+    churning_user = signed_in(live_stack)
+
+    async def ask(client: ChatClient, label: str) -> tuple[Seen, str]:
+        seen = Seen()
+        async with client.connect() as session:
+            accepted = await session.send(
+                f"Write two sentences about a lighthouse, number {label}.",
+                options={"max_tokens": 32},
+                timeout=120,
+            )
+            assert accepted["type"] == "chat.accepted", accepted
+            seen.generation_id = accepted["generation_id"]
+            await read_answer(session, seen)
+        if seen.final is not None:
+            seen.expected_text = seen.final["text"]
+        return seen, accepted["conversation_id"]
+
+    async def bursts() -> list[tuple[ChatClient, Seen, str]]:
+        results = []
+        for burst in range(ENGINE_BURSTS):
+            users = [signed_in(live_stack) for _ in range(ENGINE_CLIENTS // CLIENTS_PER_USER)]
+            clients = [users[i // CLIENTS_PER_USER] for i in range(ENGINE_CLIENTS)]
+            stop = asyncio.Event()
+            churner = asyncio.ensure_future(churn(churning_user, stop))
+            try:
+                answers = await asyncio.gather(
+                    *(ask(client, f"{burst}.{i}") for i, client in enumerate(clients))
+                )
+            finally:
+                stop.set()
+                await churner
+            results += [(client, *answer) for client, answer in zip(clients, answers, strict=True)]
+        return results
+
+    results = asyncio.run(bursts())
+
+    problems = []
+    for client, seen, conversation_id in results:
+        # Any number of deltas (the model decides), but every one of them, in order.
+        if seen.final is None or seen.seqs != list(range(1, len(seen.seqs) + 1)):
+            problems.append(f"{seen.generation_id}: deltas {seen.seqs}, final {seen.final}")
+            continue
+        stored = client.request("GET", f"/api/conversations/{conversation_id}")
+        answer = next(m for m in stored["messages"] if m["role"] == "assistant")
+        if not (seen.text == seen.final["text"] == answer["content"]):
+            problems.append(f"{seen.generation_id}: streamed, final and stored text differ")
+    assert len(results) == ENGINE_BURSTS * ENGINE_CLIENTS
     assert problems == []
