@@ -4,8 +4,16 @@ Only defaults are set here; a variable already in the environment wins, so the s
 point at a real MongoDB server with MONGODB_URL=mongodb://...
 """
 
+import hashlib
 import os
+from pathlib import Path
 
+# Not the databases of an app that `make run` started on this machine (its PostgreSQL database
+# `chat`, its Redis database 0), and not another checkout's: a local run and a CI run on one
+# machine each get their own PostgreSQL database (Django's test database is test_<name>).
+_CHECKOUT = hashlib.sha256(str(Path(__file__).resolve().parents[1]).encode()).hexdigest()[:8]
+os.environ.setdefault("DATABASE_URL", f"postgres://postgres@127.0.0.1:5432/chat_{_CHECKOUT}")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/9")
 os.environ.setdefault("DJANGO_DEBUG", "true")
 os.environ.setdefault("MONGODB_URL", "mongomock://")
 os.environ.setdefault("CACHE_KEY_PREFIX", "chat-test")
