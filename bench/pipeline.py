@@ -1,6 +1,8 @@
 """The pipeline benchmark: our whole path against the raw engine, in one run.
 
     .venv/bin/python bench/pipeline.py [--concurrency 1 4 16 32] [--tokens 64] [--rounds 3]
+    .venv/bin/python bench/pipeline.py --new-conversations --streams-per-user 3 --churn 4 \
+        --pipeline-only --concurrency 16 --rounds 100 --lost-after 30
 
 1. The full pipeline: N websocket clients (bearer auth) through Daphne, moderation, the store,
    Celery and a worker hosting the engine, for the default model of the registry.
@@ -11,8 +13,17 @@
 Both are up at once (the raw engine sits idle while the pipeline runs, and the other way
 round), and their rounds alternate, so that a drift in the machine's speed weighs on both sides
 alike. It prints aggregate tokens/s and the pipeline/raw ratio, time to first token (median,
-p99) for both, the gaps between deltas at the client (p50, p99) and text mismatches
-(concatenated deltas that differ from the final text). Run it on an otherwise idle machine.
+p99) for both, the gaps between deltas at the client (p50, p99), text mismatches
+(concatenated deltas that differ from the final text) and lost streams (no closing message
+within `--lost-after` seconds of the last frame; the target is 0). Run it on an otherwise idle
+machine.
+
+By default each client asks again in a conversation it opened and titled before the clock
+starts, one client per user. `--new-conversations` measures what users do: every stream starts
+a new conversation (so the model titles it afterwards, beside the next round's answers), and
+`--streams-per-user K` gives each user K connections that all ask at once. `--churn N` keeps N
+more connections (another user's) opening and closing during every round, as tabs and phones
+come and go beside the streams.
 """
 
 from __future__ import annotations
@@ -22,6 +33,7 @@ import asyncio
 import contextlib
 import itertools
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -46,6 +58,7 @@ class Run:
     ttfts: list[float]
     gaps: list[float]
     mismatches: int = 0
+    lost: int = 0
     ttft_p99: float | None = None
     # Per stream, seconds from the round's start: accepted, first delta, last delta, done.
     timelines: list[tuple[float, float, float, float]] = field(default_factory=list)
@@ -71,6 +84,7 @@ def merged(runs: list[Run]) -> Run:
         ttfts=[t for r in runs for t in r.ttfts],
         gaps=[g for r in runs for g in r.gaps],
         mismatches=sum(r.mismatches for r in runs),
+        lost=sum(r.lost for r in runs),
         ttft_p99=max((r.ttft_p99 for r in runs if r.ttft_p99 is not None), default=None),
     )
 
@@ -97,16 +111,25 @@ class Stream:
     gaps: list[float]
     mismatch: bool
     timeline: tuple[float, float, float, float]
+    lost: bool = False
 
 
-async def one_stream(session: Any, tokens: int, conversation_id: str, round_start: float) -> Stream:
+async def one_stream(
+    session: Any, tokens: int, conversation_id: str | None, round_start: float, lost_after: float
+) -> Stream:
     """One message on an open, authenticated connection, as a chat app sends it: the same
     prompt as the raw engine's, as a new first message of the client's conversation (the
-    prompt stays one message long, and the conversation is titled already)."""
+    prompt stays one message long, and the conversation is titled already), or in a new
+    conversation (`conversation_id` None). A stream with no frame for `lost_after` seconds
+    before its closing message is lost."""
     started = time.monotonic()
     options = {"max_tokens": tokens, "temperature": TEMPERATURE}
     accepted = await session.send(
-        PROMPT, conversation_id=conversation_id, new_first_message=True, options=options
+        PROMPT,
+        conversation_id=conversation_id,
+        new_first_message=conversation_id is not None,
+        options=options,
+        timeout=lost_after,
     )
     if accepted["type"] != "chat.accepted":
         raise RuntimeError(f"refused: {accepted}")
@@ -115,14 +138,17 @@ async def one_stream(session: Any, tokens: int, conversation_id: str, round_star
     result = None
     generation_id = accepted["generation_id"]
     deltas: list[dict] = []
-    while True:
-        message = await session.wait_for(lambda m: m.get("generation_id") == generation_id)
-        if message["type"] == "generation.delta":
-            arrivals.append(time.monotonic())
-            deltas.append(message)
-        elif message["type"] in ("generation.done", "generation.error"):
-            result = message
-            break
+    with contextlib.suppress(TimeoutError):
+        while True:
+            message = await session.wait_for(
+                lambda m: m.get("generation_id") == generation_id, timeout=lost_after
+            )
+            if message["type"] == "generation.delta":
+                arrivals.append(time.monotonic())
+                deltas.append(message)
+            elif message["type"] in ("generation.done", "generation.error"):
+                result = message
+                break
     text = "".join(d["text"] for d in sorted(deltas, key=lambda d: d["seq"]))
     usage = result.get("usage", {}) if result else {}
     ttft = (arrivals[0] - started) if arrivals else float("nan")
@@ -141,6 +167,7 @@ async def one_stream(session: Any, tokens: int, conversation_id: str, round_star
             last_at - round_start,
             done_at - round_start,
         ),
+        lost=result is None,
     )
 
 
@@ -175,8 +202,23 @@ def registry_sampling(database_url: str) -> dict[str, float]:
     return {"temperature": TEMPERATURE, "top_p": row[0], "min_p": row[1]}
 
 
+@dataclass(frozen=True)
+class Workload:
+    """What the pipeline's clients do (see the module docstring)."""
+
+    new_conversations: bool = False
+    streams_per_user: int = 1
+    lost_after: float = 120.0
+    churn: int = 0  # connections of another user that open and close throughout each round
+
+
 def measure(
-    concurrencies: list[int], tokens: int, rounds: int, *, with_raw: bool
+    concurrencies: list[int],
+    tokens: int,
+    rounds: int,
+    *,
+    with_raw: bool,
+    workload: Workload = Workload(),
 ) -> tuple[dict[int, Run], dict[int, Run], dict[str, float]]:
     """(pipeline runs, raw runs, sampling). With `with_raw`, the raw engine runs in this
     process beside the stack, and its rounds alternate with the pipeline's: this machine's
@@ -190,16 +232,23 @@ def measure(
         workdir=workdir,
         database="chat_bench",
         redis_db=14,
-        extra_env={"INFERENCE_IGNORE_EOS": "true", "CHAT_RATE_PER_MINUTE": "100000"},
+        extra_env={
+            "INFERENCE_IGNORE_EOS": "true",
+            "CHAT_RATE_PER_MINUTE": "100000",
+            "CHAT_DAILY_MESSAGE_QUOTA": "100000",
+            "CHAT_MAX_CONCURRENT_GENERATIONS": str(workload.streams_per_user),
+        },
     )
     try:
         sampling = registry_sampling(stack.env["DATABASE_URL"])
-        clients = []
-        for _ in range(max(concurrencies)):
+        users = []
+        for _ in range(-(-max(concurrencies) // workload.streams_per_user)):
             client = ChatClient(stack.base_url)
             client.register(f"bench-{uuid.uuid4().hex[:12]}@example.com", "bench passphrase 1234!")
             client.login()
-            clients.append(client)
+            users.append(client)
+        # Stream i is a connection of user i // streams_per_user.
+        clients = [users[i // workload.streams_per_user] for i in range(max(concurrencies))]
 
         async def open_conversation(client: Any) -> str:
             """A conversation with its first answer and its model-written title, so that the
@@ -223,33 +272,52 @@ def measure(
         async def open_conversations() -> list[str]:
             return list(await asyncio.gather(*(open_conversation(c) for c in clients)))
 
-        title_started = time.monotonic()
-        conversations = asyncio.run(open_conversations())
-        print(
-            f"{len(clients)} conversations answered and titled in "
-            f"{time.monotonic() - title_started:.1f} s (not measured)",
-            flush=True,
-        )
+        conversations: list[str | None] = [None] * len(clients)
+        if not workload.new_conversations:
+            title_started = time.monotonic()
+            conversations = list(asyncio.run(open_conversations()))
+            print(
+                f"{len(clients)} conversations answered and titled in "
+                f"{time.monotonic() - title_started:.1f} s (not measured)",
+                flush=True,
+            )
+
+        churner = ChatClient(stack.base_url)
+        churner.register(f"churn-{uuid.uuid4().hex[:12]}@example.com", "bench passphrase 1234!")
+        churner.login()
+
+        async def churn(stop: asyncio.Event) -> None:
+            while not stop.is_set():
+                session = await churner.open()
+                await asyncio.sleep(random.uniform(0, 0.05))
+                await session.close()
 
         async def round_of(n: int) -> Run:
             # The clients connect (websocket, bearer token) before the clock starts: a chat
             # app holds its connection open, and the raw engine's start is not timed either.
             async with contextlib.AsyncExitStack() as connections:
                 sessions = [await connections.enter_async_context(c.connect()) for c in clients[:n]]
+                stop = asyncio.Event()
+                churners = [asyncio.ensure_future(churn(stop)) for _ in range(workload.churn)]
                 started = time.monotonic()
-                results = await asyncio.gather(
-                    *(
-                        one_stream(s, tokens, c, started)
-                        for s, c in zip(sessions, conversations, strict=False)
+                try:
+                    results = await asyncio.gather(
+                        *(
+                            one_stream(s, tokens, c, started, workload.lost_after)
+                            for s, c in zip(sessions, conversations, strict=False)
+                        )
                     )
-                )
+                finally:
+                    stop.set()
+                    await asyncio.gather(*churners)
                 seconds = time.monotonic() - started
             return Run(
                 tokens=sum(r.tokens for r in results),
                 seconds=seconds,
-                ttfts=[r.ttft for r in results],
+                ttfts=[r.ttft for r in results if not r.lost],
                 gaps=[g for r in results for g in r.gaps],
-                mismatches=sum(r.mismatch for r in results),
+                mismatches=sum(r.mismatch and not r.lost for r in results),
+                lost=sum(r.lost for r in results),
                 timelines=[r.timeline for r in results],
             )
 
@@ -283,7 +351,8 @@ def measure(
                         print(
                             f"pipeline, {n} streams: {run.tokens_per_second:.0f} tok/s, TTFT "
                             f"p50 {statistics.median(run.ttfts) * 1000:.0f} ms; "
-                            f"{timeline_summary(run)}{raw_figure}",
+                            f"{timeline_summary(run)}{raw_figure}; "
+                            f"lost {run.lost}, mismatched {run.mismatches}",
                             flush=True,
                         )
                     ours[n] = merged(each)
@@ -313,6 +382,23 @@ def main() -> None:
         help="rounds per concurrency on each side, pooled (one round of 16 x 64 tokens is ~4 s)",
     )
     parser.add_argument(
+        "--new-conversations",
+        action="store_true",
+        help="every stream starts a new conversation (titled by the model afterwards)",
+    )
+    parser.add_argument(
+        "--streams-per-user", type=int, default=1, help="connections per user, asking at once"
+    )
+    parser.add_argument(
+        "--lost-after",
+        type=float,
+        default=120.0,
+        help="seconds without a frame after which a stream counts as lost",
+    )
+    parser.add_argument(
+        "--churn", type=int, default=0, help="connections opening and closing during each round"
+    )
+    parser.add_argument(
         "--pipeline-only",
         action="store_true",
         help="skip the raw engine and print the pipeline's figures alone (for profiling)",
@@ -321,9 +407,21 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.setdefault("DJANGO_DEBUG", "true")
 
+    workload = Workload(args.new_conversations, args.streams_per_user, args.lost_after, args.churn)
     ours, raw, sampling = measure(
-        args.concurrency, args.tokens, args.rounds, with_raw=not args.pipeline_only
+        args.concurrency,
+        args.tokens,
+        args.rounds,
+        with_raw=not args.pipeline_only,
+        workload=workload,
     )
+    print(f"\nworkload: {workload}")
+    for n in args.concurrency:
+        p = ours[n]
+        print(
+            f"{n} streams x {args.rounds} rounds: {n * args.rounds} streams, lost {p.lost}, "
+            f"mismatched {p.mismatches} (target: 0 and 0)"
+        )
     if args.pipeline_only:
         return
 
@@ -334,9 +432,9 @@ def main() -> None:
     print(f"sampling (the registry's default model, both sides): {sampling}")
     print(
         "| streams | raw tok/s | pipeline tok/s | ratio | raw TTFT p50/p99 ms "
-        "| pipeline TTFT p50/p99 ms | added p50 ms | gaps p50/p99 ms | mismatches |"
+        "| pipeline TTFT p50/p99 ms | added p50 ms | gaps p50/p99 ms | mismatches | lost |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for n in args.concurrency:
         r, p = raw[n], ours[n]
         ms = 1000
@@ -347,7 +445,7 @@ def main() -> None:
             f"| {statistics.median(p.ttfts) * ms:.0f}/{percentile(p.ttfts, 0.99) * ms:.0f} "
             f"| {(statistics.median(p.ttfts) - statistics.median(r.ttfts)) * ms:.0f} "
             f"| {percentile(p.gaps, 0.5) * ms:.0f}/{percentile(p.gaps, 0.99) * ms:.0f} "
-            f"| {p.mismatches} |"
+            f"| {p.mismatches} | {p.lost} |"
         )
 
 
