@@ -32,6 +32,7 @@ from chat.generation import (
     InputBlocked,
     Prepared,
     chat_send_prepare,
+    content_check,
     generation_group,
     generation_regenerate_prepare,
     generation_stop,
@@ -180,6 +181,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if isinstance(message, Ping):
             await self.send_message(Pong())
         elif isinstance(message, ChatSend):
+            content_check(message.content)  # before anything that grows with the content
             # Embedded for the semantic check first, batched with other users' messages
             # (moderation.prefetch); not for a message the rate limit will refuse: a flood of
             # those must stay cheap.

@@ -217,7 +217,9 @@ def _moderated_content(
     return decision.text
 
 
-def _content_check(content: str) -> None:
+def content_check(content: str) -> None:
+    """Refuse empty or oversized content: the first check of a chat.send, before any work that
+    grows with the content (moderation, embedding, the store)."""
     if not content.strip():
         raise ChatError("bad_request", "content: must not be empty")
     if len(content) > settings.CHAT_MAX_CONTENT_CHARS:
@@ -260,10 +262,10 @@ def chat_send_prepare(
     nothing was stored or queued, so a retry with the same `request_id` starts cleanly.
     """
     request_id = message.request_id
+    content_check(message.content)
     again = _accepted_again(owner_id=owner_id, request_id=request_id)
     if again is not None:
         return Prepared(again, None)
-    _content_check(message.content)
     with _request_lock(owner_id=owner_id, request_id=request_id):
         again = _accepted_again(owner_id=owner_id, request_id=request_id)
         if again is not None:

@@ -179,6 +179,34 @@ async def test_a_refused_chat_send_names_its_request_and_stores_nothing(
     await client.close()
 
 
+async def test_oversized_content_is_refused_before_any_work_that_grows_with_it(
+    chat_env: Dispatched, make_user: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.CHAT_MAX_CONTENT_CHARS = 100
+    from chat import consumers
+    from moderation import services as moderation_services
+
+    work: list[str] = []
+    monkeypatch.setattr(
+        consumers, "input_prefetched", lambda text: work.append("embedding") or None
+    )
+    monkeypatch.setattr(
+        moderation_services.pipeline, "run", lambda *a, **k: work.append("moderation")
+    )
+    monkeypatch.setattr(
+        consumers.limits, "message_rate_allows", lambda **k: work.append("rate") or True
+    )
+    user = await sync_to_async(make_user)()
+    client = await connect(user)
+
+    refused = await client.chat_send(request_id="r-big", content="_" * 30_000)
+
+    assert (refused["type"], refused["code"]) == ("error", "too_large")
+    assert work == []
+    assert await stored_snapshot(user.pk) == ([], [])
+    await client.close()
+
+
 async def test_an_explicit_null_parent_starts_a_new_root_so_the_first_message_can_be_edited(
     chat_env: Dispatched, make_user: Any
 ) -> None:
