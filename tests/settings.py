@@ -18,7 +18,7 @@ os.environ.setdefault("DJANGO_DEBUG", "true")
 os.environ.setdefault("MONGODB_URL", "mongomock://")
 os.environ.setdefault("CACHE_KEY_PREFIX", "chat-test")
 
-from config.settings import *  # noqa: F403
+from config.settings import *  # noqa: E402, F403
 
 # Hashing speed is not under test; PBKDF2 at production strength would dominate the suite.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

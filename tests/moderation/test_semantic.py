@@ -124,7 +124,9 @@ def test_a_long_text_is_judged_by_its_worst_segment(fake: FakeClassifier) -> Non
     text = "All good here. " * 40 + "Then a VIOLENT sentence. " + "All good here. " * 40
     verdict = semantic.SemanticCheck().evaluate(text, direction=INPUT)
     assert verdict.action is Action.BLOCK
-    assert len(fake.seen[-1]) > 3
+    # Cut into several segments; the repeated ones are embedded once.
+    assert len(fake.seen[-1]) > 1
+    assert sorted(fake.seen[-1]) == sorted(set(semantic.segments(normalize(text))))
     assert "violent" in verdict.matched
 
 
