@@ -94,10 +94,11 @@ def fault_stack(
     stack.stop()
 
 
-def supervise(stack: Stack, *, settle: float = 30.0) -> None:
+def supervise(stack: Stack, *, settle: float = 60.0) -> None:
     """Restart the stack's Celery processes that exit within `settle` seconds, as a process
-    supervisor would. (A worker that gives up shuts its engine down first, which takes a few
-    seconds; one still running after `settle` has reconnected.)"""
+    supervisor would. (A worker that gives up first finishes its running task, then shuts its
+    engine down: on a 2-core AVX2 machine that took 16 s plus 12 s; one still running after
+    `settle` has reconnected.)"""
     restart = {"worker": stack.start_worker, "beat": stack.start_beat}
     deadline = time.monotonic() + settle
     while restart and time.monotonic() < deadline:
@@ -118,7 +119,7 @@ async def first_deltas(session: ChatSession, generation_id: str, count: int) -> 
     deltas: list[dict] = []
     while len(deltas) < count:
         message = await session.wait_for(lambda m: m.get("generation_id") == generation_id)
-        if message["type"] == "generation.queued":
+        if message["type"] in ("generation.queued", "generation.progress"):
             continue
         assert message["type"] == "generation.delta", message
         deltas.append(message)
@@ -181,7 +182,9 @@ def test_a_redis_restart_mid_stream_ends_the_generation_and_the_stack_recovers(
 
     async def scenario() -> dict:
         async with client.connect() as session:
-            accepted = await session.send(PROMPT, options={"max_tokens": 300})
+            # Long enough to be mid-stream when Redis dies, short enough that the worker, which
+            # finishes its task before it gives up on the broker, does not take minutes.
+            accepted = await session.send(PROMPT, options={"max_tokens": 120})
             generation_id = accepted["generation_id"]
             seen = await first_deltas(session, generation_id, 2)
         private_redis.kill()
