@@ -8,7 +8,12 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 # shellcheck disable=SC1091
 . .venv/bin/activate
-set -a; . ./.env; set +a
+# .env gives the defaults; a variable already in the environment wins, as in the settings
+# (config/settings.py loads .env the same way): `PORT=8001 make run` runs on port 8001.
+while IFS='=' read -r key value || [[ -n $key ]]; do
+    [[ $key =~ ^[A-Z][A-Z0-9_]*$ ]] || continue
+    [[ -v $key ]] || export "$key=$value"
+done < .env
 
 HOST=${HOST:-127.0.0.1}
 PORT=${PORT:-8000}

@@ -66,6 +66,20 @@ async def stream(
     )
 
 
+async def stream_stopped_after(seconds: float, engine: FakeEngine, layer: RecordingLayer) -> Any:
+    """Stream on the real clock; a stop arrives (as the listener would hear it) after `seconds`."""
+
+    async def stop_later() -> None:
+        await asyncio.sleep(seconds)
+        registry.request("gen-1")
+
+    stopper = asyncio.ensure_future(stop_later())
+    try:
+        return await stream(engine, layer, time.monotonic)
+    finally:
+        await stopper
+
+
 def assert_protocol(layer: RecordingLayer) -> None:
     for _, group, message in layer.sent:
         assert group == "gen.gen-1"
@@ -181,14 +195,8 @@ async def test_a_silent_engine_still_heartbeats_and_a_stop_ends_it(
     stream_settings.INFERENCE_HEARTBEAT_SECONDS = 0.05
     engine = FakeEngine(["Hi", " there", " and"], FakeClock(), stall_after=2)
 
-    async def stop_later() -> None:
-        await asyncio.sleep(0.5)
-        registry.request("gen-1")
-
-    stopper = asyncio.ensure_future(stop_later())
     started = time.monotonic()
-    ending = await stream(engine, layer, time.monotonic)
-    await stopper
+    ending = await stream_stopped_after(0.5, engine, layer)
 
     # No token came for 0.5 s, yet the heartbeat kept moving (one write per interval).
     assert len(store.checkpoints) >= 5
@@ -208,13 +216,7 @@ async def test_a_quiet_generation_tells_its_clients_it_is_alive_with_its_last_se
     stream_settings.INFERENCE_PROGRESS_SECONDS = 0.1
     engine = FakeEngine(["Hi", " there", " and"], FakeClock(), stall_after=2)
 
-    async def stop_later() -> None:
-        await asyncio.sleep(0.6)
-        registry.request("gen-1")
-
-    stopper = asyncio.ensure_future(stop_later())
-    await stream(engine, layer, time.monotonic)
-    await stopper
+    await stream_stopped_after(0.6, engine, layer)
 
     kinds = [message["type"] for _, _, message in layer.sent]
     progress = layer.events("generation.progress")
