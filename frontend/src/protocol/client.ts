@@ -255,9 +255,9 @@ export class ChatClient {
         this.heardAt.delete(stream.generationId);
         continue;
       }
-      const heard = this.heardAt.get(stream.generationId) ?? now;
-      if (now - heard >= this.stallTimeoutMs) this.subscribe(stream);
-      else if (!this.heardAt.has(stream.generationId)) this.heardAt.set(stream.generationId, now);
+      const heard = this.heardAt.get(stream.generationId);
+      if (heard === undefined) this.heardAt.set(stream.generationId, now); // the clock starts now
+      else if (now - heard >= this.stallTimeoutMs) this.subscribe(stream);
     }
   }
 
