@@ -20,6 +20,8 @@ COPY pyproject.toml README.md ./
 COPY config/ config/
 COPY accounts/ accounts/
 COPY chat/ chat/
+# The reference client, so that `python -m chatclient` can try a running container.
+COPY chatclient/ chatclient/
 COPY moderation/ moderation/
 COPY inference/ inference/
 COPY frontend/__init__.py frontend/apps.py frontend/urls.py frontend/views.py frontend/

@@ -224,7 +224,7 @@ def measure(
     process beside the stack, and its rounds alternate with the pipeline's: this machine's
     speed drifts by ±15% over minutes, and a drift then weighs on both sides alike."""
     from bench.engine import run_streams, start_engine
-    from chat.client import ChatClient
+    from chatclient.client import ChatClient
     from tests.support.stack import start_stack
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-stack-"))

@@ -19,8 +19,8 @@ import pytest
 import redis
 from websockets.exceptions import ConnectionClosedError
 
-from chat.client import ChatClient, ChatSession
 from chat.protocol import server_message_adapter
+from chatclient.client import ChatClient, ChatSession
 from tests.support.stack import Stack, free_port, start_stack
 
 pytestmark = pytest.mark.e2e

@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 
-from chat.client import ChatClient
 from chat.protocol import server_message_adapter
+from chatclient.client import ChatClient
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from chat.client import ChatClient, ResilientChat
 from chat.protocol import server_message_adapter
+from chatclient.client import ChatClient, ResilientChat
 from tests.support.stack import REPO, Stack
 
 pytestmark = pytest.mark.e2e
@@ -125,7 +125,7 @@ def test_concurrent_generation_slots_come_back_when_answers_end(live_stack: Stac
 
 def _cli(stack: Stack, client: ChatClient, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "chat.client", "--url", stack.base_url, *args],
+        [sys.executable, "-m", "chatclient", "--url", stack.base_url, *args],
         cwd=REPO,
         env={**os.environ, "CHAT_TOKEN": client.token or ""},
         stdout=subprocess.PIPE,

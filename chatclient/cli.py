@@ -1,7 +1,7 @@
-"""A command-line chat on the reference client: `python -m chat.client` (or `python -m chat`).
+"""A command-line chat on the reference client: `python -m chatclient`.
 
-    CHAT_URL=http://127.0.0.1:8000 python -m chat.client            # interactive
-    python -m chat.client --max-tokens 64 "Name three colours"      # one question, then exit
+    CHAT_URL=http://127.0.0.1:8000 python -m chatclient             # interactive
+    python -m chatclient --max-tokens 64 "Name three colours"       # one question, then exit
 
 Credentials: CHAT_TOKEN (a bearer token), or CHAT_EMAIL and CHAT_PASSWORD, or prompts. Answers
 stream as they are generated. Ctrl-C while an answer streams stops it (the text so far is
@@ -22,7 +22,7 @@ from typing import TextIO
 
 import websockets
 
-from chat.client import ApiRequestError, ChatClient, ResilientChat, StreamEvent
+from chatclient.client import ApiRequestError, ChatClient, ResilientChat, StreamEvent
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
@@ -32,7 +32,7 @@ EXIT_INTERRUPTED = 130
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m chat.client", description=__doc__.split("\n")[0]
+        prog="python -m chatclient", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--url", default=os.environ.get("CHAT_URL", "http://127.0.0.1:8000"))
     parser.add_argument("--email", default=os.environ.get("CHAT_EMAIL"))

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import websockets
 
-from chat.cli import Renderer, parse_args
-from chat.client import ChatClient, ResilientChat, StreamEvent, backoff_delays
+from chatclient.cli import Renderer, parse_args
+from chatclient.client import ChatClient, ResilientChat, StreamEvent, backoff_delays
 
 
 def test_backoff_grows_exponentially_up_to_the_cap_when_jitter_is_at_its_maximum() -> None:

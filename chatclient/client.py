@@ -16,7 +16,8 @@ answers it once), and resumes a stream with `generation.subscribe` from the last
 after a reconnect and also on an open connection whose stream went quiet: a running generation
 sends `generation.progress` whenever it has published nothing for a couple of seconds, so a
 stream silent for `stall_timeout`, or a progress ahead of the last delta, means lost frames.
-The command-line chat (`python -m chat.client`, see `chat/cli.py`) is built on it.
+The command-line chat (`python -m chatclient`, see `chatclient/cli.py`) is built on it; this
+module does not import it.
 """
 
 from __future__ import annotations
@@ -386,9 +387,3 @@ class ResilientChat:
         if session is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(session.close(), 1)
-
-
-if __name__ == "__main__":
-    from chat.cli import main
-
-    main()

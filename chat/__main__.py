@@ -1,3 +1,0 @@
-from chat.cli import main
-
-main()
