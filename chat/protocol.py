@@ -150,9 +150,14 @@ class ModerationBlocked(_Message):
 
 
 class ConversationUpdated(_Message):
+    """A conversation changed: created, titled, renamed, archived or unarchived, or deleted.
+    Sent to every connection of its owner; carries the conversation's state after the change."""
+
     type: Literal["conversation.updated"] = "conversation.updated"
     conversation_id: Id
     title: str
+    archived: bool = False
+    deleted: bool = False
 
 
 ErrorCode = Literal[

@@ -23,6 +23,13 @@ describe("decodeFrame", () => {
     expect(message).toEqual({ type: "generation.delta", generation_id: "g", seq: 1, text: "Hi" });
   });
 
+  it("accepts conversation.updated with or without archived and deleted (older servers)", () => {
+    const old = decodeFrame('{"type":"conversation.updated","conversation_id":"c","title":"T"}');
+    expect(old).toEqual({ type: "conversation.updated", conversation_id: "c", title: "T" });
+    const current = decodeFrame('{"type":"conversation.updated","conversation_id":"c","title":"T","archived":true,"deleted":false}');
+    expect(current).toMatchObject({ archived: true, deleted: false });
+  });
+
   it("tolerates fields added by a newer server", () => {
     const message = decodeFrame('{"type":"pong","server_time":123}');
     expect(message?.type).toBe("pong");
@@ -38,6 +45,8 @@ describe("decodeFrame", () => {
     ["a delta with a fractional seq", '{"type":"generation.delta","generation_id":"g","seq":1.5,"text":"x"}'],
     ["a done without text", '{"type":"generation.done","generation_id":"g","finish_reason":"stop"}'],
     ["an error with a numeric message", '{"type":"error","code":"busy","message":5}'],
+    ["a conversation.updated with a string archived", '{"type":"conversation.updated","conversation_id":"c","title":"T","archived":"yes"}'],
+    ["a conversation.updated with a null deleted", '{"type":"conversation.updated","conversation_id":"c","title":"T","deleted":null}'],
   ])("drops %s", (_label, data) => {
     expect(decodeFrame(data)).toBeNull();
   });

@@ -24,12 +24,17 @@ type Check = (value: unknown) => boolean;
 const isString: Check = (v) => typeof v === "string";
 const isNumber: Check = (v) => typeof v === "number" && Number.isFinite(v);
 const isOptString: Check = (v) => v === undefined || v === null || typeof v === "string";
+const isOptBoolean: Check = (v) => v === undefined || typeof v === "boolean";
 const isObject: Check = (v) => typeof v === "object" && v !== null && !Array.isArray(v);
 
-// Required fields per known server type. Unknown types and extra fields are allowed by the
-// protocol (additions only), so they are tolerated, but a known type with a missing or
-// mistyped field is dropped rather than allowed to corrupt client state.
-const SCHEMA: Record<ServerMessage["type"], Record<string, Check>> = {
+// Field checks per known server type (only fields the type declares: a typo does not compile).
+// Unknown types and extra fields are allowed by the protocol (additions only), so they are
+// tolerated, but a known type with a missing or mistyped field is dropped rather than allowed
+// to corrupt client state.
+type FieldChecks = {
+  [T in ServerMessage["type"]]: Partial<Record<keyof Extract<ServerMessage, { type: T }>, Check>>;
+};
+const SCHEMA: FieldChecks = {
   "chat.accepted": {
     request_id: isString,
     conversation_id: isString,
@@ -47,7 +52,7 @@ const SCHEMA: Record<ServerMessage["type"], Record<string, Check>> = {
   "generation.done": { generation_id: isString, finish_reason: isString, text: isString },
   "generation.error": { generation_id: isString, code: isString, text: isString },
   "moderation.blocked": { request_id: isOptString, generation_id: isOptString, message: isString },
-  "conversation.updated": { conversation_id: isString, title: isString },
+  "conversation.updated": { conversation_id: isString, title: isString, archived: isOptBoolean, deleted: isOptBoolean },
   error: { code: isString, message: isString, request_id: isOptString },
   pong: {},
 };
@@ -69,7 +74,7 @@ export function decodeFrame(data: unknown): ServerMessage | null {
   const type = record.type;
   if (typeof type !== "string" || !Object.hasOwn(SCHEMA, type)) return null;
   const fields = SCHEMA[type as ServerMessage["type"]];
-  for (const [name, check] of Object.entries(fields)) {
+  for (const [name, check] of Object.entries(fields) as [string, Check][]) {
     if (!check(record[name])) return null;
   }
   return value as ServerMessage;

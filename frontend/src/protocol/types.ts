@@ -1,5 +1,7 @@
 // The websocket wire format, version 1 (shared/PROTOCOL.md). Mirrors chat/protocol.py; the
 // server may add optional fields and new message types, so decoding ignores what it does not know.
+// Checked against the server's JSON Schema by `.venv/bin/pytest tests/frontend_contract` (in CI):
+// every message, field, optionality and type must agree with chat/protocol.py.
 
 export interface SendOptions {
   temperature?: number;
@@ -114,10 +116,17 @@ export interface ModerationBlocked {
   message: string;
 }
 
+/**
+ * A conversation changed (created, titled, renamed, archived or unarchived, deleted); sent to
+ * every connection of its owner with the conversation's state after the change. Servers before
+ * `archived`/`deleted` leave them out: absent means false.
+ */
 export interface ConversationUpdated {
   type: "conversation.updated";
   conversation_id: string;
   title: string;
+  archived?: boolean;
+  deleted?: boolean;
 }
 
 export type ErrorCode =

@@ -1,7 +1,7 @@
-import { beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { Backoff, ChatClient } from "../protocol";
 import { FakeSocket } from "../protocol/fake-socket.test-helper";
-import { ChatStore } from "./chat-store";
+import { ChatStore, type ConversationChange } from "./chat-store";
 import { pathTo } from "./tree";
 
 function setup() {
@@ -12,15 +12,17 @@ function setup() {
   });
   const created: string[] = [];
   const finished: string[] = [];
+  const changes: ConversationChange[] = [];
   const store = new ChatStore(client, {
     created: (id) => created.push(id),
     finished: (m) => finished.push(`${m.id}:${m.state}`),
+    updated: (change) => changes.push(change),
   });
   const drafts: string[] = [];
   store.onRestoreDraft((text) => drafts.push(text));
   client.connect();
   FakeSocket.latest().open();
-  return { client, store, created, finished, drafts, socket: FakeSocket.latest() };
+  return { client, store, created, finished, changes, drafts, socket: FakeSocket.latest() };
 }
 
 function accept(socket: FakeSocket, requestId: string, n: number, parent: string | null, conversation = "c1") {
@@ -44,6 +46,10 @@ const done = (generation_id: string, text: string, finish_reason = "stop") => ({
 
 beforeEach(() => {
   FakeSocket.instances = [];
+});
+
+afterEach(() => {
+  vi.unstubAllGlobals();
 });
 
 describe("ChatStore", () => {
@@ -175,5 +181,79 @@ describe("ChatStore", () => {
     store.send("q");
     store.send("again");
     expect(socket.sentOfType("chat.send")).toHaveLength(1);
+  });
+
+  describe("conversation.updated", () => {
+    function openC1(socket: FakeSocket, store: ChatStore) {
+      store.send("q");
+      accept(socket, socket.sentOfType("chat.send")[0].request_id as string, 1, null);
+      socket.receive(done("g1", "answer"));
+    }
+
+    it("retitles and marks the open conversation, and passes every change on", () => {
+      const { store, socket, changes } = setup();
+      openC1(socket, store);
+      socket.receive({ type: "conversation.updated", conversation_id: "c1", title: "Renamed", archived: true, deleted: false });
+      expect(store.getSnapshot()).toMatchObject({ conversationId: "c1", title: "Renamed", archived: true, status: "ready" });
+      expect(Object.keys(store.getSnapshot().messages)).toEqual(["u1", "a1"]);
+
+      socket.receive({ type: "conversation.updated", conversation_id: "c1", title: "Renamed", archived: false, deleted: false });
+      expect(store.getSnapshot().archived).toBe(false);
+      expect(changes).toEqual([
+        { id: "c1", title: "Renamed", archived: true, deleted: false },
+        { id: "c1", title: "Renamed", archived: false, deleted: false },
+      ]);
+    });
+
+    it("reads a server's message without archived and deleted as neither (older servers)", () => {
+      const { store, socket, changes } = setup();
+      openC1(socket, store);
+      socket.receive({ type: "conversation.updated", conversation_id: "c1", title: "A title" });
+      expect(store.getSnapshot()).toMatchObject({ title: "A title", archived: false, status: "ready" });
+      expect(changes).toEqual([{ id: "c1", title: "A title", archived: false, deleted: false }]);
+    });
+
+    it("a deleted open conversation is shown as deleted, with nothing left to send to", () => {
+      const { store, socket, changes } = setup();
+      store.setModel("large");
+      openC1(socket, store);
+      store.send("follow-up");
+      expect(store.isBusy()).toBe(true);
+
+      socket.receive({ type: "conversation.updated", conversation_id: "c1", title: "Gone", archived: false, deleted: true });
+
+      const snapshot = store.getSnapshot();
+      expect(snapshot).toMatchObject({ conversationId: "c1", status: "not_found", leafId: null, messages: {}, model: "large" });
+      expect(store.isBusy()).toBe(false);
+      expect(changes).toEqual([{ id: "c1", title: "Gone", archived: false, deleted: true }]);
+    });
+
+    it("a change to another conversation leaves the open one alone", () => {
+      const { store, socket, changes } = setup();
+      openC1(socket, store);
+      const before = store.getSnapshot();
+      socket.receive({ type: "conversation.updated", conversation_id: "c2", title: "Other", archived: true, deleted: true });
+      expect(store.getSnapshot()).toBe(before);
+      expect(changes).toEqual([{ id: "c2", title: "Other", archived: true, deleted: true }]);
+    });
+
+    it("a malformed archived or deleted drops the frame", () => {
+      const { store, socket, changes } = setup();
+      openC1(socket, store);
+      socket.receive({ type: "conversation.updated", conversation_id: "c1", title: "X", archived: "yes" });
+      socket.receive({ type: "conversation.updated", conversation_id: "c1", title: "X", deleted: null });
+      expect(store.getSnapshot().title).not.toBe("X");
+      expect(changes).toEqual([]);
+    });
+
+    it("an opened conversation is marked archived from the API", async () => {
+      const body = { id: "c7", title: "Old", model: null, updated_at: "2025-01-01T00:00:00Z", archived: true, messages: [], current_leaf_id: null };
+      vi.stubGlobal("fetch", vi.fn(async () => new Response(JSON.stringify(body), { status: 200 })));
+      const { store, socket } = setup();
+      await store.open("c7");
+      expect(store.getSnapshot()).toMatchObject({ conversationId: "c7", status: "ready", archived: true });
+      socket.receive({ type: "conversation.updated", conversation_id: "c7", title: "Old", archived: false });
+      expect(store.getSnapshot().archived).toBe(false);
+    });
   });
 });

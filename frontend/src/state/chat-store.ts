@@ -3,7 +3,7 @@
 // Streaming text does not pass through here: the UI reads it from the GenerationStream and
 // this store only records the final text once `generation.done` arrives.
 import { type ApiMessage, type Conversation, conversations, messages as messageApi } from "../api/rest";
-import type { ChatClient, ServerMessage } from "../protocol";
+import type { ChatClient, ConversationUpdated, ServerMessage } from "../protocol";
 import { FINAL_STATES, type MessageState, stateForError, stateForFinish } from "../protocol";
 import { type ChatMessage, defaultLeaf, deepestLeaf, indexChildren, type MessageMap, siblingInfo } from "./tree";
 import { readLocal, writeLocal } from "./local";
@@ -20,6 +20,8 @@ export interface Notice {
 export interface ChatSnapshot {
   conversationId: string | null;
   title: string;
+  /** The open conversation is archived (from the API, then from `conversation.updated`). */
+  archived: boolean;
   messages: MessageMap;
   leafId: string | null;
   status: "empty" | "loading" | "ready" | "not_found" | "error";
@@ -31,17 +33,28 @@ export interface ChatSnapshot {
   systemPrompt: string;
 }
 
+/** A `conversation.updated` with absent fields (servers before them) read as false. */
+export interface ConversationChange {
+  id: string;
+  title: string;
+  archived: boolean;
+  deleted: boolean;
+}
+
 export interface ChatStoreEvents {
   /** A new conversation got its id (first accepted message). */
   created?(conversationId: string, title: string): void;
   /** An answer reached a final state: for the aria-live announcement. */
   finished?(message: ChatMessage): void;
-  titled?(conversationId: string, title: string): void;
+  /** A conversation changed, here or elsewhere (another tab, another device): created, titled,
+   * renamed, archived or unarchived, or deleted. */
+  updated?(change: ConversationChange): void;
 }
 
 const EMPTY: ChatSnapshot = {
   conversationId: null,
   title: "New chat",
+  archived: false,
   messages: {},
   leafId: null,
   status: "empty",
@@ -176,6 +189,7 @@ export class ChatStore {
     this.set({
       conversationId: conversation.id,
       title: conversation.title || "Untitled",
+      archived: Boolean(conversation.archived),
       messages,
       leafId,
       status: "ready",
@@ -302,12 +316,30 @@ export class ChatStore {
         }
         return;
       case "conversation.updated":
-        if (message.conversation_id === this.snapshot.conversationId) this.set({ title: message.title });
-        this.events.titled?.(message.conversation_id, message.title);
-        return;
+        return this.onConversationUpdated(message);
       default:
         return;
     }
+  }
+
+  private onConversationUpdated(message: ConversationUpdated): void {
+    const change: ConversationChange = {
+      id: message.conversation_id,
+      title: message.title,
+      archived: message.archived === true,
+      deleted: message.deleted === true,
+    };
+    if (change.id === this.snapshot.conversationId) {
+      if (change.deleted) {
+        // Deleted (here or elsewhere): nothing is left to show or to answer in; as when a
+        // deleted conversation is opened. A load still under way is dropped.
+        this.loadToken += 1;
+        this.set({ ...EMPTY, conversationId: change.id, title: "", status: "not_found", model: this.snapshot.model });
+      } else {
+        this.set({ title: change.title, archived: change.archived });
+      }
+    }
+    this.events.updated?.(change);
   }
 
   private ownsRequest(requestId: string): boolean {

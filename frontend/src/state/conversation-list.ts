@@ -58,9 +58,9 @@ export class ConversationList {
     }
   }
 
-  /** A conversation was created or answered: show it first. */
+  /** A conversation was created or answered: show it first (in the list of active ones). */
   bump(conversation: Pick<ConversationSummary, "id"> & Partial<ConversationSummary>): void {
-    if (this.snapshot.archived || this.snapshot.query) return;
+    if (this.snapshot.archived || this.snapshot.query || conversation.archived) return;
     const existing = this.snapshot.items.find((c) => c.id === conversation.id);
     const item: ConversationSummary = {
       title: "New chat",
@@ -71,6 +71,22 @@ export class ConversationList {
       updated_at: new Date().toISOString(),
     };
     this.set({ items: [item, ...this.snapshot.items.filter((c) => c.id !== conversation.id)] });
+  }
+
+  /**
+   * The server said a conversation changed (`conversation.updated`, from this tab or another):
+   * a deleted one leaves the list; one archived or unarchived leaves the view it no longer
+   * belongs to, as after `setArchived` (the other view has it when next loaded); otherwise its
+   * title is updated. One the list has not loaded is left to the next load.
+   */
+  applyChange(change: { id: string; title: string; archived: boolean; deleted: boolean }): void {
+    const { items, archived } = this.snapshot;
+    if (!items.some((c) => c.id === change.id)) return;
+    if (change.deleted || change.archived !== archived) {
+      this.set({ items: items.filter((c) => c.id !== change.id) });
+    } else {
+      this.set({ items: items.map((c) => (c.id === change.id ? { ...c, title: change.title } : c)) });
+    }
   }
 
   retitle(id: string, title: string): void {

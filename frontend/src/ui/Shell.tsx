@@ -61,12 +61,12 @@ export function Shell({ user, route, onSignedOut }: Props) {
         list.bump({ id, title });
         navigate({ name: "chat", conversationId: id }, { replace: true });
       },
-      titled: (id, title) => list.retitle(id, title),
+      updated: (change) => list.applyChange(change),
       finished: (message) => {
         // A new string each time, so the same words twice are still announced.
         setAnnouncement(`${announcementFor(message)}\u200b`.slice(0, 400));
-        const id = store.getSnapshot().conversationId;
-        if (id) list.bump({ id, title: store.getSnapshot().title });
+        const { conversationId: id, title, archived } = store.getSnapshot();
+        if (id) list.bump({ id, title, archived });
       },
     });
     return { client, store, list };
