@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 
 from accounts.decorators import login_required_api
-from chat import selectors, services
+from chat import events, selectors, services
 from chat.errors import ChatError
 from config.api import NotFound, api_view, json_body
 
@@ -141,8 +141,11 @@ def conversations(request: HttpRequest) -> JsonResponse:
 def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpResponse:
     owner_id = _owner(request)
     if request.method == "DELETE":
+        conversation = _conversation_or_404(request, conversation_id)
         if not services.conversation_delete(conversation_id=conversation_id, owner_id=owner_id):
             raise NotFound("conversation")
+        # The user's other tabs and devices drop it from their lists.
+        events.to_user_sync(owner_id, events.conversation_updated(conversation | {"deleted": True}))
         return HttpResponse(status=204)
     if request.method == "PATCH":
         data = json_body(request)
@@ -170,6 +173,8 @@ def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpRespo
         )
         if updated is None:
             raise NotFound("conversation")
+        # The user's other tabs and devices show the new title or archive state.
+        events.to_user_sync(owner_id, events.conversation_updated(updated))
         return JsonResponse(conversation_json(updated))
     conversation = _conversation_or_404(request, conversation_id)
     return JsonResponse(

@@ -26,19 +26,19 @@ from django.conf import settings
 from pydantic import BaseModel, ValidationError
 
 from accounts.ws_auth import accept_or_reject
-from chat import flags, limits
+from chat import events, limits
 from chat.errors import ChatError
-from chat.generation import (
+from chat.events import generation_group, user_group
+from chat.generation import deltas, stop
+from chat.generation.admission import (
     InputBlocked,
     Prepared,
     chat_send_prepare,
     content_check,
-    generation_group,
     generation_regenerate_prepare,
-    generation_stop,
     prepared_and_dispatched,
-    user_group,
 )
+from chat.generation.replay import replay as generation_replay
 from chat.protocol import (
     ChatSend,
     ClientMessage,
@@ -54,7 +54,6 @@ from chat.protocol import (
     parse_client_message,
     validation_summary,
 )
-from chat.replay import generation_replay
 from chat.store import new_id
 from moderation.prefetch import input_prefetched
 
@@ -197,7 +196,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     message=message,
                 )
         elif isinstance(message, GenerationStop):
-            await database_sync_to_async(generation_stop)(
+            await database_sync_to_async(stop.request)(
                 owner_id=self.user.pk, generation_id=message.generation_id
             )
         elif isinstance(message, GenerationRegenerate):
@@ -237,8 +236,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send_message(accepted)
         if prepared.conversation_updated is not None:
             # To every connection of the user (other tabs list the new conversation too).
-            await self.channel_layer.group_send(
-                user_group(self.user.pk), prepared.conversation_updated.model_dump(mode="json")
+            await events.to_user(
+                self.user.pk, prepared.conversation_updated, layer=self.channel_layer
             )
         if prepared.dispatch is None:
             # Already started by the first request: follow it like a resuming client.
@@ -301,7 +300,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=json.dumps(event, ensure_ascii=False))
 
     async def catch_up(self, generation_id: str, *, after_seq: int) -> None:
-        missed = await sync_to_async(flags.generation_deltas_after, thread_sensitive=False)(
+        missed = await sync_to_async(deltas.after, thread_sensitive=False)(
             generation_id=generation_id, after_seq=after_seq
         )
         for seq, text in missed or ():
@@ -331,10 +330,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         await self.unfollow_generation(generation_id)
         await self.send(text_data=json.dumps(event, ensure_ascii=False))
-        # Free the user's concurrent-generation slot now rather than at the next reconcile.
-        await sync_to_async(limits.generation_slot_release, thread_sensitive=False)(
-            owner_id=self.user.pk, token_or_generation_id=generation_id
-        )
 
     async def send_message(self, message: BaseModel) -> None:
         await self.send(text_data=message.model_dump_json(exclude_none=False))

@@ -2,11 +2,10 @@
 
 - Messages per minute (moving window) and per day (the quota), counted by the `limits` library,
   whose Redis storage updates each window with one atomic script.
-- Concurrent generations and open websocket connections: one sorted set per user whose members
-  are generation ids (or connection channel names) scored by their expiry time, changed only by
-  one atomic script. A process that dies without releasing its slot leaks it for at most the
-  slot's lifetime; generation slots are also reconciled with the store when a user is at the
-  limit, so a generation that ended anywhere frees its slot at once.
+- Slots: concurrent generations (`chat.generation.slots`) and open websocket connections, one
+  sorted set per user whose members are generation ids (or connection channel names) scored by
+  their expiry time, changed only by one atomic script (`slot_acquire`). A process that dies
+  without releasing its slot leaks it for at most the slot's lifetime.
 
 Every key starts with the cache's key prefix (`CACHE_KEY_PREFIX`), so deployments (and test
 runs) sharing one Redis never see each other's counters.
@@ -16,8 +15,6 @@ from __future__ import annotations
 
 import math
 import time
-import uuid
-from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -27,14 +24,8 @@ from limits.storage import RedisStorage
 from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
 
 from chat.errors import ChatError
-from chat.flags import as_text, redis_client
+from chat.redis_client import redis_client
 
-# A reserved generation slot that never became a stored generation (the process died between
-# the two) is released after this long.
-PENDING_SLOT_SECONDS = 60
-# Seconds a refused client is asked to wait before starting another generation; a generation of
-# the default model usually ends within a few seconds.
-GENERATION_SLOT_RETRY_AFTER = 2
 # An open connection re-registers itself this often; its entry expires after three misses.
 CONNECTION_REFRESH_SECONDS = 60
 CONNECTION_TTL_SECONDS = 3 * CONNECTION_REFRESH_SECONDS
@@ -153,74 +144,10 @@ def _slot_script() -> Any:
     return redis_client().register_script(_SLOT_ACQUIRE)
 
 
-def _slot_acquire(
+def slot_acquire(
     slots: str, *, member: str, limit: int, lifetime: float, replace: str = ""
 ) -> bool:
     return bool(_slot_script()(keys=[slots], args=[member, limit, lifetime, replace]))
-
-
-def _generation_slots_key(owner_id: int) -> str:
-    return key("generations", owner_id)
-
-
-def _generation_slot_seconds() -> int:
-    # A backstop only: a generation cannot run longer than the task limit, and it may wait in
-    # the queue about as long again before it starts.
-    return 2 * settings.INFERENCE_TASK_TIME_LIMIT_SECONDS + 60
-
-
-def generation_slot_reserve(*, owner_id: int, is_running: Callable[[str], bool]) -> str:
-    """Reserve one of the user's concurrent-generation slots; return the reservation's token.
-
-    `is_running(generation_id)` tells, from the store, whether a counted generation is still
-    queued or streaming; it is asked only when the user is at the limit, and generations that
-    ended are released before the user is refused with `rate_limited`.
-    """
-    limit = settings.CHAT_MAX_CONCURRENT_GENERATIONS
-    slots = _generation_slots_key(owner_id)
-    token = f"pending:{uuid.uuid4().hex}"
-    if _slot_acquire(slots, member=token, limit=limit, lifetime=PENDING_SLOT_SECONDS):
-        return token
-    client = redis_client()
-    ended = [
-        member
-        for member in (as_text(raw) for raw in client.zrange(slots, 0, -1))
-        if not member.startswith("pending:") and not is_running(member)
-    ]
-    if ended:
-        client.zrem(slots, *ended)
-        if _slot_acquire(slots, member=token, limit=limit, lifetime=PENDING_SLOT_SECONDS):
-            return token
-    raise ChatError(
-        "rate_limited",
-        f"At most {limit} answers can be generated at once. Wait for one to finish.",
-        retry_after=GENERATION_SLOT_RETRY_AFTER,
-    )
-
-
-def generation_slot_confirm(*, owner_id: int, token: str, generation_id: str) -> None:
-    """Turn a reservation into the slot of the stored generation `generation_id`."""
-    _slot_acquire(
-        _generation_slots_key(owner_id),
-        member=generation_id,
-        # The reservation already holds the room, so this never refuses.
-        limit=settings.CHAT_MAX_CONCURRENT_GENERATIONS + 1,
-        lifetime=_generation_slot_seconds(),
-        replace=token,
-    )
-
-
-def generation_slot_release(*, owner_id: int, token_or_generation_id: str) -> None:
-    """Free a slot: when a generation ends, or when a reservation is not used."""
-    redis_client().zrem(_generation_slots_key(owner_id), token_or_generation_id)
-
-
-def generation_slots_held(*, owner_id: int) -> list[str]:
-    """The generation ids (and pending reservations) counted against the user now."""
-    slots = _generation_slots_key(owner_id)
-    client = redis_client()
-    client.zremrangebyscore(slots, "-inf", time.time())
-    return [as_text(raw) for raw in client.zrange(slots, 0, -1)]
 
 
 def _connections_key(owner_id: int) -> str:
@@ -229,7 +156,7 @@ def _connections_key(owner_id: int) -> str:
 
 def connection_register(*, owner_id: int, channel_name: str) -> bool:
     """Count an open websocket (or refresh it); False when the user has too many open."""
-    return _slot_acquire(
+    return slot_acquire(
         _connections_key(owner_id),
         member=channel_name,
         limit=settings.CHAT_MAX_CONNECTIONS_PER_USER,

@@ -21,8 +21,6 @@ from chat import selectors
 from chat.errors import ChatError
 from chat.store import CONVERSATIONS, MESSAGES, document_out, get_db, new_id, now
 
-FINAL_STATES = frozenset({"complete", "stopped", "interrupted", "failed", "moderated"})
-LIVE_STATES = ["queued", "streaming"]
 TITLE_MAX_CHARS = 200
 # Where a conversation's title came from (`title_source`).
 TITLE_PROVISIONAL, TITLE_BY_MODEL, TITLE_BY_USER = "first_message", "model", "user"
@@ -37,7 +35,7 @@ def _invalid(field: str, problem: str) -> ChatError:
     return ChatError("bad_request", f"{field}: {problem}", fields={field: [problem]})
 
 
-def _owner(owner_id: int) -> int:
+def owner_checked(owner_id: int) -> int:
     # A user object or "1" in a filter would silently match nothing, or the wrong thing.
     if not isinstance(owner_id, int) or isinstance(owner_id, bool):
         raise TypeError("owner_id must be the user's integer primary key")
@@ -71,7 +69,7 @@ def _model(model: Any) -> str:
     return model
 
 
-def _live_conversation(conversation_id: str, owner_id: int) -> dict[str, Any]:
+def live_conversation(conversation_id: str, owner_id: int) -> dict[str, Any]:
     return {"_id": conversation_id, "owner_id": owner_id, "deleted": {"$ne": True}}
 
 
@@ -84,7 +82,7 @@ def conversation_create(
     moment = now()
     document = {
         "_id": new_id(),
-        "owner_id": _owner(owner_id),
+        "owner_id": owner_checked(owner_id),
         "title": _title(title),
         # Provisional: the first message, until the model titles the first exchange
         # (inference.titles) or the user renames it ("user"; never overwritten then).
@@ -112,7 +110,7 @@ def conversation_update(
 ) -> dict | None:
     """Rename, archive or unarchive, change the system prompt ("" clears it). None: no such
     conversation. Does not move the conversation in the list (only new messages do)."""
-    _owner(owner_id)
+    owner_checked(owner_id)
     changes: dict[str, Any] = {}
     if title is not None:
         changes["title"] = _title(title)
@@ -128,7 +126,7 @@ def conversation_update(
     if not changes:
         return selectors.conversation_get(conversation_id=conversation_id, owner_id=owner_id)
     document = get_db()[CONVERSATIONS].find_one_and_update(
-        _live_conversation(conversation_id, owner_id),
+        live_conversation(conversation_id, owner_id),
         {"$set": changes},
         return_document=ReturnDocument.AFTER,
     )
@@ -138,11 +136,11 @@ def conversation_update(
 def conversation_title_generated(*, conversation_id: str, owner_id: int, title: str) -> dict | None:
     """Replace a provisional title with the model's. None when there is no such conversation
     or its title is no longer provisional (the user renamed it, or it was titled already)."""
-    _owner(owner_id)
+    owner_checked(owner_id)
     if not selectors.valid_id(conversation_id):
         return None
     document = get_db()[CONVERSATIONS].find_one_and_update(
-        _live_conversation(conversation_id, owner_id)
+        live_conversation(conversation_id, owner_id)
         | {"title_source": {"$nin": [TITLE_BY_USER, TITLE_BY_MODEL]}},
         {"$set": {"title": _title(title), "title_source": TITLE_BY_MODEL}},
         return_document=ReturnDocument.AFTER,
@@ -153,11 +151,11 @@ def conversation_title_generated(*, conversation_id: str, owner_id: int, title: 
 def conversation_delete(*, conversation_id: str, owner_id: int) -> bool:
     """Soft delete: the conversation and its messages disappear from every list, lookup and
     search, and its running generations can no longer write. False: no such conversation."""
-    _owner(owner_id)
+    owner_checked(owner_id)
     if not selectors.valid_id(conversation_id):
         return False
     db = get_db()
-    if db[CONVERSATIONS].find_one(_live_conversation(conversation_id, owner_id)) is None:
+    if db[CONVERSATIONS].find_one(live_conversation(conversation_id, owner_id)) is None:
         return False
     moment = now()
     # Messages first: should this stop half-way, the conversation is still listed and a
@@ -167,7 +165,7 @@ def conversation_delete(*, conversation_id: str, owner_id: int) -> bool:
         {"$set": {"deleted": True, "updated_at": moment}},
     )
     result = db[CONVERSATIONS].update_one(
-        _live_conversation(conversation_id, owner_id),
+        live_conversation(conversation_id, owner_id),
         {"$set": {"deleted": True, "deleted_at": moment, "current_leaf_id": None}},
     )
     return result.modified_count == 1
@@ -192,7 +190,7 @@ def _message_insert(*, conversation_id: str, owner_id: int, document: dict[str, 
     """Number the message in its conversation, store it, and make it the current leaf."""
     db = get_db()
     conversation = db[CONVERSATIONS].find_one_and_update(
-        _live_conversation(conversation_id, owner_id),
+        live_conversation(conversation_id, owner_id),
         {"$inc": {"message_count": 1}},
         return_document=ReturnDocument.AFTER,
     )
@@ -217,7 +215,7 @@ def _message_insert(*, conversation_id: str, owner_id: int, document: dict[str, 
         )
         raise
     db[CONVERSATIONS].update_one(
-        _live_conversation(conversation_id, owner_id),
+        live_conversation(conversation_id, owner_id),
         {"$set": {"current_leaf_id": document["_id"], "updated_at": moment}},
     )
     return document_out(document)  # type: ignore[return-value]
@@ -237,7 +235,7 @@ def message_create_user(
     Raises `DuplicateKeyError` when this owner already used `request_id` (look the original
     up with `selectors.message_by_request`), `ChatError` for a missing conversation or parent.
     """
-    _owner(owner_id)
+    owner_checked(owner_id)
     if not isinstance(content, str) or not content.strip():
         raise _invalid("content", "must not be empty")
     if len(content) > settings.CHAT_MAX_CONTENT_CHARS:
@@ -275,11 +273,13 @@ def message_create_assistant(
     model: str,
     options: dict | None = None,
     generation_id: str | None = None,
+    queue: str | None = None,
 ) -> dict:
     """A queued answer to the user message `parent_id`, with a new `generation_id` (or the one
     given, chosen by the caller with `new_id()`); it becomes the conversation's current leaf.
-    `options` (temperature, max_tokens, system_prompt) are stored for the worker."""
-    _owner(owner_id)
+    `options` (temperature, max_tokens, system_prompt) are stored for the worker, and `queue`,
+    the model queue it waits on, for whoever ends it (see `chat.generation.lifecycle`)."""
+    owner_checked(owner_id)
     if generation_id is not None and not selectors.valid_id(generation_id):
         raise _invalid("generation_id", "must be an id")
     if options is not None and not isinstance(options, dict):
@@ -304,108 +304,9 @@ def message_create_assistant(
         "finish_reason": None,
         "heartbeat_at": now(),
     }
+    if queue is not None:
+        document["queue"] = queue
     return _message_insert(conversation_id=conversation_id, owner_id=owner_id, document=document)
-
-
-def _live_generation(generation_id: str, owner_id: int) -> dict[str, Any]:
-    return {
-        "generation_id": generation_id,
-        "owner_id": owner_id,
-        "deleted": {"$ne": True},
-        "state": {"$in": LIVE_STATES},
-    }
-
-
-def generation_checkpoint(
-    *,
-    generation_id: str,
-    owner_id: int,
-    text: str,
-    seq: int,
-    seq_offsets: list[int] | None = None,
-    usage: dict | None = None,
-) -> None:
-    """Save the text so far (state `streaming`, fresh heartbeat). Ignored once the generation
-    is final, and for a checkpoint older than the stored one. `usage` so far lets the reaper
-    bill an interrupted generation."""
-    _owner(owner_id)
-    if not selectors.valid_id(generation_id):
-        return
-    moment = now()
-    changes: dict[str, Any] = {
-        "content": text,
-        "seq": seq,
-        "state": "streaming",
-        "heartbeat_at": moment,
-        "updated_at": moment,
-    }
-    if seq_offsets is not None:
-        changes["seq_offsets"] = list(seq_offsets)
-    if usage is not None:
-        changes["usage"] = _usage(usage)
-    query = _live_generation(generation_id, owner_id) | {"seq": {"$lte": seq}}
-    get_db()[MESSAGES].update_one(query, {"$set": changes})
-
-
-def _usage(usage: dict | None) -> dict[str, int] | None:
-    if usage is None:
-        return None
-    return {
-        "prompt_tokens": int(usage.get("prompt_tokens") or 0),
-        "completion_tokens": int(usage.get("completion_tokens") or 0),
-    }
-
-
-def generation_finish(
-    *,
-    generation_id: str,
-    owner_id: int,
-    text: str,
-    state: str,
-    finish_reason: str | None,
-    usage: dict | None,
-    seq: int,
-    seq_offsets: list[int] | None = None,
-    error: str | None = None,
-    moderation: dict | None = None,
-) -> dict | None:
-    """Write the final text, state, finish reason and usage, once: None when the generation
-    was already final (a redelivered task, a stop or the reaper came first) or does not exist.
-    `error` is the message a client sees for `failed`/`interrupted`; `moderation` marks an
-    answer cut by output moderation (`{"categories": [...], "message": ...}`)."""
-    _owner(owner_id)
-    if state not in FINAL_STATES:
-        raise ValueError(f"state must be one of {sorted(FINAL_STATES)}, not {state!r}")
-    if not selectors.valid_id(generation_id):
-        return None
-    moment = now()
-    changes: dict[str, Any] = {
-        "content": text,
-        "state": state,
-        "finish_reason": finish_reason,
-        "usage": _usage(usage),
-        "seq": seq,
-        "heartbeat_at": moment,
-        "updated_at": moment,
-    }
-    if seq_offsets is not None:
-        changes["seq_offsets"] = list(seq_offsets)
-    if error is not None:
-        changes["error"] = error
-    if moderation is not None:
-        changes["moderation"] = dict(moderation)
-    db = get_db()
-    document = db[MESSAGES].find_one_and_update(
-        _live_generation(generation_id, owner_id),
-        {"$set": changes},
-        return_document=ReturnDocument.AFTER,
-    )
-    if document is None:
-        return None
-    db[CONVERSATIONS].update_one(
-        _live_conversation(document["conversation_id"], owner_id), {"$set": {"updated_at": moment}}
-    )
-    return document_out(document)
 
 
 def message_feedback_set(
@@ -413,7 +314,7 @@ def message_feedback_set(
 ) -> dict | None:
     """The user's rating (1 or -1) and comment on an assistant message; a new one replaces the
     old. None: no such message."""
-    _owner(owner_id)
+    owner_checked(owner_id)
     if isinstance(rating, bool) or rating not in FEEDBACK_RATINGS:
         raise _invalid("rating", "must be 1 or -1")
     if not isinstance(comment, str):

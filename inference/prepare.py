@@ -5,7 +5,6 @@ the vLLM priority, and what happened while it waited (a stop, a lost earlier att
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -17,7 +16,9 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.utils import timezone
 
-from chat.services import FINAL_STATES
+from chat import selectors
+from chat.generation import stop, waiting
+from chat.generation.record import FINAL_STATES
 from inference import engine as engine_module
 from inference.engine import EngineSpec
 from inference.models import LanguageModel
@@ -28,11 +29,6 @@ logger = logging.getLogger(__name__)
 # accounts.User.priority: 0 low, 5 normal, 9 high. vLLM serves the LOWEST value first.
 DEFAULT_USER_PRIORITY = 5
 MAX_USER_PRIORITY = 9
-
-
-def _chat(module: str) -> Any:
-    """`chat.selectors` / `chat.flags`, looked up at call time (the store is chat's)."""
-    return importlib.import_module(f"chat.{module}")
 
 
 class GenerationRefused(Exception):
@@ -188,10 +184,9 @@ def _started_elsewhere(message: dict[str, Any]) -> bool:
 def _leave_waiting_queue(queue: str, generation_id: str) -> list[str]:
     """Take the generation out of the waiting queue; the ones now first (for their new
     positions). Redis trouble must not stop the answer: positions are advisory."""
-    flags = _chat("flags")
     try:
-        flags.waiting_remove(queue=queue, generation_id=generation_id)
-        return list(flags.waiting_first(queue=queue, count=POSITION_FANOUT))
+        waiting.remove(queue=queue, generation_id=generation_id)
+        return waiting.first(queue=queue, count=POSITION_FANOUT)
     except Exception:
         logger.warning("could not update the waiting queue %s", queue, exc_info=True)
         return []
@@ -199,7 +194,7 @@ def _leave_waiting_queue(queue: str, generation_id: str) -> list[str]:
 
 def _stop_requested(generation_id: str) -> bool:
     try:
-        return bool(_chat("flags").generation_stop_requested(generation_id=generation_id))
+        return stop.requested(generation_id=generation_id)
     except Exception:
         logger.warning("could not read the stop flag of %s", generation_id, exc_info=True)
         return False
@@ -218,7 +213,6 @@ def generation_prepare(
     final, to be billed if it is not yet. `Abandoned`: a dead attempt's generation, to be
     interrupted. Raises `GenerationRefused`.
     """
-    selectors = _chat("selectors")
     message = selectors.message_by_generation(generation_id=generation_id, owner_id=owner_id)
     if message is None:
         logger.warning("generation %s of owner %s not found", generation_id, owner_id)

@@ -12,7 +12,6 @@ reapers may run at once: the store's single final write decides which one ends e
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,10 +19,11 @@ from typing import Any
 
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
-from inference.services import generation_end, stored_ending
+from chat import selectors
+from chat.generation.record import Ending
+from inference.services import generation_end
 
 logger = logging.getLogger(__name__)
 
@@ -51,24 +51,9 @@ def queued_timeout_seconds() -> int:
 
 
 def _stale(*, before: datetime, states: tuple[str, ...]) -> list[dict[str, Any]]:
-    selectors = importlib.import_module("chat.selectors")
     return list(
         selectors.generation_list_stale(heartbeat_before=before, states=states, limit=BATCH)
     )
-
-
-def _forget_waiting(message: dict[str, Any]) -> None:
-    from chat import flags
-    from inference.selectors import model_get_enabled
-
-    try:
-        model = model_get_enabled(name=message.get("model"))
-        if model is not None:
-            flags.waiting_remove(queue=model.queue, generation_id=message["generation_id"])
-    except Exception:
-        logger.warning("could not drop %s from its queue", message["generation_id"], exc_info=True)
-    finally:
-        connection.close()
 
 
 async def generations_reap(
@@ -92,11 +77,9 @@ async def generations_reap(
             _stale, before=now - timedelta(seconds=age), states=(state,)
         )
         for message in found:
-            ending = stored_ending(message, state="interrupted", error_message=message_text)
+            ending = Ending.from_document(message, state="interrupted", error_message=message_text)
             # Billed before the clients hear: a reaper that dies in between is not retried.
             if await generation_end(ending, layer=layer, bill_first=True):
                 counts[state] += 1
                 logger.warning("reaped %s generation %s", state, message["generation_id"])
-                if state == "queued":
-                    await asyncio.to_thread(_forget_waiting, message)
     return ReapResult(**counts)

@@ -1,53 +1,33 @@
-"""Writes of the inference app, and the one place where a generation ends.
+"""Writes of the inference app: usage records, and the worker's side of a generation's end.
 
 `generation_end` is called for every ending: complete, stopped, moderated, failed (engine
 error, timeout) and interrupted (the reaper, or a redelivered task that finds a dead attempt).
-It writes the final state to the store once (the store refuses a second final write), and only
-the caller whose write won goes on to tell the generation's subscribers and record usage (unique
-per generation). So a redelivered task, two reapers or a stop racing the natural end never
-produce two records or two closing messages. The worker tells the client first and bills after;
-a redelivered task bills an ended generation whose worker died in between.
+It ends the generation in the store once (`chat.generation.lifecycle.finish`, which also frees
+its slot), and only the caller whose write won goes on to tell the generation's subscribers
+and record usage (unique per generation). So a redelivered task, two reapers or a stop racing
+the natural end never produce two records or two closing messages. The worker tells the client
+first and bills after; a redelivered task bills an ended generation whose worker died between.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import importlib
 import logging
-from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.db import IntegrityError, connection
 
-from chat.protocol import (
-    GenerationDone,
-    GenerationError,
-    GenerationQueued,
-    ModerationBlocked,
-    Usage,
-)
+from chat import events
+from chat.generation import lifecycle
+from chat.generation.record import Ending, GenerationDocument
+from chat.protocol import GenerationQueued
 from inference.models import LanguageModel, UsageRecord
 from inference.titles import TITLED_STATES, title_dispatch
 
 logger = logging.getLogger(__name__)
 
 COST_QUANTUM = Decimal("0.000001")
-# Closing messages are retried for about this long (a Redis restart); deltas are not.
-FINAL_SEND_ATTEMPTS = 6
-FINAL_SEND_FIRST_WAIT = 0.2
-
-# Final store state -> the generation.error code sent for it.
-ERROR_STATES = {"failed", "interrupted"}
-
-
-def _chat_services() -> Any:
-    return importlib.import_module("chat.services")
-
-
-def group_name(generation_id: str) -> str:
-    return f"gen.{generation_id}"
 
 
 # --- usage ---------------------------------------------------------------------------------------
@@ -112,84 +92,9 @@ def usage_record_create(
 # --- endings -------------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class Ending:
-    """How one generation ended, with everything the store, the bill and the client need."""
-
-    generation_id: str
-    owner_id: int
-    state: str  # complete | stopped | moderated | failed | interrupted
-    text: str
-    seq: int
-    finish_reason: str | None = None  # protocol finish_reason (done-like endings)
-    error_code: str | None = None  # protocol generation.error code (failed, interrupted)
-    error_message: str | None = None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    seq_offsets: list[int] | None = None
-    model_name: str = ""
-    conversation_id: str = ""
-    time_to_first_token_ms: int | None = None
-    duration_ms: int = 0
-    categories: list[str] = field(default_factory=list)  # moderated only
-    moderation_message: str = ""
-
-    @property
-    def usage(self) -> dict[str, int]:
-        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens}
-
-    @property
-    def billed_reason(self) -> str:
-        return self.error_code or self.finish_reason or self.state
-
-    def events(self) -> list[dict[str, Any]]:
-        """The closing protocol messages, in order."""
-        if self.state in ERROR_STATES:
-            error = GenerationError(
-                generation_id=self.generation_id,
-                code=self.error_code or "engine_error",  # type: ignore[arg-type]
-                message=self.error_message or "The answer could not be completed.",
-                text=self.text,
-            )
-            return [error.model_dump(mode="json")]
-        done = GenerationDone(
-            generation_id=self.generation_id,
-            finish_reason=self.finish_reason or "stop",  # type: ignore[arg-type]
-            text=self.text,
-            usage=Usage(**self.usage),
-        ).model_dump(mode="json")
-        if self.state != "moderated":
-            return [done]
-        blocked = ModerationBlocked(
-            generation_id=self.generation_id,
-            categories=self.categories,
-            message=self.moderation_message,
-        ).model_dump(mode="json")
-        return [blocked, done]
-
-
-def generation_final_write(ending: Ending) -> dict[str, Any] | None:
-    """The store's final write: the final message, or None when somebody else ended it first
-    (and billed it, and told the clients). Synchronous."""
-    return _chat_services().generation_finish(
-        generation_id=ending.generation_id,
-        owner_id=ending.owner_id,
-        text=ending.text,
-        state=ending.state,
-        finish_reason=ending.finish_reason,
-        usage=ending.usage,
-        seq=ending.seq,
-        seq_offsets=ending.seq_offsets,
-        error=ending.error_message if ending.state in ERROR_STATES else None,
-        moderation=(
-            {"categories": ending.categories, "message": ending.moderation_message}
-            if ending.state == "moderated"
-            else None
-        ),
-    )
-
-
-def generation_bill(ending: Ending, final: dict[str, Any], *, settling: bool = False) -> bool:
+def generation_bill(
+    ending: Ending, final: GenerationDocument | dict[str, Any], *, settling: bool = False
+) -> bool:
     """The usage record of an ended generation and, after a first answer, its title. True when
     this call wrote the record. `settling`: a redelivered task's check of an ended generation,
     which titles only when the record was missing (its first attempt died before both).
@@ -214,52 +119,10 @@ def generation_bill(ending: Ending, final: dict[str, Any], *, settling: bool = F
         if created is not None and settling:
             logger.warning("billed %s on redelivery: its worker died before", ending.generation_id)
         if ending.state in TITLED_STATES and (created is not None or not settling):
-            title_dispatch(final=final, owner_id=ending.owner_id)
+            title_dispatch(final=dict(final), owner_id=ending.owner_id)
         return created is not None
     finally:
         connection.close()  # a pool thread of the engine loop: no idle connection left behind
-
-
-def stored_ending(
-    message: dict[str, Any], *, state: str | None = None, error_message: str | None = None
-) -> Ending:
-    """An ending rebuilt from a stored generation, with the text and usage it holds: its final
-    state, or `state` (an abandoned stream that is to be interrupted)."""
-    state = state or message.get("state") or "interrupted"
-    usage = message.get("usage") or {}
-    created, heartbeat = message.get("created_at"), message.get("heartbeat_at")
-    duration = (heartbeat - created).total_seconds() * 1000 if created and heartbeat else 0
-    return Ending(
-        generation_id=message["generation_id"],
-        owner_id=message["owner_id"],
-        state=state,
-        text=message.get("content") or "",
-        seq=int(message.get("seq") or 0),
-        finish_reason=None if state in ERROR_STATES else message.get("finish_reason"),
-        error_code="interrupted" if state == "interrupted" else None,
-        error_message=error_message or message.get("error"),
-        prompt_tokens=int(usage.get("prompt_tokens") or 0),
-        completion_tokens=int(usage.get("completion_tokens") or 0),
-        model_name=message.get("model") or "",
-        conversation_id=message.get("conversation_id") or "",
-        duration_ms=max(0, round(duration)),
-    )
-
-
-async def send_reliably(layer: Any, group: str, message: dict[str, Any]) -> bool:
-    """A closing message, retried with backoff while the channel layer is unreachable."""
-    wait = FINAL_SEND_FIRST_WAIT
-    for attempt in range(FINAL_SEND_ATTEMPTS):
-        try:
-            await layer.group_send(group, message)
-            return True
-        except Exception:
-            if attempt == FINAL_SEND_ATTEMPTS - 1:
-                logger.warning("could not send %s to %s", message.get("type"), group, exc_info=True)
-                return False
-            await asyncio.sleep(wait)
-            wait *= 2
-    return False
 
 
 async def generation_end(ending: Ending, *, layer: Any, bill_first: bool = False) -> bool:
@@ -269,13 +132,13 @@ async def generation_end(ending: Ending, *, layer: Any, bill_first: bool = False
     lost between the two leaves its task unacknowledged (`acks_late`), and the redelivered
     task writes the missing record (`inference.streaming.generation_run`). `bill_first`: for a
     caller nothing would retry (the reaper)."""
-    final = await asyncio.to_thread(generation_final_write, ending)
+    final = await asyncio.to_thread(lifecycle.finish, ending)
     if final is None:
         return False
     if bill_first:
         await asyncio.to_thread(generation_bill, ending, final)
-    for message in ending.events():
-        await send_reliably(layer, group_name(ending.generation_id), message)
+    for message in ending.closing_messages():
+        await events.to_generation(ending.generation_id, message, layer=layer, reliably=True)
     if not bill_first:
         await asyncio.to_thread(generation_bill, ending, final)
     return True
@@ -291,5 +154,4 @@ async def queue_positions_send(*, layer: Any, started: str | None, waiting: list
     updates += [(generation_id, index) for index, generation_id in enumerate(waiting, start=1)]
     for generation_id, position in updates:
         message = GenerationQueued(generation_id=generation_id, position=position)
-        with contextlib.suppress(Exception):
-            await layer.group_send(group_name(generation_id), message.model_dump(mode="json"))
+        await events.to_generation(generation_id, message, layer=layer)

@@ -1,11 +1,11 @@
 """Stop requests, as this worker process sees them.
 
 The web tier publishes a generation id on the Redis channel `chat:stop` (and sets the key
-`chat:stop:<id>`, see `chat.flags`). One listener per process, an asyncio task on the engine
-loop, keeps what it hears in memory; a running stream asks `StopRegistry.event_for(id)` once
-and then only reads `event.is_set()` at each flush. The listener reconnects with backoff when
-Redis goes away, and after every (re)subscription it re-reads the keys of the generations that
-run here, so a stop published while it was deaf still lands.
+`chat:stop:<id>`; see `chat.generation.stop`). One listener per process, an asyncio task on
+the engine loop, keeps what it hears in memory; a running stream asks
+`StopRegistry.track(id)` once and then only reads `event.is_set()` at each flush. The listener
+reconnects with backoff when Redis goes away, and after every (re)subscription it re-reads the
+keys of the generations that run here, so a stop published while it was deaf still lands.
 """
 
 from __future__ import annotations
@@ -19,17 +19,14 @@ from typing import Any
 
 from django.conf import settings
 
+from chat.generation.names import STOP_CHANNEL, stop_key
+
 logger = logging.getLogger(__name__)
 
-STOP_CHANNEL = "chat:stop"  # chat.flags.STOP_CHANNEL (chat owns the writer)
 # Stops for generations that are not running here (yet): remembered, oldest forgotten first.
 REMEMBERED_STOPS = 10_000
 BACKOFF_FIRST_SECONDS = 0.2
 BACKOFF_MAX_SECONDS = 5.0
-
-
-def _stop_key(generation_id: str) -> str:
-    return f"chat:stop:{generation_id}"
 
 
 def _text(raw: Any) -> str:
@@ -136,10 +133,10 @@ class StopListener:
             # Stops published while we were not subscribed are only in their keys.
             active = self.stops.active
             if active:
-                found = await client.exists(*(_stop_key(g) for g in active))
+                found = await client.exists(*(stop_key(g) for g in active))
                 if found:
                     for generation_id in active:
-                        if await client.exists(_stop_key(generation_id)):
+                        if await client.exists(stop_key(generation_id)):
                             self.stops.request(generation_id)
             self.subscribed.set()
             task = asyncio.current_task()

@@ -4,7 +4,7 @@
 in a thread (`inference.prepare`), then streams vLLM's DELTA outputs. Per output the loop does
 a few attribute reads and a list append; everything else happens at most once per flush
 (`INFERENCE_FLUSH_INTERVAL_MS`): the held text goes through output moderation, what it
-releases is logged for resume (`chat.flags`' delta log) and published as one numbered
+releases is logged for resume (`chat.generation.deltas`) and published as one numbered
 `generation.delta`, and the stop flag is read (an in-memory event, `inference.stop`).
 
 A companion task per generation (the keeper) does the slow, periodic work off the hot path:
@@ -13,7 +13,8 @@ refreshes the heartbeat at least every `INFERENCE_HEARTBEAT_SECONDS` even while 
 comes, tells the clients the generation is alive (`generation.progress` with the last seq)
 whenever no delta went out for `INFERENCE_PROGRESS_SECONDS`, and, when a stop arrives while
 the engine produces nothing (a long prefill, a full batch), cancels the stream itself. Every
-ending goes through `inference.services.generation_end`.
+ending goes through `inference.services.generation_end`; every event goes out through
+`chat.events`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import functools
-import importlib
 import logging
 import time
 import uuid
@@ -34,18 +34,19 @@ from typing import Any
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from chat import events
+from chat.generation import deltas, lifecycle
+from chat.generation.record import Ending
 from chat.protocol import GenerationDelta, GenerationProgress
 from inference import engine as engine_module
-from inference import prepare as prepare_module
-from inference.prepare import Abandoned, Ended, GenerationJob, GenerationRefused
-from inference.services import (
-    Ending,
-    generation_bill,
-    generation_end,
-    group_name,
-    queue_positions_send,
-    stored_ending,
+from inference.prepare import (
+    Abandoned,
+    Ended,
+    GenerationJob,
+    GenerationRefused,
+    generation_prepare,
 )
+from inference.services import generation_bill, generation_end, queue_positions_send
 from inference.stop import listener as stop_listener
 from inference.stop import registry as stop_registry
 
@@ -57,9 +58,7 @@ ENGINE_ERROR_MESSAGE = "The model failed to generate an answer. Please try again
 TIMEOUT_MESSAGE = "The answer took too long and was cut off."
 INTERRUPTED_MESSAGE = "The answer was interrupted. You can regenerate it."
 
-# Kept for callers that imported these from here before `inference.prepare` existed.
-generation_prepare = prepare_module.generation_prepare
-__all__ = ["GenerationJob", "GenerationRefused", "generation_run", "generation_stream"]
+__all__ = ["generation_run", "generation_stream"]
 
 
 @dataclass(slots=True)
@@ -94,9 +93,7 @@ _background: set[asyncio.Future[Any]] = set()
 
 
 async def redis_delta_log(generation_id: str, seq: int, text: str) -> None:
-    """Record a delta in `chat.flags`' resume log, on this loop's Redis client."""
-    from chat.flags import generation_delta_record_async
-
+    """Record a delta in the resume log (`chat.generation.deltas`) on this loop's client."""
     loop = asyncio.get_running_loop()
     client = _delta_clients.get(loop)
     if client is None:
@@ -105,7 +102,7 @@ async def redis_delta_log(generation_id: str, seq: int, text: str) -> None:
         client = _delta_clients[loop] = aioredis.Redis.from_url(
             settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5
         )
-    await generation_delta_record_async(client, generation_id=generation_id, seq=seq, text=text)
+    await deltas.record_async(client, generation_id=generation_id, seq=seq, text=text)
 
 
 async def _publish(
@@ -123,17 +120,13 @@ async def _publish(
         await delta_log(job.generation_id, state.seq, text)
     except Exception as error:
         logger.warning("delta %s of %s not logged: %s", state.seq, job.generation_id, error)
-    try:
-        event = GenerationDelta(generation_id=job.generation_id, seq=state.seq, text=text)
-        await layer.group_send(group_name(job.generation_id), event.model_dump(mode="json"))
-    except Exception as error:
-        logger.warning("delta %s of %s not published: %s", state.seq, job.generation_id, error)
+    event = GenerationDelta(generation_id=job.generation_id, seq=state.seq, text=text)
+    await events.to_generation(job.generation_id, event, layer=layer)
 
 
 async def _checkpoint(job: GenerationJob, state: StreamState) -> None:
-    services = importlib.import_module("chat.services")  # the store is chat's
     await asyncio.to_thread(
-        services.generation_checkpoint,
+        lifecycle.checkpoint,
         generation_id=job.generation_id,
         owner_id=job.owner_id,
         text=state.text,
@@ -149,10 +142,7 @@ async def _checkpoint(job: GenerationJob, state: StreamState) -> None:
 async def _progress(layer: Any, job: GenerationJob, state: StreamState) -> None:
     """`generation.progress`: alive, and this is the last seq. Best effort, like a delta."""
     event = GenerationProgress(generation_id=job.generation_id, seq=state.seq)
-    try:
-        await layer.group_send(group_name(job.generation_id), event.model_dump(mode="json"))
-    except Exception as error:
-        logger.warning("progress of %s not published: %s", job.generation_id, error)
+    await events.to_generation(job.generation_id, event, layer=layer)
 
 
 async def _keeper(
@@ -361,7 +351,7 @@ async def generation_run(*, generation_id: str, owner_id: int, priority: int | N
         prepared = await asyncio.get_running_loop().run_in_executor(
             _prepare_executor,
             functools.partial(
-                prepare_module.generation_prepare,
+                generation_prepare,
                 generation_id=generation_id,
                 owner_id=owner_id,
                 priority=priority,
@@ -380,12 +370,12 @@ async def generation_run(*, generation_id: str, owner_id: int, priority: int | N
     if not isinstance(prepared, GenerationJob):
         stop_registry.untrack(generation_id)
         if isinstance(prepared, Abandoned):
-            ending = stored_ending(
+            ending = Ending.from_document(
                 prepared.message, state="interrupted", error_message=INTERRUPTED_MESSAGE
             )
             await generation_end(ending, layer=layer)
         elif isinstance(prepared, Ended):
-            ending = stored_ending(prepared.message)
+            ending = Ending.from_document(prepared.message)
             await asyncio.to_thread(generation_bill, ending, prepared.message, settling=True)
         return
     await queue_positions_send(layer=layer, started=generation_id, waiting=[])

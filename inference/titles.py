@@ -14,7 +14,6 @@ few tokens it costs are not billed to the user.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import re
 import uuid
@@ -24,7 +23,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 
-from chat.protocol import ConversationUpdated
+from chat import events, selectors, services
 from inference import engine as engine_module
 from inference.engine import EngineSpec
 from inference.prepare import MAX_USER_PRIORITY, model_cached, prompt_token_ids
@@ -60,10 +59,6 @@ EXAMPLES = (
 _PREFIX = re.compile(r"^\s*(?:title|subject|topic)\s*[:\-\u2013]\s*", re.IGNORECASE)
 # Quotes (straight and typographic), markdown emphasis and headings around a title.
 _WRAPPERS = "\"'`*#_ \u201c\u201d\u2018\u2019\u00ab\u00bb"
-
-
-def _chat(module: str) -> Any:
-    return importlib.import_module(f"chat.{module}")
 
 
 def _excerpt(text: str) -> str:
@@ -137,7 +132,6 @@ def first_question(*, final: dict[str, Any], owner_id: int) -> dict[str, Any] | 
     (and, while it is provisional, the question) from the store."""
     if final.get("state") not in TITLED_STATES or not (final.get("content") or "").strip():
         return None
-    selectors, services = _chat("selectors"), _chat("services")
     conversation = selectors.conversation_get(
         conversation_id=final.get("conversation_id") or "", owner_id=owner_id
     )
@@ -192,7 +186,6 @@ class TitleJob:
 
 def title_prepare(*, generation_id: str, owner_id: int) -> TitleJob | None:
     """The request for a title, or None when the conversation no longer wants one."""
-    selectors = _chat("selectors")
     try:
         answer = selectors.message_by_generation(generation_id=generation_id, owner_id=owner_id)
         question = first_question(final=answer, owner_id=owner_id) if answer else None
@@ -219,7 +212,7 @@ def title_store(*, conversation_id: str, owner_id: int, title: str) -> dict[str,
     if outcome.blocked:
         logger.info("the model's title for %s was blocked: %s", conversation_id, outcome.categories)
         return None
-    stored: dict[str, Any] | None = _chat("services").conversation_title_generated(
+    stored: dict[str, Any] | None = services.conversation_title_generated(
         conversation_id=conversation_id, owner_id=owner_id, title=outcome.text
     )
     return stored
@@ -240,10 +233,6 @@ def _sampling() -> Any:
 async def title_run(*, generation_id: str, owner_id: int, layer: Any = None) -> str | None:
     """Title the conversation of `generation_id`; the stored title, or None when it kept its
     old one (not wanted any more, an unusable reply, a rename in the meantime)."""
-    from channels.layers import get_channel_layer
-
-    from inference.services import send_reliably
-
     job = await asyncio.to_thread(title_prepare, generation_id=generation_id, owner_id=owner_id)
     if job is None:
         return None
@@ -266,7 +255,5 @@ async def title_run(*, generation_id: str, owner_id: int, layer: Any = None) -> 
     )
     if stored is None:
         return None
-    event = ConversationUpdated(conversation_id=job.conversation_id, title=stored["title"])
-    group = _chat("generation").user_group(owner_id)
-    await send_reliably(layer or get_channel_layer(), group, event.model_dump(mode="json"))
+    await events.to_user(owner_id, events.conversation_updated(stored), layer=layer, reliably=True)
     return str(stored["title"])

@@ -1,19 +1,18 @@
-"""Starting generations: the one place where a user's message becomes stored work for a worker.
+"""Admission: the one place where a user's request becomes stored work for a worker.
 
-The consumer calls `chat_send_prepare` in a thread. In order, it: answers a repeated
-`request_id` with the original `chat.accepted`; validates the content; checks the account, the
-user's rate, quota and concurrent generations, the target conversation and the model's queue;
-runs input moderation; and only then stores the user message and a queued assistant message
-(nothing the user typed is lost once accepted, and nothing refused is ever stored or queued).
-It returns the `chat.accepted` message together with the `Dispatch` that enqueues the worker
-task: the consumer joins the generation's group between the two, so no delta can be published
-before somebody listens.
+A chat.send (`chat_send_prepare`) and a regenerate (`generation_regenerate_prepare`) go
+through the same path, `_admitted`: a repeated `request_id` gets the original `chat.accepted`;
+then the account, the user's rate and quota, the target conversation and model, the model's
+queue depth, input moderation (chat.send), and a concurrent-generation slot are checked; only
+then are the user message (chat.send) and a queued assistant message stored (nothing the user
+typed is lost once accepted, and nothing refused is ever stored or queued). It returns the
+`chat.accepted` message together with the `Dispatch` that enqueues the worker task: the
+consumer joins the generation's group before, so no delta can be published unheard.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,18 +20,17 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from pymongo.errors import DuplicateKeyError
 
-from chat import flags, limits, selectors, services
+from chat import events, limits, selectors, services
 from chat.catalog import ModelInfo, model_info_get
 from chat.errors import ChatError
+from chat.generation import requests, slots, waiting
 from chat.protocol import (
     ChatAccepted,
     ChatSend,
     ConversationUpdated,
     ModerationBlocked,
     SendOptions,
-    UserMessageInfo,
 )
-from chat.replay import FINAL_STATES, generation_message_get
 from config.celery import app as celery_app
 from moderation.services import moderate_input
 
@@ -40,19 +38,6 @@ GENERATE_TASK = "inference.generate"
 TITLE_CHARS = 60
 # Seconds a client refused with `busy` is asked to wait.
 BUSY_RETRY_AFTER = 5
-# Longest a chat.send holds its request_id's lock (moderation with a guard model included).
-REQUEST_LOCK_SECONDS = 30
-# How long a regenerate's request_id is remembered for idempotency.
-REGENERATE_REQUEST_TTL_SECONDS = 24 * 3600
-
-
-def generation_group(generation_id: str) -> str:
-    return f"gen.{generation_id}"
-
-
-def user_group(owner_id: int) -> str:
-    """Every open connection of one user (conversation.updated reaches all their tabs)."""
-    return f"user.{owner_id}"
 
 
 class InputBlocked(Exception):
@@ -73,9 +58,7 @@ class Dispatch:
     priority: int
 
     def __call__(self) -> None:
-        flags.waiting_add(
-            queue=self.queue, generation_id=self.generation_id, priority=self.priority
-        )
+        waiting.add(queue=self.queue, generation_id=self.generation_id, priority=self.priority)
         celery_app.send_task(
             GENERATE_TASK,
             kwargs={
@@ -98,21 +81,6 @@ class Prepared:
     conversation_updated: ConversationUpdated | None = None
 
 
-def _accepted(*, request_id: str, user_message: dict, assistant: dict) -> ChatAccepted:
-    return ChatAccepted(
-        request_id=request_id,
-        conversation_id=user_message["conversation_id"],
-        user_message=UserMessageInfo(
-            id=user_message["id"],
-            parent_id=user_message["parent_id"],
-            content=user_message["content"],
-            created_at=user_message["created_at"],
-        ),
-        generation_id=assistant["generation_id"],
-        assistant_message_id=assistant["id"],
-    )
-
-
 def _title_from(content: str) -> str:
     line = " ".join(content.split())
     return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1].rstrip() + "…"
@@ -125,68 +93,20 @@ def _resolve_model(name: str | None) -> ModelInfo:
     return model
 
 
-def message_first_answer(*, message: dict, owner_id: int) -> dict | None:
-    """The first assistant message under the user message `message` (the one its chat.send
-    started; later ones are regenerations)."""
-    answers = [
-        reply
-        for reply in selectors.message_replies(message_id=message["id"], owner_id=owner_id)
-        if reply.get("role") == "assistant"
-    ]
-    return min(answers, key=lambda reply: reply["created_at"]) if answers else None
-
-
-def _accepted_again(*, owner_id: int, request_id: str) -> ChatAccepted | None:
-    existing = selectors.message_by_request(owner_id=owner_id, request_id=request_id)
-    if existing is None:
-        return None
-    answer = message_first_answer(message=existing, owner_id=owner_id)
-    if answer is None:
-        raise ChatError("bad_request", "request_id: already used for another message.")
-    return _accepted(request_id=request_id, user_message=existing, assistant=answer)
-
-
-@contextlib.contextmanager
-def _request_lock(*, owner_id: int, request_id: str) -> Iterator[None]:
-    """Serialise work on one (user, request_id) across processes. A real MongoDB also has a
-    unique index on it; the embedded stand-ins do not, and two racing connections must still
-    create one message."""
-    lock = flags.redis_client().lock(
-        limits.key("request", owner_id, request_id),
-        timeout=REQUEST_LOCK_SECONDS,
-        blocking_timeout=REQUEST_LOCK_SECONDS,
-    )
-    if not lock.acquire():
-        raise ChatError("busy", "This request is still being processed.", retry_after=1)
-    try:
-        yield
-    finally:
-        with contextlib.suppress(Exception):  # expired meanwhile: nothing left to release
-            lock.release()
-
-
 def _account_check(owner_id: int) -> None:
     # Authentication happened at connect; an account disabled since then starts nothing more.
     if not get_user_model().objects.filter(pk=owner_id, is_active=True).exists():
         raise ChatError("forbidden", "This account is disabled.")
 
 
-def _admission_check(model: ModelInfo) -> None:
-    depth = flags.waiting_depth(
+def _queue_check(model: ModelInfo) -> None:
+    depth = waiting.depth(
         queue=model.queue, stale_after=2 * settings.INFERENCE_TASK_TIME_LIMIT_SECONDS
     )
     if depth >= settings.CHAT_MAX_QUEUE_DEPTH:
         raise ChatError(
             "busy", "The model is busy. Please try again shortly.", retry_after=BUSY_RETRY_AFTER
         )
-
-
-def _is_running(owner_id: int) -> Any:
-    def is_running(generation_id: str) -> bool:
-        message = selectors.message_by_generation(generation_id=generation_id, owner_id=owner_id)
-        return message is not None and message.get("state") not in FINAL_STATES
-
-    return is_running
 
 
 def _stored_options(options: SendOptions | None, model: ModelInfo) -> dict[str, Any]:
@@ -228,6 +148,81 @@ def content_check(content: str) -> None:
         )
 
 
+# --- the one admission path ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What a new answer's store step wrote."""
+
+    question: dict  # the user message answered
+    answer: dict  # the queued assistant message: the generation's record
+    conversation_updated: ConversationUpdated | None = None  # a new conversation
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a new answer goes, checked, and how to store it."""
+
+    model: ModelInfo
+    store: Callable[[], Stored]
+
+
+def _admitted(
+    *,
+    owner_id: int,
+    priority: int,
+    request_id: str,
+    again: Callable[[], ChatAccepted | None],
+    target: Callable[[], Target],
+) -> Prepared:
+    """Admit a new answer, the same way for a chat.send and a regenerate.
+
+    In order: a repeated `request_id` gets its first `chat.accepted` (`again`), checked again
+    under the request's lock; the account; the message rate and quota; the target (`target`:
+    its conversation and model, the model's queue depth, and for a chat.send input
+    moderation); a concurrent-generation slot; then the store. Whatever refuses raises, and
+    then nothing was stored and no slot is held."""
+    found = again()
+    if found is not None:
+        return Prepared(found, None)
+    with requests.lock(owner_id=owner_id, request_id=request_id):
+        found = again()
+        if found is not None:
+            return Prepared(found, None)
+        _account_check(owner_id)
+        limits.message_rate_hit(owner_id=owner_id)
+        checked = target()
+        token = slots.reserve(owner_id=owner_id)
+        try:
+            stored = checked.store()
+        except DuplicateKeyError:
+            # The unique (owner, request_id) index of a real MongoDB caught a racing twin.
+            slots.release(owner_id=owner_id, generation_id=token)
+            found = again()
+            if found is None:
+                raise
+            return Prepared(found, None)
+        except BaseException:
+            slots.release(owner_id=owner_id, generation_id=token)
+            raise
+        generation_id = stored.answer["generation_id"]
+        slots.confirm(owner_id=owner_id, token=token, generation_id=generation_id)
+    dispatch = Dispatch(
+        generation_id=generation_id,
+        owner_id=owner_id,
+        queue=checked.model.queue,
+        priority=priority,
+    )
+    accepted = requests.accepted(
+        request_id=request_id, user_message=stored.question, assistant=stored.answer
+    )
+    return Prepared(accepted, dispatch, stored.conversation_updated)
+
+
+# --- chat.send ----------------------------------------------------------------------------------
+
+
 def _send_target(*, owner_id: int, message: ChatSend) -> tuple[dict | None, ModelInfo, str | None]:
     """The conversation (None: a new one), the model and the parent message id.
 
@@ -263,25 +258,19 @@ def chat_send_prepare(
     """
     request_id = message.request_id
     content_check(message.content)
-    again = _accepted_again(owner_id=owner_id, request_id=request_id)
-    if again is not None:
-        return Prepared(again, None)
-    with _request_lock(owner_id=owner_id, request_id=request_id):
-        again = _accepted_again(owner_id=owner_id, request_id=request_id)
-        if again is not None:
-            return Prepared(again, None)
-        _account_check(owner_id)
-        limits.message_rate_hit(owner_id=owner_id)
+
+    def target() -> Target:
         conversation, model, parent_id = _send_target(owner_id=owner_id, message=message)
-        _admission_check(model)
+        _queue_check(model)
         content = _moderated_content(
             message.content,
             owner_id=owner_id,
             conversation_id=conversation["id"] if conversation else None,
             request_id=request_id,
         )
-        token = limits.generation_slot_reserve(owner_id=owner_id, is_running=_is_running(owner_id))
-        try:
+
+        def store() -> Stored:
+            nonlocal conversation
             updated = None
             if conversation is None:
                 conversation = services.conversation_create(
@@ -290,67 +279,37 @@ def chat_send_prepare(
                     model=model.name,
                     system_prompt=message.options.system_prompt if message.options else None,
                 )
-                updated = ConversationUpdated(
-                    conversation_id=conversation["id"], title=conversation["title"]
-                )
-            user_message = services.message_create_user(
+                updated = events.conversation_updated(conversation)
+            question = services.message_create_user(
                 conversation_id=conversation["id"],
                 owner_id=owner_id,
                 parent_id=parent_id,
                 content=content,
                 request_id=request_id,
             )
-            assistant = services.message_create_assistant(
+            answer = services.message_create_assistant(
                 conversation_id=conversation["id"],
                 owner_id=owner_id,
-                parent_id=user_message["id"],
+                parent_id=question["id"],
                 model=model.name,
                 options=_stored_options(message.options, model),
                 generation_id=generation_id,
+                queue=model.queue,
             )
-        except DuplicateKeyError:
-            # The unique (owner, request_id) index of a real MongoDB caught a racing twin.
-            limits.generation_slot_release(owner_id=owner_id, token_or_generation_id=token)
-            again = _accepted_again(owner_id=owner_id, request_id=request_id)
-            if again is None:
-                raise
-            return Prepared(again, None)
-        except BaseException:
-            limits.generation_slot_release(owner_id=owner_id, token_or_generation_id=token)
-            raise
-        limits.generation_slot_confirm(
-            owner_id=owner_id, token=token, generation_id=assistant["generation_id"]
-        )
-    dispatch = Dispatch(
-        generation_id=assistant["generation_id"],
+            return Stored(question, answer, updated)
+
+        return Target(model, store)
+
+    return _admitted(
         owner_id=owner_id,
-        queue=model.queue,
         priority=priority,
+        request_id=request_id,
+        again=lambda: requests.accepted_again(owner_id=owner_id, request_id=request_id),
+        target=target,
     )
-    accepted = _accepted(request_id=request_id, user_message=user_message, assistant=assistant)
-    return Prepared(accepted, dispatch, updated)
 
 
-def generation_stop(*, owner_id: int, generation_id: str) -> None:
-    """Ask whichever worker runs (or will run) this generation to stop it."""
-    message = generation_message_get(owner_id=owner_id, generation_id=generation_id)
-    if message["state"] not in FINAL_STATES:
-        flags.generation_stop_request(generation_id=generation_id)
-
-
-def _regenerated_again(*, owner_id: int, request_id: str) -> ChatAccepted | None:
-    raw = flags.redis_client().get(limits.key("regenerate", owner_id, request_id))
-    if raw is None:
-        return None
-    sibling = selectors.message_by_generation(generation_id=flags.as_text(raw), owner_id=owner_id)
-    question = (
-        selectors.message_get(message_id=sibling["parent_id"], owner_id=owner_id)
-        if sibling
-        else None
-    )
-    if sibling is None or question is None:
-        return None
-    return _accepted(request_id=request_id, user_message=question, assistant=sibling)
+# --- generation.regenerate ----------------------------------------------------------------------
 
 
 def generation_regenerate_prepare(
@@ -363,13 +322,8 @@ def generation_regenerate_prepare(
 ) -> Prepared:
     """A new answer, as a sibling of `message_id`, to the same user message. Idempotent per
     `request_id` for a day, like chat.send."""
-    again = _regenerated_again(owner_id=owner_id, request_id=request_id)
-    if again is not None:
-        return Prepared(again, None)
-    with _request_lock(owner_id=owner_id, request_id=request_id):
-        again = _regenerated_again(owner_id=owner_id, request_id=request_id)
-        if again is not None:
-            return Prepared(again, None)
+
+    def target() -> Target:
         answer = selectors.message_get(message_id=message_id, owner_id=owner_id)
         if answer is None or answer["role"] != "assistant" or answer["parent_id"] is None:
             raise ChatError("not_found", "No such assistant message.")
@@ -379,12 +333,10 @@ def generation_regenerate_prepare(
         )
         if question is None or conversation is None:
             raise ChatError("not_found", "No such assistant message.")
-        _account_check(owner_id)
-        limits.message_rate_hit(owner_id=owner_id)
         model = _resolve_model(conversation["model"])
-        _admission_check(model)
-        token = limits.generation_slot_reserve(owner_id=owner_id, is_running=_is_running(owner_id))
-        try:
+        _queue_check(model)
+
+        def store() -> Stored:
             sibling = services.message_create_assistant(
                 conversation_id=conversation["id"],
                 owner_id=owner_id,
@@ -392,26 +344,21 @@ def generation_regenerate_prepare(
                 model=model.name,
                 options=answer.get("options") or {},
                 generation_id=generation_id,
+                queue=model.queue,
             )
-        except BaseException:
-            limits.generation_slot_release(owner_id=owner_id, token_or_generation_id=token)
-            raise
-        limits.generation_slot_confirm(
-            owner_id=owner_id, token=token, generation_id=sibling["generation_id"]
-        )
-        flags.redis_client().set(
-            limits.key("regenerate", owner_id, request_id),
-            sibling["generation_id"],
-            ex=REGENERATE_REQUEST_TTL_SECONDS,
-        )
-    dispatch = Dispatch(
-        generation_id=sibling["generation_id"],
+            requests.regenerate_remember(
+                owner_id=owner_id, request_id=request_id, generation_id=sibling["generation_id"]
+            )
+            return Stored(question, sibling)
+
+        return Target(model, store)
+
+    return _admitted(
         owner_id=owner_id,
-        queue=model.queue,
         priority=priority,
-    )
-    return Prepared(
-        _accepted(request_id=request_id, user_message=question, assistant=sibling), dispatch
+        request_id=request_id,
+        again=lambda: requests.regenerated_again(owner_id=owner_id, request_id=request_id),
+        target=target,
     )
 
 

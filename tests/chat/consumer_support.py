@@ -23,7 +23,7 @@ from pytest_django import Settings
 from accounts.models import User
 from accounts.services import token_issue
 from accounts.ws_auth import WebsocketAuthMiddleware
-from chat import generation
+from chat.generation import admission, names
 from chat.protocol import server_message_adapter
 from chat.routing import websocket_urlpatterns
 
@@ -86,7 +86,7 @@ def dispatched(monkeypatch: pytest.MonkeyPatch) -> Iterator[Dispatched]:
     def send_task(name: str, **options: Any) -> None:
         record.tasks.append({"name": name, **options})
 
-    monkeypatch.setattr(generation.celery_app, "send_task", send_task)
+    monkeypatch.setattr(admission.celery_app, "send_task", send_task)
     yield record
     client = redis.Redis.from_url(django_settings.REDIS_URL)
     for task in record.tasks:
@@ -151,8 +151,16 @@ class Client:
             frames.append(await self.receive(timeout))
         return frames
 
-    async def silent(self, timeout: float = 0.3) -> bool:
-        return await self.communicator.receive_nothing(timeout)
+    async def assert_quiet_then_pong(self, quiet_for: float = 0.3) -> None:
+        """Nothing arrives within `quiet_for` seconds, and then a ping is answered by a pong
+        that is the very next frame: the quiet was not a consumer that had stopped (a stopped
+        one is quiet too), and nothing was about to be sent just behind it."""
+        if not await self.communicator.receive_nothing(quiet_for):
+            unexpected = await self.communicator.receive_output(1)
+            raise AssertionError(f"expected nothing within {quiet_for} s, got {unexpected}")
+        await self.send({"type": "ping"})
+        answer = await self.receive()
+        assert answer == {"type": "pong"}, f"expected only a pong after the quiet, got {answer}"
 
     async def chat_send(self, content: str = "Hello there", **fields: Any) -> dict[str, Any]:
         frame = {
@@ -188,4 +196,4 @@ async def connect(user: User, *, expect_accept: bool = True) -> Client:
 
 async def publish(generation_id: str, event: dict[str, Any]) -> None:
     """What a worker does: an event to the generation's group."""
-    await get_channel_layer().group_send(generation.generation_group(generation_id), event)
+    await get_channel_layer().group_send(names.group(generation_id), event)

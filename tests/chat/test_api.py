@@ -12,6 +12,8 @@ from django.test import Client
 
 from accounts.models import User
 from chat import selectors, services
+from chat.generation import lifecycle
+from chat.generation.record import Ending
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clean_store")]
 
@@ -66,14 +68,17 @@ def _conversation_with_answer(owner: User, title: str = "Trip") -> dict[str, Any
     answer = services.message_create_assistant(
         conversation_id=conversation["id"], owner_id=owner.pk, parent_id=user["id"], model="m"
     )
-    services.generation_finish(
-        generation_id=answer["generation_id"],
-        owner_id=owner.pk,
-        text="Lisbon.",
-        state="complete",
-        finish_reason="stop",
-        usage={"prompt_tokens": 4, "completion_tokens": 2},
-        seq=1,
+    lifecycle.finish(
+        Ending(
+            generation_id=answer["generation_id"],
+            owner_id=owner.pk,
+            text="Lisbon.",
+            state="complete",
+            finish_reason="stop",
+            prompt_tokens=4,
+            completion_tokens=2,
+            seq=1,
+        )
     )
     return {"conversation": conversation["id"], "user": user["id"], "answer": answer["id"]}
 

@@ -13,7 +13,9 @@ from django.conf import settings as django_settings
 from pytest_django import Settings
 
 from accounts.models import User
-from chat import flags, generation, limits, selectors, services
+from chat import limits, selectors
+from chat.generation import admission, deltas, lifecycle, names, slots, stop, waiting
+from chat.generation.record import Ending
 from tests.chat.consumer_support import QUEUE, Dispatched, connect, publish
 from tests.chat.store_view import stored_snapshot
 
@@ -45,8 +47,15 @@ async def test_chat_send_stores_the_message_and_a_queued_answer_then_dispatches_
         "type": "conversation.updated",
         "conversation_id": accepted["conversation_id"],
         "title": "Plan a trip to Lisbon",
+        "archived": False,
+        "deleted": False,
     }
     await client.settle()
+    message = await sync_to_async(selectors.message_get)(
+        message_id=accepted["user_message"]["id"], owner_id=user.pk
+    )
+    assert (message["role"], message["content"]) == ("user", "Plan a trip to Lisbon")
+    assert message["conversation_id"] == accepted["conversation_id"]
     answer = await sync_to_async(selectors.message_by_generation)(
         generation_id=accepted["generation_id"], owner_id=user.pk
     )
@@ -54,10 +63,8 @@ async def test_chat_send_stores_the_message_and_a_queued_answer_then_dispatches_
     assert answer["parent_id"] == accepted["user_message"]["id"]
     assert chat_env.generation_ids == [accepted["generation_id"]]
     assert chat_env.tasks[0]["queue"] == QUEUE
-    assert flags.waiting_position(queue=QUEUE, generation_id=accepted["generation_id"]) == 1
-    assert await sync_to_async(limits.generation_slots_held)(owner_id=user.pk) == [
-        accepted["generation_id"]
-    ]
+    assert waiting.position(queue=QUEUE, generation_id=accepted["generation_id"]) == 1
+    assert await sync_to_async(slots.held)(owner_id=user.pk) == [accepted["generation_id"]]
     await client.close()
 
 
@@ -72,7 +79,7 @@ async def test_a_delta_published_as_soon_as_the_task_is_enqueued_follows_the_acc
         generation_id = options["kwargs"]["generation_id"]
         async_to_sync(publish)(generation_id, delta(generation_id, 1, "Quick"))
 
-    monkeypatch.setattr(generation.celery_app, "send_task", send_task_and_stream)
+    monkeypatch.setattr(admission.celery_app, "send_task", send_task_and_stream)
     client = await connect(await sync_to_async(make_user)())
 
     accepted = await client.chat_send("Hello")
@@ -91,10 +98,13 @@ async def test_a_refused_or_repeated_send_leaves_the_connection_in_no_group_of_i
     user = await sync_to_async(make_user)()
     client = await connect(user)
     first = await client.chat_send("Once", request_id="same")
-    await client.chat_send("Elsewhere", conversation_id="does-not-exist")
-    await client.chat_send("Once", request_id="same")
+    await client.receive()  # conversation.updated
+    refused = await client.chat_send("Elsewhere", conversation_id="does-not-exist")
+    again = await client.chat_send("Once", request_id="same")
     await client.settle()
 
+    assert (first["type"], refused["code"]) == ("chat.accepted", "not_found")
+    assert again == first
     # The channel layer subscribes a process to each group one of its connections is in.
     layer = redis.Redis.from_url(django_settings.REDIS_URL)
     groups = {
@@ -102,7 +112,7 @@ async def test_a_refused_or_repeated_send_leaves_the_connection_in_no_group_of_i
         for name in layer.pubsub_channels(f"{isolated_redis}__group__gen.*")
     }
     layer.close()
-    assert groups == {generation.generation_group(first["generation_id"])}
+    assert groups == {names.group(first["generation_id"])}
     await client.close()
 
 
@@ -126,7 +136,7 @@ async def test_a_follow_up_answers_from_the_current_leaf_and_options_are_clamped
         generation_id=second["generation_id"], owner_id=user.pk
     )
     assert answer["options"] == {"max_tokens": 2048, "temperature": 0.2}
-    assert await client.silent()  # no conversation.updated for an existing conversation
+    await client.assert_quiet_then_pong()  # no conversation.updated for an existing conversation
     await client.close()
 
 
@@ -311,16 +321,27 @@ async def test_concurrent_generations_are_limited_until_one_ends(
     chat_env: Dispatched, make_user: Any, settings: Settings
 ) -> None:
     settings.CHAT_MAX_CONCURRENT_GENERATIONS = 1
-    client = await connect(await sync_to_async(make_user)())
+    user = await sync_to_async(make_user)()
+    client = await connect(user)
     first = await client.chat_send()
     await client.receive()
 
     refused = await client.chat_send()
     assert (refused["code"], refused["retry_after"]) == (
         "rate_limited",
-        limits.GENERATION_SLOT_RETRY_AFTER,
+        slots.RETRY_AFTER_SECONDS,
     )
 
+    # The worker ends the generation (which frees its slot), then tells the clients.
+    ending = Ending(
+        generation_id=first["generation_id"],
+        owner_id=user.pk,
+        state="complete",
+        text="",
+        seq=0,
+        finish_reason="stop",
+    )
+    assert await sync_to_async(lifecycle.finish)(ending) is not None
     await publish(
         first["generation_id"],
         {
@@ -394,11 +415,16 @@ async def test_personal_data_is_redacted_before_it_is_stored_sent_or_used_as_tit
 
     content = accepted["user_message"]["content"]
     assert "555 0132" not in content and "about the trip" in content
-    assert "555 0132" not in updated["title"]
+    assert updated["type"] == "conversation.updated" and "555 0132" not in updated["title"]
+    await client.settle()
     stored = await sync_to_async(selectors.message_get)(
         message_id=accepted["user_message"]["id"], owner_id=user.pk
     )
     assert stored["content"] == content
+    conversation = await sync_to_async(selectors.conversation_get)(
+        conversation_id=accepted["conversation_id"], owner_id=user.pk
+    )
+    assert conversation["title"] == updated["title"]
     await client.close()
 
 
@@ -411,8 +437,8 @@ async def test_stop_sets_the_stop_flag_for_the_workers(
 
     await client.send({"type": "generation.stop", "generation_id": accepted["generation_id"]})
 
-    assert await client.silent()
-    assert flags.generation_stop_requested(generation_id=accepted["generation_id"])
+    await client.assert_quiet_then_pong()
+    assert stop.requested(generation_id=accepted["generation_id"])
     await client.close()
 
 
@@ -454,6 +480,11 @@ async def test_regenerate_adds_a_sibling_answer_and_is_idempotent_per_request_id
     assert sibling["assistant_message_id"] != first["assistant_message_id"]
     assert again == sibling
     assert chat_env.generation_ids == [first["generation_id"], sibling["generation_id"]]
+    await client.settle()
+    _, messages = await stored_snapshot(user.pk)
+    answers = {m["_id"] for m in messages if m["parent_id"] == first["user_message"]["id"]}
+    assert answers == {first["assistant_message_id"], sibling["assistant_message_id"]}
+    assert len(messages) == 3  # the question and its two answers: the repeat stored nothing
     await client.close()
 
 
@@ -487,7 +518,7 @@ async def test_deltas_are_relayed_once_each_in_seq_order(
 
     frames = [await client.receive() for _ in range(3)]
     assert [(f["seq"], f["text"]) for f in frames] == [(1, "Hel"), (2, "lo"), (3, "!")]
-    assert await client.silent()
+    await client.assert_quiet_then_pong()
     await client.close()
 
 
@@ -609,13 +640,11 @@ async def test_a_resumed_stream_gets_what_it_missed_from_the_delta_log_then_live
     await first.close()
     generation_id = accepted["generation_id"]
     # The worker: a checkpoint one second old (seq 1), three deltas recorded and published.
-    await sync_to_async(services.generation_checkpoint)(
+    await sync_to_async(lifecycle.checkpoint)(
         generation_id=generation_id, owner_id=user.pk, text="Hel", seq=1
     )
     for seq, text in ((1, "Hel"), (2, "lo"), (3, " wor")):
-        await sync_to_async(flags.generation_delta_record)(
-            generation_id=generation_id, seq=seq, text=text
-        )
+        await sync_to_async(deltas.record)(generation_id=generation_id, seq=seq, text=text)
     resumed = await connect(user)
 
     await resumed.send(
@@ -628,8 +657,8 @@ async def test_a_resumed_stream_gets_what_it_missed_from_the_delta_log_then_live
 
     assert (missed["seq"], missed["text"]) == (3, "lo wor")
     assert (live["seq"], live["text"]) == (4, "ld")  # seq 3 arrived live too, and was dropped
-    assert await resumed.silent()
-    redis.Redis.from_url(django_settings.REDIS_URL).delete(flags.delta_log_key(generation_id))
+    await resumed.assert_quiet_then_pong()
+    redis.Redis.from_url(django_settings.REDIS_URL).delete(names.delta_log_key(generation_id))
     await resumed.close()
 
 
@@ -641,9 +670,7 @@ async def test_a_progress_ahead_of_the_relayed_seq_brings_the_missed_deltas_from
     accepted = await client.chat_send()
     generation_id = accepted["generation_id"]
     for seq, text in ((1, "Once"), (2, " upon"), (3, " a time")):
-        await sync_to_async(flags.generation_delta_record)(
-            generation_id=generation_id, seq=seq, text=text
-        )
+        await sync_to_async(deltas.record)(generation_id=generation_id, seq=seq, text=text)
     await publish(generation_id, delta(generation_id, 1, "Once"))
     assert (await client.receive_about(generation_id))["seq"] == 1
 
@@ -659,8 +686,8 @@ async def test_a_progress_ahead_of_the_relayed_seq_brings_the_missed_deltas_from
         ("generation.delta", 3, " a time"),
         ("generation.progress", 3, None),
     ]
-    assert await client.silent()
-    redis.Redis.from_url(django_settings.REDIS_URL).delete(flags.delta_log_key(generation_id))
+    await client.assert_quiet_then_pong()
+    redis.Redis.from_url(django_settings.REDIS_URL).delete(names.delta_log_key(generation_id))
     await client.close()
 
 
@@ -678,5 +705,5 @@ async def test_a_progress_at_the_relayed_seq_is_passed_on_alone(
 
     frame = await client.receive_about(generation_id)
     assert frame == {"type": "generation.progress", "generation_id": generation_id, "seq": 0}
-    assert await client.silent()
+    await client.assert_quiet_then_pong()
     await client.close()

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 
-from chat.generation import Prepared, chat_send_prepare
+from chat.generation.admission import Prepared, chat_send_prepare
 from chat.protocol import ChatSend
 from tests.chat.consumer_support import Dispatched, connect
 from tests.chat.store_view import snapshot, stored_snapshot

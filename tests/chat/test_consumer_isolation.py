@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 
-from chat import flags
+from chat.generation import stop
 from tests.chat.consumer_support import Dispatched, connect, publish
 from tests.chat.store_view import stored_snapshot
 
@@ -79,7 +79,7 @@ async def test_another_users_ids_are_not_found_and_nothing_changes(
     assert await stored_snapshot(owner.pk) == before
     assert await stored_snapshot(intruder.pk) == ([], [])
     assert len(chat_env.tasks) == tasks_before
-    assert not flags.generation_stop_requested(generation_id=theirs["generation_id"])
+    assert not stop.requested(generation_id=theirs["generation_id"])
     # The intruder never hears the owner's stream, even after asking for it.
     generation_id = theirs["generation_id"]
     await publish(
@@ -87,7 +87,7 @@ async def test_another_users_ids_are_not_found_and_nothing_changes(
         {"type": "generation.delta", "generation_id": generation_id, "seq": 1, "text": "secret"},
     )
     assert (await first.receive())["text"] == "secret"
-    assert await second.silent()
+    await second.assert_quiet_then_pong()
     await first.close()
     await second.close()
 

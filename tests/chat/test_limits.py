@@ -16,6 +16,7 @@ from pytest_django import Settings
 
 from chat import limits
 from chat.errors import ChatError
+from chat.generation import slots
 
 
 @pytest.fixture(autouse=True)
@@ -137,25 +138,25 @@ def running(_generation_id: str) -> bool:
 def test_a_user_gets_at_most_the_configured_concurrent_generations(settings: Settings) -> None:
     settings.CHAT_MAX_CONCURRENT_GENERATIONS = 3
     for number in range(3):
-        token = limits.generation_slot_reserve(owner_id=1, is_running=running)
-        limits.generation_slot_confirm(owner_id=1, token=token, generation_id=f"g{number}")
+        token = slots.reserve(owner_id=1, is_running=running)
+        slots.confirm(owner_id=1, token=token, generation_id=f"g{number}")
 
     with pytest.raises(ChatError) as refused:
-        limits.generation_slot_reserve(owner_id=1, is_running=running)
+        slots.reserve(owner_id=1, is_running=running)
 
     assert refused.value.code == "rate_limited"
-    assert refused.value.retry_after == limits.GENERATION_SLOT_RETRY_AFTER
-    assert sorted(limits.generation_slots_held(owner_id=1)) == ["g0", "g1", "g2"]
+    assert refused.value.retry_after == slots.RETRY_AFTER_SECONDS
+    assert sorted(slots.held(owner_id=1)) == ["g0", "g1", "g2"]
 
 
 def test_a_released_generation_frees_its_slot(settings: Settings) -> None:
     settings.CHAT_MAX_CONCURRENT_GENERATIONS = 1
-    token = limits.generation_slot_reserve(owner_id=1, is_running=running)
-    limits.generation_slot_confirm(owner_id=1, token=token, generation_id="g1")
+    token = slots.reserve(owner_id=1, is_running=running)
+    slots.confirm(owner_id=1, token=token, generation_id="g1")
 
-    limits.generation_slot_release(owner_id=1, token_or_generation_id="g1")
+    slots.release(owner_id=1, generation_id="g1")
 
-    assert limits.generation_slot_reserve(owner_id=1, is_running=running).startswith("pending:")
+    assert slots.reserve(owner_id=1, is_running=running).startswith("pending:")
 
 
 def test_generations_that_ended_without_releasing_are_reconciled_from_the_store(
@@ -163,26 +164,24 @@ def test_generations_that_ended_without_releasing_are_reconciled_from_the_store(
 ) -> None:
     settings.CHAT_MAX_CONCURRENT_GENERATIONS = 2
     for generation_id in ("ended", "streaming"):
-        token = limits.generation_slot_reserve(owner_id=1, is_running=running)
-        limits.generation_slot_confirm(owner_id=1, token=token, generation_id=generation_id)
+        token = slots.reserve(owner_id=1, is_running=running)
+        slots.confirm(owner_id=1, token=token, generation_id=generation_id)
     asked: list[str] = []
 
     def store_says(generation_id: str) -> bool:
         asked.append(generation_id)
         return generation_id == "streaming"
 
-    token = limits.generation_slot_reserve(owner_id=1, is_running=store_says)
+    token = slots.reserve(owner_id=1, is_running=store_says)
 
     assert sorted(asked) == ["ended", "streaming"]
-    assert sorted(limits.generation_slots_held(owner_id=1)) == sorted([token, "streaming"])
+    assert sorted(slots.held(owner_id=1)) == sorted([token, "streaming"])
 
 
 def test_parallel_reservations_never_exceed_the_limit(settings: Settings) -> None:
     settings.CHAT_MAX_CONCURRENT_GENERATIONS = 3
 
-    results = in_parallel(
-        10, lambda: limits.generation_slot_reserve(owner_id=9, is_running=running)
-    )
+    results = in_parallel(10, lambda: slots.reserve(owner_id=9, is_running=running))
 
     granted = [r for r in results if isinstance(r, str)]
     assert len(granted) == 3
@@ -194,12 +193,12 @@ def test_parallel_reservations_never_exceed_the_limit(settings: Settings) -> Non
 def test_a_slot_left_by_a_dead_process_expires(settings: Settings) -> None:
     settings.CHAT_MAX_CONCURRENT_GENERATIONS = 1
     key = limits.key("generations", 1)
-    assert limits._slot_acquire(key, member="lost", limit=1, lifetime=0.3)
-    assert not limits._slot_acquire(key, member="next", limit=1, lifetime=10)
+    assert limits.slot_acquire(key, member="lost", limit=1, lifetime=0.3)
+    assert not limits.slot_acquire(key, member="next", limit=1, lifetime=10)
 
     time.sleep(0.4)
 
-    assert limits._slot_acquire(key, member="next", limit=1, lifetime=10)
+    assert limits.slot_acquire(key, member="next", limit=1, lifetime=10)
 
 
 def test_the_connection_past_the_per_user_limit_is_refused(settings: Settings) -> None:

@@ -13,6 +13,8 @@ from pymongo.errors import DuplicateKeyError
 
 from chat import selectors, services
 from chat.errors import ChatError
+from chat.generation import lifecycle
+from chat.generation.record import Ending
 from chat.store import CONVERSATIONS, MESSAGES, get_db, new_id
 
 OWNER = 1
@@ -212,14 +214,15 @@ def test_a_deleted_conversation_is_gone_from_every_lookup(store: str) -> None:
     assert selectors.message_by_generation(generation_id=gid, owner_id=OWNER) is None
     assert selectors.message_list(conversation_id=conversation["id"], owner_id=OWNER) == []
     assert selectors.message_path(message_id=answer["id"], owner_id=OWNER) == []
-    finished = services.generation_finish(
-        generation_id=gid,
-        owner_id=OWNER,
-        text="late",
-        state="complete",
-        finish_reason="stop",
-        usage=None,
-        seq=1,
+    finished = lifecycle.finish(
+        Ending(
+            generation_id=gid,
+            owner_id=OWNER,
+            text="late",
+            state="complete",
+            finish_reason="stop",
+            seq=1,
+        )
     )
     assert finished is None
     assert services.conversation_delete(conversation_id=conversation["id"], owner_id=OWNER) is False
@@ -330,28 +333,32 @@ def test_checkpoints_stream_and_a_generation_finishes_only_once(store: str) -> N
     _, answer = _turn(_conversation())
     gid = answer["generation_id"]
 
-    services.generation_checkpoint(generation_id=gid, owner_id=OWNER, text="Hel", seq=2)
-    services.generation_checkpoint(generation_id=gid, owner_id=OWNER, text="H", seq=1)  # stale
+    lifecycle.checkpoint(generation_id=gid, owner_id=OWNER, text="Hel", seq=2)
+    lifecycle.checkpoint(generation_id=gid, owner_id=OWNER, text="H", seq=1)  # stale
     streaming = selectors.message_by_generation(generation_id=gid, owner_id=OWNER)
-    first = services.generation_finish(
-        generation_id=gid,
-        owner_id=OWNER,
-        text="Hello",
-        state="complete",
-        finish_reason="stop",
-        usage={"prompt_tokens": 5, "completion_tokens": 2},
-        seq=3,
+    first = lifecycle.finish(
+        Ending(
+            generation_id=gid,
+            owner_id=OWNER,
+            text="Hello",
+            state="complete",
+            finish_reason="stop",
+            prompt_tokens=5,
+            completion_tokens=2,
+            seq=3,
+        )
     )
-    second = services.generation_finish(
-        generation_id=gid,
-        owner_id=OWNER,
-        text="Other",
-        state="failed",
-        finish_reason=None,
-        usage=None,
-        seq=4,
+    second = lifecycle.finish(
+        Ending(
+            generation_id=gid,
+            owner_id=OWNER,
+            text="Other",
+            state="failed",
+            finish_reason=None,
+            seq=4,
+        )
     )
-    services.generation_checkpoint(generation_id=gid, owner_id=OWNER, text="late", seq=9)
+    lifecycle.checkpoint(generation_id=gid, owner_id=OWNER, text="late", seq=9)
     final = selectors.message_by_generation(generation_id=gid, owner_id=OWNER)
 
     assert streaming is not None
@@ -368,14 +375,15 @@ def test_checkpoints_stream_and_a_generation_finishes_only_once(store: str) -> N
 def test_finishing_needs_a_final_state(store: str) -> None:
     _, answer = _turn(_conversation())
     with pytest.raises(ValueError):
-        services.generation_finish(
-            generation_id=answer["generation_id"],
-            owner_id=OWNER,
-            text="",
-            state="streaming",
-            finish_reason=None,
-            usage=None,
-            seq=0,
+        lifecycle.finish(
+            Ending(
+                generation_id=answer["generation_id"],
+                owner_id=OWNER,
+                text="",
+                state="streaming",
+                finish_reason=None,
+                seq=0,
+            )
         )
 
 
@@ -424,17 +432,16 @@ def test_stale_generations_are_listed_for_the_reaper(store: str) -> None:
     _, stuck = _turn(conversation)
     _, done = _turn(conversation, parent_id=stuck["id"])
     for answer in (stuck, done):
-        services.generation_checkpoint(
-            generation_id=answer["generation_id"], owner_id=OWNER, text="x", seq=1
+        lifecycle.checkpoint(generation_id=answer["generation_id"], owner_id=OWNER, text="x", seq=1)
+    lifecycle.finish(
+        Ending(
+            generation_id=done["generation_id"],
+            owner_id=OWNER,
+            text="x",
+            state="complete",
+            finish_reason="stop",
+            seq=1,
         )
-    services.generation_finish(
-        generation_id=done["generation_id"],
-        owner_id=OWNER,
-        text="x",
-        state="complete",
-        finish_reason="stop",
-        usage=None,
-        seq=1,
     )
 
     stale = selectors.generation_list_stale(heartbeat_before=datetime.now(UTC) + timedelta(1))

@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 
 from chat import selectors, services
+from chat.generation import lifecycle
+from chat.generation.record import Ending
 from chat.store import get_db
 from chat.store_sqlite import SQLiteClient
 
@@ -52,17 +54,16 @@ def _child_write(
         )
         parent = message["id"]
         generation_id = generation_ids[index % len(generation_ids)]
-        services.generation_checkpoint(
-            generation_id=generation_id, owner_id=OWNER, text=name, seq=index
-        )
-        finished = services.generation_finish(
-            generation_id=generation_id,
-            owner_id=OWNER,
-            text=name,
-            state="complete",
-            finish_reason="stop",
-            usage=None,
-            seq=index + 1,
+        lifecycle.checkpoint(generation_id=generation_id, owner_id=OWNER, text=name, seq=index)
+        finished = lifecycle.finish(
+            Ending(
+                generation_id=generation_id,
+                owner_id=OWNER,
+                text=name,
+                state="complete",
+                finish_reason="stop",
+                seq=index + 1,
+            )
         )
         won += finished is not None
     queue.put(won)

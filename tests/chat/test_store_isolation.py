@@ -10,6 +10,8 @@ import pytest
 
 from chat import selectors, services
 from chat.errors import ChatError
+from chat.generation import lifecycle
+from chat.generation.record import Ending
 from chat.store import CONVERSATIONS, MESSAGES, get_db
 
 OWNER = 1
@@ -85,17 +87,18 @@ CALLS: dict[str, Callable[[str], Any]] = {
     "message_by_request": lambda ids: selectors.message_by_request(
         owner_id=INTRUDER, request_id=ids
     ),
-    "generation_checkpoint": lambda ids: services.generation_checkpoint(
+    "generation_checkpoint": lambda ids: lifecycle.checkpoint(
         generation_id=ids, owner_id=INTRUDER, text="pwned", seq=99
     ),
-    "generation_finish": lambda ids: services.generation_finish(
-        generation_id=ids,
-        owner_id=INTRUDER,
-        text="pwned",
-        state="complete",
-        finish_reason="stop",
-        usage=None,
-        seq=99,
+    "generation_finish": lambda ids: lifecycle.finish(
+        Ending(
+            generation_id=ids,
+            owner_id=INTRUDER,
+            text="pwned",
+            state="complete",
+            finish_reason="stop",
+            seq=99,
+        )
     ),
     "message_feedback_set": lambda ids: services.message_feedback_set(
         message_id=ids, owner_id=INTRUDER, rating=1, comment="pwned"

@@ -32,9 +32,10 @@ import redis.asyncio
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from chat.client import ChatClient, ChatSession
-from chat.flags import DELTA_LOG_TTL_SECONDS, delta_log_key
+from chat.generation.deltas import DELTA_LOG_TTL_SECONDS
+from chat.generation.names import delta_log_key
 from chat.protocol import GenerationDelta, GenerationDone, Usage, server_message_adapter
+from chatclient.client import ChatClient, ChatSession
 from tests.e2e.protocol_support import start_web_only
 from tests.support.stack import Stack
 

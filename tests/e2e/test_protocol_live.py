@@ -123,6 +123,43 @@ def test_concurrent_generation_slots_come_back_when_answers_end(live_stack: Stac
     assert later["type"] == "chat.accepted"
 
 
+def test_a_rest_rename_and_delete_reach_the_users_other_connection(live_stack: Stack) -> None:
+    client = new_client(live_stack)
+
+    def for_conversation(conversation_id: str, **fields: Any) -> Any:
+        def matches(frame: dict[str, Any]) -> bool:
+            return (
+                frame["type"] == "conversation.updated"
+                and frame["conversation_id"] == conversation_id
+                and all(frame.get(name) == value for name, value in fields.items())
+            )
+
+        return matches
+
+    async def converse() -> tuple[dict, dict]:
+        tab, phone = await client.open(), await client.open()
+        accepted = await tab.send("Say hi.", options=SHORT)
+        await tab.collect(accepted["generation_id"])
+        conversation_id = accepted["conversation_id"]
+        path = f"/api/conversations/{conversation_id}"
+        await asyncio.to_thread(client.request, "PATCH", path, {"title": "Renamed over REST"})
+        renamed = await phone.wait_for(
+            for_conversation(conversation_id, title="Renamed over REST"), timeout=30
+        )
+        await asyncio.to_thread(client.request, "DELETE", path)
+        deleted = await phone.wait_for(for_conversation(conversation_id, deleted=True), timeout=30)
+        await tab.close()
+        await phone.close()
+        return renamed, deleted
+
+    renamed, deleted = asyncio.run(converse())
+
+    validate(renamed)
+    validate(deleted)
+    assert (renamed["archived"], renamed["deleted"]) == (False, False)
+    assert deleted["title"] == "Renamed over REST"
+
+
 def _cli(stack: Stack, client: ChatClient, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "chatclient", "--url", stack.base_url, *args],

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import io
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,8 @@ from django.core.management import call_command
 from django.test import override_settings
 from pytest_django import Settings
 
+from chat.generation import lifecycle
+from inference import prepare
 from tests.inference.fakes import (
     FakeClock,
     FakeStore,
@@ -32,10 +33,12 @@ def layer(clock: FakeClock) -> RecordingLayer:
 
 @pytest.fixture
 def store(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeStore]:
-    """The chat store's functions replaced by an in-memory double (unit tests only)."""
+    """The generation's store writes and the reads of the worker replaced by an in-memory
+    double (unit tests only)."""
     fake = FakeStore()
-    monkeypatch.setitem(sys.modules, "chat.services", fake.services)
-    monkeypatch.setitem(sys.modules, "chat.selectors", fake.selectors)
+    monkeypatch.setattr(lifecycle, "checkpoint", fake.generation_checkpoint)
+    monkeypatch.setattr(lifecycle, "finish", fake.generation_finish)
+    monkeypatch.setattr(prepare, "selectors", fake.selectors)
     yield fake
 
 

@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from chat.generation.record import ERROR_STATES, FINAL_STATES, Ending
+
 
 class FakeClock:
     def __init__(self) -> None:
@@ -81,9 +83,6 @@ class RecordingLayer:
         return [message for _, _, message in self.sent if message["type"] == kind]
 
 
-FINAL_STATES = {"complete", "stopped", "failed", "interrupted", "moderated"}
-
-
 class PassThroughModerator:
     """Releases everything at once (moderation is not under test)."""
 
@@ -152,7 +151,8 @@ class SentenceModerator:
 
 
 class FakeStore:
-    """`chat.services` and `chat.selectors` as modules, backed by one dict per generation."""
+    """The generation's store writes (`chat.generation.lifecycle`) and `chat.selectors` as a
+    module, backed by one dict per generation."""
 
     def __init__(self) -> None:
         self.messages: dict[str, dict[str, Any]] = {}
@@ -160,9 +160,6 @@ class FakeStore:
         self.paths: dict[str, list[dict[str, Any]]] = {}
         self.checkpoints: list[dict[str, Any]] = []
         self.finishes: list[dict[str, Any]] = []
-        self.services = types.ModuleType("chat.services")
-        self.services.generation_checkpoint = self.generation_checkpoint  # type: ignore[attr-defined]
-        self.services.generation_finish = self.generation_finish  # type: ignore[attr-defined]
         self.selectors = types.ModuleType("chat.selectors")
         self.selectors.message_by_generation = self.message_by_generation  # type: ignore[attr-defined]
         self.selectors.message_path = self.message_path  # type: ignore[attr-defined]
@@ -188,7 +185,25 @@ class FakeStore:
             }
         )
 
-    def generation_finish(self, **fields: Any) -> dict[str, Any] | None:
+    def generation_finish(self, ending: Ending) -> dict[str, Any] | None:
+        """`lifecycle.finish`: records the final write's fields as the store would keep them."""
+        fields = {
+            "generation_id": ending.generation_id,
+            "owner_id": ending.owner_id,
+            "text": ending.text,
+            "state": ending.state,
+            "finish_reason": ending.finish_reason,
+            "usage": dict(ending.usage),
+            "seq": ending.seq,
+            "seq_offsets": ending.seq_offsets,
+            "error": ending.error_message if ending.state in ERROR_STATES else None,
+            "error_code": ending.error_code,
+            "moderation": (
+                {"categories": ending.categories, "message": ending.moderation_message}
+                if ending.state == "moderated"
+                else None
+            ),
+        }
         message = self.messages.setdefault(fields["generation_id"], {})
         if message.get("state") in FINAL_STATES:
             return None

@@ -15,7 +15,8 @@ from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model
 from pytest_django import Settings
 
-from chat import flags, selectors, services
+from chat import selectors, services
+from chat.generation import stop
 from chat.protocol import server_message_adapter
 from inference.engine import host
 from inference.models import UsageRecord
@@ -113,9 +114,7 @@ class StopAfterFirstDelta:
         if message["type"] == "generation.delta" and message["seq"] == 1:
             self.running_at_stop = await unfinished(self.engine)
             self.stopped_at = time.monotonic()
-            await asyncio.to_thread(
-                flags.generation_stop_request, generation_id=message["generation_id"]
-            )
+            await asyncio.to_thread(stop.signal, generation_id=message["generation_id"])
 
 
 async def test_stop_mid_stream_aborts_the_request_and_keeps_the_text_seen(

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from chat import flags
+from chat.generation import waiting
 from inference import engine as engine_module
 from inference import prepare, streaming
 from inference.prepare import vllm_priority
@@ -48,7 +48,7 @@ async def test_a_started_generation_leaves_the_queue_and_the_others_move_up(
     queue = f"inference.test-{uuid.uuid4().hex[:8]}"
     first, second, third = (uuid.uuid4().hex for _ in range(3))
     for index, generation_id in enumerate((first, second, third)):
-        flags.waiting_add(queue=queue, generation_id=generation_id, priority=5 - index * 0)
+        waiting.add(queue=queue, generation_id=generation_id, priority=5 - index * 0)
     model = types.SimpleNamespace(
         name="m",
         queue=queue,
@@ -89,7 +89,7 @@ async def test_a_started_generation_leaves_the_queue_and_the_others_move_up(
             await streaming.asyncio.sleep(0.01)
     finally:
         for generation_id in (first, second, third):
-            flags.waiting_remove(queue=queue, generation_id=generation_id)
+            waiting.remove(queue=queue, generation_id=generation_id)
 
     queued = layer.events("generation.queued")
     assert queued[0] == {"type": "generation.queued", "generation_id": first, "position": 0}
@@ -97,7 +97,7 @@ async def test_a_started_generation_leaves_the_queue_and_the_others_move_up(
     kinds = [m["type"] for _, _, m in layer.sent if m["generation_id"] == first]
     assert kinds[0] == "generation.queued" and kinds[-1] == "generation.done"
     assert engine.priorities == [0]  # a high-priority user is served first by vLLM
-    assert flags.waiting_position(queue=queue, generation_id=first) is None
+    assert waiting.position(queue=queue, generation_id=first) is None
 
 
 def test_ignore_eos_setting_makes_generations_exactly_max_tokens(settings: Any) -> None:

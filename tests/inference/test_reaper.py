@@ -16,6 +16,8 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from chat import selectors, services
+from chat.generation import lifecycle
+from chat.generation.record import Ending
 from chat.store import MESSAGES, get_db
 from inference import prepare
 from inference.models import UsageRecord
@@ -39,7 +41,7 @@ def generation(owner_id: int, *, state: str, age: float, text: str = "") -> dict
         conversation_id=conversation["id"], owner_id=owner_id, parent_id=question["id"], model="m"
     )
     if state == "streaming":
-        services.generation_checkpoint(
+        lifecycle.checkpoint(
             generation_id=answer["generation_id"],
             owner_id=owner_id,
             text=text,
@@ -127,14 +129,15 @@ def test_the_reap_stale_command_reports_what_it_ended(owner_id: int) -> None:
 
 def test_a_redelivered_task_leaves_final_and_live_generations_alone(owner_id: int) -> None:
     done = generation(owner_id, state="streaming", age=1, text="x")
-    services.generation_finish(
-        generation_id=done["generation_id"],
-        owner_id=owner_id,
-        text="x",
-        state="complete",
-        finish_reason="stop",
-        usage=None,
-        seq=1,
+    lifecycle.finish(
+        Ending(
+            generation_id=done["generation_id"],
+            owner_id=owner_id,
+            text="x",
+            state="complete",
+            finish_reason="stop",
+            seq=1,
+        )
     )
     live = generation(owner_id, state="streaming", age=1, text="y")
     dead = generation(owner_id, state="streaming", age=120, text="z")

@@ -1,5 +1,5 @@
 """The per-process stop listener against the real Redis: a stop published by the web tier
-(`chat.flags.generation_stop_request`) reaches the registry, also after Redis dropped the
+(`chat.generation.stop.signal`) reaches the registry, also after Redis dropped the
 listener's connection, and a stop set while it was deaf is found from its key."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 import redis
 from django.conf import settings
 
-from chat import flags
+from chat.generation import names, stop
 from inference.stop import StopListener, StopRegistry
 
 
@@ -42,7 +42,7 @@ async def test_a_published_stop_reaches_a_running_generation_within_a_second() -
         loop = asyncio.get_running_loop()
         sent = loop.time()
 
-        await asyncio.to_thread(flags.generation_stop_request, generation_id=generation_id)
+        await asyncio.to_thread(stop.signal, generation_id=generation_id)
         await asyncio.wait_for(event.wait(), 1.0)
 
         assert loop.time() - sent < 1.0
@@ -66,12 +66,12 @@ async def test_the_listener_reconnects_and_finds_stops_it_missed(
         # Redis drops us (as in a restart); meanwhile a stop is recorded only in its key.
         assert await asyncio.to_thread(kill_listener_connections, name) >= 1
         client = redis.Redis.from_url(settings.REDIS_URL)
-        client.set(flags.stop_key(missed), b"1", ex=60)
+        client.set(names.stop_key(missed), b"1", ex=60)
 
         await asyncio.wait_for(missed_event.wait(), 5)
         assert listener.reconnects >= 1
         await asyncio.wait_for(listener.subscribed.wait(), 5)
-        await asyncio.to_thread(flags.generation_stop_request, generation_id=later)
+        await asyncio.to_thread(stop.signal, generation_id=later)
         await asyncio.wait_for(later_event.wait(), 1.0)
     finally:
         await listener.stop()

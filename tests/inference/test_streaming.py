@@ -435,7 +435,7 @@ async def test_a_dead_engine_fails_the_generation_and_stops_the_worker(
     engine = FakeEngine(["a", "b", "c"], clock, fail_after=1, error=EngineDeadError())
     store.messages["gen-1"] = {"state": "queued", "owner_id": 7}
     monkeypatch.setattr(streaming, "get_channel_layer", lambda: layer)
-    monkeypatch.setattr(prepare, "generation_prepare", lambda **_: job_for(engine))
+    monkeypatch.setattr(streaming, "generation_prepare", lambda **_: job_for(engine))
     monkeypatch.setattr(streaming, "_moderator", lambda job: PassThroughModerator())
     monkeypatch.setattr(engine_module, "request_worker_exit", exits.append)
 

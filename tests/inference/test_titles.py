@@ -11,6 +11,8 @@ from django.db import connection
 from pytest_django import Settings
 
 from chat import selectors, services
+from chat.generation import lifecycle
+from chat.generation.record import Ending
 from inference import titles
 from inference.engine import host
 from moderation import state
@@ -77,14 +79,15 @@ def _turn(
         parent_id=question["id"],
         model="smollm2-135m",
     )
-    final = services.generation_finish(
-        generation_id=answer["generation_id"],
-        owner_id=OWNER,
-        text=content,
-        state=state,
-        finish_reason="stop",
-        usage=None,
-        seq=1,
+    final = lifecycle.finish(
+        Ending(
+            generation_id=answer["generation_id"],
+            owner_id=OWNER,
+            text=content,
+            state=state,
+            finish_reason="stop",
+            seq=1,
+        )
     )
     assert final is not None
     return final
@@ -180,6 +183,8 @@ async def test_the_model_title_is_stored_and_sent_to_the_users_connections(
         "type": "conversation.updated",
         "conversation_id": conversation["id"],
         "title": "List Reversal",
+        "archived": False,
+        "deleted": False,
     }
     stored = await sync_to_async(selectors.conversation_get)(
         conversation_id=conversation["id"], owner_id=OWNER

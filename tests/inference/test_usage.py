@@ -15,15 +15,11 @@ from django.test import Client
 from django.utils import timezone
 
 from chat import selectors, services
+from chat.generation import lifecycle
+from chat.generation.record import Ending
 from inference import streaming
 from inference.models import LanguageModel, UsageRecord
-from inference.services import (
-    Ending,
-    generation_end,
-    generation_final_write,
-    usage_cost,
-    usage_record_create,
-)
+from inference.services import generation_end, usage_cost, usage_record_create
 from tests.inference.fakes import FakeClock, RecordingLayer
 
 pytestmark = pytest.mark.django_db
@@ -213,7 +209,7 @@ async def test_a_redelivered_task_bills_a_generation_whose_worker_died_before_bi
     )
     generation_id = ending.generation_id
     # The first attempt stored the end and told the client, then its worker was killed.
-    assert await sync_to_async(generation_final_write)(ending) is not None
+    assert await sync_to_async(lifecycle.finish)(ending) is not None
     assert await sync_to_async(records_of)(generation_id) == []
     layer = RecordingLayer(FakeClock())
     monkeypatch.setattr(streaming, "get_channel_layer", lambda: layer)

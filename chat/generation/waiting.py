@@ -1,0 +1,61 @@
+"""The queue of generations waiting for a worker, one sorted set per model queue in Redis.
+
+Admission adds a generation and reads the depth, the worker takes it out when it starts, its
+ending takes it out when it never started, and a resuming client reads its position.
+"""
+
+from __future__ import annotations
+
+import time
+
+from chat.generation.names import waiting_arrivals_key, waiting_key, waiting_since_key
+from chat.redis_client import as_text, redis_client
+
+
+def add(*, queue: str, generation_id: str, priority: int) -> None:
+    """Record a generation as waiting. Higher priority sorts first, then arrival order."""
+    now = time.time()
+    client = redis_client()
+    # Arrival order from a counter, not the clock: two sends in the same millisecond must not
+    # tie (a float score of -priority * 1e12 + time() has only millisecond resolution left).
+    arrival = int(client.incr(waiting_arrivals_key(queue)))
+    pipeline = client.pipeline()
+    pipeline.zadd(waiting_key(queue), {generation_id: (9 - priority) * 2**40 + arrival})
+    # Arrival times on their own, so that entries nobody removed (a task lost with its
+    # worker) can be dropped by age: see `depth`.
+    pipeline.zadd(waiting_since_key(queue), {generation_id: now})
+    pipeline.execute()
+
+
+def remove(*, queue: str, generation_id: str) -> None:
+    """Take a generation out of the queue: it started, or it ended without starting."""
+    pipeline = redis_client().pipeline()
+    pipeline.zrem(waiting_key(queue), generation_id)
+    pipeline.zrem(waiting_since_key(queue), generation_id)
+    pipeline.execute()
+
+
+def position(*, queue: str, generation_id: str) -> int | None:
+    """1-based place among waiting generations, or None when it is not waiting."""
+    rank = redis_client().zrank(waiting_key(queue), generation_id)
+    return None if rank is None else int(rank) + 1  # type: ignore[arg-type]
+
+
+def depth(*, queue: str, stale_after: float | None = None) -> int:
+    """How many generations wait on `queue`, first forgetting those waiting longer than
+    `stale_after` seconds (no healthy queue holds a message that long)."""
+    client = redis_client()
+    if stale_after is not None:
+        since = waiting_since_key(queue)
+        stale = client.zrangebyscore(since, "-inf", time.time() - stale_after)
+        if stale:
+            pipeline = client.pipeline()
+            pipeline.zrem(waiting_key(queue), *stale)
+            pipeline.zrem(since, *stale)
+            pipeline.execute()
+    return int(client.zcard(waiting_key(queue)))
+
+
+def first(*, queue: str, count: int) -> list[str]:
+    """The next `count` generations to start, first first."""
+    return [as_text(member) for member in redis_client().zrange(waiting_key(queue), 0, count - 1)]
