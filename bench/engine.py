@@ -26,6 +26,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+# The engine's options are the project's settings (INFERENCE_*, from the environment).
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 from inference.engine import EngineSpec, engine_args, prepare_environment  # noqa: E402
 

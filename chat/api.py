@@ -14,7 +14,7 @@ from django.utils import timezone
 from accounts.decorators import login_required_api
 from chat import events, selectors, services
 from chat.errors import ChatError
-from config.api import NotFound, api_view, json_body
+from config.errors import NotFound, api_view, json_body
 
 PATCH_FIELDS = frozenset({"title", "archived", "system_prompt"})
 FEEDBACK_FIELDS = frozenset({"rating", "comment"})

@@ -168,7 +168,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
 
     async def close_too_big(self) -> None:
-        # Under `python -m chat.server` such a frame never gets here: Daphne refuses it with
+        # Under `python -m config.server` such a frame never gets here: Daphne refuses it with
         # 1009 itself. Servers that let the app close with 1009 (uvicorn, the test
         # communicator) get it from here; plain Daphne refuses app codes below 3000 (4009).
         try:

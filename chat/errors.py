@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from chat.protocol import Error
-from config.api import ApiError
+from config.errors import ApiError
 
 
 class ChatError(ApiError):

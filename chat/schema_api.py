@@ -13,7 +13,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import cache_control
 
 from chat.protocol import json_schema
-from config.api import api_view
+from config.errors import api_view
 
 
 @cache

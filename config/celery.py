@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from django.conf import settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -19,24 +20,9 @@ app = Celery("chat")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 
 
-# Maintenance tasks (the reaper) go here; every inference worker also consumes it.
-MAINTENANCE_QUEUE = "inference.maintenance"
-
-
-def _setting(name: str, default: int) -> int:
-    from django.conf import settings
-
-    return int(getattr(settings, name, default))
-
-
-def _time_limit() -> int:
-    return _setting("INFERENCE_TASK_TIME_LIMIT_SECONDS", 600)
-
-
 def visibility_timeout() -> int:
-    """Seconds Redis waits for an acknowledgement before handing a task to another worker:
-    longer than any generation, else a task still running would be delivered twice."""
-    return max(3600, 2 * _time_limit())
+    """Seconds Redis waits for an acknowledgement before handing a task to another worker."""
+    return int(str(settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]))
 
 
 app.conf.update(
@@ -47,9 +33,6 @@ app.conf.update(
     # Each thread reserves one task at a time: waiting work stays in the broker, where another
     # worker can take it.
     worker_prefetch_multiplier=1,
-    # The threads pool does not enforce time limits: the stream enforces the generation limit
-    # itself, and the task bounds its wait for the engine loop (inference.tasks).
-    task_time_limit=_time_limit() + 60,
     task_ignore_result=True,
     # A task running when the broker connection drops keeps streaming (its answer is on the
     # channel layer); if it is delivered again, it finds the generation live or final and
@@ -58,24 +41,8 @@ app.conf.update(
     # Keep retrying a lost broker (a Redis restart) for as long as it takes.
     broker_connection_retry=True,
     broker_connection_max_retries=None,
-    broker_transport_options={
-        "visibility_timeout": visibility_timeout(),
-        # Ten priority levels. On the Redis transport 0 is served FIRST (on RabbitMQ, 9 is).
-        "priority_steps": list(range(10)),
-    },
     broker_connection_retry_on_startup=True,
     task_default_queue="celery",
     worker_hijack_root_logger=False,
-    beat_schedule={
-        "inference-reap-stale": {
-            "task": "inference.reap_stale",
-            "schedule": float(_setting("INFERENCE_REAP_INTERVAL_SECONDS", 15)),
-            # A run nobody picked up in time is dropped rather than piling up.
-            "options": {
-                "queue": MAINTENANCE_QUEUE,
-                "expires": _setting("INFERENCE_REAP_INTERVAL_SECONDS", 15),
-            },
-        }
-    },
 )
 app.autodiscover_tasks()

@@ -214,6 +214,31 @@ INFERENCE_PROGRESS_SECONDS = env_float("INFERENCE_PROGRESS_SECONDS", 2.0, minimu
 INFERENCE_STALE_AFTER_SECONDS = env_int("INFERENCE_STALE_AFTER_SECONDS", 30, minimum=5)
 # How often Celery beat runs the reaper (`inference.reap_stale`).
 INFERENCE_REAP_INTERVAL_SECONDS = env_int("INFERENCE_REAP_INTERVAL_SECONDS", 15, minimum=1)
+# Maintenance tasks (the reaper) go here; every inference worker also consumes it.
+INFERENCE_MAINTENANCE_QUEUE = "inference.maintenance"
+
+# Celery settings that follow from the ones above (the rest are in config/celery.py).
+# The threads pool does not enforce time limits: the stream enforces the generation limit
+# itself, and the task bounds its wait for the engine loop (inference.tasks).
+CELERY_TASK_TIME_LIMIT = INFERENCE_TASK_TIME_LIMIT_SECONDS + 60
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # Seconds Redis waits for an acknowledgement before handing a task to another worker:
+    # longer than any generation, else a task still running would be delivered twice.
+    "visibility_timeout": max(3600, 2 * INFERENCE_TASK_TIME_LIMIT_SECONDS),
+    # Ten priority levels. On the Redis transport 0 is served FIRST (on RabbitMQ, 9 is).
+    "priority_steps": list(range(10)),
+}
+CELERY_BEAT_SCHEDULE = {
+    "inference-reap-stale": {
+        "task": "inference.reap_stale",
+        "schedule": float(INFERENCE_REAP_INTERVAL_SECONDS),
+        # A run nobody picked up in time is dropped rather than piling up.
+        "options": {
+            "queue": INFERENCE_MAINTENANCE_QUEUE,
+            "expires": INFERENCE_REAP_INTERVAL_SECONDS,
+        },
+    }
+}
 
 # --- Moderation ------------------------------------------------------------------------------
 # Checks in run order (short names or dotted paths under moderation.checks.); admins can

@@ -10,7 +10,7 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 
 from accounts.decorators import login_required_api
-from config.api import ApiError, api_view
+from config.errors import ApiError, api_view
 from inference.selectors import model_list_enabled, usage_summary, usage_tokens_today
 
 logger = logging.getLogger(__name__)

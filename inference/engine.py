@@ -31,25 +31,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# What the engine loop needs from Django settings, read lazily so that `bench/engine.py` can
-# use this module without a configured Django project.
-_DEFAULTS = {
-    "INFERENCE_MAX_NUM_SEQS": 32,
-    "INFERENCE_GPU_MEMORY_UTILIZATION": 0.85,
-    "INFERENCE_LOAD_FORMAT": "auto",
-    "INFERENCE_CPU_KVCACHE_GIB": 1,
-    "INFERENCE_DTYPE": "auto",
-    "INFERENCE_ENFORCE_EAGER": "auto",
-}
-
 
 def _setting(name: str) -> Any:
-    try:
-        from django.conf import settings
+    """An INFERENCE_* setting (config/settings.py holds the one default of each), read when
+    used, so that importing this module needs no configured project."""
+    from django.conf import settings
 
-        return getattr(settings, name, _DEFAULTS[name])
-    except Exception:  # Django not configured (benchmarks): the documented defaults.
-        return _DEFAULTS[name]
+    return getattr(settings, name)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,6 @@ from celery.signals import celeryd_after_setup, worker_ready, worker_shutdown
 from django.conf import settings
 
 from config import process
-from config.celery import MAINTENANCE_QUEUE
 from inference.engine import EngineSpec, host
 
 logger = logging.getLogger(__name__)
@@ -110,7 +109,8 @@ def _preload(queues: list[str]) -> bool:
 
 
 def _serves_models(queues: list[str]) -> bool:
-    return any(q.startswith("inference.") and q != MAINTENANCE_QUEUE for q in queues)
+    maintenance = settings.INFERENCE_MAINTENANCE_QUEUE
+    return any(q.startswith("inference.") and q != maintenance for q in queues)
 
 
 def _preload_then_advertise(queues: list[str], liveness: Liveness) -> None:
@@ -125,7 +125,7 @@ def on_worker_setup(sender: str, instance: Any, **_: Any) -> None:
     process.tune()
     queues = instance.app.amqp.queues
     if _serves_models(list(queues.consume_from or {})):
-        queues.select_add(MAINTENANCE_QUEUE)
+        queues.select_add(settings.INFERENCE_MAINTENANCE_QUEUE)
 
 
 @worker_ready.connect

@@ -52,8 +52,8 @@ supervise celery -A config worker -B -s var/celerybeat-schedule -Q inference.mai
     -P threads -c 2 -n "maintenance@%h" --without-gossip --without-mingle -l info \
     >>var/log/beat.log 2>&1 &
 pids+=($!)
-# Daphne with the protocol's frame limit and keepalive from settings (chat/server.py).
-python -m chat.server -b "$HOST" -p "$PORT" --proxy-headers config.asgi:application >var/log/web.log 2>&1 &
+# Daphne with the protocol's frame limit and keepalive from settings (config/server.py).
+python -m config.server -b "$HOST" -p "$PORT" --proxy-headers config.asgi:application >var/log/web.log 2>&1 &
 pids+=($!)
 
 printf 'waiting for the worker to load the model'

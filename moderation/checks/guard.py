@@ -20,7 +20,7 @@ import httpx
 from django.conf import settings
 
 from moderation.checks import Check, CheckError
-from moderation.types import ALLOW, Action, Direction, FailurePolicy, Verdict
+from moderation.types import ALLOW, Action, Direction, Verdict
 
 # Llama Guard 3 hazard categories (MLCommons taxonomy) mapped onto ours.
 HAZARDS = {
@@ -148,7 +148,3 @@ class GuardModelCheck(Check):
             score=1.0,
             reason="guard model: unsafe " + ",".join(codes),
         )
-
-
-def guard_failure_policy() -> FailurePolicy:
-    return FailurePolicy(settings.MODERATION_GUARD_FAILURE_POLICY)

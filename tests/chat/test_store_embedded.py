@@ -14,7 +14,7 @@ from chat import selectors, services
 from chat.generation import lifecycle
 from chat.generation.record import Ending
 from chat.store import get_db
-from chat.store_sqlite import SQLiteClient
+from chat.store.embedded import SQLiteClient
 
 OWNER = 1
 WRITES_PER_PROCESS = 100

@@ -8,8 +8,7 @@ from collections.abc import Iterator
 import pytest
 from pytest_django import Settings
 
-from chat import server
-from config import process
+from config import process, server
 
 
 @pytest.fixture

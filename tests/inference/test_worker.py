@@ -57,11 +57,10 @@ def test_liveness_advertises_the_worker_with_a_short_ttl_and_removes_it_on_stop(
 
 def test_beat_runs_the_reaper_on_the_maintenance_queue_that_workers_consume() -> None:
     import inference.tasks  # noqa: F401
-    from config.celery import MAINTENANCE_QUEUE
 
     (entry,) = [e for e in app.conf.beat_schedule.values() if e["task"] == "inference.reap_stale"]
     assert entry["schedule"] == settings.INFERENCE_REAP_INTERVAL_SECONDS
-    assert entry["options"]["queue"] == MAINTENANCE_QUEUE
+    assert entry["options"]["queue"] == settings.INFERENCE_MAINTENANCE_QUEUE
     assert "inference.reap_stale" in app.tasks
     assert app.conf.broker_connection_max_retries is None  # survives a Redis restart
 

@@ -136,9 +136,9 @@ class Stack:
 
 def daphne_argv(*, port: int) -> list[str]:
     """Daphne as scripts/run.sh runs it: with the protocol's frame limit and keepalive from
-    settings (chat/server.py), which it reads from the environment it is started with."""
+    settings (config/server.py), which it reads from the environment it is started with."""
     return [
-        sys.executable, "-m", "chat.server",
+        sys.executable, "-m", "config.server",
         "-b", "127.0.0.1",
         "-p", str(port),
         "config.asgi:application",

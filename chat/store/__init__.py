@@ -3,7 +3,7 @@
 - `mongodb://`, `mongodb+srv://`: a real MongoDB server through pymongo (production, compose).
   Its indexes are created by `python manage.py store_indexes`.
 - `mongomock://`: mongomock, in memory, for tests.
-- `embedded://<directory>`: `chat.store_sqlite`, a persistent stand-in for machines without a
+- `embedded://<directory>`: `chat.store.embedded`, a persistent stand-in for machines without a
   server. A relative directory is taken from the project's root.
 
 Why the embedded stand-in is our own small adapter on SQLite (measured on this machine):
@@ -40,7 +40,7 @@ from typing import Any
 
 from django.conf import settings
 
-from chat.store_sqlite import SQLiteClient
+from chat.store.embedded import SQLiteClient
 
 CONVERSATIONS = "conversations"
 MESSAGES = "messages"

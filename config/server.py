@@ -1,4 +1,4 @@
-"""Daphne, configured from settings for the chat protocol: `python -m chat.server [daphne args]`.
+"""Daphne, configured from settings for the chat protocol: `python -m config.server [daphne args]`.
 
 Daphne's websocket layer (autobahn) owns the transport rules, so they are set there, from the
 same settings the app reads (an explicit command-line flag still wins):
