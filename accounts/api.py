@@ -29,7 +29,7 @@ from accounts.middleware import bearer_token_from_header
 from accounts.models import User
 from accounts.services import token_issue, token_revoke, user_authenticate, user_register
 from accounts.throttle import client_ip, registration_throttle
-from config.api import ApiError, api_view, error_response, json_body
+from config.errors import ApiError, api_view, error_response, json_body
 
 # The only backend we log people in with; naming it avoids Django guessing when several exist.
 _SESSION_BACKEND = "django.contrib.auth.backends.ModelBackend"

@@ -8,7 +8,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest, HttpResponse
 
 from accounts.selectors import user_for_token
-from config.api import ApiError, error_response
+from config.errors import ApiError, error_response
 
 
 def bearer_token_from_header(value: str | None) -> str | None:

@@ -31,7 +31,7 @@ from accounts.throttle import (
     login_failures_clear,
     login_throttle_check,
 )
-from config.api import ApiError
+from config.errors import ApiError
 
 EMAIL_MAX_LENGTH = 254  # RFC 5321 path limit; also the column's length.
 PASSWORD_MAX_LENGTH = 4096  # Hashing megabytes of "password" would be a cheap denial of service.

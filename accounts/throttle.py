@@ -19,7 +19,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from accounts.models import normalize_email
-from config.api import ApiError
+from config.errors import ApiError
 
 _KEY_ROOT = "accounts:login-failures"
 

@@ -11,7 +11,7 @@ from pytest_django import Settings
 
 from accounts.models import User
 from accounts.services import user_register
-from config.api import ApiError
+from config.errors import ApiError
 from tests.accounts.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db

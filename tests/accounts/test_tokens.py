@@ -13,7 +13,7 @@ from pytest_django import Settings
 from accounts.models import TOKEN_MARKER, ApiToken, User, token_hash
 from accounts.selectors import LAST_USED_RESOLUTION, user_for_token
 from accounts.services import token_issue, token_revoke
-from config.api import ApiError
+from config.errors import ApiError
 
 pytestmark = pytest.mark.django_db
 

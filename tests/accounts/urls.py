@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import URLPattern, URLResolver, include, path
 
 from accounts.decorators import login_required_api
-from config.api import api_view
+from config.errors import api_view
 
 
 @api_view("GET", "POST")
