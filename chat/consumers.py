@@ -61,8 +61,9 @@ logger = logging.getLogger(__name__)
 
 CLOSE_MESSAGE_TOO_BIG = 1009
 CLOSE_MESSAGE_TOO_BIG_FALLBACK = 4009
-# The user already has CHAT_MAX_CONNECTIONS_PER_USER connections open (4000 + HTTP 429).
-CLOSE_TOO_MANY_CONNECTIONS = 4429
+# The user already has CHAT_MAX_CONNECTIONS_PER_USER connections open, or the connection kept
+# sending past its frame limit (4000 + HTTP 429).
+CLOSE_TOO_MANY_CONNECTIONS = CLOSE_FLOODING = 4429
 # Generation ids we issue fit in a channel-layer group name; anything else cannot be ours.
 GENERATION_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 # An unexpected failure on our side (a store or Redis outage): the client may retry shortly.
@@ -72,6 +73,7 @@ INTERNAL_RETRY_AFTER = 1
 class ChatConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         self.registered = False
+        self.refusals = 0  # frames refused in a row by the frame limits
         # generation_id -> highest seq relayed to this client.
         self.relayed_seq: dict[str, int] = {}
         self.refresher: asyncio.Task[None] | None = None
@@ -104,6 +106,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if self.refresher is not None:
             self.refresher.cancel()
+        limits.frame_connection_forget(channel_name=self.channel_name)
         # Each step on its own: with Redis briefly gone, one failure must not skip the rest
         # (above all the connection count, which would otherwise hold a slot until it expires).
         # Group memberships left behind expire with the channel layer's group expiry.
@@ -143,6 +146,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send_message(Error(code="bad_request", message=problem))
             return
         request_id = _request_id_of(data)
+        if await self.frame_refused(request_id):
+            return
         try:
             message = parse_client_message(data)
         except ValidationError as error:
@@ -166,6 +171,34 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     retry_after=INTERNAL_RETRY_AFTER,
                 )
             )
+
+    async def frame_refused(self, request_id: str | None) -> bool:
+        """Count the frame against the connection's and the user's frame limits; True when it
+        was refused (answered `rate_limited`, or the connection closed for flooding)."""
+        wait = limits.frame_connection_hit(channel_name=self.channel_name)
+        if wait is None:
+            try:
+                wait = await sync_to_async(limits.frame_user_hit, thread_sensitive=False)(
+                    owner_id=self.user.pk
+                )
+            except Exception as error:  # Redis away: the connection's own limit still holds
+                logger.warning("the per-user frame limit could not be read: %r", error)
+        if wait is None:
+            self.refusals = 0
+            return False
+        self.refusals += 1
+        if self.refusals >= settings.CHAT_FLOOD_CLOSE_AFTER_REFUSALS:
+            await self.close(code=CLOSE_FLOODING)
+            return True
+        await self.send_message(
+            Error(
+                request_id=request_id,
+                code="rate_limited",
+                message="Too many messages on this connection. Slow down.",
+                retry_after=wait,
+            )
+        )
+        return True
 
     async def close_too_big(self) -> None:
         # Under `python -m config.server` such a frame never gets here: Daphne refuses it with

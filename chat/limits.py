@@ -19,8 +19,13 @@ from functools import cache
 from typing import Any
 
 from django.conf import settings
-from limits import RateLimitItem, RateLimitItemPerDay, RateLimitItemPerMinute
-from limits.storage import RedisStorage
+from limits import (
+    RateLimitItem,
+    RateLimitItemPerDay,
+    RateLimitItemPerMinute,
+    RateLimitItemPerSecond,
+)
+from limits.storage import MemoryStorage, RedisStorage
 from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
 
 from chat.errors import ChatError
@@ -123,6 +128,41 @@ def message_rate_hit(*, owner_id: int) -> None:
             f"The daily quota of {settings.CHAT_DAILY_MESSAGE_QUOTA} messages is used up.",
             retry_after=wait,
         )
+
+
+# --- frames: every client frame, per connection and per user -----------------------------------
+
+
+@cache
+def _memory_storage() -> MemoryStorage:
+    # A connection lives in one process, so its own limit needs no Redis round trip.
+    return MemoryStorage()
+
+
+def frame_connection_hit(*, channel_name: str) -> int | None:
+    """Count one frame of a connection (in this process's memory; cheap enough to run on the
+    event loop). None when it fits, else the seconds until it would."""
+    item = RateLimitItemPerSecond(settings.CHAT_FRAMES_PER_SECOND_PER_CONNECTION)
+    limiter = MovingWindowRateLimiter(_memory_storage())
+    if limiter.hit(item, "frames", channel_name):
+        return None
+    return _retry_after(limiter.get_window_stats(item, "frames", channel_name).reset_time)
+
+
+def frame_connection_forget(*, channel_name: str) -> None:
+    """Drop a closed connection's window now rather than when it expires."""
+    MovingWindowRateLimiter(_memory_storage()).clear(
+        RateLimitItemPerSecond(settings.CHAT_FRAMES_PER_SECOND_PER_CONNECTION),
+        "frames",
+        channel_name,
+    )
+
+
+def frame_user_hit(*, owner_id: int) -> int | None:
+    """Count one frame of a user over all their connections and processes (Redis; call it
+    in a thread). None when it fits, else the seconds until it would."""
+    item = RateLimitItemPerMinute(settings.CHAT_FRAMES_PER_MINUTE_PER_USER)
+    return _hit(MovingWindowRateLimiter, item, key("frames", "user"), str(owner_id))
 
 
 def quota_left(*, owner_id: int) -> int | None:

@@ -156,15 +156,13 @@ def message_list(*, conversation_id: str, owner_id: int) -> list[dict]:
 
 def message_replies(*, message_id: str, owner_id: int) -> list[dict]:
     """The messages whose parent is `message_id` (an answer and its regenerations), oldest
-    first."""
-    message = message_get(message_id=message_id, owner_id=owner_id)
-    if message is None:
+    first. One indexed lookup: the conversation is not read."""
+    if not valid_id(message_id):
         return []
-    return [
-        item
-        for item in message_list(conversation_id=message["conversation_id"], owner_id=owner_id)
-        if item["parent_id"] == message_id
-    ]
+    documents = get_db()[MESSAGES].find(
+        _not_deleted(owner_id, parent_id=message_id), sort=[("position", 1)]
+    )
+    return [document_out(item) for item in documents]  # type: ignore[misc]
 
 
 def message_path(*, message_id: str, owner_id: int) -> list[dict]:

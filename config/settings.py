@@ -166,6 +166,11 @@ CHAT_RATE_PER_MINUTE = env_int("CHAT_RATE_PER_MINUTE", 20, minimum=0)
 CHAT_DAILY_MESSAGE_QUOTA = env_int("CHAT_DAILY_MESSAGE_QUOTA", 1000, minimum=0)
 CHAT_MAX_CONCURRENT_GENERATIONS = env_int("CHAT_MAX_CONCURRENT_GENERATIONS", 3, minimum=1)
 CHAT_MAX_CONNECTIONS_PER_USER = env_int("CHAT_MAX_CONNECTIONS_PER_USER", 10, minimum=1)
+CHAT_FRAMES_PER_SECOND_PER_CONNECTION = env_int(
+    "CHAT_FRAMES_PER_SECOND_PER_CONNECTION", 10, minimum=1
+)
+CHAT_FRAMES_PER_MINUTE_PER_USER = env_int("CHAT_FRAMES_PER_MINUTE_PER_USER", 600, minimum=1)
+CHAT_FLOOD_CLOSE_AFTER_REFUSALS = env_int("CHAT_FLOOD_CLOSE_AFTER_REFUSALS", 50, minimum=1)
 # Generations waiting for a worker, per model, past which chat.send is answered `busy`.
 CHAT_MAX_QUEUE_DEPTH = env_int("CHAT_MAX_QUEUE_DEPTH", 256, minimum=1)
 # Daphne's keepalive (passed as --ping-interval/--ping-timeout by scripts/run.sh, the

@@ -51,6 +51,9 @@ INDEXES: list[tuple[str, list[tuple[str, int]], dict[str, Any]]] = [
     # With the owner as well: SQLite's planner then prefers it to "owner" for a conversation.
     (MESSAGES, [("conversation_id", 1), ("owner_id", 1)], {"name": "conversation_owner"}),
     (MESSAGES, [("owner_id", 1)], {"name": "owner"}),
+    # A message's replies (a repeated request_id finds its first answer without reading the
+    # conversation).
+    (MESSAGES, [("parent_id", 1), ("owner_id", 1)], {"name": "parent_owner"}),
     (
         MESSAGES,
         [("generation_id", 1)],

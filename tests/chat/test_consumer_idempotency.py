@@ -61,3 +61,39 @@ def test_parallel_prepares_of_one_request_store_and_dispatch_it_once(
     conversations, messages = snapshot(user.pk)
     assert len(conversations) == 1
     assert len(messages) == 2  # the user message and its one queued answer
+
+
+def test_a_repeated_request_id_is_answered_from_indexed_lookups_not_the_conversation(
+    chat_env: Dispatched, make_user: Any, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    import mongomock.collection
+
+    settings.CHAT_MAX_CONCURRENT_GENERATIONS = 100
+    settings.CHAT_RATE_PER_MINUTE = 0
+    user = make_user()
+    send = ChatSend(type="chat.send", request_id="again", content="Hello there")
+    first = chat_send_prepare(owner_id=user.pk, priority=5, message=send)
+    for number in range(20):  # a long conversation: reading it would be the costly way
+        later = ChatSend(
+            type="chat.send",
+            request_id=f"later-{number}",
+            conversation_id=first.accepted.conversation_id,
+            content=f"Message {number}",
+        )
+        chat_send_prepare(owner_id=user.pk, priority=5, message=later)
+    queries: list[dict[str, Any]] = []
+    for method in ("find", "find_one"):
+        original = getattr(mongomock.collection.Collection, method)
+
+        def spy(self: Any, filter: Any = None, *args: Any, _original: Any = original, **kw: Any):
+            queries.append(dict(filter or {}))
+            return _original(self, filter, *args, **kw)
+
+        monkeypatch.setattr(mongomock.collection.Collection, method, spy)
+
+    again = chat_send_prepare(owner_id=user.pk, priority=5, message=send)
+
+    assert again.accepted == first.accepted and again.dispatch is None
+    assert queries, "the repeated request read nothing"
+    assert all("conversation_id" not in query for query in queries), queries
+    assert all(query.keys() & {"request_id", "parent_id", "_id"} for query in queries), queries

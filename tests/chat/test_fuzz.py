@@ -35,8 +35,12 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
 
 @pytest.fixture
 def fuzz_client(
-    loop: asyncio.AbstractEventLoop, chat_env: Dispatched, make_user: Any
+    loop: asyncio.AbstractEventLoop, chat_env: Dispatched, make_user: Any, settings: Any
 ) -> Iterator[tuple[Client, User]]:
+    # Thousands of frames as fast as the loop goes: hostile content is under test here, not
+    # the frame rate (tests/chat/test_frame_limits.py).
+    settings.CHAT_FRAMES_PER_SECOND_PER_CONNECTION = 1_000_000
+    settings.CHAT_FRAMES_PER_MINUTE_PER_USER = 1_000_000
     user = make_user()
     client = loop.run_until_complete(connect(user))
     yield client, user
