@@ -16,6 +16,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -23,8 +24,10 @@ import pytest
 import redis
 import websockets
 
-from chat.client import ChatClient, ChatSession
 from chat.protocol import server_message_adapter
+from chat.store import CONVERSATIONS, MESSAGES
+from chat.store.embedded import SQLiteClient
+from chatclient.client import ChatClient, ChatSession
 from tests.support.stack import REPO, Stack, daphne_argv, free_port
 
 DATABASE = "chat_ws_protocol"
@@ -38,6 +41,10 @@ LIMITS = {
     "CHAT_MAX_QUEUE_DEPTH": "10000",
     "CHAT_WS_PING_INTERVAL_SECONDS": "1",
     "CHAT_WS_PING_TIMEOUT_SECONDS": "3",
+    # High enough for the live fuzz (one frame per round trip); tests/e2e/test_frame_limits.py
+    # floods past the per-user window.
+    "CHAT_FRAMES_PER_SECOND_PER_CONNECTION": "1000",
+    "CHAT_FRAMES_PER_MINUTE_PER_USER": "3000",
 }
 
 
@@ -145,6 +152,21 @@ async def send_and_receive(session: ChatSession, frame: dict[str, Any]) -> dict[
     return await receive(session)
 
 
+async def assert_quiet_then_pong(session: ChatSession, quiet_for: float = 0.5) -> None:
+    """Nothing arrives within `quiet_for` seconds (nor was left unread), and then a ping is
+    answered by a pong that is the very next frame: the quiet was not a dead connection or a
+    broken receive, and nothing was queued behind it."""
+    try:
+        unexpected = await session.receive(timeout=quiet_for)
+    except TimeoutError:
+        pass
+    else:
+        raise AssertionError(f"expected nothing within {quiet_for} s, got {unexpected}")
+    await session.send_frame({"type": "ping"})
+    answer = await receive(session)
+    assert answer == {"type": "pong"}, f"expected only a pong after the quiet, got {answer}"
+
+
 def chat_send(content: str = "Hello", **fields: Any) -> dict[str, Any]:
     return {
         "type": "chat.send",
@@ -159,6 +181,27 @@ def snapshot(client: ChatClient) -> list[dict[str, Any]]:
     """Everything the user has stored, as the REST API shows it."""
     listed = client.request("GET", "/api/conversations")["results"]
     return [client.request("GET", f"/api/conversations/{c['id']}") for c in listed]
+
+
+def stored(stack: Stack, email: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The user's conversations and messages as the stack's own store holds them, read from
+    its embedded store's file (not through the app, and so also for a deactivated user)."""
+    with psycopg.connect(stack.env["DATABASE_URL"]) as connection:
+        row = connection.execute(
+            "SELECT id FROM accounts_user WHERE email = %s", [email]
+        ).fetchone()
+    assert row is not None, f"no user {email}"
+    url = stack.env["MONGODB_URL"]
+    assert url.startswith("embedded://"), url
+    store = SQLiteClient(Path(url.split("://", 1)[1]))
+    try:
+        db = store[stack.env.get("MONGODB_DB", "chat")]
+        return tuple(  # type: ignore[return-value]
+            sorted(db[name].find({"owner_id": row[0]}), key=lambda document: document["_id"])
+            for name in (CONVERSATIONS, MESSAGES)
+        )
+    finally:
+        store.close()
 
 
 async def close_code(session: ChatSession, timeout: float = 10) -> int | None:

@@ -27,6 +27,7 @@ from tests.e2e.protocol_support import (
     send_and_receive,
     snapshot,
     stack_redis,
+    stored,
     validated,
 )
 from tests.support.stack import Stack
@@ -102,7 +103,12 @@ def test_a_peer_that_stops_answering_pings_is_closed_after_interval_plus_timeout
     peer.close()
 
     assert b"\x89" in received  # at least one ping frame (opcode 0x9) was sent
-    assert closed_after < 1 + 3 + 3  # interval + timeout + Daphne's 1 s checker, with margin
+    # Not before the interval and the timeout: autobahn's pong timer rounds its deadline down
+    # to a whole second (txaio's batched timer), so 3 s waits 2 to 3 s; the interval counts
+    # from the TCP accept, a little before the 101 reached us. Measured: 3.4 to 5.3 s.
+    assert closed_after > 1 + (3 - 1) - 0.25
+    # ... and soon after: interval + timeout + Daphne's 2 s timeout checker, with margin.
+    assert closed_after < 1 + 3 + 3
 
 
 def test_the_connection_past_the_per_user_limit_is_closed_with_4429(
@@ -192,19 +198,28 @@ def test_refusals_of_content_account_and_moderation_store_nothing(
 ) -> None:
     client = new_client(protocol_stack)
 
-    async def scenario() -> tuple[dict, dict, dict]:
+    async def scenario() -> tuple[dict, dict, dict, dict]:
         async with client.connect() as session:
+            # Accepted first: the store must show it, so an empty read cannot pass for nothing.
+            kept = await session.send("Keep this one")
             too_large = await session.send("x" * 32_001)
             blocked = await session.send("I want to kill myself tonight")
             deactivate(client.email or "")
             forbidden = await session.send("Hello")
-            return too_large, blocked, forbidden
+            return kept, too_large, blocked, forbidden
 
-    too_large, blocked, forbidden = asyncio.run(scenario())
+    kept, too_large, blocked, forbidden = asyncio.run(scenario())
 
+    assert kept["type"] == "chat.accepted"
     assert too_large["code"] == "too_large"
     assert blocked["type"] == "moderation.blocked" and blocked["message"]
     assert forbidden["code"] == "forbidden"
+    # Read from the stack's store itself (the REST API refuses a deactivated user).
+    conversations, messages = stored(protocol_stack, client.email or "")
+    assert [c["_id"] for c in conversations] == [kept["conversation_id"]]
+    assert sorted(m["_id"] for m in messages) == sorted(
+        [kept["user_message"]["id"], kept["assistant_message_id"]]
+    )
 
 
 def test_the_protocol_schema_is_public_json_schema_of_every_message(
@@ -222,7 +237,18 @@ def test_the_protocol_schema_is_public_json_schema_of_every_message(
         "generation.subscribe",
         "ping",
     }
-    assert {"chat.accepted", "generation.delta", "error", "conversation.updated"} <= server_types
+    assert server_types == {
+        "chat.accepted",
+        "generation.queued",
+        "generation.delta",
+        "generation.progress",
+        "generation.done",
+        "generation.error",
+        "moderation.blocked",
+        "conversation.updated",
+        "error",
+        "pong",
+    }
 
 
 def test_invalid_utf8_in_a_text_frame_drops_only_that_connection(protocol_stack: Stack) -> None:

@@ -89,6 +89,11 @@ def test_regenerate_streams_a_sibling_answer_to_the_same_question(live_stack: St
         validate(frame)
     assert sibling["user_message"]["id"] == first["user_message"]["id"]
     assert sibling_result.final["type"] == "generation.done"
+    # Streamed: its text came as deltas, in order, before the final frame.
+    assert [d["seq"] for d in sibling_result.deltas] == list(
+        range(1, len(sibling_result.deltas) + 1)
+    )
+    assert sibling_result.deltas and sibling_result.streamed_text == sibling_result.final["text"]
     stored = client.request("GET", f"/api/conversations/{first['conversation_id']}")
     answers = [m for m in stored["messages"] if m["parent_id"] == first["user_message"]["id"]]
     assert {m["id"] for m in answers} == {
