@@ -1,4 +1,4 @@
-"""The websocket wire format, version 1 (`shared/PROTOCOL.md`).
+"""The websocket wire format, version 1 (`docs/protocol.md` is the guide for clients).
 
 This module is the only place the wire format is defined. Client messages refuse unknown
 fields; server messages are built from these models so that every frame we send is valid by

@@ -1,4 +1,5 @@
-"""Writes to the conversation store: conversations, messages, generations, feedback.
+"""Writes to the conversation store: conversations, messages and feedback (a generation's own
+writes, its checkpoints and its final write, are in `chat.generation.lifecycle`).
 
 Every function takes the owner and puts it in every filter: another owner's id behaves
 exactly like an id that does not exist. Invalid input raises `ChatError("bad_request", ...)`

@@ -75,7 +75,7 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
   return data as T;
 }
 
-// --- Shapes of the REST resources (shared/PROTOCOL.md) ---------------------------------------
+// --- Shapes of the REST resources (docs/protocol.md) -----------------------------------------
 
 export interface User {
   id?: number | string;

@@ -1,4 +1,4 @@
-// The websocket wire format, version 1 (shared/PROTOCOL.md). Mirrors chat/protocol.py; the
+// The websocket wire format, version 1 (docs/protocol.md). Mirrors chat/protocol.py; the
 // server may add optional fields and new message types, so decoding ignores what it does not know.
 // Checked against the server's JSON Schema by `.venv/bin/pytest tests/frontend_contract` (in CI):
 // every message, field, optionality and type must agree with chat/protocol.py.
