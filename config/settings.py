@@ -171,6 +171,8 @@ CHAT_FRAMES_PER_SECOND_PER_CONNECTION = env_int(
 )
 CHAT_FRAMES_PER_MINUTE_PER_USER = env_int("CHAT_FRAMES_PER_MINUTE_PER_USER", 600, minimum=1)
 CHAT_FLOOD_CLOSE_AFTER_REFUSALS = env_int("CHAT_FLOOD_CLOSE_AFTER_REFUSALS", 50, minimum=1)
+# Messages a conversation may hold; a chat.send or regenerate into a full one is `too_large`.
+CHAT_MAX_MESSAGES_PER_CONVERSATION = env_int("CHAT_MAX_MESSAGES_PER_CONVERSATION", 1000, minimum=1)
 # Generations waiting for a worker, per model, past which chat.send is answered `busy`.
 CHAT_MAX_QUEUE_DEPTH = env_int("CHAT_MAX_QUEUE_DEPTH", 256, minimum=1)
 # Daphne's keepalive (passed as --ping-interval/--ping-timeout by scripts/run.sh, the
@@ -253,6 +255,9 @@ MODERATION_CHECKS = env_list(
 )
 # Checks whose errors block the text instead of letting it through.
 MODERATION_FAIL_CLOSED = env_list("MODERATION_FAIL_CLOSED", [])
+# Milliseconds the input checks of one message may take (0: no budget). Checked between
+# checks: a message whose checks have not all run by then is refused as "unchecked".
+MODERATION_INPUT_BUDGET_MS = env_int("MODERATION_INPUT_BUDGET_MS", 1000, minimum=0)
 MODERATION_PROFANITY_ACTION = env_choice(
     "MODERATION_PROFANITY_ACTION", "flag", choices={"flag", "block"}
 )

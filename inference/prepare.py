@@ -94,20 +94,59 @@ def prompt_token_ids(tokenizer: Any, messages: list[dict[str, str]]) -> list[int
     return list(tokenizer.encode(text, add_special_tokens=False))
 
 
+# Stands for the system prompt while one turn is measured: what a turn adds does not depend on
+# the prompt's text, and a long prompt must not be tokenised again for every turn.
+_SYSTEM_STAND_IN = {"role": "system", "content": "-"}
+
+
+def _too_long() -> GenerationRefused:
+    return GenerationRefused("The message is too long for this model's context.")
+
+
 def prompt_fit(
     tokenizer: Any, messages: list[dict[str, str]], *, context_length: int, min_output: int
 ) -> list[int]:
     """The prompt's tokens, dropping the oldest turns (never the system prompt or the last
-    message) until `min_output` tokens of answer fit in the context."""
-    messages = list(messages)
-    while True:
-        ids = prompt_token_ids(tokenizer, messages)
-        if len(ids) + min_output <= context_length:
-            return ids
-        first = 1 if messages and messages[0]["role"] == "system" else 0
-        if len(messages) - first <= 1:
-            raise GenerationRefused("The message is too long for this model's context.")
-        del messages[first]
+    message) until `min_output` tokens of answer fit in the context.
+
+    Linear in the conversation, not quadratic: the whole conversation is rendered once. When
+    it is too long, what dropping the oldest turn saves is measured on that turn and the next
+    one alone (a template may write something before whichever turn comes first, e.g. a
+    default system prompt), subtracted, and the kept turns are rendered once more to check.
+    Only a template whose turns do not add up exactly costs one more render per turn that
+    the estimate missed by."""
+    budget = context_length - min_output
+    ids = prompt_token_ids(tokenizer, messages)
+    if len(ids) <= budget:
+        return ids
+    first = 1 if messages and messages[0]["role"] == "system" else 0
+    head, turns = list(messages[:first]), list(messages[first:])
+    if len(turns) <= 1:
+        raise _too_long()
+    probe = [_SYSTEM_STAND_IN] if head else []
+    cut, estimate = 0, len(ids)  # the prompt's length with turns[cut:] kept
+    while estimate > budget and cut < len(turns) - 1:
+        both = len(prompt_token_ids(tokenizer, [*probe, turns[cut], turns[cut + 1]]))
+        next_alone = len(prompt_token_ids(tokenizer, [*probe, turns[cut + 1]]))
+        estimate -= both - next_alone
+        cut += 1
+    ids = prompt_token_ids(tokenizer, head + turns[cut:])
+    if len(ids) > budget:
+        # Only the last message is left, or the estimate was short: drop on, checking each.
+        while len(ids) > budget:
+            if cut >= len(turns) - 1:
+                raise _too_long()
+            cut += 1
+            ids = prompt_token_ids(tokenizer, head + turns[cut:])
+        return ids
+    if len(ids) != estimate:
+        # The estimate was long: keep older turns again while they fit (the first cut that fits).
+        while cut > 1:
+            wider = prompt_token_ids(tokenizer, head + turns[cut - 1 :])
+            if len(wider) > budget:
+                break
+            cut, ids = cut - 1, wider
+    return ids
 
 
 def sampling_for(

@@ -137,6 +137,18 @@ def _moderated_content(
     return decision.text
 
 
+def _room_check(conversation: dict, *, adding: int) -> None:
+    """Refuse a new answer that would take the conversation past
+    `CHAT_MAX_MESSAGES_PER_CONVERSATION` messages (a chat.send adds two, a regenerate one)."""
+    limit = settings.CHAT_MAX_MESSAGES_PER_CONVERSATION
+    if int(conversation.get("message_count") or 0) + adding > limit:
+        raise ChatError(
+            "too_large",
+            f"This conversation is at its limit of {limit:,} messages. "
+            "Start a new conversation.",
+        )
+
+
 def content_check(content: str) -> None:
     """Refuse empty or oversized content: the first check of a chat.send, before any work that
     grows with the content (moderation, embedding, the store)."""
@@ -261,6 +273,8 @@ def chat_send_prepare(
 
     def target() -> Target:
         conversation, model, parent_id = _send_target(owner_id=owner_id, message=message)
+        if conversation is not None:
+            _room_check(conversation, adding=2)
         _queue_check(model)
         content = _moderated_content(
             message.content,
@@ -333,6 +347,7 @@ def generation_regenerate_prepare(
         )
         if question is None or conversation is None:
             raise ChatError("not_found", "No such assistant message.")
+        _room_check(conversation, adding=1)
         model = _resolve_model(conversation["model"])
         _queue_check(model)
 
