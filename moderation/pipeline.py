@@ -3,19 +3,31 @@
 Order of work: allowlisted phrases are blanked (they win over every check), fenced code is
 blanked for checks that skip code, each check runs under its failure policy, and the strictest
 action wins. The first block stops the run: later (often slower) checks cannot change it.
+
+A run may have a time budget (`budget_ms`; input: MODERATION_INPUT_BUDGET_MS). Checks run one
+after another and are not interrupted, so the budget is looked at before each check: once it
+is spent and a check has not run yet, the text is blocked with category "unchecked" (fail
+closed for this text only; the next text starts with a fresh budget).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 
 from moderation import registry, state
-from moderation.messages import UNAVAILABLE_CATEGORY
+from moderation.messages import UNAVAILABLE_CATEGORY, UNCHECKED_CATEGORY
 from moderation.normalize import mask_code_fences
 from moderation.types import Action, Direction, FailurePolicy, Outcome, Span, Verdict, redact
 
 logger = logging.getLogger(__name__)
+
+# The name a time-budget refusal is recorded under (ModerationEvent.check_name), so reviewers
+# can find them apart from the checks' own verdicts.
+BUDGET_CHECK_NAME = "time_budget"
+# What the budget is measured with; tests replace it with a fake clock.
+clock = time.monotonic
 
 
 def mask_allowlisted(text: str, snapshot: state.Snapshot) -> str:
@@ -31,10 +43,13 @@ def run(
     direction: Direction,
     code_open_at_start: bool = False,
     snapshot: state.Snapshot | None = None,
+    budget_ms: int | None = None,
 ) -> Outcome:
     """Moderate `text`. `code_open_at_start` says the text begins inside a fenced code block
     (a streamed window); it only matters to checks that skip code. `snapshot` replaces the
-    admin state (the evaluation script runs without a database)."""
+    admin state (the evaluation script runs without a database). `budget_ms` (None or 0: no
+    budget) is the time the checks may take, counted once the admin state and checks are loaded:
+    past it, a check that has not run yet blocks the text as "unchecked" instead of running."""
     if snapshot is None:
         try:
             snapshot = state.snapshot()
@@ -43,10 +58,21 @@ def run(
             # overrides; the rules check reports the outage under its own failure policy.
             logger.warning("moderation: running without admin rules (stores unreachable)")
             snapshot = state.EMPTY
+    # Counted after the checks are loaded: loading (seconds, once per process) is not the
+    # text's cost, and `warm()` does it before a server takes traffic.
+    checks = registry.configured_checks(snapshot)
+    started = clock()
     masked = mask_allowlisted(text, snapshot)
     prose: str | None = None
     verdicts: list[Verdict] = []
-    for configured in registry.configured_checks(snapshot):
+    for index, configured in enumerate(checks):
+        if budget_ms:
+            elapsed_ms = (clock() - started) * 1000
+            if elapsed_ms > budget_ms:
+                verdicts.append(
+                    _over_budget(checks, index, budget_ms, elapsed_ms, direction, len(text))
+                )
+                break
         check = configured.check
         if check.skips_code:
             if prose is None:
@@ -72,6 +98,31 @@ def warm() -> None:
     process doing that while it serves stalls every connection it holds."""
     for direction in Direction:
         run("Hello! What is a good name for a cat?", direction=direction, snapshot=state.EMPTY)
+
+
+def _over_budget(
+    checks: list[registry.ConfiguredCheck],
+    ran: int,
+    budget_ms: int,
+    elapsed_ms: float,
+    direction: Direction,
+    chars: int,
+) -> Verdict:
+    """The block for a text whose checks did not all run within the budget."""
+    skipped = ", ".join(c.name for c in checks[ran:])
+    reason = (
+        f"time budget {budget_ms} ms spent after {ran} of {len(checks)} checks "
+        f"({elapsed_ms:.0f} ms); not run: {skipped}"
+    )
+    logger.warning(
+        "moderation: %s text of %d chars refused unchecked: %s", direction, chars, reason
+    )
+    return Verdict(
+        Action.BLOCK,
+        categories=(UNCHECKED_CATEGORY,),
+        reason=reason[:500],
+        check=BUDGET_CHECK_NAME,
+    )
 
 
 def _failure_verdict(configured: registry.ConfiguredCheck, exc: Exception) -> Verdict:

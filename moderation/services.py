@@ -48,8 +48,14 @@ def moderate_input(
     request_id: str | None = None,
 ) -> InputDecision:
     """Moderate a user message before it is stored or queued. Synchronous (call it through
-    `sync_to_async` from a consumer); records a `ModerationEvent` per non-allow verdict."""
-    outcome = pipeline.run(text, direction=Direction.INPUT)
+    `sync_to_async` from a consumer); records a `ModerationEvent` per non-allow verdict.
+
+    Within `MODERATION_INPUT_BUDGET_MS`: when it is spent before every check has run, the
+    message is blocked with category "unchecked" and recorded under check name "time_budget"
+    for review; the next message is checked afresh."""
+    outcome = pipeline.run(
+        text, direction=Direction.INPUT, budget_ms=settings.MODERATION_INPUT_BUDGET_MS
+    )
     if outcome.action is Action.ALLOW:
         return InputDecision(action=Action.ALLOW.value, text=text)
     events_record(

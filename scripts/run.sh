@@ -17,8 +17,10 @@ done < .env
 
 HOST=${HOST:-127.0.0.1}
 PORT=${PORT:-8000}
+# Logs and the beat schedule live under DATA_DIR (./var), like the rest of the local data.
+log_dir=${DATA_DIR:-var}/log
 queues=$(python manage.py shell -v 0 -c "from inference.selectors import model_list_enabled; print(','.join(m.queue for m in model_list_enabled()))")
-mkdir -p var/log
+mkdir -p "$log_dir"
 
 pids=()
 cleanup() {
@@ -44,16 +46,16 @@ supervise() {
 }
 
 supervise celery -A config worker -P threads -c "${WORKER_CONCURRENCY:-32}" -Q "$queues" \
-    -n "gpu@%h" --without-gossip --without-mingle -l info >>var/log/worker.log 2>&1 &
+    -n "gpu@%h" --without-gossip --without-mingle -l info >>"$log_dir/worker.log" 2>&1 &
 pids+=($!)
 # Beat embedded in a small maintenance worker: the reaper keeps running while every
 # inference worker is down (it is what notices that they are).
-supervise celery -A config worker -B -s var/celerybeat-schedule -Q inference.maintenance \
+supervise celery -A config worker -B -s "${DATA_DIR:-var}/celerybeat-schedule" -Q inference.maintenance \
     -P threads -c 2 -n "maintenance@%h" --without-gossip --without-mingle -l info \
-    >>var/log/beat.log 2>&1 &
+    >>"$log_dir/beat.log" 2>&1 &
 pids+=($!)
 # Daphne with the protocol's frame limit and keepalive from settings (config/server.py).
-python -m config.server -b "$HOST" -p "$PORT" --proxy-headers config.asgi:application >var/log/web.log 2>&1 &
+python -m config.server -b "$HOST" -p "$PORT" --proxy-headers config.asgi:application >"$log_dir/web.log" 2>&1 &
 pids+=($!)
 
 printf 'waiting for the worker to load the model'
@@ -62,7 +64,7 @@ for _ in $(seq 180); do
     printf '.'; sleep 2
 done
 echo
-curl -fsS "http://$HOST:$PORT/readyz" || { echo "not ready: see var/log/*.log"; exit 1; }
+curl -fsS "http://$HOST:$PORT/readyz" || { echo "not ready: see $log_dir/*.log"; exit 1; }
 echo
-printf '\033[1mThe app is running at http://%s:%s/ (logs in var/log/). Ctrl-C stops it.\033[0m\n' "$HOST" "$PORT"
+printf '\033[1mThe app is running at http://%s:%s/ (logs in %s/). Ctrl-C stops it.\033[0m\n' "$HOST" "$PORT" "$log_dir"
 wait -n "${pids[@]}"

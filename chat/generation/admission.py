@@ -144,8 +144,7 @@ def _room_check(conversation: dict, *, adding: int) -> None:
     if int(conversation.get("message_count") or 0) + adding > limit:
         raise ChatError(
             "too_large",
-            f"This conversation is at its limit of {limit:,} messages. "
-            "Start a new conversation.",
+            f"This conversation is at its limit of {limit:,} messages. Start a new conversation.",
         )
 
 

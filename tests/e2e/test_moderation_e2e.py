@@ -16,7 +16,9 @@ pytestmark = pytest.mark.e2e
 
 
 def generate_tasks_received(stack: Stack) -> int:
-    return len(re.findall(r"Task inference\.generate\[[0-9a-f-]+\] received", stack.log("worker")))
+    # Every worker of the stack (tests/e2e/test_scale_out.py adds "worker2").
+    logs = stack.log("worker") + stack.log("worker2")
+    return len(re.findall(r"Task inference\.generate\[[0-9a-f-]+\] received", logs))
 
 
 def test_a_blocked_message_gets_the_supportive_reply_and_never_reaches_the_model(

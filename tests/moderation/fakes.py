@@ -105,3 +105,33 @@ def fake_guard_server() -> Iterator[FakeGuard]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+class FakeClock:
+    """A monotonic clock (seconds) that moves only when told: stands in for
+    `moderation.pipeline.clock`, so the time budget is tested without real time."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance_ms(self, milliseconds: float) -> None:
+        self.now += milliseconds / 1000
+
+
+CLOCK = FakeClock()
+
+
+class SlowCheck(Check):
+    """Takes `cost_ms` of `CLOCK`'s time on texts containing "slow", 1 ms on others; allows all."""
+
+    name: ClassVar[str] = "slow"
+    cost_ms: ClassVar[float] = 5_000.0
+    calls: ClassVar[list[str]] = []
+
+    def evaluate(self, text: str, *, direction: Direction) -> Verdict:
+        SlowCheck.calls.append(text)
+        CLOCK.advance_ms(self.cost_ms if "slow" in text else 1.0)
+        return ALLOW
