@@ -1,0 +1,41 @@
+"""A channel-layer event for a client that has just gone away is dropped, not raised: Daphne
+refuses to send on a closed connection, and the consumer may still be handling events queued
+before its disconnect (the soak found one such server error in 30 minutes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from autobahn.exception import Disconnected
+
+from chat.consumers import ChatConsumer
+
+
+async def test_an_event_for_a_client_that_went_away_is_dropped_without_an_error() -> None:
+    consumer = ChatConsumer()
+    sent: list[dict[str, Any]] = []
+
+    async def closed_connection(message: dict[str, Any]) -> None:
+        sent.append(message)
+        raise Disconnected("Attempt to send on a closed protocol")
+
+    consumer.base_send = closed_connection
+
+    await consumer.conversation_updated(
+        {"type": "conversation.updated", "conversation_id": "c1", "title": "T"}
+    )
+
+    assert sent and sent[0]["type"] == "websocket.send"  # it was tried, and the error absorbed
+
+
+async def test_other_send_failures_still_raise() -> None:
+    consumer = ChatConsumer()
+
+    async def broken(message: dict[str, Any]) -> None:
+        raise ValueError("not a disconnect")
+
+    consumer.base_send = broken
+
+    with pytest.raises(ValueError):
+        await consumer.send(text_data="{}")
