@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from autobahn.exception import Disconnected
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -366,6 +367,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def send_message(self, message: BaseModel) -> None:
         await self.send(text_data=message.model_dump_json(exclude_none=False))
+
+    async def send(
+        self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False
+    ) -> None:
+        """Send a frame; one for a client that has just gone away is dropped. Channel-layer
+        events keep arriving until the disconnect is handled, and Daphne refuses to send on a
+        closed connection (autobahn's `Disconnected`), which would log as a server error."""
+        try:
+            await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
+        except Disconnected:
+            logger.debug("dropped a frame for a client that went away")
 
 
 def _decode(text_data: str) -> tuple[Any, str | None]:
