@@ -39,3 +39,30 @@ async def test_other_send_failures_still_raise() -> None:
 
     with pytest.raises(ValueError):
         await consumer.send(text_data="{}")
+
+
+async def test_events_are_handled_without_a_hop_to_channels_shared_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Channels' own dispatch first closes old database connections on its one shared thread,
+    so every ping would wait behind admission work there (bench/abuse.py)."""
+    import channels.consumer
+
+    hops: list[str] = []
+
+    async def shared_thread_hop() -> None:
+        hops.append("aclose_old_connections")
+
+    monkeypatch.setattr(channels.consumer, "aclose_old_connections", shared_thread_hop)
+    consumer = ChatConsumer()
+    sent: list[dict[str, Any]] = []
+
+    async def record(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    consumer.base_send = record
+
+    await consumer.dispatch({"type": "conversation.updated", "conversation_id": "c", "title": "T"})
+
+    assert hops == []
+    assert sent and sent[0]["type"] == "websocket.send"
