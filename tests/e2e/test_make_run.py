@@ -92,6 +92,11 @@ def _logs(data_dir: Path) -> str:
     )
 
 
+def _default_signals() -> None:
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT):
+        signal.signal(number, signal.SIG_DFL)
+
+
 class MakeRun:
     """`make run` in a session of its own, on its own port, databases and data directory."""
 
@@ -132,6 +137,10 @@ class MakeRun:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # make leads its own session and process group
+                # As in a terminal: a runner that started these tests in the background (a
+                # non-interactive shell's `&`) passed SIGINT down ignored, and an ignored
+                # signal stays ignored across exec.
+                preexec_fn=_default_signals,
             )
         self.session = self.make.pid
 

@@ -61,7 +61,15 @@ export function Shell({ user, route, onSignedOut }: Props) {
         list.bump({ id, title });
         navigate({ name: "chat", conversationId: id }, { replace: true });
       },
-      updated: (change) => list.applyChange(change),
+      updated: (change) => {
+        list.applyChange(change);
+        // The open conversation was deleted (in this tab or another): start a new chat, as
+        // deleting it from the sidebar does. The event may come before the sidebar's own
+        // delete request returns, and then the list item that would navigate is gone.
+        if (change.deleted && change.id === store.getSnapshot().conversationId) {
+          navigate({ name: "chat", conversationId: null });
+        }
+      },
       finished: (message) => {
         // A new string each time, so the same words twice are still announced.
         setAnnouncement(`${announcementFor(message)}\u200b`.slice(0, 400));
