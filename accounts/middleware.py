@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest, HttpResponse
 
 from accounts.selectors import user_for_token
@@ -28,14 +27,25 @@ def unauthorized_response(message: str) -> HttpResponse:
     return response
 
 
+# Where a bearer token is a credential: the JSON API and the OpenAI-compatible API. (The
+# websocket reads its own credentials in accounts.ws_auth.) Anywhere else, the admin above all,
+# the header is ignored: the admin is for people with a session, its second factor and its CSRF
+# checks, and a leaked API token must not open it (issue 15, finding 8).
+BEARER_PATH_PREFIXES = ("/api/", "/v1/")
+
+
+def bearer_applies(path: str) -> bool:
+    return path.startswith(BEARER_PATH_PREFIXES)
+
+
 class BearerTokenMiddleware:
-    """Authenticate `request.user` from `Authorization: Bearer <token>`.
+    """Authenticate `request.user` from `Authorization: Bearer <token>` under /api/ and /v1/.
 
     Goes right after AuthenticationMiddleware, so a bearer token overrides any session. A request
     with a valid token is exempt from CSRF: the header is not an ambient credential (a browser
     never attaches it by itself), so another site cannot forge such a request. An unknown,
-    expired or revoked token on an /api/ path gets 401 at once; elsewhere the request continues
-    as anonymous. Explicit credentials that fail never fall back to the session cookie.
+    expired or revoked token gets 401 at once. Explicit credentials that fail never fall back
+    to the session cookie. On other paths the header is not read at all.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -43,16 +53,15 @@ class BearerTokenMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         header = request.headers.get("Authorization")
+        if not bearer_applies(request.path):
+            return self.get_response(request)
         if header is None or not header.strip().lower().startswith("bearer"):
             return self.get_response(request)
 
         raw_token = bearer_token_from_header(header)
         user = user_for_token(raw_token=raw_token) if raw_token else None
         if user is None:
-            if request.path.startswith("/api/"):
-                return unauthorized_response("The bearer token is invalid, expired or revoked.")
-            request.user = AnonymousUser()
-            return self.get_response(request)
+            return unauthorized_response("The bearer token is invalid, expired or revoked.")
 
         request.user = user
 

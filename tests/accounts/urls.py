@@ -25,5 +25,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("admin/", admin.site.urls),
     path("api/auth/", include("accounts.urls")),
     path("api/test/whoami", api_whoami),
+    path("v1/test/whoami", api_whoami),
     path("plain/whoami", plain_whoami),
 ]
