@@ -121,8 +121,8 @@ def token_revoke_many(*, tokens: QuerySet[ApiToken]) -> int:
 def user_authenticate(*, request: HttpRequest, email: Any, password: Any) -> User:
     """The user these credentials belong to, with failed attempts throttled.
 
-    Raises `bad_request` for missing fields, `rate_limited` (429, Retry-After) while the email or
-    the client address is blocked (the password is then not checked at all), and `unauthorized`
+    Raises `bad_request` for missing fields, `rate_limited` (429, Retry-After) while the email
+    from this address, the email from anywhere or the client address is blocked (the password is then not checked at all), and `unauthorized`
     for wrong credentials or a disabled account (one message for both: no account enumeration).
     """
     errors: dict[str, list[str]] = {}
@@ -142,5 +142,5 @@ def user_authenticate(*, request: HttpRequest, email: Any, password: Any) -> Use
     if not isinstance(user, User):
         login_failure_record(email=email, ip=ip)
         raise ApiError("unauthorized", "The email address or password is incorrect.")
-    login_failures_clear(email=email)
+    login_failures_clear(email=email, ip=ip)
     return user

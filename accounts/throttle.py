@@ -1,5 +1,12 @@
-"""Throttling of failed logins (per submitted email and per client IP) and of registrations
-(per client IP), in the Django cache.
+"""Throttling of failed logins and of registrations (per client IP), in the Django cache.
+
+Failed logins count three ways (issue 15, finding 7, "targeted lockout"):
+- per email *and* client address, `LOGIN_FAILURE_LIMIT` (5): what slows down one guesser;
+- per email from anywhere, `LOGIN_FAILURE_EMAIL_LIMIT` (much higher): the ceiling on guesses
+  spread over many addresses;
+- per client address, `LOGIN_FAILURE_IP_LIMIT`: one address guessing across many accounts.
+So someone elsewhere who types a victim's email with wrong passwords blocks only themselves: the
+owner, from their own address, still signs in, until the per-email ceiling is reached.
 
 A small counter rather than django-ratelimit: that library counts *requests* in windows aligned
 to the clock and cannot tell the caller when the block ends. Here only *failures* count (a
@@ -34,6 +41,10 @@ def _ip_key(ip: str) -> str:
     return f"{_KEY_ROOT}:ip:{ip or 'unknown'}"
 
 
+def _pair_key(email: str, ip: str) -> str:
+    return f"{_email_key(email)}:ip:{ip or 'unknown'}"
+
+
 def _seconds_left(key: str) -> int | None:
     """Seconds until `key`'s window ends, or None when it has no window (or it just ended)."""
     reset_at = cache.get(f"{key}:reset-at")
@@ -52,9 +63,11 @@ def _blocked_for(key: str, limit: int) -> int | None:
 
 
 def login_throttle_check(*, email: str, ip: str) -> None:
-    """Raise `rate_limited` (HTTP 429 with Retry-After) when this email or this IP is blocked."""
+    """Raise `rate_limited` (HTTP 429 with Retry-After) when this email from this address,
+    this email from anywhere (its higher ceiling) or this address is blocked."""
     waits = [
-        _blocked_for(_email_key(email), settings.LOGIN_FAILURE_LIMIT),
+        _blocked_for(_pair_key(email, ip), settings.LOGIN_FAILURE_LIMIT),
+        _blocked_for(_email_key(email), settings.LOGIN_FAILURE_EMAIL_LIMIT),
         _blocked_for(_ip_key(ip), settings.LOGIN_FAILURE_IP_LIMIT),
     ]
     blocked = [wait for wait in waits if wait is not None]
@@ -82,17 +95,19 @@ def _count(key: str, *, window: int | None = None) -> None:
 
 
 def login_failure_record(*, email: str, ip: str) -> None:
+    _count(_pair_key(email, ip))
     _count(_email_key(email))
     _count(_ip_key(ip))
 
 
-def login_failures_clear(*, email: str) -> None:
-    """Forget the email's failures after a successful login.
+def login_failures_clear(*, email: str, ip: str) -> None:
+    """Forget this email's failures from this address after a successful login.
 
     The IP counter is kept on purpose: otherwise one address could interleave logins to its own
-    account with guesses at others and never be blocked.
+    account with guesses at others and never be blocked. So is the per-email ceiling: each of
+    the owner's logins would otherwise give guessers spread over many addresses a fresh budget.
     """
-    key = _email_key(email)
+    key = _pair_key(email, ip)
     cache.delete_many([key, f"{key}:reset-at"])
 
 

@@ -140,7 +140,10 @@ CELERY_TASK_ALWAYS_EAGER = False
 # --- Accounts --------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
 AUTH_TOKEN_TTL_DAYS = env_int("AUTH_TOKEN_TTL_DAYS", 30, minimum=1)
+# Failed logins per email *from one client address*; per email from anywhere the ceiling is
+# LOGIN_FAILURE_EMAIL_LIMIT, so a guesser elsewhere cannot lock the owner out (accounts/throttle).
 LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+LOGIN_FAILURE_EMAIL_LIMIT = env_int("LOGIN_FAILURE_EMAIL_LIMIT", 100, minimum=1)
 LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 900, minimum=1)
 # Per client address (many people can share one NAT address, hence higher than per email).
 LOGIN_FAILURE_IP_LIMIT = env_int("LOGIN_FAILURE_IP_LIMIT", 50, minimum=1)
