@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from moderation.allowlist import validate_phrase
 from moderation.regexes import PatternError, validate_pattern, word_pattern
 
 CATEGORY_MAX = 40
@@ -100,6 +101,10 @@ class AllowlistEntry(models.Model):
         self.phrase = " ".join(self.phrase.split())
         if len(self.phrase) < 2:
             raise ValidationError({"phrase": "An allowlist phrase needs at least 2 characters."})
+        try:
+            validate_phrase(self.phrase)
+        except PatternError as exc:
+            raise ValidationError({"phrase": str(exc)}) from None
 
 
 class CheckSetting(models.Model):

@@ -34,7 +34,7 @@ def mask_allowlisted(text: str, snapshot: state.Snapshot) -> str:
     """`text` with allowlisted phrases replaced by spaces (same length, so offsets hold)."""
     if snapshot.allowlist is None:
         return text
-    return snapshot.allowlist.sub(lambda m: " " * len(m.group(0)), text)
+    return snapshot.allowlist.mask(text)
 
 
 def run(

@@ -42,6 +42,12 @@ def compile_pattern(pattern: str, *, builtin: bool = False) -> re2._Regexp:
         ) from None
 
 
+def set_options() -> re2.Options:
+    """Options for an RE2 set of admin patterns (`re2.Set`): case-insensitive, with the
+    memory bound of the built-in groups, since a set holds many patterns at once."""
+    return _BUILTIN_OPTIONS
+
+
 def word_pattern(word: str) -> str:
     """A pattern matching `word` (or phrase) as whole words, any spacing between its words."""
     parts = [re2.escape(part) for part in word.split()]

@@ -19,7 +19,8 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
-from moderation.regexes import PatternError, compile_pattern, word_pattern
+from moderation.allowlist import Allowlist
+from moderation.regexes import PatternError, compile_pattern
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,16 @@ class CompiledRule:
 
 
 @dataclass(frozen=True)
+class BrokenRule:
+    """An enabled rule whose pattern cannot be compiled. The rules check fails closed in its
+    direction rather than run as if the rule did not exist."""
+
+    id: int
+    direction: str
+    error: str
+
+
+@dataclass(frozen=True)
 class CheckOverride:
     enabled: bool | None
     threshold: float | None
@@ -47,7 +58,8 @@ class CheckOverride:
 class Snapshot:
     version: int
     rules: tuple[CompiledRule, ...] = ()
-    allowlist: re2._Regexp | None = None  # matches any allowlisted phrase
+    broken_rules: tuple[BrokenRule, ...] = ()
+    allowlist: Allowlist | None = None
     overrides: dict[str, CheckOverride] = field(default_factory=dict)
 
 
@@ -105,12 +117,15 @@ def _load(version: int) -> Snapshot:
     from moderation.models import AllowlistEntry, CheckSetting, ModerationRule
 
     rules: list[CompiledRule] = []
+    broken: list[BrokenRule] = []
     for rule in ModerationRule.objects.filter(enabled=True).order_by("id"):
         try:
             regex = compile_pattern(rule.regex())
-        except PatternError:
-            # Saved before validation existed or written around the admin: skip, loudly.
-            logger.error("moderation: rule %s has an invalid pattern; ignored", rule.id)
+        except PatternError as exc:
+            # Saved before validation existed or written around the admin. Skipping it would
+            # let through what it was written to stop: the rules check fails closed instead.
+            logger.error("moderation: rule %s has an invalid pattern (%s)", rule.id, exc)
+            broken.append(BrokenRule(rule.id, rule.direction, str(exc)))
             continue
         rules.append(
             CompiledRule(
@@ -122,15 +137,20 @@ def _load(version: int) -> Snapshot:
                 direction=rule.direction,
             )
         )
-    phrases = list(AllowlistEntry.objects.filter(enabled=True).values_list("phrase", flat=True))
-    allowlist = None
-    if phrases:
-        allowlist = compile_pattern("|".join(f"(?:{word_pattern(p)})" for p in sorted(phrases)))
+    allowlist = Allowlist.compile(
+        AllowlistEntry.objects.filter(enabled=True).values_list("phrase", flat=True)
+    )
     overrides = {
         row.name: CheckOverride(row.enabled, row.threshold, row.failure_policy)
         for row in CheckSetting.objects.all()
     }
-    return Snapshot(version=version, rules=tuple(rules), allowlist=allowlist, overrides=overrides)
+    return Snapshot(
+        version=version,
+        rules=tuple(rules),
+        broken_rules=tuple(broken),
+        allowlist=allowlist,
+        overrides=overrides,
+    )
 
 
 class _Local:

@@ -3,6 +3,10 @@
 Words and regular expressions are matched case-insensitively against the text as written and
 against its normalised form, so a rule for "badword" also catches "b@dw0rd" and "b a d w o r d".
 Redacting rules replace what they match in the text as written.
+
+An enabled rule that cannot be compiled is a configuration error, and the check fails closed
+in that rule's direction, whatever its configured failure policy: running without the rule
+would let through exactly what an admin wrote it to stop.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from typing import ClassVar
 from moderation.checks import Check, CheckError
 from moderation.normalize import normalize
 from moderation.state import CompiledRule, StateUnavailable, snapshot
-from moderation.types import ALLOW, Action, Direction, Span, Verdict
+from moderation.types import ALLOW, Action, Direction, FailurePolicy, Span, Verdict
 
 
 class RulesCheck(Check):
@@ -23,9 +27,16 @@ class RulesCheck(Check):
 
     def evaluate(self, text: str, *, direction: Direction) -> Verdict:
         try:
-            rules = snapshot().rules
+            loaded = snapshot()
         except StateUnavailable as exc:
             raise CheckError(f"rules unavailable: {exc}") from exc
+        for broken in loaded.broken_rules:
+            if broken.direction in ("both", direction.value):
+                raise CheckError(
+                    f"admin rule #{broken.id} cannot be compiled: {broken.error}",
+                    policy=FailurePolicy.CLOSED,
+                )
+        rules = loaded.rules
         normalized: str | None = None
         best: Verdict = ALLOW
         spans: list[Span] = []
