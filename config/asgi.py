@@ -1,4 +1,5 @@
-"""ASGI entry point: HTTP goes to Django, websockets to the chat consumer behind authentication."""
+"""ASGI entry point: HTTP goes to Django, websockets to the chat consumer behind authentication,
+both with the client address settled from trusted proxies only."""
 
 from __future__ import annotations
 
@@ -14,10 +15,14 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from accounts.ws_auth import WebsocketAuthMiddleware  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
+from config.proxy import ClientAddressMiddleware  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {
-        "http": django_asgi_app,
-        "websocket": WebsocketAuthMiddleware(URLRouter(websocket_urlpatterns)),
-    }
+# The client's address is settled first, for both protocols (config/proxy.py).
+application = ClientAddressMiddleware(
+    ProtocolTypeRouter(
+        {
+            "http": django_asgi_app,
+            "websocket": WebsocketAuthMiddleware(URLRouter(websocket_urlpatterns)),
+        }
+    )
 )

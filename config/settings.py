@@ -21,6 +21,7 @@ from config.env import (
     env_str,
     env_url,
 )
+from config.proxy import parse_networks
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 load_dotenv(BASE_DIR / ".env", override=False)
@@ -332,6 +333,16 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 if env_bool("DJANGO_BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Addresses or CIDR ranges of the reverse proxies in front of Daphne. Only from these peers is
+# X-Forwarded-For read (its right-most untrusted hop is the client); from any other peer the
+# forwarding headers are dropped (config/proxy.py). Empty: clients connect directly.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", [])
+try:
+    parse_networks(TRUSTED_PROXIES)
+except ValueError as error:
+    raise ImproperlyConfiguredEnv(
+        "TRUSTED_PROXIES", ",".join(TRUSTED_PROXIES), f"IP addresses or CIDR ranges ({error})"
+    ) from None
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -55,7 +55,7 @@ supervise celery -A config worker -B -s "${DATA_DIR:-var}/celerybeat-schedule" -
     >>"$log_dir/beat.log" 2>&1 &
 pids+=($!)
 # Daphne with the protocol's frame limit and keepalive from settings (config/server.py).
-python -m config.server -b "$HOST" -p "$PORT" --proxy-headers config.asgi:application >"$log_dir/web.log" 2>&1 &
+python -m config.server -b "$HOST" -p "$PORT" config.asgi:application >"$log_dir/web.log" 2>&1 &
 pids+=($!)
 
 printf 'waiting for the worker to load the model'
