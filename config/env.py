@@ -96,8 +96,17 @@ def env_choice(name: str, default: str, *, choices: set[str]) -> str:
     return value
 
 
+SECRET_MIN_CHARS = 50
+# Distinct characters a secret needs (Django's deployment check asks the same): "x" * 50 is
+# long but not secret.
+SECRET_MIN_UNIQUE_CHARS = 5
+# Development keys published with Django or with earlier versions of this project.
+_PUBLIC_SECRET_PREFIXES = ("django-insecure",)
+
+
 def env_secret(name: str, *, development_default: str, required: bool) -> str:
-    """A secret that must be set explicitly where `required` (production) is true."""
+    """A secret that must be set explicitly where `required` (production) is true, and must
+    then look random: a development or example key stops the process."""
     value = _raw(name)
     if value is None:
         if required:
@@ -105,6 +114,14 @@ def env_secret(name: str, *, development_default: str, required: bool) -> str:
                 name, "", "a secret value (it must be set when DEBUG is off)"
             )
         return development_default
-    if required and (len(value) < 50 or value.startswith("django-insecure")):
-        raise ImproperlyConfiguredEnv(name, "<hidden>", "a random secret of at least 50 characters")
+    if required and (
+        len(value) < SECRET_MIN_CHARS
+        or len(set(value)) < SECRET_MIN_UNIQUE_CHARS
+        or value.startswith(_PUBLIC_SECRET_PREFIXES)
+    ):
+        raise ImproperlyConfiguredEnv(
+            name,
+            "<hidden>",
+            f"a random secret of at least {SECRET_MIN_CHARS} characters, not a development key",
+        )
     return value

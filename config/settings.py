@@ -5,6 +5,7 @@ A local `.env` file, when present, fills in variables that the environment does 
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import dj_database_url
@@ -28,9 +29,12 @@ load_dotenv(BASE_DIR / ".env", override=False)
 
 # --- Core -----------------------------------------------------------------------------------
 DEBUG = env_bool("DJANGO_DEBUG", False)
+# No development key is written anywhere: in debug without one, each process draws its own
+# (scripts/setup.sh writes a random one into a new .env, so a local app's processes agree).
+# With DEBUG off a missing, short, repetitive or "django-insecure-" key stops the process.
 SECRET_KEY = env_secret(
     "DJANGO_SECRET_KEY",
-    development_default="django-insecure-local-development-only-key-do-not-use-in-production",
+    development_default=secrets.token_urlsafe(50),
     required=not DEBUG,
 )
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
@@ -326,8 +330,13 @@ SESSION_COOKIE_SAMESITE = "Lax"
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
 SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
-# Preload-list eligibility follows a year-long HSTS policy unless the operator says otherwise.
-SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", SECURE_HSTS_SECONDS >= 31536000)
+# Opt-in: the browsers' preload list binds the whole domain and every subdomain to HTTPS for
+# months, and leaving it takes a removal request, so only its owner may ask for it.
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
+# Django's deployment check asks for preload (W021); leaving it off is the decision above.
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
+# Load balancers and orchestrators probe over plain HTTP inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"

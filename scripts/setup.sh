@@ -10,7 +10,14 @@ started=$SECONDS
 with_test_tools=false
 [ "${1:-}" = "--with-test-tools" ] && with_test_tools=true
 
-[ -f .env ] || { cp .env.example .env; echo "created .env from .env.example (local defaults)"; }
+if [ ! -f .env ]; then
+    # .env.example is safe to deploy (debug off, no key): a local copy turns debug on and gets
+    # a random key of its own, so that the app's processes agree on it.
+    key=$(python3 -c 'import secrets; print(secrets.token_urlsafe(64))')
+    sed -e 's/^DJANGO_DEBUG=.*/DJANGO_DEBUG=true/' \
+        -e "s/^DJANGO_SECRET_KEY=.*/DJANGO_SECRET_KEY=$key/" .env.example > .env
+    echo "created .env from .env.example (debug on, a random secret key)"
+fi
 bash scripts/services.sh
 
 if [ ! -x .venv/bin/python ]; then
@@ -42,6 +49,12 @@ if $with_test_tools; then
     if [ ! -x /usr/bin/chromium ]; then
         step "installing Chromium for the browser tests (Debian package)"
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    fi
+    # `docker-compose config` checks the compose file's interpolation (its required secrets)
+    # without a Docker engine (tests/config/test_security_deploy.py).
+    if ! command -v docker-compose >/dev/null; then
+        step "installing docker-compose for the compose file's tests (Debian package)"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null
     fi
 fi
 
