@@ -1,4 +1,4 @@
-"""Precision and recall of input blocking on the labelled set `moderation/data/eval.jsonl`.
+"""Precision and recall of input blocking on a labelled set (`moderation/data/eval*.jsonl`).
 
     .venv/bin/python bench/moderation_eval.py [--checks pii,patterns,profanity,toxicity] [-v]
     .venv/bin/python bench/moderation_eval.py --file moderation/data/eval_holdout.jsonl
@@ -7,6 +7,12 @@ Runs the built-in checks as shipped (no admin rules, no allowlist, no database).
 an example labelled "block"; per category, recall is over examples labelled with it, and
 precision over blocks the pipeline attributed to it. "redact" and "flag" examples must not be
 blocked (they count as false positives when they are) and are reported on their own lines.
+
+Lines are {"text", "category", "label"}, optionally with "lang" (default "en") and "kind" (how
+the example is written: "direct", "obfuscated", "roleplay", "benign_trap", ...). Sets with
+those fields also get a table per language and one per kind. In those tables, and in the
+per-category table, an "allow" line counts under its own category as a harmless text near that
+topic: "false blocks" is how many of them were blocked.
 """
 
 from __future__ import annotations
@@ -18,10 +24,51 @@ import sys
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 EVAL_FILE = ROOT / "moderation" / "data" / "eval.jsonl"
+# Labels of examples that must not be blocked, reported apart from the harmless "allow" ones.
+NOT_BLOCKED = ("redact", "flag", "allow")
+
+
+class Tally:
+    """Counts for one row of a table: block examples caught or missed, others wrongly
+    blocked, and blocks attributed to this row by the pipeline (for precision per category)."""
+
+    def __init__(self) -> None:
+        self.caught = self.missed = self.harmless = self.false_blocks = 0
+
+    def add(self, *, label: str, blocked: bool) -> None:
+        if label == "block":
+            if blocked:
+                self.caught += 1
+            else:
+                self.missed += 1
+        else:
+            self.harmless += 1
+            self.false_blocks += blocked
+
+    def row(self, name: str, *, wrongly_attributed: int | None = None) -> str:
+        positives = self.caught + self.missed
+        recall = f"{self.caught / positives:.2f}" if positives else "-"
+        wrong = self.false_blocks if wrongly_attributed is None else wrongly_attributed
+        blocks = self.caught + wrong
+        precision = f"{self.caught / blocks:.2f}" if blocks else "-"
+        allowed = (
+            f"{(self.harmless - self.false_blocks) / self.harmless:.2f}" if self.harmless else "-"
+        )
+        return (
+            f"| {name} | {positives} | {self.caught} | {self.missed} | {self.harmless} | "
+            f"{self.false_blocks} | {precision} | {recall} | {allowed} |"
+        )
+
+
+HEADER = (
+    "| {what} | to block | blocked | missed | not to block | false blocks | precision | recall "
+    "| allowed |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+)
 
 
 def main() -> None:
@@ -38,72 +85,75 @@ def main() -> None:
     from moderation import pipeline, state
     from moderation.types import Action, Direction
 
+    # No database: the rules check sees no admin rules instead of failing on every text.
+    state.pin(state.EMPTY)
     examples = [json.loads(line) for line in args.file.read_text().splitlines() if line.strip()]
-    tp: Counter[str] = Counter()
-    fn: Counter[str] = Counter()
-    fp: Counter[str] = Counter()
-    actions: dict[str, Counter[str]] = defaultdict(Counter)
-    mistakes = []
+    by_category: dict[str, Tally] = defaultdict(Tally)
+    by_lang: dict[str, Tally] = defaultdict(Tally)
+    by_kind: dict[str, Tally] = defaultdict(Tally)
+    overall = Tally()
+    # Blocks of texts not to be blocked, by the category the pipeline gave them.
+    attributed: Counter[str] = Counter()
+    actions: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+    mistakes: list[tuple[str, dict[str, Any], Any]] = []
     started = time.perf_counter()
     for example in examples:
         outcome = pipeline.run(example["text"], direction=Direction.INPUT, snapshot=state.EMPTY)
         label, category = example["label"], example["category"]
-        actions[category][outcome.action.value] += 1
         blocked = outcome.action is Action.BLOCK
-        if label == "block":
-            if blocked:
-                tp[category] += 1
-            else:
-                fn[category] += 1
-                mistakes.append(("missed", example, outcome))
-        elif blocked:
+        actions[(label, category)][outcome.action.value] += 1
+        by_category[category].add(label=label, blocked=blocked)
+        by_lang[example.get("lang", "en")].add(label=label, blocked=blocked)
+        by_kind[example.get("kind", "-")].add(label=label, blocked=blocked)
+        overall.add(label=label, blocked=blocked)
+        if label == "block" and not blocked:
+            mistakes.append(("missed", example, outcome))
+        elif label != "block" and blocked:
             for predicted in outcome.categories or ("?",):
-                fp[predicted] += 1
-            fp["__all__"] += 1
+                attributed[predicted] += 1
             mistakes.append(("false block", example, outcome))
-        elif label != outcome.action.value:
+        elif label != "block" and label != outcome.action.value:
             mistakes.append((f"expected {label}", example, outcome))
     elapsed = time.perf_counter() - started
 
     print(f"{len(examples)} examples, {elapsed / len(examples) * 1000:.1f} ms each\n")
-    print("| category | examples | blocked correctly | missed | precision | recall |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for category in sorted(set(tp) | set(fn)):
-        n = tp[category] + fn[category]
-        # Precision per category: correct blocks of this category over all blocks attributed
-        # to it, counting wrong blocks of benign texts that the pipeline put in this category.
-        attributed = tp[category] + fp[category]
-        precision = tp[category] / attributed if attributed else 1.0
+    print("Precision per category counts the wrong blocks the pipeline put in that category.\n")
+    print(HEADER.format(what="category"))
+    for category in sorted(by_category):
+        tally = by_category[category]
+        print(tally.row(category, wrongly_attributed=attributed.get(category, 0)))
+    print(overall.row("**overall**"))
+    for title, table in (("language", by_lang), ("kind", by_kind)):
+        if len(table) > 1:
+            print()
+            print(HEADER.format(what=title))
+            for name in sorted(table):
+                print(table[name].row(name))
+    print("\nNot to be blocked, by label and category:\n")
+    print("| label | category | examples | blocked (false positives) | outcome counts |")
+    print("| --- | --- | --- | --- | --- |")
+    for (label, category), counts in sorted(actions.items()):
+        if label not in NOT_BLOCKED:
+            continue
         print(
-            f"| {category} | {n} | {tp[category]} | {fn[category]} | {precision:.2f} | "
-            f"{tp[category] / n:.2f} |"
-        )
-    total_tp, total_fn, total_fp = sum(tp.values()), sum(fn.values()), fp["__all__"]
-    precision = total_tp / (total_tp + total_fp) if total_tp + total_fp else 1.0
-    recall = total_tp / (total_tp + total_fn)
-    print(
-        f"| **overall** | {total_tp + total_fn} | {total_tp} | {total_fn} | "
-        f"**{precision:.2f}** | **{recall:.2f}** |"
-    )
-    print("\nNot to be blocked:\n")
-    print("| label | examples | blocked (false positives) | outcome counts |")
-    print("| --- | --- | --- | --- |")
-    for category in ("pii", "profanity", "benign"):
-        counts = actions.get(category, Counter())
-        print(
-            f"| {category} | {sum(counts.values())} | {counts.get('block', 0)} | "
+            f"| {label} | {category} | {sum(counts.values())} | {counts.get('block', 0)} | "
             + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
             + " |"
         )
     if args.verbose:
         print()
         for kind, example, outcome in mistakes:
+            where = f"{example['category']}/{example.get('lang', 'en')}/{example.get('kind', '-')}"
             print(
-                f"{kind:16} [{example['category']}] {example['text']!r} -> {outcome.action.value}"
+                f"{kind:16} [{where}] {example['text']!r} -> {outcome.action.value}"
                 f" {list(outcome.categories)} {[v.check for v in outcome.verdicts]}"
             )
-    target = precision >= 0.9 and recall >= 0.85
-    print(f"\ntarget precision >= 0.90 and recall >= 0.85: {'met' if target else 'NOT met'}")
+    positives = overall.caught + overall.missed
+    blocks = overall.caught + overall.false_blocks
+    precision = overall.caught / blocks if blocks else 1.0
+    recall = overall.caught / positives if positives else 1.0
+    target = precision >= 0.95 and recall >= 0.9
+    print(f"\ntarget precision >= 0.95 and recall >= 0.90: {'met' if target else 'NOT met'}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Latency of each moderation check and of the streaming hold-back.
 
     .venv/bin/python bench/moderation_latency.py [--repeat 200] [--semantic-output]
+    .venv/bin/python bench/moderation_latency.py --concurrency 1,16 [--messages 320]
 
 Prints µs per call for every built-in check on a short text (~60 characters), a streamed
 window (~200 characters) and a 2,000-character text, and for the whole input pipeline; then,
@@ -9,16 +10,25 @@ completes) and, at a steady generation rate, how long each character waits betwe
 generated and being released. Runs without a database: admin rules are a fixed set of 50 word
 and 10 regex rules. `--semantic-output` also runs the semantic check on output (off by
 default), for the streamed numbers.
+
+`--concurrency 1,16` measures something else: p50 and p99 of each check's time, and of the
+whole input pipeline, while that many messages are checked at once (one thread each, as the
+web process's pool does), over the texts of `eval.jsonl` and `eval_holdout*.jsonl` that are not
+to be blocked.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
+import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 
@@ -52,10 +62,87 @@ def _time_call(func: Callable[[], object], repeat: int) -> float:
     return statistics.median(samples) * 1e6
 
 
+def _percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+
+
+def _eval_texts() -> list[str]:
+    """The evaluation sets' texts that are not to be blocked: every check runs on them, as on
+    most real traffic (a blocked text stops at the first check that blocks it)."""
+    texts: list[str] = []
+    data = ROOT / "moderation" / "data"
+    for path in [data / "eval.jsonl", *sorted(data.glob("eval_holdout*.jsonl"))]:
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line]
+        texts += [row["text"] for row in rows if row["label"] != "block"]
+    return texts
+
+
+def concurrent_latency(levels: list[int], messages: int) -> None:
+    """p50/p99 per check and for the whole pipeline with `level` messages checked at once."""
+    from moderation import pipeline, registry, state
+    from moderation.normalize import normalize
+    from moderation.types import Direction
+
+    pipeline.warm()
+    texts = _eval_texts()
+    checks = registry.configured_checks(state.snapshot())
+    samples: dict[str, list[float]] = defaultdict(list)
+    lock = threading.Lock()
+    originals = {}
+    for configured in checks:
+        check = configured.check
+        originals[configured.name] = check.evaluate
+
+        def timed(text: str, *, direction: Direction, _name: str = configured.name) -> object:
+            started = time.perf_counter()
+            try:
+                return originals[_name](text, direction=direction)
+            finally:
+                with lock:
+                    samples[_name].append(time.perf_counter() - started)
+
+        check.evaluate = timed  # type: ignore[method-assign]
+
+    def one(text: str) -> None:
+        started = time.perf_counter()
+        pipeline.run(text, direction=Direction.INPUT)
+        with lock:
+            samples["**whole input pipeline**"].append(time.perf_counter() - started)
+
+    names = [c.name for c in checks] + ["**whole input pipeline**"]
+    print(f"\n{messages} harmless messages per level; ms per call (p50 / p99)\n")
+    print("| check | " + " | ".join(f"{n} at once" for n in levels) + " |")
+    print("| --- | " + " | ".join("---" for _ in levels) + " |")
+    results: dict[int, dict[str, tuple[float, float]]] = {}
+    for level in levels:
+        samples.clear()
+        normalize.cache_clear()
+        batch = [texts[i % len(texts)] for i in range(messages)]
+        with ThreadPoolExecutor(max_workers=level) as pool:
+            list(pool.map(one, batch))
+        results[level] = {
+            name: (_percentile(s, 0.5) * 1000, _percentile(s, 0.99) * 1000)
+            for name, s in samples.items()
+        }
+    for name in names:
+        cells = []
+        for level in levels:
+            p50, p99 = results[level].get(name, (0.0, 0.0))
+            cells.append(f"{p50:.1f} / {p99:.1f}")
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    for configured in checks:
+        configured.check.evaluate = originals[configured.name]  # type: ignore[method-assign]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=200)
     parser.add_argument("--semantic-output", action="store_true")
+    parser.add_argument(
+        "--concurrency", default="", help="e.g. 1,16: p50/p99 per check at these levels only"
+    )
+    parser.add_argument("--messages", type=int, default=320)
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
     if args.semantic_output:
@@ -82,6 +169,10 @@ def main() -> None:
         for i in range(10)
     ]
     state.pin(state.Snapshot(version=1, rules=(*word_rules, *regex_rules)))
+    if args.concurrency:
+        concurrent_latency([int(n) for n in args.concurrency.split(",")], args.messages)
+        state.reset_local()
+        return
 
     def timed(evaluate: Callable[[str], object]) -> tuple[float, float, float]:
         def call(text: str) -> Callable[[], object]:
