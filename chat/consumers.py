@@ -70,6 +70,8 @@ CLOSE_TOO_MANY_CONNECTIONS = CLOSE_FLOODING = 4429
 GENERATION_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 # An unexpected failure on our side (a store or Redis outage): the client may retry shortly.
 INTERNAL_RETRY_AFTER = 1
+# Cleanups of consumers that ended without disconnect(), kept until they finish.
+_cleanups: set[asyncio.Future[None]] = set()
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -78,50 +80,69 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.refusals = 0  # frames refused in a row by the frame limits
         # generation_id -> highest seq relayed to this client.
         self.relayed_seq: dict[str, int] = {}
-        self.refresher: asyncio.Task[None] | None = None
+        # The connection count lives in Redis with an expiry, so that connections of a process
+        # that died stop counting; the process renews the entries of its open connections
+        # (chat.limits), on the event loop. The slot is taken before the handshake completes,
+        # so that a client whose connection opened is counted; accept_or_reject still decides
+        # who is let in (the authentication middleware has decided already).
+        user = self.scope.get("user")
+        held = (
+            self.scope.get("auth_close_code", -1) is None
+            and getattr(user, "is_authenticated", False)
+            and await limits.connection_open(owner_id=user.pk, channel_name=self.channel_name)
+        )
+        if held:
+            self.user = user
+            self.registered = True
+            # Daphne cancels an application that takes too long to end after its client left
+            # (a storm of connections queued behind authentication), and then disconnect()
+            # never runs or never finishes: the end of this task gives the slot back anyway.
+            task = asyncio.current_task()
+            if task is not None:
+                task.add_done_callback(self.release_at_end)
         if not await accept_or_reject(self):
             return
         self.user = self.scope["user"]
-        if not await sync_to_async(limits.connection_register, thread_sensitive=False)(
-            owner_id=self.user.pk, channel_name=self.channel_name
-        ):
+        if not held:
             limit = settings.CHAT_MAX_CONNECTIONS_PER_USER
             await self.send_message(
                 Error(code="rate_limited", message=f"At most {limit} open connections per user.")
             )
             await self.close(code=CLOSE_TOO_MANY_CONNECTIONS)
             return
-        self.registered = True
-        self.refresher = asyncio.ensure_future(self.keep_registered())
         await self.channel_layer.group_add(user_group(self.user.pk), self.channel_name)
 
-    async def keep_registered(self) -> None:
-        # The connection count lives in Redis with an expiry, so that connections of a process
-        # that died stop counting; a live connection renews its entry.
-        while True:
-            await asyncio.sleep(limits.CONNECTION_REFRESH_SECONDS)
-            with contextlib.suppress(Exception):
-                await sync_to_async(limits.connection_register, thread_sensitive=False)(
-                    owner_id=self.user.pk, channel_name=self.channel_name
+    def release_at_end(self, task: asyncio.Task[Any]) -> None:
+        """The connection's application has ended: release what disconnect() did not (its
+        slot, its place in the user's group). A no-op after a complete disconnect()."""
+        limits.connection_close_soon(channel_name=self.channel_name)
+        if self.registered:
+            self.registered = False
+            with contextlib.suppress(RuntimeError):  # the loop is closing
+                cleanup = asyncio.ensure_future(
+                    self.channel_layer.group_discard(user_group(self.user.pk), self.channel_name)
                 )
+                _cleanups.add(cleanup)
+                cleanup.add_done_callback(_cleanups.discard)
 
     async def disconnect(self, code: int) -> None:
-        if self.refresher is not None:
-            self.refresher.cancel()
         limits.frame_connection_forget(channel_name=self.channel_name)
-        # Each step on its own: with Redis briefly gone, one failure must not skip the rest
-        # (above all the connection count, which would otherwise hold a slot until it expires).
-        # Group memberships left behind expire with the channel layer's group expiry.
-        cleanups = [self.unfollow_generation(generation_id) for generation_id in self.relayed_seq]
+        # Each step on its own: with Redis briefly gone, one failure must not skip the rest.
+        # The slot goes first (the user's next connection may wait for it); a failed release
+        # is retried in the background. Group memberships left behind expire with the channel
+        # layer's group expiry.
+        cleanups = []
         if self.registered:
+            self.registered = False
+            cleanups.append(
+                limits.connection_close(owner_id=self.user.pk, channel_name=self.channel_name)
+            )
             cleanups.append(
                 self.channel_layer.group_discard(user_group(self.user.pk), self.channel_name)
             )
-            cleanups.append(
-                sync_to_async(limits.connection_unregister, thread_sensitive=False)(
-                    owner_id=self.user.pk, channel_name=self.channel_name
-                )
-            )
+        cleanups.extend(
+            self.unfollow_generation(generation_id) for generation_id in list(self.relayed_seq)
+        )
         for cleanup in cleanups:
             try:
                 await cleanup

@@ -13,8 +13,14 @@ runs) sharing one Redis never see each other's counters.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import itertools
+import logging
 import math
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
@@ -27,13 +33,25 @@ from limits import (
 )
 from limits.storage import MemoryStorage, RedisStorage
 from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
+from redis import asyncio as aioredis
 
 from chat.errors import ChatError
 from chat.redis_client import redis_client
 
-# An open connection re-registers itself this often; its entry expires after three misses.
+logger = logging.getLogger(__name__)
+
+# A process renews its open connections' entries this often; an entry expires after three
+# misses, so the connections of a process that died stop counting within CONNECTION_TTL_SECONDS.
 CONNECTION_REFRESH_SECONDS = 60
 CONNECTION_TTL_SECONDS = 3 * CONNECTION_REFRESH_SECONDS
+# The renewal goes round in this many parts, one every CONNECTION_REFRESH_SECONDS / parts, so
+# that 10,000 connections make 12 small round trips a minute rather than one large one.
+CONNECTION_RENEW_PARTS = 12
+# A slot given back while Redis is away is retried this often at most.
+CONNECTION_RETRY_SECONDS = 5
+# Slot commands per pipelined round trip at most: a close of 10,000 connections at once is
+# released in one or two (10,000 ZREM keep Redis busy for about 5 ms).
+CONNECTION_COMMAND_BATCH = 10_000
 
 # KEYS[1]: the user's slot set. ARGV: member, limit, lifetime in seconds, member to replace.
 # Drops expired members, then adds (or refreshes) `member` when it is already in the set or the
@@ -206,3 +224,199 @@ def connection_register(*, owner_id: int, channel_name: str) -> bool:
 
 def connection_unregister(*, owner_id: int, channel_name: str) -> None:
     redis_client().zrem(_connections_key(owner_id), channel_name)
+
+
+# --- open websockets of this process, on its event loop -----------------------------------------
+#
+# The consumer takes and gives back its connection's slot on the event loop, with no thread hop
+# (a hop costs more CPU than the Redis call itself). Every slot command of the process goes
+# through one writer task that sends whatever has queued up as one pipelined round trip: a storm
+# of connections or closes costs a few round trips, not one each, and never waits for a pool
+# connection (redis-py's asyncio pool raises MaxConnectionsError past its size). One renewal
+# task per process renews every slot the process holds, through the same writer, rather than a
+# task, a thread hop and a round trip per connection every minute (10,000 connections: 167 of
+# each a second). The writer runs commands in the order they were asked for, so a slot given
+# back after a renewal was queued is not renewed back. Measured in docs/benchmarks.md, "Idle
+# websockets per Daphne process".
+
+
+@dataclass
+class _Connections:
+    """One event loop's (a web process's) open connections and its Redis client for them."""
+
+    redis: aioredis.Redis
+    # Channel name -> the slot set it holds a place in (its user's, under the key prefix of
+    # the moment it was taken), and the part of the renewal that renews it.
+    held: dict[str, tuple[str, int]] = field(default_factory=dict)
+    opened: Iterator[int] = field(default_factory=itertools.count)
+    renewer: asyncio.Task[None] | None = None
+    # Commands waiting for the writer, each with the future of its reply.
+    queued: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = field(default_factory=list)
+    writer: asyncio.Task[None] | None = None
+    # Releases that run after their caller is gone (a cancelled consumer, a Redis error).
+    releases: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+_loops: dict[asyncio.AbstractEventLoop, _Connections] = {}
+
+
+def _connections() -> _Connections:
+    loop = asyncio.get_running_loop()
+    state = _loops.get(loop)
+    if state is None:
+        for closed in [other for other in _loops if other.is_closed()]:
+            del _loops[closed]
+        # One writer uses one connection at a time; the spare is for a reconnection.
+        client = aioredis.Redis.from_url(
+            settings.REDIS_URL,
+            max_connections=2,
+            socket_timeout=5,
+            socket_connect_timeout=5,
+            health_check_interval=30,
+        )
+        state = _Connections(redis=client)
+        _loops[loop] = state
+    return state
+
+
+def _queue(state: _Connections, *command: Any) -> asyncio.Future[Any]:
+    """The future reply to one Redis command, sent in the writer's next round trip."""
+    reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    state.queued.append((command, reply))
+    if state.writer is None or state.writer.done():
+        state.writer = asyncio.create_task(_write(state))
+    return reply
+
+
+async def _command(state: _Connections, *command: Any) -> Any:
+    return await _queue(state, *command)
+
+
+async def _write(state: _Connections) -> None:
+    while state.queued:
+        batch = state.queued[:CONNECTION_COMMAND_BATCH]
+        del state.queued[:CONNECTION_COMMAND_BATCH]
+        try:
+            async with state.redis.pipeline(transaction=False) as pipeline:
+                for command, _ in batch:
+                    pipeline.execute_command(*command)
+                replies: list[Any] = await pipeline.execute(raise_on_error=False)
+        except Exception as error:  # the whole round trip failed (Redis away)
+            replies = [error] * len(batch)
+        for (_, reply), value in zip(batch, replies, strict=True):
+            if reply.done():  # its caller was cancelled
+                continue
+            if isinstance(value, Exception):
+                reply.set_exception(value)
+            else:
+                reply.set_result(value)
+
+
+def _acquire(slots: str, channel_name: str) -> tuple[Any, ...]:
+    limit = settings.CHAT_MAX_CONNECTIONS_PER_USER
+    # EVAL, not EVALSHA: Redis caches the script by its digest either way, and a pipeline
+    # of EVALSHA would fail whole after a restart that emptied the script cache.
+    return ("EVAL", _SLOT_ACQUIRE, 1, slots, channel_name, limit, CONNECTION_TTL_SECONDS, "")
+
+
+async def connection_open(*, owner_id: int, channel_name: str) -> bool:
+    """Take a slot for an open websocket of this process; False when the user has
+    CHAT_MAX_CONNECTIONS_PER_USER open already. The process renews the slot until
+    `connection_close` (or `connection_close_soon`) gives it back."""
+    state = _connections()
+    slots = _connections_key(owner_id)
+    try:
+        held = bool(await _command(state, *_acquire(slots, channel_name)))
+    except asyncio.CancelledError:
+        # The script may run all the same: give the slot back (after it, in the writer's
+        # order) rather than leave it for its lifetime.
+        _release_later(state, slots, channel_name)
+        raise
+    if held:
+        state.held[channel_name] = (slots, next(state.opened) % CONNECTION_RENEW_PARTS)
+        if state.renewer is None or state.renewer.done():
+            state.renewer = asyncio.create_task(_renew_forever(state))
+    return held
+
+
+async def connection_close(*, owner_id: int, channel_name: str) -> None:
+    """Give the slot back now. It is no longer renewed from this moment, and when Redis
+    cannot be reached the release goes on being tried in the background (the slot expires
+    within CONNECTION_TTL_SECONDS anyway); the error is raised to the caller."""
+    state = _connections()
+    slots = _forget(state, channel_name) or _connections_key(owner_id)
+    try:
+        await _command(state, "ZREM", slots, channel_name)
+    except BaseException:
+        _release_later(state, slots, channel_name)
+        raise
+
+
+def connection_close_soon(*, channel_name: str) -> None:
+    """Give back the slot of a connection whose consumer ended without `connection_close`
+    (cancelled): a callback's way, from the event loop, without awaiting. Does nothing for
+    a connection that holds no slot."""
+    with contextlib.suppress(RuntimeError):  # no running loop: nothing of this loop's
+        state = _connections()
+        slots = _forget(state, channel_name)
+        if slots is not None:
+            _release_later(state, slots, channel_name)
+
+
+def _forget(state: _Connections, channel_name: str) -> str | None:
+    """Stop renewing the slot of `channel_name`; the slot set it is in, if it held one. The
+    renewal task ends with the process's last slot."""
+    held = state.held.pop(channel_name, None)
+    if not state.held and state.renewer is not None:
+        state.renewer.cancel()
+        state.renewer = None
+    return None if held is None else held[0]
+
+
+def _release_later(state: _Connections, slots: str, channel_name: str) -> None:
+    task = asyncio.get_running_loop().create_task(_release(state, slots, channel_name))
+    state.releases.add(task)
+    task.add_done_callback(state.releases.discard)
+
+
+async def _release(state: _Connections, slots: str, channel_name: str) -> None:
+    """ZREM until it succeeds, or until the slot would have expired anyway."""
+    deadline = time.monotonic() + CONNECTION_TTL_SECONDS
+    delay = 0.5
+    while True:
+        try:
+            await _command(state, "ZREM", slots, channel_name)
+            return
+        except Exception as error:
+            if time.monotonic() + delay > deadline:
+                logger.warning("a connection slot could not be released: %r", error)
+                return
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, CONNECTION_RETRY_SECONDS)
+
+
+async def _renew_forever(state: _Connections) -> None:
+    part = 0
+    while state.held:
+        await asyncio.sleep(CONNECTION_REFRESH_SECONDS / CONNECTION_RENEW_PARTS)
+        try:
+            await _renew(state, part)
+        except Exception as error:  # Redis away: the same part again next time
+            logger.warning("connection slots could not be renewed: %r", error)
+        else:
+            part = (part + 1) % CONNECTION_RENEW_PARTS
+
+
+async def _renew(state: _Connections, part: int | None = None) -> None:
+    """Renew the slots this process holds: those of one part of the renewal, or all."""
+    replies = await asyncio.gather(
+        *(
+            _queue(state, *_acquire(slots, name))
+            for name, (slots, its_part) in state.held.items()
+            if part is None or its_part == part
+        ),
+        return_exceptions=True,
+    )
+    for reply in replies:
+        if isinstance(reply, BaseException):
+            raise reply

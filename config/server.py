@@ -16,24 +16,129 @@ Daphne never does (tests/e2e/test_protocol_limits.py checks what a client is off
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import logging
 import os
 import sys
+import time
+from concurrent.futures import CancelledError
 from typing import Any
 
 from daphne.cli import CommandLineInterface
 from daphne.server import Server
 
+# Daphne's own logger: its messages about applications keep their source.
+daphne_logger = logging.getLogger("daphne.server")
+# Every connection's application is checked at least this often (see ChatServer).
+FULL_CHECK_SECONDS = 60
+# The cyclic collector's thresholds in the web server (CPython's are 700, 10, 10). A process
+# holding 10,000 websockets tracks some 3 million objects; with CPython's thresholds its full
+# collections (about a second each) ran 16 times while they opened and every 45-60 s while
+# they sat idle, a third of the idle CPU and pauses that held back the release of slots. With
+# these, a full collection comes after 10 million allocations at the soonest: none in the
+# opening nor in 2 minutes idle (docs/benchmarks.md, "Idle websockets per Daphne process").
+# Short-lived cycles still go at the next young collection (every 50,000 allocations).
+GC_THRESHOLDS = (50_000, 20, 10)
+
 
 class ChatServer(Server):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Connections whose application ended or whose client left: what Daphne's
+        # once-a-second application check has to look at (see application_checker).
+        self.to_check: set[Any] = set()
+        self.next_full_check = time.monotonic() + FULL_CHECK_SECONDS
+
     def run(self) -> None:
+        from django.conf import settings
         from twisted.internet import reactor
 
+        endpoints: list[str] = self.endpoints  # type: ignore[has-type]
+        self.endpoints = [with_backlog(e, settings.CHAT_LISTEN_BACKLOG) for e in endpoints]
         # The factory exists once run() has started; protocols copy its options per connection.
         reactor.callWhenRunning(self.tune_websocket_factory)
         super().run()
 
     def tune_websocket_factory(self) -> None:
         self.ws_factory.setProtocolOptions(failByDrop=False)
+
+    # Daphne looks at every connection once a second, to reap ended applications and cancel
+    # those still running 10 s (application_close_timeout) after their client left. With
+    # 10,000 idle websockets that loop was a third of the process's idle CPU, and only the
+    # connections whose client left or whose application ended can need it: those are looked
+    # at every second, the same way, and every connection once a minute in case.
+
+    def protocol_disconnected(self, protocol: Any) -> None:
+        super().protocol_disconnected(protocol)
+        self.to_check.add(protocol)
+
+    def create_application(self, protocol: Any, scope: dict[str, Any]) -> Any:
+        queue = super().create_application(protocol, scope)
+        instance = self.connections.get(protocol, {}).get("application_instance")
+        if instance is not None:
+            instance.add_done_callback(lambda _: self.to_check.add(protocol))
+        return queue
+
+    def application_checker(self) -> None:
+        from twisted.internet import reactor as twisted_reactor
+
+        reactor: Any = twisted_reactor
+
+        if time.monotonic() >= self.next_full_check:
+            self.next_full_check = time.monotonic() + FULL_CHECK_SECONDS
+            super().application_checker()  # every connection; schedules the next check
+            self.to_check = {protocol for protocol in self.to_check if protocol in self.connections}
+            return
+        checking, self.to_check = self.to_check, set()
+        for protocol in checking:
+            if protocol in self.connections and self.check_application(protocol):
+                self.to_check.add(protocol)
+        reactor.callLater(1, self.application_checker)
+
+    def check_application(self, protocol: Any) -> bool:
+        """Daphne's application check of one connection; True while it must be looked at
+        again (its client left, its application has not ended yet)."""
+        details = self.connections[protocol]
+        disconnected = details.get("disconnected", None)
+        instance = details.get("application_instance", None)
+        overdue = disconnected and time.time() - disconnected > self.application_close_timeout
+        if overdue and instance and not instance.done():
+            daphne_logger.warning(
+                "Application instance %r for connection %s took too long to shut down "
+                "and was killed.",
+                instance,
+                repr(protocol),
+            )
+            instance.cancel()
+        if instance and instance.done():
+            try:
+                exception = instance.exception()
+            except (CancelledError, asyncio.CancelledError):
+                pass
+            else:
+                if exception:
+                    if isinstance(exception, KeyboardInterrupt):
+                        self.stop()
+                    else:
+                        daphne_logger.error(
+                            "Exception inside application: %s", exception, exc_info=exception
+                        )
+                        if not disconnected:
+                            protocol.handle_exception(exception)
+            del details["application_instance"]
+            instance = None
+        if not instance and disconnected:
+            del self.connections[protocol]
+            return False
+        return bool(disconnected)
+
+
+def with_backlog(endpoint: str, backlog: int) -> str:
+    """A Twisted endpoint description with a listen backlog, unless it has one already."""
+    if endpoint.split(":", 1)[0] in {"tcp", "ssl", "unix"} and ":backlog=" not in endpoint:
+        return f"{endpoint}:backlog={backlog}"
+    return endpoint
 
 
 def daphne_arguments(argv: list[str], settings: Any) -> list[str]:
@@ -43,6 +148,7 @@ def daphne_arguments(argv: list[str], settings: Any) -> list[str]:
         "--websocket-max-frame-size": settings.CHAT_MAX_FRAME_BYTES,
         "--ping-interval": settings.CHAT_WS_PING_INTERVAL_SECONDS,
         "--ping-timeout": settings.CHAT_WS_PING_TIMEOUT_SECONDS,
+        "--websocket_connect_timeout": settings.CHAT_WS_CONNECT_TIMEOUT_SECONDS,
     }
     given = {arg.split("=", 1)[0] for arg in argv}
     extra = [
@@ -63,6 +169,7 @@ def main(argv: list[str] | None = None) -> None:
 
     warm()  # before the server listens: the first users must not wait for the models
     process.tune()
+    gc.set_threshold(*GC_THRESHOLDS)
     cli = CommandLineInterface()
     cli.server_class = ChatServer
     cli.run(daphne_arguments(sys.argv[1:] if argv is None else argv, settings))

@@ -63,6 +63,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -122,7 +123,9 @@ CHANNEL_LAYERS = {
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
         "CONFIG": {
             # redis-py 8 defaults socket_timeout to 5 s (redis-py#4091, channels_redis#422);
-            # the layer's reader waits on its subscriptions for as long as it likes.
+            # the layer's reader waits on its subscriptions for as long as it likes. One host
+            # (one pub/sub connection and its lock) per process: four connections to the same
+            # Redis opened a storm of 10,000 websockets no faster (docs/benchmarks.md).
             "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
         },
     }
@@ -188,6 +191,16 @@ CHAT_MAX_QUEUE_DEPTH = env_int("CHAT_MAX_QUEUE_DEPTH", 256, minimum=1)
 # pong does not come within the timeout. Read here so that a bad value fails at start.
 CHAT_WS_PING_INTERVAL_SECONDS = env_int("CHAT_WS_PING_INTERVAL_SECONDS", 20, minimum=1)
 CHAT_WS_PING_TIMEOUT_SECONDS = env_int("CHAT_WS_PING_TIMEOUT_SECONDS", 20, minimum=1)
+# Seconds Daphne gives a websocket to open, the application's accept included (after the
+# authentication and the connection slot); past it the handshake is dropped
+# (--websocket_connect_timeout). Daphne's 5 s turned a storm of 10,000 connections into
+# 9,847 dropped handshakes, whose authentication the server did all the same
+# (docs/benchmarks.md, "Idle websockets per Daphne process").
+CHAT_WS_CONNECT_TIMEOUT_SECONDS = env_int("CHAT_WS_CONNECT_TIMEOUT_SECONDS", 60, minimum=1)
+# Connections the web server's listening socket queues before it accepts them (the listen
+# backlog; the kernel caps it at net.core.somaxconn, 4096 by default). Twisted's 50 dropped
+# 21,135 handshakes of that storm, which came back after SYN retries of 1, 3, 7... s.
+CHAT_LISTEN_BACKLOG = env_int("CHAT_LISTEN_BACKLOG", 4096, minimum=1)
 
 # --- Processes -------------------------------------------------------------------------------
 # The GIL switch interval of the web server and the worker (config/process.py). CPython's 5 ms
@@ -339,7 +352,25 @@ SILENCED_SYSTEM_CHECKS = ["security.W021"]
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy of every response (django-csp; config/csp.py adds the websocket's
+# origin to connect-src). No inline scripts, no remote images: model output that slipped past
+# the sanitiser still cannot load anything from elsewhere or send data there.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 if env_bool("DJANGO_BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # Addresses or CIDR ranges of the reverse proxies in front of Daphne. Only from these peers is

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_safe
 
 MISSING_BUILD_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Build the browser app</title></head>
-<body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 4rem auto">
+<body>
 <h1>The browser app is not built yet</h1>
 <p>Build it once, then reload this page:</p>
 <pre>cd frontend &amp;&amp; npm ci &amp;&amp; npm run build</pre>

@@ -47,6 +47,43 @@ describe("renderMarkdown", () => {
     expect(root.querySelector("a")?.getAttribute("href")).toBe("https://evil.example/leak?q=abc");
   });
 
+  // Issue 15, finding 1: markup that loads a remote URL with no click (the browser test
+  // tests/browser/test_security_csp.py checks the same payloads in Chromium under the CSP).
+  it.each([
+    ["an SVG image", '<svg><image href="https://evil.example/a"></image></svg>'],
+    ["an SVG image (xlink)", '<svg><image xlink:href="https://evil.example/a"></image></svg>'],
+    ["an feImage filter", '<svg><filter id="f"><feImage href="https://evil.example/a"/></filter></svg>'],
+    ["a table background", '<table background="https://evil.example/a"><tr><td>x</td></tr></table>'],
+    ["a cell background", '<table><tr><td background="https://evil.example/a">x</td></tr></table>'],
+    ["a video poster", '<video poster="https://evil.example/a"></video>'],
+    ["an image input", '<input type="image" src="https://evil.example/a">'],
+    ["a stylesheet link", '<link rel="stylesheet" href="https://evil.example/a">'],
+    ["a blockquote cite", '<blockquote cite="https://evil.example/a">x</blockquote>'],
+    ["a link ping", '<a href="https://example.com" ping="https://evil.example/a">x</a>'],
+  ])("leaves no remote URL from %s in the output", (_label, source) => {
+    for (const streaming of [false, true]) {
+      const root = dom(renderMarkdown(source, { streaming }));
+      expect(root.querySelector("svg, image, feImage, video, input, link")).toBeNull();
+      expect(root.innerHTML).not.toContain("evil.example");
+    }
+  });
+
+  it.each([
+    ["https", "[a](https://example.com/x)", "https://example.com/x"],
+    ["mailto", "[a](mailto:ada@example.com)", "mailto:ada@example.com"],
+    ["relative", "[a](/c/abc)", "/c/abc"],
+  ])("keeps a %s link", (_label, source, href) => {
+    expect(dom(renderMarkdown(source)).querySelector("a")?.getAttribute("href")).toBe(href);
+  });
+
+  it.each([["data:text/html,x"], ["vbscript:x"], ["file:///etc/passwd"]])(
+    "drops a link to %s",
+    (href) => {
+      const link = dom(renderMarkdown(`<a href="${href}">a</a>`)).querySelector("a");
+      expect(link?.getAttribute("href") ?? null).toBeNull();
+    },
+  );
+
   it("opens links in a new tab without an opener", () => {
     const link = dom(renderMarkdown("[docs](https://example.com)")).querySelector("a");
     expect(link?.getAttribute("target")).toBe("_blank");

@@ -57,22 +57,44 @@ function makeParser(highlight: boolean): Marked {
 const highlighted = makeParser(true);
 const plain = makeParser(false);
 
+// Attributes that make the browser fetch or navigate to a URL. Only `a[href]` may keep one:
+// anything else (an SVG <image href>, <feImage href>, <table background>, poster, srcset...)
+// would load a remote resource with no click, and could carry the conversation out in its URL.
+const URL_ATTRIBUTES = new Set([
+  "action", "background", "cite", "codebase", "data", "dynsrc", "formaction", "href", "icon",
+  "imagesrcset", "longdesc", "lowsrc", "manifest", "ping", "poster", "profile", "src", "srcset",
+  "usemap", "xlink:href",
+]);
+// Link schemes a person may follow; anything without a scheme is a relative link.
+const SAFE_URL = /^(?:(?:https?|mailto):|[^a-z]|[a-z+.-]+(?:[^a-z+.\-:]|$))/i;
+
 let hooked = false;
+function installHooks(): void {
+  if (hooked) return;
+  DOMPurify.addHook("uponSanitizeAttribute", (node, data) => {
+    if (URL_ATTRIBUTES.has(data.attrName) && !(node.tagName === "A" && data.attrName === "href")) {
+      data.keepAttr = false;
+    }
+  });
+  // Links from model output open in a new tab without handing it our window.
+  DOMPurify.addHook("afterSanitizeAttributes", (node) => {
+    if (node.tagName === "A" && node.getAttribute("href")) {
+      node.setAttribute("target", "_blank");
+      node.setAttribute("rel", "noopener noreferrer nofollow");
+    }
+  });
+  hooked = true;
+}
+
 function sanitize(html: string): string {
-  if (!hooked) {
-    // Links from model output open in a new tab without handing it our window.
-    DOMPurify.addHook("afterSanitizeAttributes", (node) => {
-      if (node.tagName === "A" && node.getAttribute("href")) {
-        node.setAttribute("target", "_blank");
-        node.setAttribute("rel", "noopener noreferrer nofollow");
-      }
-    });
-    hooked = true;
-  }
+  installHooks();
   return DOMPurify.sanitize(html, {
-    FORBID_TAGS: ["style", "form", "input", "textarea", "select", "iframe", "object", "embed", "img", "video", "audio", "source", "picture"],
+    // HTML only: no SVG or MathML, whose elements load URLs in ways the HTML rules do not see.
+    USE_PROFILES: { html: true },
+    FORBID_TAGS: ["style", "form", "input", "textarea", "select", "iframe", "object", "embed", "img", "video", "audio", "source", "picture", "track", "link", "meta", "base"],
     FORBID_ATTR: ["style"],
     ADD_ATTR: ["target"],
+    ALLOWED_URI_REGEXP: SAFE_URL,
   });
 }
 
