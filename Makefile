@@ -10,4 +10,4 @@ setup:
 	bash scripts/setup.sh
 
 lint:
-	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy config accounts chat chatclient moderation inference frontend
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy config accounts chat chatclient moderation inference frontend api

@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "chat",
     "moderation",
     "inference",
+    "api",
     "frontend",
 ]
 
@@ -201,6 +202,14 @@ CHAT_WS_CONNECT_TIMEOUT_SECONDS = env_int("CHAT_WS_CONNECT_TIMEOUT_SECONDS", 60,
 # backlog; the kernel caps it at net.core.somaxconn, 4096 by default). Twisted's 50 dropped
 # 21,135 handshakes of that storm, which came back after SYN retries of 1, 3, 7... s.
 CHAT_LISTEN_BACKLOG = env_int("CHAT_LISTEN_BACKLOG", 4096, minimum=1)
+
+# --- OpenAI-compatible API (/v1/) and API keys -----------------------------------------------
+
+API_KEYS_PER_USER = env_int("API_KEYS_PER_USER", 20, minimum=1)
+API_KEY_MAX_EXPIRY_DAYS = env_int("API_KEY_MAX_EXPIRY_DAYS", 3650, minimum=1)
+# One chat completion request: its messages, and their characters all together.
+API_MAX_MESSAGES = env_int("API_MAX_MESSAGES", 256, minimum=1)
+API_MAX_INPUT_CHARS = env_int("API_MAX_INPUT_CHARS", 100000, minimum=1)  # within API_MAX_BODY_BYTES
 
 # --- Processes -------------------------------------------------------------------------------
 # The GIL switch interval of the web server and the worker (config/process.py). CPython's 5 ms

@@ -8,6 +8,7 @@ urlpatterns = [
     path("api/auth/", include("accounts.urls")),
     path("api/", include("chat.urls")),
     path("api/", include("inference.urls")),
+    path("api/", include("api.urls")),
     path("", include("config.health_urls")),
     path("", include("frontend.urls")),
 ]

@@ -1,0 +1,58 @@
+"""`/api/keys`: a user manages their API keys, with a session (and its CSRF token) or an
+account bearer token, like every other `/api/` endpoint. The raw key is in the creation's
+response only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from accounts.decorators import login_required_api
+from api.models import ApiKey
+from api.selectors import api_key_list
+from api.services import api_key_create, api_key_revoke
+from config.errors import NotFound, api_view, json_body
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def key_json(key: ApiKey) -> dict[str, Any]:
+    return {
+        "id": key.pk,
+        "name": key.name,
+        "prefix": key.prefix,
+        "scopes": list(key.scopes),
+        "created_at": _iso(key.created_at),
+        "expires_at": _iso(key.expires_at),
+        "last_used_at": _iso(key.last_used_at),
+    }
+
+
+@api_view("GET", "POST")
+@login_required_api
+def keys(request: HttpRequest) -> HttpResponse:
+    user_id = int(request.user.pk or 0)  # authenticated: login_required_api
+    if request.method == "GET":
+        results = [key_json(key) for key in api_key_list(user_id=user_id)]
+        return JsonResponse({"results": results, "next_cursor": None})
+    data = json_body(request)
+    raw, key = api_key_create(
+        user=request.user,  # type: ignore[arg-type]
+        name=data.get("name"),
+        scopes=data.get("scopes"),
+        expires_in_days=data.get("expires_in_days"),
+    )
+    response = JsonResponse({**key_json(key), "key": raw}, status=201)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@api_view("DELETE")
+@login_required_api
+def key_detail(request: HttpRequest, key_id: int) -> HttpResponse:
+    if not api_key_revoke(user_id=int(request.user.pk or 0), key_id=key_id):
+        raise NotFound("key")
+    return HttpResponse(status=204)
