@@ -14,6 +14,7 @@ from django.utils import timezone
 from accounts.decorators import login_required_api
 from chat import events, selectors, services
 from chat.errors import ChatError
+from chat.generation.admission import system_prompt_checked
 from config.errors import NotFound, api_view, json_body
 
 PATCH_FIELDS = frozenset({"title", "archived", "system_prompt"})
@@ -161,6 +162,11 @@ def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpRespo
                 fields={"archived": ["must be true or false"]},
             )
         system_prompt = data.get("system_prompt")
+        if system_prompt:
+            _conversation_or_404(request, conversation_id)  # moderate only what the user owns
+            system_prompt = system_prompt_checked(
+                system_prompt, owner_id=owner_id, conversation_id=conversation_id
+            )
         updated = services.conversation_update(
             conversation_id=conversation_id,
             owner_id=owner_id,

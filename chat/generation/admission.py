@@ -12,6 +12,7 @@ consumer joins the generation's group before, so no delta can be published unhea
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -120,7 +121,7 @@ def _stored_options(options: SendOptions | None, model: ModelInfo) -> dict[str, 
 
 
 def _moderated_content(
-    content: str, *, owner_id: int, conversation_id: str | None, request_id: str
+    content: str, *, owner_id: int, conversation_id: str | None, request_id: str | None
 ) -> str:
     decision = moderate_input(
         content, user_id=owner_id, conversation_id=conversation_id, request_id=request_id
@@ -135,6 +136,31 @@ def _moderated_content(
         )
     # "redact" replaces personal data; "flag" and "allow" keep the text as typed.
     return decision.text
+
+
+def system_prompt_checked(prompt: Any, *, owner_id: int, conversation_id: str) -> Any:
+    """A system prompt set over REST (`PATCH /api/conversations/{id}`), moderated like a
+    message: the text to store, redacted where moderation redacts. What is not a non-empty
+    string within the size limit comes back as it is, for the store to refuse or to clear.
+
+    Raises `ChatError` `moderation_blocked` (HTTP 400) with the categories under
+    `fields.system_prompt` when moderation blocks it; then nothing is stored."""
+    if (
+        not isinstance(prompt, str)
+        or not prompt.strip()
+        or len(prompt) > services.SYSTEM_PROMPT_MAX_CHARS
+    ):
+        return prompt
+    try:
+        return _moderated_content(
+            prompt, owner_id=owner_id, conversation_id=conversation_id, request_id=None
+        )
+    except InputBlocked as blocked:
+        raise ChatError(
+            "moderation_blocked",
+            blocked.message.message,
+            fields={"system_prompt": [f"blocked: {', '.join(blocked.message.categories)}"]},
+        ) from None
 
 
 def _room_check(conversation: dict, *, adding: int) -> None:
@@ -275,12 +301,20 @@ def chat_send_prepare(
         if conversation is not None:
             _room_check(conversation, adding=2)
         _queue_check(model)
-        content = _moderated_content(
-            message.content,
+        moderated = functools.partial(
+            _moderated_content,
             owner_id=owner_id,
             conversation_id=conversation["id"] if conversation else None,
             request_id=request_id,
         )
+        content = moderated(message.content)
+        # A system prompt reaches the model like a message, so it is checked like one: a
+        # blocked prompt refuses the whole send, a redacted one is what is stored.
+        options = message.options
+        if options is not None and options.system_prompt:
+            options = options.model_copy(
+                update={"system_prompt": moderated(options.system_prompt)}
+            )
 
         def store() -> Stored:
             nonlocal conversation
@@ -290,7 +324,7 @@ def chat_send_prepare(
                     owner_id=owner_id,
                     title=_title_from(content),
                     model=model.name,
-                    system_prompt=message.options.system_prompt if message.options else None,
+                    system_prompt=options.system_prompt if options else None,
                 )
                 updated = events.conversation_updated(conversation)
             question = services.message_create_user(
@@ -305,7 +339,7 @@ def chat_send_prepare(
                 owner_id=owner_id,
                 parent_id=question["id"],
                 model=model.name,
-                options=_stored_options(message.options, model),
+                options=_stored_options(options, model),
                 generation_id=generation_id,
                 queue=model.queue,
             )
