@@ -312,9 +312,7 @@ def chat_send_prepare(
         # blocked prompt refuses the whole send, a redacted one is what is stored.
         options = message.options
         if options is not None and options.system_prompt:
-            options = options.model_copy(
-                update={"system_prompt": moderated(options.system_prompt)}
-            )
+            options = options.model_copy(update={"system_prompt": moderated(options.system_prompt)})
 
         def store() -> Stored:
             nonlocal conversation
