@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
+from accounts.models import TOKEN_MARKER
 from accounts.selectors import user_for_token
 from config.errors import ApiError, error_response
 
@@ -59,6 +60,10 @@ class BearerTokenMiddleware:
             return self.get_response(request)
 
         raw_token = bearer_token_from_header(header)
+        if request.path.startswith("/v1/") and not (raw_token or "").startswith(TOKEN_MARKER):
+            # An API key (or anything else that is no account token): the /v1/ views check it
+            # themselves and answer in OpenAI's error format.
+            return self.get_response(request)
         user = user_for_token(raw_token=raw_token) if raw_token else None
         if user is None:
             return unauthorized_response("The bearer token is invalid, expired or revoked.")

@@ -172,6 +172,29 @@ def conversation_delete(*, conversation_id: str, owner_id: int) -> bool:
     return result.modified_count == 1
 
 
+def conversation_hide(*, conversation_id: str, owner_id: int) -> None:
+    """Take a conversation out of every list, lookup and search at once, while its messages stay
+    readable by id and generation: the stand-in conversation of a stateless API request, which
+    its worker reads and ends like any other (`chat.generation.admission.stateless_prepare`)."""
+    owner_checked(owner_id)
+    if selectors.valid_id(conversation_id):
+        get_db()[CONVERSATIONS].update_one(
+            {"_id": conversation_id, "owner_id": owner_id},
+            {"$set": {"deleted": True, "deleted_at": now(), "current_leaf_id": None}},
+        )
+
+
+def conversation_purge(*, conversation_id: str, owner_id: int) -> None:
+    """Remove a conversation and its messages from the store for good (a stateless request's,
+    once its answer has ended)."""
+    owner_checked(owner_id)
+    if not selectors.valid_id(conversation_id):
+        return
+    db = get_db()
+    db[MESSAGES].delete_many({"conversation_id": conversation_id, "owner_id": owner_id})
+    db[CONVERSATIONS].delete_many({"_id": conversation_id, "owner_id": owner_id})
+
+
 # --- messages ---------------------------------------------------------------------------------
 
 
@@ -263,6 +286,34 @@ def message_create_user(
     }
     if request_id is not None:  # absent, not null: the unique index skips it
         document["request_id"] = request_id
+    return _message_insert(conversation_id=conversation_id, owner_id=owner_id, document=document)
+
+
+TURN_ROLES = ("system", "user", "assistant")
+
+
+def message_create_turn(
+    *, conversation_id: str, owner_id: int, parent_id: str | None, role: str, content: str
+) -> dict:
+    """Store one finished message of any role under `parent_id`, as a client supplied it (a
+    stateless request brings its whole conversation, earlier answers included)."""
+    owner_checked(owner_id)
+    if role not in TURN_ROLES:
+        raise _invalid("role", f"must be one of {', '.join(TURN_ROLES)}")
+    if not isinstance(content, str) or not content.strip():
+        raise _invalid("content", "must not be empty")
+    if not selectors.valid_id(conversation_id):
+        raise ChatError("not_found", "No such conversation.")
+    _parent_check(
+        conversation_id=conversation_id, owner_id=owner_id, parent_id=parent_id, role=None
+    )
+    document: dict[str, Any] = {
+        "parent_id": parent_id,
+        "role": role,
+        "content": content,
+        "state": "complete",
+        "model": None,
+    }
     return _message_insert(conversation_id=conversation_id, owner_id=owner_id, document=document)
 
 

@@ -9,6 +9,7 @@ urlpatterns = [
     path("api/", include("chat.urls")),
     path("api/", include("inference.urls")),
     path("api/", include("api.urls")),
+    path("v1/", include("api.v1.urls")),
     path("", include("config.health_urls")),
     path("", include("frontend.urls")),
 ]

@@ -162,9 +162,14 @@ def sampling_for(
     temperature = model.default_temperature if temperature is None else float(temperature)
     if settings.INFERENCE_IGNORE_EOS:
         extra.setdefault("ignore_eos", True)
+    # Set by API clients only (api.v1): stop sequences and a seed, passed as they are.
+    for name in ("stop", "seed"):
+        if options.get(name) is not None:
+            extra.setdefault(name, options[name])
+    top_p = options.get("top_p")
     return SamplingParams(
         temperature=min(max(temperature, 0.0), 2.0),
-        top_p=model.default_top_p,
+        top_p=model.default_top_p if top_p is None else min(max(float(top_p), 0.01), 1.0),
         min_p=model.default_min_p,
         max_tokens=max(1, min(int(requested), model.max_output_tokens, room)),
         output_kind=RequestOutputKind.DELTA,

@@ -408,6 +408,97 @@ def generation_regenerate_prepare(
     )
 
 
+# --- a stateless request (the OpenAI-compatible API) -------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One message of a stateless request, as the client sent it."""
+
+    role: str  # system | user | assistant
+    content: str
+
+
+def stateless_prepare(
+    *,
+    owner_id: int,
+    priority: int,
+    turns: list[Turn],
+    model: str | None,
+    options: dict[str, Any],
+    request_id: str,
+    generation_id: str | None = None,
+) -> Prepared:
+    """Admit a request that carries its whole conversation (`turns`, oldest first), by the
+    same path as a chat.send: account, rate and quota, model, queue depth, input moderation
+    (every turn: the client wrote all of them), a concurrent-generation slot.
+
+    The worker reads a generation from the store, so the turns and a queued answer are stored
+    under a conversation that no list, lookup or search shows (`services.conversation_hide`);
+    the caller purges it once the answer has ended (`services.conversation_purge`).
+    `options` (temperature, max_tokens, top_p, stop, seed) are stored for the worker, with
+    max_tokens clamped to the model. Raises `ChatError` or `InputBlocked`, and then nothing
+    was stored or queued."""
+    if not turns:
+        raise ChatError("bad_request", "messages: at least one is required")
+    for turn in turns:
+        content_check(turn.content)
+
+    def target() -> Target:
+        checked_model = _resolve_model(model)
+        _queue_check(checked_model)
+        contents = [
+            _moderated_content(
+                turn.content, owner_id=owner_id, conversation_id=None, request_id=request_id
+            )
+            for turn in turns
+        ]
+        stored_options = dict(options)
+        if "max_tokens" in stored_options:
+            stored_options["max_tokens"] = min(
+                int(stored_options["max_tokens"]), checked_model.max_output_tokens
+            )
+
+        def store() -> Stored:
+            conversation = services.conversation_create(
+                owner_id=owner_id, title=_title_from(contents[-1]), model=checked_model.name
+            )
+            try:
+                parent_id: str | None = None
+                last: dict = {}
+                for turn, content in zip(turns, contents, strict=True):
+                    last = services.message_create_turn(
+                        conversation_id=conversation["id"],
+                        owner_id=owner_id,
+                        parent_id=parent_id,
+                        role=turn.role,
+                        content=content,
+                    )
+                    parent_id = last["id"]
+                answer = services.message_create_assistant(
+                    conversation_id=conversation["id"],
+                    owner_id=owner_id,
+                    parent_id=last["id"],
+                    model=checked_model.name,
+                    options=stored_options,
+                    generation_id=generation_id,
+                    queue=checked_model.queue,
+                )
+            finally:
+                services.conversation_hide(conversation_id=conversation["id"], owner_id=owner_id)
+            return Stored(last, answer)
+
+        return Target(checked_model, store)
+
+    return _admitted(
+        owner_id=owner_id,
+        priority=priority,
+        request_id=request_id,
+        again=lambda: None,  # stateless: every request is a new one
+        target=target,
+    )
+
+
 def prepared_and_dispatched(prepare: Callable[..., Prepared], **arguments: Any) -> Prepared:
     """`prepare(**arguments)`, then its task enqueued at once, in the same call: the consumer
     makes one thread hop between a user's Enter and the engine, not two. The caller

@@ -1,0 +1,293 @@
+"""`POST /v1/chat/completions`: an async view, served by Daphne's event loop like the websocket.
+
+The request is admitted by the websocket's own path (`chat.generation.admission`,
+`stateless_prepare`: account, rate, quota, model, queue depth, input moderation, a
+concurrent-generation slot), enqueued on the model's queue with the user's priority, and
+followed over the channel layer (`api.v1.follow`). Nothing of the exchange is kept: the
+stand-in conversation the worker reads is hidden from the start and purged once the answer has
+ended. What is kept is the bill (`inference.UsageRecord`, by the worker) and the API's mark on
+it (`api.ApiGeneration`: this key asked for this generation).
+
+A streamed client that disconnects stops the generation through the same stop path as the
+websocket's `generation.stop`, which aborts the request in the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
+from django.views.decorators.csrf import csrf_exempt
+
+from api.models import SCOPE_CHAT, ApiKey
+from api.services import api_generation_record
+from api.v1 import workers
+from api.v1.auth import key_for
+from api.v1.errors import OpenAIError, error_response, from_api_error, invalid
+from api.v1.follow import Follower
+from api.v1.validation import CompletionRequest, completion_request
+from chat import selectors, services
+from chat.catalog import ModelInfo, model_info_get
+from chat.generation import stop
+from chat.generation.admission import InputBlocked, prepared_and_dispatched, stateless_prepare
+from chat.generation.record import FINAL_STATES
+from chat.store import new_id
+from config.errors import ApiError, json_body
+
+logger = logging.getLogger(__name__)
+
+# The protocol's finish reasons in OpenAI's words. A stop (the client went away, or staff
+# stopped it) ends the text where it is, like a stop sequence.
+FINISH_REASONS = {"stop": "stop", "length": "length", "moderated": "content_filter"}
+# `inference.prepare`'s refusal of a prompt that does not fit the context.
+TOO_LONG_MESSAGE = "The message is too long for this model's context."
+# How long an abandoned stream's generation is awaited after its stop, before its stand-in
+# conversation is left to the reaper (hidden all the same).
+ABANDONED_WAIT_SECONDS = 120.0
+# Cleanups of abandoned streams, referenced until done (the loop keeps weak references).
+_cleanups: set[asyncio.Future[None]] = set()
+
+
+def _usage(closing: dict[str, Any]) -> dict[str, int]:
+    usage = closing.get("usage") or {}
+    prompt, completion = (
+        int(usage.get("prompt_tokens") or 0),
+        int(usage.get("completion_tokens") or 0),
+    )
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+
+
+def _closing_error(closing: dict[str, Any]) -> OpenAIError:
+    """A `generation.error` as OpenAI's error."""
+    message = closing.get("message") or "The model failed to generate an answer."
+    if message == TOO_LONG_MESSAGE:
+        return invalid(message, param="messages", code="context_length_exceeded")
+    if closing.get("code") == "timeout":
+        return OpenAIError(504, message, type="server_error", code="timeout")
+    return OpenAIError(500, message, type="server_error", code=closing.get("code"))
+
+
+def _finish_reason(closing: dict[str, Any]) -> str:
+    return FINISH_REASONS.get(closing.get("finish_reason") or "stop", "stop")
+
+
+class Completion:
+    """One admitted request and the generation it follows."""
+
+    def __init__(self, *, key: ApiKey, request: CompletionRequest, model: ModelInfo) -> None:
+        self.key = key
+        self.request = request
+        self.model = model
+        self.id = f"chatcmpl-{uuid.uuid4().hex}"
+        self.created = int(time.time())
+        self.generation_id = new_id()
+        self.conversation_id = ""
+        self.follower = Follower(get_channel_layer(), key.user_id, self.generation_id)
+
+    async def admit(self) -> None:
+        """Admit and enqueue, following the generation first; raises `OpenAIError`."""
+        await self.follower.start()
+        try:
+            prepared = await database_sync_to_async(prepared_and_dispatched)(
+                stateless_prepare,
+                owner_id=self.key.user_id,
+                priority=self.key.user.priority,
+                turns=self.request.turns,
+                model=self.model.name,
+                options=self.request.options,
+                request_id=f"api-{uuid.uuid4().hex}",
+                generation_id=self.generation_id,
+            )
+        except BaseException as error:
+            await self.follower.close()
+            if isinstance(error, InputBlocked):
+                raise invalid(
+                    error.message.message, param="messages", code="content_filter"
+                ) from None
+            if isinstance(error, ApiError):
+                raise from_api_error(error) from None
+            raise
+        self.conversation_id = prepared.accepted.conversation_id
+        try:
+            await database_sync_to_async(api_generation_record)(
+                generation_id=self.generation_id,
+                key=self.key,
+                model=self.model.name,
+                stream=self.request.stream,
+            )
+        except Exception:  # the answer matters more than its mark; the bill is the worker's
+            logger.exception("could not record API generation %s", self.generation_id)
+
+    async def purge(self) -> None:
+        with contextlib.suppress(Exception):
+            await sync_to_async(services.conversation_purge, thread_sensitive=False)(
+                conversation_id=self.conversation_id, owner_id=self.key.user_id
+            )
+
+    async def finish(self) -> None:
+        """After the closing message: stop following, and forget the exchange."""
+        await self.follower.close()
+        await self.purge()
+
+    async def abandon(self) -> None:
+        """The client left before the end: stop the generation (the websocket's stop path),
+        wait for it to end, then forget the exchange. Runs detached from the request."""
+        try:
+            await sync_to_async(stop.signal, thread_sensitive=False)(
+                generation_id=self.generation_id
+            )
+            async with asyncio.timeout(ABANDONED_WAIT_SECONDS):
+                async for _ in self.follower.deltas():
+                    pass
+        except Exception as error:
+            logger.warning("abandoned generation %s: %r", self.generation_id, error)
+            if not await self._ended():
+                await self.follower.close()
+                return  # the reaper ends it; its conversation stays hidden
+        await self.finish()
+
+    async def _ended(self) -> bool:
+        document = await sync_to_async(selectors.message_by_generation, thread_sensitive=False)(
+            generation_id=self.generation_id, owner_id=self.key.user_id
+        )
+        return document is None or document.get("state") in FINAL_STATES
+
+    # --- OpenAI's shapes -------------------------------------------------------------------
+
+    def chunk(self, choices: list[dict[str, Any]], **extra: Any) -> bytes:
+        body = {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model.name,
+            "system_fingerprint": None,
+            "choices": choices,
+        }
+        if self.request.include_usage:
+            body["usage"] = None
+        body.update(extra)
+        return b"data: " + json.dumps(body, ensure_ascii=False).encode() + b"\n\n"
+
+    def delta_chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+        return self.chunk([choice])
+
+    async def events(self) -> AsyncIterator[bytes]:
+        """The SSE stream: a role chunk, content chunks, the finish chunk, the usage chunk
+        when asked for, `[DONE]`. A client that leaves mid-way stops the generation."""
+        ended = False
+        try:
+            yield self.delta_chunk({"role": "assistant", "content": ""})
+            async for text in self.follower.deltas():
+                if text:
+                    yield self.delta_chunk({"content": text})
+            ended = True
+            closing = self.follower.ending.closing if self.follower.ending else {}
+            if closing.get("type") == "generation.error":
+                yield b"data: " + json.dumps(_closing_error(closing).as_body()).encode() + b"\n\n"
+            else:
+                yield self.delta_chunk({}, finish_reason=_finish_reason(closing))
+                if self.request.include_usage:
+                    yield self.chunk([], usage=_usage(closing))
+            yield b"data: [DONE]\n\n"
+        finally:
+            # Cancelled (the client disconnected) or closed early: in a task of its own, since
+            # this one is being torn down.
+            cleanup = asyncio.ensure_future(self.finish() if ended else self.abandon())
+            _cleanups.add(cleanup)
+            cleanup.add_done_callback(_cleanups.discard)
+
+    async def response(self) -> JsonResponse:
+        """The whole answer at once (not streamed)."""
+        try:
+            text = "".join([piece async for piece in self.follower.deltas()])
+        except BaseException:
+            cleanup = asyncio.ensure_future(self.abandon())
+            _cleanups.add(cleanup)
+            cleanup.add_done_callback(_cleanups.discard)
+            raise
+        await self.finish()
+        closing = self.follower.ending.closing if self.follower.ending else {}
+        if closing.get("type") == "generation.error":
+            return error_response(_closing_error(closing))
+        return JsonResponse(
+            {
+                "id": self.id,
+                "object": "chat.completion",
+                "created": self.created,
+                "model": self.model.name,
+                "system_fingerprint": None,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": text, "refusal": None},
+                        "logprobs": None,
+                        "finish_reason": _finish_reason(closing),
+                    }
+                ],
+                "usage": _usage(closing),
+            }
+        )
+
+
+async def _model_served(name: str) -> ModelInfo:
+    model = await database_sync_to_async(model_info_get)(name=name)
+    if model is None:
+        raise OpenAIError(
+            404,
+            f"The model '{name}' does not exist or you do not have access to it.",
+            param="model",
+            code="model_not_found",
+        )
+    served = await sync_to_async(workers.queue_served, thread_sensitive=False)(model.queue)
+    if not served:
+        raise OpenAIError(
+            503,
+            f"No worker serves the model '{name}' now. Try again later.",
+            type="server_error",
+            code="model_unavailable",
+            retry_after=10,
+        )
+    return model
+
+
+@csrf_exempt  # an API key in a header, never a cookie: nothing for another site to forge
+async def chat_completions(request: HttpRequest) -> HttpResponseBase:
+    if request.method != "POST":
+        response = error_response(OpenAIError(405, "Use POST.", code="method_not_allowed"))
+        response["Allow"] = "POST"
+        return response
+    try:
+        key = await key_for(request, scope=SCOPE_CHAT)
+        try:
+            data = json_body(request)
+        except ApiError as error:
+            status = 413 if error.code == "too_large" else 400
+            raise OpenAIError(status, error.message) from None
+        parsed = completion_request(data)
+        model = await _model_served(parsed.model)
+        completion = Completion(key=key, request=parsed, model=model)
+        await completion.admit()
+    except OpenAIError as error:
+        return error_response(error)
+    if not parsed.stream:
+        return await completion.response()
+    stream = StreamingHttpResponse(completion.events(), content_type="text/event-stream")
+    stream["Cache-Control"] = "no-cache"
+    stream["X-Accel-Buffering"] = "no"  # a proxy must pass each chunk on at once
+    return stream

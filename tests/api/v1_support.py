@@ -1,0 +1,67 @@
+"""A stand-in worker for the in-process `/v1/` tests: it answers each enqueued generation the
+way the real one ends it (`inference.services.generation_end`: the store's final write, the
+closing message, the usage record), after publishing its deltas to the generation's group."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from channels.layers import get_channel_layer
+
+from chat import events
+from chat.generation import deltas
+from chat.generation.record import Ending
+from chat.protocol import GenerationDelta
+from inference.services import generation_end
+
+
+@dataclass
+class FakeWorker:
+    loop: asyncio.AbstractEventLoop
+    pieces: list[str] = field(default_factory=lambda: ["Hello", ", ", "world."])
+    finish_reason: str = "stop"
+    state: str = "complete"
+    hold: bool = False  # never answer (a generation that keeps its slot)
+    tasks: list[dict[str, Any]] = field(default_factory=list)
+    answered: list[asyncio.Future[Any]] = field(default_factory=list)
+
+    def send_task(self, name: str, **options: Any) -> None:
+        """Celery's send_task, called in admission's thread."""
+        self.tasks.append(options)
+        if not self.hold:
+            kwargs = options["kwargs"]
+            future = asyncio.run_coroutine_threadsafe(
+                self.answer(kwargs["generation_id"], kwargs["owner_id"]), self.loop
+            )
+            self.answered.append(asyncio.wrap_future(future, loop=self.loop))
+
+    async def answer(self, generation_id: str, owner_id: int) -> None:
+        layer = get_channel_layer()
+        await asyncio.sleep(0.05)
+        offsets, length = [], 0
+        for seq, piece in enumerate(self.pieces, start=1):
+            await asyncio.to_thread(deltas.record, generation_id=generation_id, seq=seq, text=piece)
+            await events.to_generation(
+                generation_id,
+                GenerationDelta(generation_id=generation_id, seq=seq, text=piece),
+                layer=layer,
+            )
+            length += len(piece)
+            offsets.append(length)
+        ending = Ending(
+            generation_id=generation_id,
+            owner_id=owner_id,
+            state=self.state,
+            text="".join(self.pieces),
+            seq=len(self.pieces),
+            finish_reason=self.finish_reason,
+            prompt_tokens=7,
+            completion_tokens=len(self.pieces),
+            seq_offsets=offsets,
+            model_name="smollm2-135m",
+        )
+        if self.state == "moderated":
+            ending.categories, ending.moderation_message = ["violence"], "Cut by moderation."
+        await generation_end(ending, layer=layer)
