@@ -5,6 +5,7 @@ A local `.env` file, when present, fills in variables that the environment does 
 
 from __future__ import annotations
 
+import re
 import secrets
 from pathlib import Path
 
@@ -47,13 +48,16 @@ DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "var")))
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    # django.contrib.admin, with the login throttle and two-factor (accounts/admin_site.py).
+    "accounts.admin_apps.AdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "accounts",
     "chat",
     "moderation",
@@ -71,6 +75,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "accounts.middleware.BearerTokenMiddleware",
+    # After every middleware that sets request.user: the admin asks it whether it is verified.
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -161,6 +167,19 @@ REGISTRATION_IP_LIMIT = env_int("REGISTRATION_IP_LIMIT", 20, minimum=1)
 REGISTRATION_WINDOW_SECONDS = env_int("REGISTRATION_WINDOW_SECONDS", 3600, minimum=1)
 # JSON 403 for the API, Django's page elsewhere (admin).
 CSRF_FAILURE_VIEW = "accounts.api.csrf_failure"
+# The admin's URL prefix ("admin/"): a less obvious one keeps scanners off its login page.
+ADMIN_URL = env_str("DJANGO_ADMIN_URL", "admin/")
+if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._~-]*(/[A-Za-z0-9._~-]+)*/", ADMIN_URL) or (
+    ADMIN_URL.split("/")[0] in {"api", "v1", "ws", "static", "healthz", "readyz", "metrics"}
+):
+    raise ImproperlyConfiguredEnv(
+        "DJANGO_ADMIN_URL", ADMIN_URL, "a path like ops-7f3a/ (no leading slash, one at the end)"
+    )
+# Staff need a TOTP code (django-otp) to use the admin; `manage.py otp_enroll EMAIL` gives them
+# a device. Off: only staff who have a device are asked for its code.
+ADMIN_REQUIRE_2FA = env_bool("ADMIN_REQUIRE_2FA", not DEBUG)
+# The name authenticator apps show beside the code.
+OTP_TOTP_ISSUER = env_str("ADMIN_OTP_ISSUER", "Chat")
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
