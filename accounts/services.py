@@ -3,6 +3,7 @@ attempts), issuing and revoking bearer tokens."""
 
 from __future__ import annotations
 
+import functools
 import secrets
 from datetime import timedelta
 from typing import Any
@@ -25,6 +26,7 @@ from accounts.models import (
     normalize_email,
     token_hash,
 )
+from accounts.signals import credential_revoked
 from accounts.throttle import (
     client_ip,
     login_failure_record,
@@ -107,15 +109,29 @@ def token_issue(*, user: User, name: str = "") -> tuple[str, ApiToken]:
 
 def token_revoke(*, raw_token: str) -> bool:
     """Revoke the token; True when a live token was revoked by this call."""
-    updated = ApiToken.objects.filter(
-        key_hash=token_hash(raw_token), revoked_at__isnull=True
-    ).update(revoked_at=timezone.now())
-    return updated > 0
+    return token_revoke_many(tokens=ApiToken.objects.filter(key_hash=token_hash(raw_token))) > 0
 
 
 def token_revoke_many(*, tokens: QuerySet[ApiToken]) -> int:
-    """Revoke every live token in `tokens` (admin action); returns how many were revoked."""
-    return tokens.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+    """Revoke every live token in `tokens` (admin action); returns how many were revoked.
+    Whatever they authenticated (open websockets) is told at once (`credential_revoked`)."""
+    with transaction.atomic():
+        live = list(
+            tokens.filter(revoked_at__isnull=True)
+            .select_for_update()
+            .values_list("pk", "user_id", "key_hash")
+        )
+        ApiToken.objects.filter(pk__in=[pk for pk, _, _ in live]).update(revoked_at=timezone.now())
+        for _, user_id, key_hash in live:
+            transaction.on_commit(
+                functools.partial(
+                    credential_revoked.send,
+                    sender=ApiToken,
+                    user_id=user_id,
+                    credential=f"bearer:{key_hash}",
+                )
+            )
+    return len(live)
 
 
 def user_authenticate(*, request: HttpRequest, email: Any, password: Any) -> User:

@@ -9,9 +9,10 @@ to the next:
 The query string is never read: URLs end up in logs and proxies.
 
 The middleware decides, the consumer acts: it sets `scope["user"]`, `scope["auth_method"]`,
-`scope["auth_close_code"]` and `scope["accept_subprotocol"]`, and the consumer calls
-`accept_or_reject(self)` first thing in `connect()`. Rejections are "accept, then close with
-4401/4403" because a handshake refused with HTTP 403 shows every client the same 1006 code.
+`scope["auth_close_code"]`, `scope["accept_subprotocol"]` and `scope["auth_credential"]`, and
+the consumer calls `accept_or_reject(self)` first thing in `connect()`. Rejections are "accept,
+then close with 4401/4403" because a handshake refused with HTTP 403 shows every client the
+same 1006 code.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from django.http.request import split_domain_port, validate_host
 
 from accounts.middleware import bearer_token_from_header
 from accounts.selectors import auser_for_token
+from accounts.signals import credential_id
 
 SUBPROTOCOL = "chat.v1"
 BEARER_SUBPROTOCOL_PREFIX = "bearer."
@@ -96,7 +98,7 @@ def _session_user(session_key: str) -> Any:
 
 
 async def authenticate_websocket(scope: dict[str, Any]) -> dict[str, Any]:
-    """The four auth keys for a websocket scope (see the module docstring)."""
+    """The five auth keys for a websocket scope (see the module docstring)."""
     offered = [str(protocol) for protocol in scope.get("subprotocols") or []]
     result: dict[str, Any] = {
         "user": AnonymousUser(),
@@ -105,6 +107,9 @@ async def authenticate_websocket(scope: dict[str, Any]) -> dict[str, Any]:
         # Answer chat.v1 whenever it was offered, even to reject: a browser fails a handshake
         # whose answer lacks an offered subprotocol, and would never see our close code.
         "accept_subprotocol": SUBPROTOCOL if SUBPROTOCOL in offered else None,
+        # Names the credential that authenticated (accounts.signals.credential_id), so that
+        # the connection can be closed when that credential is revoked or logged out.
+        "auth_credential": None,
     }
 
     authorizations = _headers(scope, b"authorization")
@@ -124,7 +129,12 @@ async def authenticate_websocket(scope: dict[str, Any]) -> dict[str, Any]:
     if raw_token is not None:
         user = await auser_for_token(raw_token=raw_token)
         if user is not None:
-            result.update(user=user, auth_method="bearer", auth_close_code=None)
+            result.update(
+                user=user,
+                auth_method="bearer",
+                auth_close_code=None,
+                auth_credential=credential_id("bearer", raw_token),
+            )
         return result
 
     cookie_header = _header(scope, b"cookie")
@@ -139,7 +149,12 @@ async def authenticate_websocket(scope: dict[str, Any]) -> dict[str, Any]:
         return result
     user = await _session_user(session_key)
     if user.is_authenticated:
-        result.update(user=user, auth_method="session", auth_close_code=None)
+        result.update(
+            user=user,
+            auth_method="session",
+            auth_close_code=None,
+            auth_credential=credential_id("session", session_key),
+        )
     return result
 
 

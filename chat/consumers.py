@@ -14,7 +14,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 import re
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -27,7 +29,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from pydantic import BaseModel, ValidationError
 
-from accounts.ws_auth import accept_or_reject
+from accounts.ws_auth import CLOSE_UNAUTHENTICATED, accept_or_reject, authenticate_websocket
 from chat import events, limits
 from chat.errors import ChatError
 from chat.events import generation_group, user_group
@@ -80,6 +82,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.refusals = 0  # frames refused in a row by the frame limits
         # generation_id -> highest seq relayed to this client.
         self.relayed_seq: dict[str, int] = {}
+        self.credentials_checked = time.monotonic()
+        self.recheck_timer: asyncio.TimerHandle | None = None
         # The connection count lives in Redis with an expiry, so that connections of a process
         # that died stop counting; the process renews the entries of its open connections
         # (chat.limits), on the event loop. The slot is taken before the handshake completes,
@@ -111,11 +115,69 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_TOO_MANY_CONNECTIONS)
             return
         await self.channel_layer.group_add(user_group(self.user.pk), self.channel_name)
+        self.schedule_recheck()
+
+    # --- credentials that stop being valid (PROTOCOL: closed with 4401) -------------------
+    #
+    # At once: a logout of this connection's session or a revocation of its token reaches the
+    # user's group as `auth.revoked` naming the credential, and a password change or a
+    # suspension as `auth.recheck` (chat.signals). Should such an event be lost (Redis away),
+    # or the credential simply expire, the connection checks its credential again before
+    # handling a frame once CHAT_CREDENTIALS_RECHECK_SECONDS have passed, and an idle one
+    # about that often on a timer (a timer handle per connection, no task).
+
+    async def auth_revoked(self, event: dict[str, Any]) -> None:
+        if event.get("credential") == self.scope.get("auth_credential"):
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+
+    async def auth_recheck(self, event: dict[str, Any]) -> None:
+        await self.recheck_credentials()
+
+    async def recheck_credentials(self) -> bool:
+        """Authenticate the handshake's credential again; close with 4401 and return False
+        when it no longer authenticates this connection's user."""
+        fresh = await authenticate_websocket(self.scope)
+        if fresh["auth_close_code"] is not None or fresh["user"].pk != self.user.pk:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return False
+        self.user = fresh["user"]  # its plan and priority as they are now
+        self.credentials_checked = time.monotonic()
+        return True
+
+    def credentials_due(self) -> bool:
+        interval = settings.CHAT_CREDENTIALS_RECHECK_SECONDS
+        return interval > 0 and time.monotonic() - self.credentials_checked >= interval
+
+    def schedule_recheck(self) -> None:
+        interval = settings.CHAT_CREDENTIALS_RECHECK_SECONDS
+        if interval > 0:
+            # Spread out, so that connections opened in a storm are not checked in one.
+            delay = interval * random.uniform(1.0, 1.5)
+            self.recheck_timer = asyncio.get_running_loop().call_later(delay, self.recheck_soon)
+
+    def recheck_soon(self) -> None:
+        self.recheck_timer = None
+        if self.registered:
+            task = asyncio.ensure_future(self.recheck_idle())
+            _cleanups.add(task)
+            task.add_done_callback(_cleanups.discard)
+
+    async def recheck_idle(self) -> None:
+        try:
+            if self.credentials_due() and not await self.recheck_credentials():
+                return
+        except Exception as error:  # a database outage: tried again next time
+            logger.warning("credentials could not be checked again: %r", error)
+        if self.registered:
+            self.schedule_recheck()
 
     def release_at_end(self, task: asyncio.Task[Any]) -> None:
         """The connection's application has ended: release what disconnect() did not (its
         slot, its place in the user's group). A no-op after a complete disconnect()."""
         limits.connection_close_soon(channel_name=self.channel_name)
+        if self.recheck_timer is not None:
+            self.recheck_timer.cancel()
+            self.recheck_timer = None
         if self.registered:
             self.registered = False
             with contextlib.suppress(RuntimeError):  # the loop is closing
@@ -127,6 +189,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         limits.frame_connection_forget(channel_name=self.channel_name)
+        if self.recheck_timer is not None:
+            self.recheck_timer.cancel()
+            self.recheck_timer = None
         # Each step on its own: with Redis briefly gone, one failure must not skip the rest.
         # The slot goes first (the user's next connection may wait for it); a failed release
         # is retried in the background. Group memberships left behind expire with the channel
@@ -170,6 +235,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         request_id = _request_id_of(data)
         if await self.frame_refused(request_id):
+            return
+        if self.credentials_due() and not await self.recheck_credentials():
             return
         try:
             message = parse_client_message(data)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, Literal
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -28,6 +28,8 @@ RELIABLE_ATTEMPTS = 6
 RELIABLE_FIRST_WAIT = 0.2
 
 __all__ = [
+    "CredentialRevoked",
+    "CredentialsChanged",
     "conversation_updated",
     "generation_group",
     "to_generation",
@@ -40,6 +42,21 @@ __all__ = [
 def user_group(owner_id: int) -> str:
     """Every open connection of one user (all their tabs and devices)."""
     return f"user.{owner_id}"
+
+
+class CredentialRevoked(BaseModel):
+    """To a user's connections, never relayed: the credential named `credential`
+    (`accounts.signals.credential_id`) stopped being valid; the connection it opened closes."""
+
+    type: Literal["auth.revoked"] = "auth.revoked"
+    credential: str
+
+
+class CredentialsChanged(BaseModel):
+    """To a user's connections, never relayed: the password or the account's status changed;
+    each connection authenticates its credential again, and closes when it no longer does."""
+
+    type: Literal["auth.recheck"] = "auth.recheck"
 
 
 def conversation_updated(conversation: dict[str, Any]) -> ConversationUpdated:

@@ -221,6 +221,11 @@ CHAT_WS_CONNECT_TIMEOUT_SECONDS = env_int("CHAT_WS_CONNECT_TIMEOUT_SECONDS", 60,
 # backlog; the kernel caps it at net.core.somaxconn, 4096 by default). Twisted's 50 dropped
 # 21,135 handshakes of that storm, which came back after SYN retries of 1, 3, 7... s.
 CHAT_LISTEN_BACKLOG = env_int("CHAT_LISTEN_BACKLOG", 4096, minimum=1)
+# Seconds after which an open websocket authenticates its credential again: before it handles
+# the next frame, and about this often (times 1 to 1.5) while idle. Logout, revocation, a
+# password change and a suspension close connections at once; this catches an expiry or a
+# lost event. 0: only at once. 10,000 idle sockets cost about 11 checks a second at 900.
+CHAT_CREDENTIALS_RECHECK_SECONDS = env_int("CHAT_CREDENTIALS_RECHECK_SECONDS", 900, minimum=0)
 
 # --- OpenAI-compatible API (/v1/) and API keys -----------------------------------------------
 
