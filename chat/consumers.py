@@ -463,7 +463,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         connections itself."""
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
-            raise ValueError(f"No handler for message type {message['type']}")
+            # An event this version does not know (a newer web process of a rolling deploy
+            # sent it) is dropped, not a crash that closes the client's connection with 1011.
+            logger.warning("dropped an event of unknown type %r", message.get("type"))
+            return
         await handler(message)
 
     async def send_message(self, message: BaseModel) -> None:

@@ -134,6 +134,10 @@ CHANNEL_LAYERS = {
             # (one pub/sub connection and its lock) per process: four connections to the same
             # Redis opened a storm of 10,000 websockets no faster (docs/benchmarks.md).
             "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
+            # Pub/sub channels belong to the whole Redis server, not to the database number of
+            # REDIS_URL: without a prefix of its own, an app sees the events of every other app
+            # (or test run) on the same server that names the same user or generation.
+            "prefix": f"{CACHES['default']['KEY_PREFIX']}:asgi",
         },
     }
 }
