@@ -6,6 +6,7 @@ point at a real MongoDB server with MONGODB_URL=mongodb://...
 
 import hashlib
 import os
+import secrets
 from pathlib import Path
 
 # Not the databases of an app that `make run` started on this machine (its PostgreSQL database
@@ -17,6 +18,10 @@ os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/9")
 os.environ.setdefault("DJANGO_DEBUG", "true")
 os.environ.setdefault("MONGODB_URL", "mongomock://")
 os.environ.setdefault("CACHE_KEY_PREFIX", "chat-test")
+# One random key for the test session and every server it starts (they inherit the
+# environment): a session signed here must be valid in a Daphne subprocess. In debug without a
+# key each process would draw its own.
+os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))
 
 from config.settings import *  # noqa: E402, F403
 
