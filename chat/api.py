@@ -5,10 +5,17 @@ shape the JSON. Another user's ids get the same 404 as ids that never existed.
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import AsyncIterator, Callable, Iterator
+from itertools import islice
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.utils import timezone
 
 from accounts.decorators import login_required_api
@@ -94,13 +101,17 @@ def _conversation_or_404(request: HttpRequest, conversation_id: str) -> dict[str
     return conversation
 
 
-def _messages(request: HttpRequest, conversation_id: str) -> list[dict[str, Any]]:
-    return [
-        message_json(message)
-        for message in selectors.message_list(
-            conversation_id=conversation_id, owner_id=_owner(request)
+def _limit(request: HttpRequest, *, default: int, most: int) -> int:
+    raw = request.GET.get("limit")
+    if raw is None or raw == "":
+        return default
+    if not re.fullmatch(r"[0-9]{1,6}", raw) or not 0 < int(raw) <= most:
+        raise ChatError(
+            "bad_request",
+            f"limit: between 1 and {most}",
+            fields={"limit": [f"between 1 and {most}"]},
         )
-    ]
+    return int(raw)
 
 
 @api_view("GET")
@@ -115,17 +126,10 @@ def conversations(request: HttpRequest) -> JsonResponse:
             "archived: must be true, false or all",
             fields={"archived": ["must be true, false or all"]},
         )
-    limit_raw = request.GET.get("limit", "20")
-    if not re.fullmatch(r"[0-9]{1,3}", limit_raw):
-        raise ChatError(
-            "bad_request",
-            f"limit: between 1 and {selectors.LIST_MAX_LIMIT}",
-            fields={"limit": [f"between 1 and {selectors.LIST_MAX_LIMIT}"]},
-        )
     results, next_cursor = selectors.conversation_list(
         owner_id=_owner(request),
         cursor=request.GET.get("cursor") or None,
-        limit=int(limit_raw),
+        limit=_limit(request, default=20, most=selectors.LIST_MAX_LIMIT),
         q=request.GET.get("q"),
         archived=ARCHIVED_FILTERS[archived_raw],
     )
@@ -183,12 +187,25 @@ def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpRespo
         events.to_user_sync(owner_id, events.conversation_updated(updated))
         return JsonResponse(conversation_json(updated))
     conversation = _conversation_or_404(request, conversation_id)
+    # At most CHAT_MESSAGES_PAGE_MAX messages per response: a client that sends no `limit`
+    # gets that many, oldest first, and `messages_next_cursor` continues when there are more.
+    most = settings.CHAT_MESSAGES_PAGE_MAX
+    messages, next_cursor = selectors.message_page(
+        conversation_id=conversation_id,
+        owner_id=owner_id,
+        cursor=request.GET.get("cursor") or None,
+        limit=_limit(request, default=most, most=most),
+    )
     return JsonResponse(
-        conversation_json(conversation) | {"messages": _messages(request, conversation_id)}
+        conversation_json(conversation)
+        | {
+            "messages": [message_json(message) for message in messages],
+            "messages_next_cursor": next_cursor,
+        }
     )
 
 
-def _markdown(conversation: dict[str, Any], branch: list[dict[str, Any]]) -> str:
+def _markdown_head(conversation: dict[str, Any]) -> str:
     lines = [
         f"# {conversation['title']}",
         "",
@@ -198,19 +215,77 @@ def _markdown(conversation: dict[str, Any], branch: list[dict[str, Any]]) -> str
     ]
     if conversation.get("system_prompt"):
         lines += ["", "## System", "", conversation["system_prompt"]]
-    for message in branch:
-        heading = message["role"].capitalize()
-        if message["role"] == "assistant" and message.get("model"):
-            heading += f" ({message['model']})"
-        if message["state"] not in ("complete", "queued", "streaming"):
-            heading += f" [{message['state']}]"
-        lines += ["", f"## {heading}", "", message.get("content") or ""]
     return "\n".join(lines) + "\n"
+
+
+def _markdown_message(message: dict[str, Any]) -> str:
+    heading = message["role"].capitalize()
+    if message["role"] == "assistant" and message.get("model"):
+        heading += f" ({message['model']})"
+    if message["state"] not in ("complete", "queued", "streaming"):
+        heading += f" [{message['state']}]"
+    return f"\n## {heading}\n\n{message.get('content') or ''}\n"
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, cls=DjangoJSONEncoder, ensure_ascii=False, indent=2)
+
+
+async def _chunks(read: Callable[[], list[str]]) -> AsyncIterator[bytes]:
+    """The text that `read` returns, call after call until it returns nothing. `read` runs in
+    the sync thread (the store is synchronous); the event loop only sends what it wrote."""
+    while True:
+        texts = await sync_to_async(read)()
+        if not texts:
+            return
+        for text in texts:
+            yield text.encode()
+
+
+def _export_json(conversation: dict[str, Any], owner_id: int) -> AsyncIterator[bytes]:
+    """The whole conversation as one JSON document, written a batch of messages at a time."""
+    messages = selectors.message_stream(conversation_id=conversation["id"], owner_id=owner_id)
+    head = {"conversation": conversation_json(conversation), "exported_at": timezone.now()}
+    parts: Iterator[str] = iter([_json_text(head)[:-2] + ',\n  "messages": ['])
+    separator = "\n    "
+
+    def read() -> list[str]:
+        nonlocal separator
+        texts = list(islice(parts, 1))
+        for message in islice(messages, selectors.MESSAGE_BATCH):
+            texts.append(separator + _json_text(message_json(message)).replace("\n", "\n    "))
+            separator = ",\n    "
+        if not texts and separator:
+            separator = ""
+            texts = ["\n  ]\n}\n"]
+        return texts
+
+    return _chunks(read)
+
+
+def _export_markdown(conversation: dict[str, Any], owner_id: int) -> AsyncIterator[bytes]:
+    """The current branch as a document, written a batch of messages at a time."""
+    leaf = conversation.get("current_leaf_id")
+    head: list[str] = [_markdown_head(conversation)]
+    branch: list[str] | None = None
+
+    def read() -> list[str]:
+        nonlocal head, branch
+        if head:
+            texts, head = head, []
+            return texts
+        if branch is None:
+            branch = selectors.message_path_ids(message_id=leaf, owner_id=owner_id) if leaf else []
+        batch, branch = branch[: selectors.MESSAGE_BATCH], branch[selectors.MESSAGE_BATCH :]
+        messages = selectors.message_list_by_ids(ids=batch, owner_id=owner_id)
+        return [_markdown_message(message) for message in messages]
+
+    return _chunks(read)
 
 
 @api_view("GET")
 @login_required_api
-def conversation_export(request: HttpRequest, conversation_id: str) -> HttpResponse:
+def conversation_export(request: HttpRequest, conversation_id: str) -> HttpResponseBase:
     """`?format=json` (default): the conversation with every branch. `?format=markdown`: the
     current branch, as a document to read."""
     export_format = request.GET.get("format", "json")
@@ -221,20 +296,17 @@ def conversation_export(request: HttpRequest, conversation_id: str) -> HttpRespo
             fields={"format": ["must be json or markdown"]},
         )
     conversation = _conversation_or_404(request, conversation_id)
+    # Streamed: the response holds a batch of messages at a time, never the conversation.
     if export_format == "markdown":
-        leaf = conversation.get("current_leaf_id")
-        branch = selectors.message_path(message_id=leaf, owner_id=_owner(request)) if leaf else []
-        response = HttpResponse(
-            _markdown(conversation, branch), content_type="text/markdown; charset=utf-8"
+        response = StreamingHttpResponse(
+            _export_markdown(conversation, _owner(request)),
+            content_type="text/markdown; charset=utf-8",
         )
         extension = "md"
     else:
-        body = {
-            "conversation": conversation_json(conversation),
-            "messages": _messages(request, conversation_id),
-            "exported_at": timezone.now(),
-        }
-        response = JsonResponse(body, json_dumps_params={"ensure_ascii": False, "indent": 2})
+        response = StreamingHttpResponse(
+            _export_json(conversation, _owner(request)), content_type="application/json"
+        )
         extension = "json"
     # The id is hex we generated, so it is safe inside the header.
     response["Content-Disposition"] = (

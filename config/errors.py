@@ -13,7 +13,8 @@ from functools import wraps
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, JsonResponse
+from django.http.response import HttpResponseBase
 
 HTTP_STATUS_BY_CODE: dict[str, int] = {
     "bad_request": 400,
@@ -86,12 +87,15 @@ def json_body(request: HttpRequest) -> dict[str, Any]:
     return data
 
 
-def api_view(*methods: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+View = Callable[..., HttpResponseBase]  # a streamed response (an export) is a view's answer too
+
+
+def api_view(*methods: str) -> Callable[[View], View]:
     """Allow only `methods`, and turn `ApiError` into the JSON error response."""
 
-    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    def decorator(view: View) -> View:
         @wraps(view)
-        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             if request.method not in methods:
                 response = error_response(ApiError("method_not_allowed", "Method not allowed."))
                 response["Allow"] = ", ".join(methods)

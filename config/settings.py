@@ -208,6 +208,15 @@ CHAT_FRAMES_PER_MINUTE_PER_USER = env_int("CHAT_FRAMES_PER_MINUTE_PER_USER", 600
 CHAT_FLOOD_CLOSE_AFTER_REFUSALS = env_int("CHAT_FLOOD_CLOSE_AFTER_REFUSALS", 50, minimum=1)
 # Messages a conversation may hold; a chat.send or regenerate into a full one is `too_large`.
 CHAT_MAX_MESSAGES_PER_CONVERSATION = env_int("CHAT_MAX_MESSAGES_PER_CONVERSATION", 1000, minimum=1)
+# Messages one `GET /api/conversations/{id}` returns at most (its default and its largest
+# `limit`); `messages_next_cursor` continues. As large as a conversation by default, so clients
+# that do not page still get every message.
+CHAT_MESSAGES_PAGE_MAX = env_int("CHAT_MESSAGES_PAGE_MAX", 1000, minimum=1)
+# Matching messages, newest first, that one search (`?q=`) reads to find conversations by text.
+CHAT_SEARCH_MAX_MESSAGES = env_int("CHAT_SEARCH_MAX_MESSAGES", 1000, minimum=1)
+# Seconds a process reuses its /readyz result: the public probe costs the stores at most one
+# round of checks per process per interval, however often it is called. 0: check every call.
+READYZ_CACHE_SECONDS = env_float("READYZ_CACHE_SECONDS", 1.0, minimum=0.0)
 # Generations waiting for a worker, per model, past which chat.send is answered `busy`.
 CHAT_MAX_QUEUE_DEPTH = env_int("CHAT_MAX_QUEUE_DEPTH", 256, minimum=1)
 # Daphne's keepalive (passed as --ping-interval/--ping-timeout by scripts/run.sh, the

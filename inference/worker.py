@@ -22,6 +22,7 @@ from celery.signals import celeryd_after_setup, worker_ready, worker_shutdown
 from django.conf import settings
 
 from config import process
+from config.health import LIVE_WORKERS_KEY
 from inference.engine import EngineSpec, host
 
 logger = logging.getLogger(__name__)
@@ -36,9 +37,12 @@ def liveness_key(hostname: str) -> str:
 
 
 class Liveness:
-    """Refreshes `chat:worker:<hostname>` while the worker runs; `/readyz` scans for it."""
+    """Refreshes `chat:worker:<hostname>` (what it serves) and the worker's score in
+    `LIVE_WORKERS_KEY` (until when it counts as live) while the worker runs. `/readyz` counts
+    the live scores with one ZCOUNT, where it used to SCAN for the keys."""
 
     def __init__(self, *, hostname: str, queues: list[str], client: redis.Redis) -> None:
+        self.hostname = hostname
         self.key = liveness_key(hostname)
         self.queues = queues
         self.client = client
@@ -46,8 +50,14 @@ class Liveness:
         self._thread = threading.Thread(target=self._run, name="inference-liveness", daemon=True)
 
     def beat(self) -> None:
-        value = json.dumps({"queues": self.queues, "pid": os.getpid(), "at": time.time()})
-        self.client.set(self.key, value, ex=LIVENESS_TTL_SECONDS)
+        now = time.time()
+        value = json.dumps({"queues": self.queues, "pid": os.getpid(), "at": now})
+        pipe = self.client.pipeline()
+        pipe.set(self.key, value, ex=LIVENESS_TTL_SECONDS)
+        pipe.zadd(LIVE_WORKERS_KEY, {self.hostname: now + LIVENESS_TTL_SECONDS})
+        # Workers that died without stopping leave a score in the past: trim them.
+        pipe.zremrangebyscore(LIVE_WORKERS_KEY, "-inf", now)
+        pipe.execute()
 
     def _beat_logged(self) -> None:
         try:
@@ -70,6 +80,7 @@ class Liveness:
             self._thread.join(timeout=5)
         try:
             self.client.delete(self.key)
+            self.client.zrem(LIVE_WORKERS_KEY, self.hostname)
         except redis.RedisError:
             logger.warning("could not delete %s", self.key, exc_info=True)
 

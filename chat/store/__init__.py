@@ -50,6 +50,12 @@ INDEXES: list[tuple[str, list[tuple[str, int]], dict[str, Any]]] = [
     (CONVERSATIONS, [("owner_id", 1), ("updated_at", -1)], {"name": "owner_updated"}),
     # With the owner as well: SQLite's planner then prefers it to "owner" for a conversation.
     (MESSAGES, [("conversation_id", 1), ("owner_id", 1)], {"name": "conversation_owner"}),
+    # A conversation's messages in order, a page or a batch at a time (detail and export).
+    (
+        MESSAGES,
+        [("conversation_id", 1), ("owner_id", 1), ("position", 1)],
+        {"name": "conversation_position"},
+    ),
     (MESSAGES, [("owner_id", 1)], {"name": "owner"}),
     # A message's replies (a repeated request_id finds its first answer without reading the
     # conversation).

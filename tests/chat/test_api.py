@@ -318,7 +318,7 @@ def test_export_as_json_is_an_attachment_with_every_message(alice: User) -> None
     assert response.status_code == 200
     assert response["Content-Type"] == "application/json"
     assert response["Content-Disposition"].startswith("attachment; filename=")
-    body = json.loads(response.content)
+    body = json.loads(b"".join(response))  # streamed: see test_security_reads
     assert body["conversation"]["id"] == ids["conversation"]
     assert [m["id"] for m in body["messages"]] == [ids["user"], ids["answer"]]
 
@@ -333,7 +333,7 @@ def test_export_as_markdown_is_the_current_branch(alice: User) -> None:
     assert response.status_code == 200
     assert response["Content-Type"] == "text/markdown; charset=utf-8"
     assert response["Content-Disposition"].endswith('.md"')
-    text = response.content.decode()
+    text = b"".join(response).decode()
     assert text.startswith("# Trip\n")
     assert text.index("## User\n\nWhere to go in **May**?") < text.index("## Assistant (m)")
     assert "Lisbon." in text

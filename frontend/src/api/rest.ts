@@ -115,6 +115,8 @@ export interface Conversation extends ConversationSummary {
   messages: ApiMessage[];
   current_leaf_id: string | null;
   system_prompt?: string | null;
+  /** Set when the conversation has more messages than one response carries (docs/protocol.md). */
+  messages_next_cursor?: string | null;
 }
 
 export interface Page<T> {
@@ -147,7 +149,19 @@ export const conversations = {
     const suffix = query.toString();
     return api<Page<ConversationSummary>>("GET", `/api/conversations${suffix ? `?${suffix}` : ""}`);
   },
-  get: (id: string) => api<Conversation>("GET", `/api/conversations/${encodeURIComponent(id)}`),
+  /** The conversation with every message: follows `messages_next_cursor` page by page. */
+  get: async (id: string) => {
+    const path = `/api/conversations/${encodeURIComponent(id)}`;
+    const conversation = await api<Conversation>("GET", path);
+    let cursor = conversation.messages_next_cursor;
+    while (cursor) {
+      const page = await api<Conversation>("GET", `${path}?cursor=${encodeURIComponent(cursor)}`);
+      conversation.messages.push(...page.messages);
+      cursor = page.messages_next_cursor;
+    }
+    conversation.messages_next_cursor = null;
+    return conversation;
+  },
   update: (id: string, patch: { title?: string; archived?: boolean; system_prompt?: string }) =>
     api<ConversationSummary>("PATCH", `/api/conversations/${encodeURIComponent(id)}`, patch),
   remove: (id: string) => api<unknown>("DELETE", `/api/conversations/${encodeURIComponent(id)}`),
