@@ -3,10 +3,9 @@
 CSRF, per endpoint (Django's CsrfViewMiddleware does the checking everywhere it applies):
 - `login`, `logout`: always protected. They exist for the browser, which first calls `csrf`.
   (A login form without CSRF protection lets another site log a victim into its own account.)
-- `register`: protected whenever the request carries our session or CSRF cookie, and only then
-  does it log the new account into a session. A request without those cookies (a mobile app,
-  or a cross-site form, since both cookies are SameSite=Lax) just creates the account and gets
-  no session, so it cannot plant one in a browser: mobile clients go on to `POST token`.
+- `register`: exempt. It reads no cookie and starts no session (it answers alike for a new and
+  a taken address, so it cannot sign anyone in); the browser app and mobile clients go on to
+  `login` or `token`. `verify-email` is the link in an email: a GET that changes one flag.
 - `token`: exempt. It reads no cookie and sets none, and another site cannot read the token in
   the response. `DELETE token` acts only on the bearer token in the Authorization header.
 - Requests authenticated with a bearer token are exempted by `BearerTokenMiddleware`: a header
@@ -16,19 +15,23 @@ CSRF, per endpoint (Django's CsrfViewMiddleware does the checking everywhere it 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth import login, logout
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.middleware.csrf import get_token
 from django.views.csrf import csrf_failure as html_csrf_failure
-from django.views.decorators.csrf import csrf_exempt, csrf_protect, ensure_csrf_cookie
+from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
+from django.views.decorators.http import require_safe
 
 from accounts.decorators import login_required_api
 from accounts.middleware import bearer_token_from_header
 from accounts.models import User
+from accounts.plans import plan_json
 from accounts.services import token_issue, token_revoke, user_authenticate, user_register
 from accounts.throttle import client_ip, registration_throttle
+from accounts.verification import LinkBuilder, email_verify
 from config.errors import ApiError, api_view, error_response, json_body
 
 # The only backend we log people in with; naming it avoids Django guessing when several exist.
@@ -44,28 +47,43 @@ def _authenticate(request: HttpRequest, data: dict[str, Any]) -> User:
     return user_authenticate(request=request, email=email, password=password)
 
 
-def _sends_browser_cookies(request: HttpRequest) -> bool:
-    return (
-        settings.SESSION_COOKIE_NAME in request.COOKIES
-        or settings.CSRF_COOKIE_NAME in request.COOKIES
-    )
+def _link_builder(request: HttpRequest) -> LinkBuilder:
+    """Absolute links for registration's emails, on the host this request came to (one of
+    ALLOWED_HOSTS): the verification link for a token, the app's login page for None."""
+
+    def link(token: str | None) -> str:
+        if token is None:
+            return request.build_absolute_uri("/login")
+        return request.build_absolute_uri(f"/api/auth/verify-email?{urlencode({'token': token})}")
+
+    return link
 
 
-def _register(request: HttpRequest, *, start_session: bool) -> HttpResponse:
-    registration_throttle(ip=client_ip(request.META))
-    data = json_body(request)
-    user = user_register(email=data.get("email", ""), password=data.get("password", ""))
-    if start_session:
-        login(request, user, backend=_SESSION_BACKEND)
-    return JsonResponse({"id": user.pk, "email": user.email}, status=201)
-
-
-@csrf_exempt  # CSRF is checked below, depending on the cookies (see the module docstring).
+@csrf_exempt  # Reads no cookie and starts no session (see the module docstring).
 @api_view("POST")
 def register(request: HttpRequest) -> HttpResponse:
-    if _sends_browser_cookies(request):
-        return csrf_protect(lambda req: _register(req, start_session=True))(request)
-    return _register(request, start_session=False)
+    """201 `{"email", "email_verification_required"}` for a new and a taken address alike; 400
+    with `fields` for invalid input; 429 past REGISTRATION_IP_LIMIT."""
+    registration_throttle(ip=client_ip(request.META))
+    data = json_body(request)
+    email = user_register(
+        email=data.get("email", ""),
+        password=data.get("password", ""),
+        link=_link_builder(request),
+    )
+    body = {"email": email, "email_verification_required": settings.ACCOUNTS_VERIFY_EMAIL}
+    return JsonResponse(body, status=201)
+
+
+@require_safe
+def verify_email(request: HttpRequest) -> HttpResponse:
+    """The emailed link: verify the address, then go to the app's login page, which says how it
+    went (`?verified=1`, or `?verified=0` for a link that is invalid or expired)."""
+    try:
+        email_verify(token=request.GET.get("token", ""))
+    except ApiError:
+        return HttpResponseRedirect("/login?verified=0")
+    return HttpResponseRedirect("/login?verified=1")
 
 
 @api_view("POST")
@@ -85,8 +103,9 @@ def session_logout(request: HttpRequest) -> HttpResponse:
 @api_view("GET")
 @login_required_api
 def me(request: HttpRequest) -> HttpResponse:
+    """The user, with their plan: its limits and what is left of them."""
     assert isinstance(request.user, User)
-    return JsonResponse(_user_json(request.user))
+    return JsonResponse({**_user_json(request.user), "plan": plan_json(user=request.user)})
 
 
 @api_view("GET")

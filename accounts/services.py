@@ -10,6 +10,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import authenticate
+from django.contrib.auth.hashers import make_password
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -33,6 +34,11 @@ from accounts.throttle import (
     login_failures_clear,
     login_throttle_check,
 )
+from accounts.verification import (
+    LinkBuilder,
+    already_registered_email_send,
+    verification_email_send,
+)
 from config.errors import ApiError
 
 EMAIL_MAX_LENGTH = 254  # RFC 5321 path limit; also the column's length.
@@ -55,11 +61,13 @@ def _clean_email(email: Any, errors: dict[str, list[str]]) -> str:
     return normalized
 
 
-def user_register(*, email: str, password: str) -> User:
-    """Create an active user, or raise `ApiError` naming every problem per field.
+def user_register(*, email: str, password: str, link: LinkBuilder) -> str:
+    """Register an account, answering alike for a new and a taken address (no enumeration).
 
-    Invalid input: `bad_request` (400) with `fields` {"email": [...], "password": [...]}.
-    An address that already has an account: `conflict` (409) with `fields` {"email": [...]}.
+    Invalid input raises `bad_request` (400) with `fields` {"email": [...], "password": [...]}.
+    Otherwise the normalised address is returned whether or not it already had an account;
+    only its owner learns which, by email (accounts.verification). A new account starts
+    unverified while ACCOUNTS_VERIFY_EMAIL is on, and cannot sign in until its link is opened.
     """
     errors: dict[str, list[str]] = {}
     normalized = _clean_email(email, errors)
@@ -76,20 +84,29 @@ def user_register(*, email: str, password: str) -> User:
     if errors:
         raise ApiError("bad_request", "The account could not be created.", fields=errors)
 
-    duplicate = ApiError(
-        "conflict",
-        "An account with this email address already exists.",
-        fields={"email": ["An account with this email address already exists."]},
-    )
-    if User.objects.filter(email__iexact=normalized).exists():
-        raise duplicate
-    try:
-        # Savepoint: a concurrent registration of the same address loses on the unique index
-        # without breaking an enclosing transaction.
-        with transaction.atomic():
-            return User.objects.create_user(email=normalized, password=password)
-    except IntegrityError:
-        raise duplicate from None
+    existing = User.objects.filter(email__iexact=normalized).first()
+    if existing is None:
+        verified_at = None if settings.ACCOUNTS_VERIFY_EMAIL else timezone.now()
+        try:
+            # Savepoint: a concurrent registration of the same address loses on the unique
+            # index without breaking an enclosing transaction.
+            with transaction.atomic():
+                user = User.objects.create_user(
+                    email=normalized, password=password, email_verified_at=verified_at
+                )
+        except IntegrityError:
+            existing = User.objects.filter(email__iexact=normalized).first()
+        else:
+            if verified_at is None:
+                verification_email_send(user=user, link=link)
+            return normalized
+    # Taken. Hash the password all the same: a reply that comes sooner would tell.
+    make_password(password)
+    if existing is not None and existing.email_verified_at is None:
+        verification_email_send(user=existing, link=link)  # its owner may have lost the first
+    else:
+        already_registered_email_send(email=normalized, link=link)
+    return normalized
 
 
 def token_issue(*, user: User, name: str = "") -> tuple[str, ApiToken]:
@@ -156,6 +173,10 @@ def user_authenticate(*, request: HttpRequest, email: Any, password: Any) -> Use
     user = None
     if len(password) <= PASSWORD_MAX_LENGTH:
         user = authenticate(request, email=normalize_email(email), password=password)
+    if isinstance(user, User) and settings.ACCOUNTS_VERIFY_EMAIL and not user.email_verified_at:
+        # Refused like a wrong password, and counted like one: anything else would tell the
+        # person who registered an address (and so knows its password) that it was new.
+        user = None
     if not isinstance(user, User):
         login_failure_record(email=email, ip=ip)
         raise ApiError("unauthorized", "The email address or password is incorrect.")

@@ -133,10 +133,18 @@ export interface ModelInfo {
   default?: boolean;
 }
 
+export interface Registration {
+  email: string;
+  /** True: the account signs in once the link emailed to the address has been opened. */
+  email_verification_required?: boolean;
+}
+
 export const auth = {
   me: () => api<User>("GET", "/api/auth/me"),
   login: (email: string, password: string) => api<User>("POST", "/api/auth/login", { email, password }),
-  register: (email: string, password: string) => api<User>("POST", "/api/auth/register", { email, password }),
+  // The same answer for a new and a taken address; what differs goes to the address by email.
+  register: (email: string, password: string) =>
+    api<Registration>("POST", "/api/auth/register", { email, password }),
   logout: () => api<unknown>("POST", "/api/auth/logout"),
 };
 

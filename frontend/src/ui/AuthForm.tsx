@@ -14,6 +14,10 @@ export function AuthForm({ mode, onSignedIn }: Props) {
   const [error, setError] = useState<string | null>(null);
   const [fields, setFields] = useState<Record<string, string[]>>({});
   const registering = mode === "register";
+  // Set once registration asked for the emailed link: the address it went to.
+  const [sent, setSent] = useState<string | null>(null);
+  // The emailed link lands on /login?verified=1 (or 0 when the link was invalid or expired).
+  const verified = new URLSearchParams(window.location.search).get("verified");
 
   async function submit(event: Event) {
     event.preventDefault();
@@ -21,7 +25,14 @@ export function AuthForm({ mode, onSignedIn }: Props) {
     setError(null);
     setFields({});
     try {
-      const user = registering ? await auth.register(email, password) : await auth.login(email, password);
+      if (registering) {
+        const registration = await auth.register(email, password);
+        if (registration.email_verification_required) {
+          setSent(registration.email);
+          return;
+        }
+      }
+      const user = await auth.login(email, password);
       onSignedIn(user?.email ? user : await auth.me());
       navigate({ name: "chat", conversationId: null }, { replace: true });
     } catch (caught) {
@@ -48,6 +59,19 @@ export function AuthForm({ mode, onSignedIn }: Props) {
     <main class="auth">
       <form class="auth-card" onSubmit={submit} noValidate aria-labelledby="auth-title">
         <h1 id="auth-title">{registering ? "Create your account" : "Log in"}</h1>
+        {sent && (
+          <p class="notice" role="status" data-testid="verification-sent">
+            We sent a link to {sent}. Open it to confirm the address, then log in. (If the address
+            already has an account, the email says so instead.)
+          </p>
+        )}
+        {!registering && verified && (
+          <p class="notice" role="status" data-testid="verification-result">
+            {verified === "1"
+              ? "Your address is confirmed. Log in to start."
+              : "That link is invalid or has expired. Register again to get a new one."}
+          </p>
+        )}
         {error && (
           <p class="form-error" role="alert">
             {error}
