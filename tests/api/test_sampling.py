@@ -31,3 +31,24 @@ def test_without_them_the_models_defaults_hold() -> None:
     params = sampling_for(model(), {}, prompt_tokens=10)
     assert (params.top_p, params.seed) == (0.9, None)
     assert not params.stop
+
+
+def test_the_api_knows_the_workers_words_for_a_prompt_too_long() -> None:
+    from api.v1.completions import TOO_LONG_MESSAGE
+    from inference.prepare import GenerationRefused, prompt_fit
+
+    class Tokenizer:
+        def apply_chat_template(self, messages: list, **_: object) -> str:
+            return "x" * 100
+
+        def encode(self, text: str, **_: object) -> list[int]:
+            return [1] * len(text)
+
+    try:
+        prompt_fit(
+            Tokenizer(), [{"role": "user", "content": "hi"}], context_length=50, min_output=1
+        )
+    except GenerationRefused as refused:
+        assert str(refused) == TOO_LONG_MESSAGE
+    else:
+        raise AssertionError("a prompt longer than the context must be refused")

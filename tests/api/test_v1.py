@@ -19,6 +19,7 @@ from accounts.services import token_issue
 from api.models import ApiGeneration, ApiKey
 from api.services import api_key_revoke
 from api.v1 import workers
+from api.v1.completions import TOO_LONG_MESSAGE
 from chat.generation import admission, slots
 from chat.store import CONVERSATIONS, MESSAGES, get_db
 from inference.models import UsageRecord
@@ -370,3 +371,23 @@ async def test_a_suspended_owners_key_is_refused(
 ) -> None:
     await sync_to_async(User.objects.filter(pk=key[1].user_id).update)(is_active=False)
     assert (await post(key[0], HELLO)).status_code == 401
+
+
+async def test_a_prompt_the_context_cannot_hold_is_400_context_length_exceeded(
+    worker: FakeWorker, key: tuple[str, ApiKey]
+) -> None:
+    worker.pieces, worker.error_message = [], TOO_LONG_MESSAGE  # the worker's refusal
+    response = await post(key[0], HELLO)
+    assert response.status_code == 400
+    assert error_of(response)["code"] == "context_length_exceeded"
+
+
+async def test_an_engine_failure_mid_stream_ends_the_stream_with_an_error_event(
+    worker: FakeWorker, key: tuple[str, ApiKey]
+) -> None:
+    worker.error_message = "The model failed to generate an answer. Please try again."
+    response = await post(key[0], {**HELLO, "stream": True})
+    raw = b"".join([part async for part in response.streaming_content]).decode()
+    frames = [line[len("data: ") :] for line in raw.split("\n\n") if line]
+    assert frames[-1] == "[DONE]"
+    assert json.loads(frames[-2])["error"]["type"] == "server_error"

@@ -24,6 +24,7 @@ class FakeWorker:
     finish_reason: str = "stop"
     state: str = "complete"
     hold: bool = False  # never answer (a generation that keeps its slot)
+    error_message: str | None = None  # end with generation.error (state "failed")
     tasks: list[dict[str, Any]] = field(default_factory=list)
     answered: list[asyncio.Future[Any]] = field(default_factory=list)
 
@@ -62,6 +63,9 @@ class FakeWorker:
             seq_offsets=offsets,
             model_name="smollm2-135m",
         )
+        if self.error_message is not None:
+            ending.state, ending.finish_reason = "failed", None
+            ending.error_code, ending.error_message = "engine_error", self.error_message
         if self.state == "moderated":
             ending.categories, ending.moderation_message = ["violence"], "Cut by moderation."
         await generation_end(ending, layer=layer)
