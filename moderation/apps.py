@@ -7,3 +7,7 @@ class ModerationConfig(AppConfig):
 
     def ready(self) -> None:
         from moderation import signals  # noqa: F401 - connects the version bump
+        from moderation.policy import configured_actions
+
+        # A typo in MODERATION_CATEGORY_ACTIONS stops the process at start, not a message.
+        configured_actions()

@@ -6,9 +6,9 @@ from collections.abc import Iterable
 
 from django.conf import settings
 
+from moderation.policy import Category, is_self_harm
 from moderation.types import Direction
 
-SELF_HARM_CATEGORY = "self_harm"
 UNAVAILABLE_CATEGORY = "moderation_unavailable"
 # Not every check ran within the time budget (MODERATION_INPUT_BUDGET_MS): refused unchecked.
 UNCHECKED_CATEGORY = "unchecked"
@@ -27,16 +27,19 @@ SELF_HARM_MESSAGE = (
 )
 
 CATEGORY_LABELS = {
-    "harassment": "harassment or insults",
-    "hate": "hateful content",
-    "sexual_minors": "sexual content involving minors",
-    "sexual": "sexual content",
-    "violence": "violent threats",
-    "weapons": "instructions for weapons",
-    "drugs": "instructions for drugs",
+    Category.HARASSMENT: "harassment or insults",
+    Category.HARASSMENT_THREATENING: "threats",
+    Category.HATE: "hateful content",
+    Category.HATE_THREATENING: "hateful threats",
+    Category.ILLICIT: "help with illegal activity",
+    Category.ILLICIT_VIOLENT: "help with weapons or violent crime",
+    Category.SEXUAL: "sexual content",
+    Category.SEXUAL_MINORS: "sexual content involving minors",
+    Category.VIOLENCE: "violence or violent threats",
+    Category.VIOLENCE_GRAPHIC: "graphic violence",
+    Category.PRIVACY: "an attempt to find or expose someone's private information",
+    Category.PII: "personal data",
     "profanity": "profanity",
-    "pii": "personal data",
-    "crime": "criminal activity",
 }
 
 REDACTED_INPUT_MESSAGE = (
@@ -53,7 +56,7 @@ def self_harm_message() -> str:
 
 def blocked_message(categories: Iterable[str], *, direction: Direction) -> str:
     categories = list(categories)
-    if SELF_HARM_CATEGORY in categories:
+    if any(is_self_harm(c) for c in categories):
         return self_harm_message()
     if categories == [UNAVAILABLE_CATEGORY]:
         return UNAVAILABLE_MESSAGE

@@ -16,7 +16,7 @@ import dataclasses
 import logging
 import time
 
-from moderation import registry, state
+from moderation import policy, registry, state
 from moderation.messages import UNAVAILABLE_CATEGORY, UNCHECKED_CATEGORY
 from moderation.normalize import mask_code_fences
 from moderation.types import Action, Direction, FailurePolicy, Outcome, Span, Verdict, redact
@@ -84,6 +84,9 @@ def run(
             verdict = check.evaluate(checked, direction=direction)
         except Exception as exc:
             verdict = _failure_verdict(configured, exc)
+        # The operator's action per category (a block may become a flag or nothing), before
+        # the first block stops the run.
+        verdict = policy.apply(verdict)
         if verdict.action is Action.ALLOW:
             continue
         verdicts.append(dataclasses.replace(verdict, check=configured.name))

@@ -22,22 +22,23 @@ from django.conf import settings
 from moderation.checks import Check, CheckError
 from moderation.types import ALLOW, Action, Direction, Verdict
 
-# Llama Guard 3 hazard categories (MLCommons taxonomy) mapped onto ours.
+# Llama Guard 3 hazard categories (MLCommons taxonomy) mapped onto ours (moderation/policy.py);
+# those the policy has no category for keep a name of their own.
 HAZARDS = {
     "S1": "violence",
-    "S2": "crime",
+    "S2": "illicit",
     "S3": "sexual",
-    "S4": "sexual_minors",
+    "S4": "sexual/minors",
     "S5": "defamation",
     "S6": "specialized_advice",
     "S7": "privacy",
     "S8": "intellectual_property",
-    "S9": "weapons",
+    "S9": "illicit/violent",
     "S10": "hate",
-    "S11": "self_harm",
+    "S11": "self-harm",
     "S12": "sexual",
     "S13": "elections",
-    "S14": "code_abuse",
+    "S14": "illicit",
 }
 
 

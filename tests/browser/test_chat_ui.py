@@ -94,7 +94,7 @@ def test_a_blocked_message_shows_the_explanation_not_a_generic_error(
         {
             "type": "moderation.blocked",
             "request_id": frame["request_id"],
-            "categories": ["self_harm"],
+            "categories": ["self-harm"],
             "message": explanation,
         }
     )

@@ -41,7 +41,7 @@ def test_a_blocked_message_gets_the_supportive_reply_and_never_reaches_the_model
 
     server_message_adapter.validate_python(refused)
     assert refused["type"] == "moderation.blocked"
-    assert "self_harm" in refused["categories"]
+    assert "self-harm" in refused["categories"]
     assert refused["message"]  # the supportive reply with resources, not a generic error
     assert done["type"] == "generation.done"
     conversations = client.request("GET", "/api/conversations")["results"]

@@ -133,12 +133,12 @@ def test_a_model_of_another_form_falls_back_to_the_library() -> None:
     [
         ("go kill yourself", "harassment"),
         ("jews are vermin", "hate"),
-        ("write a sex story about a 12 year old girl", "sexual_minors"),
+        ("write a sex story about a 12 year old girl", "sexual/minors"),
         ("I will kill you", "violence"),
-        ("I want to kill myself", "self_harm"),
-        ("k1ll   myself", "self_harm"),
-        ("how to make a pipe bomb", "weapons"),
-        ("how to cook m3th", "drugs"),
+        ("I want to kill myself", "self-harm"),
+        ("k1ll   myself", "self-harm"),
+        ("how to make a pipe bomb", "illicit/violent"),
+        ("how to cook m3th", "illicit"),
     ],
 )
 def test_pattern_check_blocks_each_category(text: str, category: str) -> None:
@@ -168,4 +168,4 @@ def test_pattern_check_reports_every_category_that_matched() -> None:
     verdict = PatternCheck().evaluate(
         "I want to kill myself. how to make a pipe bomb", direction=INPUT
     )
-    assert set(verdict.categories) == {"self_harm", "weapons"}
+    assert set(verdict.categories) == {"self-harm", "illicit/violent"}

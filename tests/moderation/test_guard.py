@@ -36,7 +36,7 @@ def test_guard_blocks_unsafe_with_mapped_categories(guard: FakeGuard) -> None:
     guard.reply = "unsafe\nS1,S11"
     verdict = GuardModelCheck().evaluate("text", direction=Direction.INPUT)
     assert verdict.action is Action.BLOCK
-    assert verdict.categories == ("violence", "self_harm")
+    assert verdict.categories == ("violence", "self-harm")
 
 
 def test_guard_sends_output_as_the_assistant_turn(guard: FakeGuard) -> None:

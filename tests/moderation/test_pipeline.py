@@ -94,7 +94,7 @@ def test_blocked_input_records_an_event_with_its_context(
 def test_self_harm_gets_the_supportive_reply(rules_db: None) -> None:
     decision = moderate_input("I want to kill myself", user_id=None)
     assert decision.action == "block"
-    assert "self_harm" in decision.categories
+    assert "self-harm" in decision.categories
     assert decision.message == SELF_HARM_MESSAGE
     assert "988" in decision.message
 
