@@ -5,6 +5,7 @@ A local `.env` file, when present, fills in variables that the environment does 
 
 from __future__ import annotations
 
+import re
 import secrets
 from pathlib import Path
 
@@ -47,28 +48,35 @@ DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "var")))
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    # django.contrib.admin, with the login throttle and two-factor (accounts/admin_site.py).
+    "accounts.admin_apps.AdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "accounts",
     "chat",
     "moderation",
     "inference",
+    "api",
     "frontend",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "accounts.middleware.BearerTokenMiddleware",
+    # After every middleware that sets request.user: the admin asks it whether it is verified.
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -122,8 +130,14 @@ CHANNEL_LAYERS = {
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
         "CONFIG": {
             # redis-py 8 defaults socket_timeout to 5 s (redis-py#4091, channels_redis#422);
-            # the layer's reader waits on its subscriptions for as long as it likes.
+            # the layer's reader waits on its subscriptions for as long as it likes. One host
+            # (one pub/sub connection and its lock) per process: four connections to the same
+            # Redis opened a storm of 10,000 websockets no faster (docs/benchmarks.md).
             "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
+            # Pub/sub channels belong to the whole Redis server, not to the database number of
+            # REDIS_URL: without a prefix of its own, an app sees the events of every other app
+            # (or test run) on the same server that names the same user or generation.
+            "prefix": f"{CACHES['default']['KEY_PREFIX']}:asgi",
         },
     }
 }
@@ -157,6 +171,37 @@ REGISTRATION_IP_LIMIT = env_int("REGISTRATION_IP_LIMIT", 20, minimum=1)
 REGISTRATION_WINDOW_SECONDS = env_int("REGISTRATION_WINDOW_SECONDS", 3600, minimum=1)
 # JSON 403 for the API, Django's page elsewhere (admin).
 CSRF_FAILURE_VIEW = "accounts.api.csrf_failure"
+# The admin's URL prefix ("admin/"): a less obvious one keeps scanners off its login page.
+ADMIN_URL = env_str("DJANGO_ADMIN_URL", "admin/")
+if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._~-]*(/[A-Za-z0-9._~-]+)*/", ADMIN_URL) or (
+    ADMIN_URL.split("/")[0] in {"api", "v1", "ws", "static", "healthz", "readyz", "metrics"}
+):
+    raise ImproperlyConfiguredEnv(
+        "DJANGO_ADMIN_URL", ADMIN_URL, "a path like ops-7f3a/ (no leading slash, one at the end)"
+    )
+# Staff need a TOTP code (django-otp) to use the admin; `manage.py otp_enroll EMAIL` gives them
+# a device. Off: only staff who have a device are asked for its code.
+ADMIN_REQUIRE_2FA = env_bool("ADMIN_REQUIRE_2FA", not DEBUG)
+# The name authenticator apps show beside the code.
+OTP_TOTP_ISSUER = env_str("ADMIN_OTP_ISSUER", "Chat")
+# A self-registered account signs in only after its owner opens the link emailed to the address
+# (accounts/verification.py); registration answers alike for new and taken addresses either way.
+ACCOUNTS_VERIFY_EMAIL = env_bool("ACCOUNTS_VERIFY_EMAIL", not DEBUG)
+EMAIL_VERIFICATION_MAX_AGE_HOURS = env_int("EMAIL_VERIFICATION_MAX_AGE_HOURS", 72, minimum=1)
+
+# --- Email (verification links) ----------------------------------------------------------------
+# "console" prints each email to the web server's log (local development); "smtp" sends it.
+EMAIL_BACKEND = {
+    "console": "django.core.mail.backends.console.EmailBackend",
+    "smtp": "django.core.mail.backends.smtp.EmailBackend",
+}[env_choice("EMAIL_BACKEND", "console", choices={"console", "smtp"})]
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT_SECONDS", 10, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Chat <no-reply@localhost>")
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -181,6 +226,15 @@ CHAT_FRAMES_PER_MINUTE_PER_USER = env_int("CHAT_FRAMES_PER_MINUTE_PER_USER", 600
 CHAT_FLOOD_CLOSE_AFTER_REFUSALS = env_int("CHAT_FLOOD_CLOSE_AFTER_REFUSALS", 50, minimum=1)
 # Messages a conversation may hold; a chat.send or regenerate into a full one is `too_large`.
 CHAT_MAX_MESSAGES_PER_CONVERSATION = env_int("CHAT_MAX_MESSAGES_PER_CONVERSATION", 1000, minimum=1)
+# Messages one `GET /api/conversations/{id}` returns at most (its default and its largest
+# `limit`); `messages_next_cursor` continues. As large as a conversation by default, so clients
+# that do not page still get every message.
+CHAT_MESSAGES_PAGE_MAX = env_int("CHAT_MESSAGES_PAGE_MAX", 1000, minimum=1)
+# Matching messages, newest first, that one search (`?q=`) reads to find conversations by text.
+CHAT_SEARCH_MAX_MESSAGES = env_int("CHAT_SEARCH_MAX_MESSAGES", 1000, minimum=1)
+# Seconds a process reuses its /readyz result: the public probe costs the stores at most one
+# round of checks per process per interval, however often it is called. 0: check every call.
+READYZ_CACHE_SECONDS = env_float("READYZ_CACHE_SECONDS", 1.0, minimum=0.0)
 # Generations waiting for a worker, per model, past which chat.send is answered `busy`.
 CHAT_MAX_QUEUE_DEPTH = env_int("CHAT_MAX_QUEUE_DEPTH", 256, minimum=1)
 # Daphne's keepalive (passed as --ping-interval/--ping-timeout by scripts/run.sh, the
@@ -188,6 +242,29 @@ CHAT_MAX_QUEUE_DEPTH = env_int("CHAT_MAX_QUEUE_DEPTH", 256, minimum=1)
 # pong does not come within the timeout. Read here so that a bad value fails at start.
 CHAT_WS_PING_INTERVAL_SECONDS = env_int("CHAT_WS_PING_INTERVAL_SECONDS", 20, minimum=1)
 CHAT_WS_PING_TIMEOUT_SECONDS = env_int("CHAT_WS_PING_TIMEOUT_SECONDS", 20, minimum=1)
+# Seconds Daphne gives a websocket to open, the application's accept included (after the
+# authentication and the connection slot); past it the handshake is dropped
+# (--websocket_connect_timeout). Daphne's 5 s turned a storm of 10,000 connections into
+# 9,847 dropped handshakes, whose authentication the server did all the same
+# (docs/benchmarks.md, "Idle websockets per Daphne process").
+CHAT_WS_CONNECT_TIMEOUT_SECONDS = env_int("CHAT_WS_CONNECT_TIMEOUT_SECONDS", 60, minimum=1)
+# Connections the web server's listening socket queues before it accepts them (the listen
+# backlog; the kernel caps it at net.core.somaxconn, 4096 by default). Twisted's 50 dropped
+# 21,135 handshakes of that storm, which came back after SYN retries of 1, 3, 7... s.
+CHAT_LISTEN_BACKLOG = env_int("CHAT_LISTEN_BACKLOG", 4096, minimum=1)
+# Seconds after which an open websocket authenticates its credential again: before it handles
+# the next frame, and about this often (times 1 to 1.5) while idle. Logout, revocation, a
+# password change and a suspension close connections at once; this catches an expiry or a
+# lost event. 0: only at once. 10,000 idle sockets cost about 11 checks a second at 900.
+CHAT_CREDENTIALS_RECHECK_SECONDS = env_int("CHAT_CREDENTIALS_RECHECK_SECONDS", 900, minimum=0)
+
+# --- OpenAI-compatible API (/v1/) and API keys -----------------------------------------------
+
+API_KEYS_PER_USER = env_int("API_KEYS_PER_USER", 20, minimum=1)
+API_KEY_MAX_EXPIRY_DAYS = env_int("API_KEY_MAX_EXPIRY_DAYS", 3650, minimum=1)
+# One chat completion request: its messages, and their characters all together.
+API_MAX_MESSAGES = env_int("API_MAX_MESSAGES", 256, minimum=1)
+API_MAX_INPUT_CHARS = env_int("API_MAX_INPUT_CHARS", 100000, minimum=1)  # within API_MAX_BODY_BYTES
 
 # --- Processes -------------------------------------------------------------------------------
 # The GIL switch interval of the web server and the worker (config/process.py). CPython's 5 ms
@@ -342,7 +419,25 @@ SILENCED_SYSTEM_CHECKS = ["security.W021"]
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy of every response (django-csp; config/csp.py adds the websocket's
+# origin to connect-src). No inline scripts, no remote images: model output that slipped past
+# the sanitiser still cannot load anything from elsewhere or send data there.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 if env_bool("DJANGO_BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # Addresses or CIDR ranges of the reverse proxies in front of Daphne. Only from these peers is
