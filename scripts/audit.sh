@@ -12,10 +12,16 @@ failed=()
 if [ ! -x .venv-audit/bin/pip-audit ]; then
     python3 -m venv .venv-audit && .venv-audit/bin/pip install -q pip-audit || exit 1
 fi
+pins=$(mktemp)
+trap 'rm -f "$pins"' EXIT
 for lock in requirements/lock-*.txt; do
     printf '\033[1m==> pip-audit %s\033[0m\n' "$lock"
-    # --disable-pip --require-hashes: audit exactly the pinned files, without resolving again.
-    .venv-audit/bin/pip-audit --disable-pip --require-hashes --progress-spinner off -r "$lock" \
+    # The pinned versions alone, a local label dropped (torch 2.13.0+cpu is audited as the
+    # release it is built from, 2.13.0). --disable-pip --no-deps: audit exactly these versions,
+    # resolving nothing. --strict: a package that could not be looked up fails the audit
+    # rather than passing unchecked (pip-audit otherwise reports "No known vulnerabilities").
+    sed -n -E 's/^([A-Za-z0-9_.-]+==[^ +\\]+).*/\1/p' "$lock" > "$pins"
+    .venv-audit/bin/pip-audit --disable-pip --no-deps --strict --progress-spinner off -r "$pins" \
         || failed+=("$lock")
 done
 printf '\033[1m==> npm audit (frontend)\033[0m\n'
