@@ -285,6 +285,16 @@ async def chat_completions(request: HttpRequest) -> HttpResponseBase:
         await completion.admit()
     except OpenAIError as error:
         return error_response(error)
+    except Exception:  # a store or Redis outage: still an answer an OpenAI client can read
+        logger.exception("chat completion failed before its generation started")
+        return error_response(
+            OpenAIError(
+                500,
+                "Something went wrong on our side. Please try again.",
+                type="server_error",
+                retry_after=1,
+            )
+        )
     if not parsed.stream:
         return await completion.response()
     stream = StreamingHttpResponse(completion.events(), content_type="text/event-stream")

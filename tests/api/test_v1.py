@@ -391,3 +391,16 @@ async def test_an_engine_failure_mid_stream_ends_the_stream_with_an_error_event(
     frames = [line[len("data: ") :] for line in raw.split("\n\n") if line]
     assert frames[-1] == "[DONE]"
     assert json.loads(frames[-2])["error"]["type"] == "server_error"
+
+
+async def test_an_outage_before_the_generation_starts_is_a_500_in_openais_format(
+    worker: FakeWorker, key: tuple[str, ApiKey], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def store_down(**_: Any) -> None:
+        raise ConnectionError("store unreachable")
+
+    monkeypatch.setattr(admission.services, "conversation_create", store_down)
+    response = await post(key[0], HELLO)
+    assert response.status_code == 500
+    assert error_of(response)["type"] == "server_error"
+    assert await sync_to_async(slots.held)(owner_id=key[1].user_id) == []
