@@ -15,12 +15,34 @@ from moderation.normalize import fence_open_after, mask_code_fences, normalize
         ("fu\u200bck", "fuck"),  # zero-width space
         ("\u0456d\u0456ot", "idiot"),  # Cyrillic i
         ("fück", "fuck"),
-        ("fuuuuuck", "fuuck"),
+        ("fuuuuuck", "fuck"),
         ("k!ll myself", "kill myself"),
         ("I\u2019ll do it", "i'll do it"),
     ],
 )
 def test_normalize_reveals_obfuscated_words(written: str, seen: str) -> None:
+    assert normalize(written) == seen
+
+
+@pytest.mark.parametrize(
+    ("written", "seen"),
+    [
+        ("k i l l   m y   b o s s", "kill my boss"),  # wider gaps between words
+        ("k i l l m y b o s s", "kill my boss"),  # no gaps: the vocabulary splits it
+        ("b.e.s.t w.a.y t.o w.i.n", "best way to win"),  # spaces among dots
+        ("r.a.n.s.o.m.w.a.r.e", "ransomware"),
+        ("kiiiiill", "kill"),  # stretched to a known word
+        ("im deaaaaad", "im dead"),
+        ("wr\u0456t\u0435 \u0430 ph\u0456sh\u0456ng m\u0430\u0456l", "write a phishing mail"),
+        ("\u13aa\u13a5\u13de", "ail"),  # Cherokee look-alikes (Unicode confusables)
+        ("\u1d0b\u026a\u029f\u029f", "kill"),  # small capitals
+        ("ki\u202ell\u202c", "kill"),  # a right-to-left override
+        ("ki\U000e0041ll", "kill"),  # an invisible tag character
+        ("how to make a \U0001f4a3", "how to make a bomb"),
+        ("\U0001f17a\U0001f178\U0001f17b\U0001f17b", "kill"),  # negative squared letters
+    ],
+)
+def test_normalize_undoes_each_kind_of_obfuscation(written: str, seen: str) -> None:
     assert normalize(written) == seen
 
 

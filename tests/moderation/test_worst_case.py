@@ -367,3 +367,97 @@ def test_harm_vocabulary_weighs_harmful_words_over_benign_ones() -> None:
     assert semantic.harm_likeness("i want to hurt them", vocabulary) > semantic.harm_likeness(
         "restart the process", vocabulary
     )
+
+
+# --- normalize: obfuscation undone, with bounded work ------------------------------------
+
+WORDS = ("kill", "bomb", "poison", "choke", "stalk", "phishing")
+HOMOGLYPHS = dict(zip("aeopci", "\u0430\u0435\u043e\u0440\u0441\u0456", strict=True))
+INVISIBLE = ("\u200b", "\u200d", "\u2060", "\u202e", "\ufeff", "\U000e0020")
+
+
+@st.composite
+def obfuscated(draw: st.DrawFn) -> tuple[str, str]:
+    """A word from WORDS written with one or more of the tricks normalize undoes."""
+    word = draw(st.sampled_from(WORDS))
+    letters = list(word)
+    if draw(st.booleans()):
+        letters = [HOMOGLYPHS.get(c, c) if draw(st.booleans()) else c for c in letters]
+    if draw(st.booleans()):
+        letters = [c + draw(st.sampled_from(INVISIBLE)) for c in letters]
+    if draw(st.booleans()):
+        i = draw(st.integers(0, len(letters) - 1))
+        letters[i] = letters[i] * draw(st.integers(3, 12))
+        text = "".join(letters)
+    elif draw(st.booleans()):
+        text = draw(st.sampled_from([" ", ".", "-", "*", "_"])).join(letters)
+    else:
+        text = "".join(letters)
+    return word, f"how to {text} now"
+
+
+@settings(max_examples=200, deadline=None)
+@given(case=obfuscated())
+def test_normalize_recovers_an_obfuscated_word(case: tuple[str, str]) -> None:
+    word, text = case
+    assert word in normalize(text).split()
+
+
+class CountingWords(frozenset[str]):
+    """The vocabulary, counting lookups."""
+
+    lookups = 0
+
+    def __contains__(self, item: object) -> bool:
+        CountingWords.lookups += 1
+        return super().__contains__(item)
+
+
+@st.composite
+def spaced_or_stretched(draw: st.DrawFn) -> str:
+    """Long runs of what the spacing and stretching rules work on: single letters with
+    separators, words with held letters, and mixes of both, up to the size limit."""
+    rng = random.Random(draw(st.integers(0, 2**32)))
+    length = draw(st.integers(1, MAX_CHARS))
+    kind = draw(st.sampled_from(["spaced", "gapped", "stretched", "mixed"]))
+    pieces: list[str] = []
+    size = 0
+    while size < length:
+        if kind == "spaced" or (kind == "mixed" and rng.random() < 0.5):
+            piece = rng.choice(" .-*_").join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=30))
+        elif kind == "gapped":
+            piece = "  ".join(" ".join(rng.choices("kilmybos", k=4)) for _ in range(10))
+        else:
+            piece = "".join(c * rng.randint(1, 6) for c in rng.choices("deakil", k=8))
+        pieces.append(piece)
+        size += len(piece) + 1
+    return " ".join(pieces)[:length]
+
+
+@EXAMPLES
+@given(text=st.one_of(spaced_or_stretched(), hostile_texts()))
+def test_normalize_looks_up_a_bounded_number_of_words_per_character(
+    text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    words = CountingWords(normalize_module.vocabulary())
+    monkeypatch.setattr(normalize_module, "vocabulary", lambda: words)
+    CountingWords.lookups = 0
+    seen = normalize.__wrapped__(text)
+    # Segmentation: at most _WORD_MAX lookups per spaced letter, plus two per merged piece;
+    # un-stretching: at most 2**_STRETCH_MAX_RUNS per word.
+    per_char = normalize_module._WORD_MAX + 2 + 2**normalize_module._STRETCH_MAX_RUNS
+    assert CountingWords.lookups <= per_char * len(text)
+    # Emoji become words of at most 11 characters; nothing else grows past NFKC's 18.
+    assert len(seen) <= 18 * len(text)
+
+
+def test_a_spaced_run_longer_than_the_limit_is_joined_without_a_search() -> None:
+    run = " ".join("kill" * 20)  # 80 letters
+    assert normalize(run) == "kill" * 20
+
+
+def test_segment_tries_each_end_at_most_word_max_starts() -> None:
+    words = CountingWords({"kill", "my", "boss"})
+    CountingWords.lookups = 0
+    assert normalize_module.segment("killmyboss", words) == "kill my boss"
+    assert CountingWords.lookups <= 10 * normalize_module._WORD_MAX + 20
