@@ -3,10 +3,10 @@ from __future__ import annotations
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
-from accounts.models import ApiToken, User
+from accounts.models import ApiToken, Plan, User
 from accounts.services import token_revoke_many
 
 
@@ -30,7 +30,7 @@ class UserAdmin(DjangoUserAdmin):
     add_form = UserCreationAdminForm
     fieldsets = (
         (None, {"fields": ("email", "password")}),
-        ("Profile", {"fields": ("display_name", "priority")}),
+        ("Profile", {"fields": ("display_name", "plan", "priority")}),
         (
             "Permissions",
             {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")},
@@ -46,11 +46,44 @@ class UserAdmin(DjangoUserAdmin):
             },
         ),
     )
-    list_display = ("email", "display_name", "priority", "is_active", "is_staff", "date_joined")
-    list_filter = ("is_active", "is_staff", "is_superuser", "priority")
+    list_display = (
+        "email",
+        "display_name",
+        "plan",
+        "priority",
+        "is_active",
+        "is_staff",
+        "date_joined",
+    )
+    list_filter = ("is_active", "is_staff", "is_superuser", "plan", "priority")
+    list_select_related = ("plan",)
     search_fields = ("email", "display_name")
     ordering = ("email",)
     readonly_fields = ("last_login", "date_joined")
+
+
+@admin.register(Plan)
+class PlanAdmin(admin.ModelAdmin):
+    """Plans are read at every message: an edit here applies to their users' next one."""
+
+    list_display = (
+        "name",
+        "messages_per_minute",
+        "daily_messages",
+        "monthly_token_budget",
+        "concurrent_generations",
+        "max_output_tokens",
+        "priority",
+        "user_count",
+    )
+    search_fields = ("name", "description")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Plan]:
+        return super().get_queryset(request).annotate(user_total=Count("users"))
+
+    @admin.display(description="users", ordering="user_total")
+    def user_count(self, plan: Plan) -> int:
+        return int(getattr(plan, "user_total", 0))
 
 
 @admin.register(ApiToken)

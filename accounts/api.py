@@ -28,6 +28,7 @@ from django.views.decorators.http import require_safe
 from accounts.decorators import login_required_api
 from accounts.middleware import bearer_token_from_header
 from accounts.models import User
+from accounts.plans import plan_json
 from accounts.services import token_issue, token_revoke, user_authenticate, user_register
 from accounts.throttle import client_ip, registration_throttle
 from accounts.verification import LinkBuilder, email_verify
@@ -102,8 +103,9 @@ def session_logout(request: HttpRequest) -> HttpResponse:
 @api_view("GET")
 @login_required_api
 def me(request: HttpRequest) -> HttpResponse:
+    """The user, with their plan: its limits and what is left of them."""
     assert isinstance(request.user, User)
-    return JsonResponse(_user_json(request.user))
+    return JsonResponse({**_user_json(request.user), "plan": plan_json(user=request.user)})
 
 
 @api_view("GET")

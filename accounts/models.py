@@ -6,6 +6,8 @@ from typing import Any, ClassVar
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.contrib.postgres.fields import ArrayField
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -57,6 +59,68 @@ class UserManager(BaseUserManager["User"]):
         return self._create(email, password, **extra)
 
 
+class Plan(models.Model):
+    """What a user may do: message rates, token budget, concurrency, output length, models and
+    scheduling priority. Read live at every admission (`accounts.plans`), so an edit here or a
+    change of a user's plan applies to their next message.
+
+    An empty limit takes the deployment's setting named in its help text, which is how the
+    seeded `free` plan keeps the behaviour that the settings alone gave before plans existed.
+    """
+
+    name = models.SlugField(max_length=64, unique=True)
+    description = models.CharField(max_length=200, blank=True)
+    messages_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, help_text="0: no limit; empty: CHAT_RATE_PER_MINUTE."
+    )
+    daily_messages = models.PositiveIntegerField(
+        null=True, blank=True, help_text="0: no quota; empty: CHAT_DAILY_MESSAGE_QUOTA."
+    )
+    monthly_token_budget = models.PositiveBigIntegerField(
+        null=True,
+        blank=True,
+        help_text="Prompt and completion tokens per calendar month (UTC); 0: no budget; "
+        "empty: CHAT_MONTHLY_TOKEN_BUDGET.",
+    )
+    concurrent_generations = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Answers generated at once; empty: CHAT_MAX_CONCURRENT_GENERATIONS.",
+    )
+    max_output_tokens = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Upper clamp on an answer's tokens, below the model's own; empty: the model's.",
+    )
+    allowed_models = ArrayField(
+        models.SlugField(max_length=128),
+        blank=True,
+        default=list,
+        help_text="Model names (comma-separated); empty: every enabled model.",
+    )
+    priority = models.PositiveSmallIntegerField(
+        default=5,
+        validators=[MaxValueValidator(9)],
+        help_text="Scheduling priority, 0 (last) to 9 (first), for Celery and vLLM; a user's "
+        "own priority overrides it.",
+    )
+
+    class Meta:
+        ordering = ("priority", "name")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def default_plan() -> Plan:
+    """The plan of new users (ACCOUNTS_DEFAULT_PLAN). Created with every limit empty (the
+    settings' values) should it be missing, e.g. after a test database is flushed."""
+    plan, _ = Plan.objects.get_or_create(name=settings.ACCOUNTS_DEFAULT_PLAN)
+    return plan
+
+
 class User(AbstractBaseUser, PermissionsMixin):
     """A person who chats. Logs in by email; usernames do not exist."""
 
@@ -67,7 +131,9 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     email = models.EmailField(unique=True)
     display_name = models.CharField(max_length=150, blank=True)
-    priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.NORMAL)
+    # Empty: the plan's priority. Set, it overrides the plan's for this user.
+    priority = models.PositiveSmallIntegerField(choices=Priority.choices, null=True, blank=True)
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="users")
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False)
     date_joined = models.DateTimeField(default=timezone.now)
@@ -94,6 +160,8 @@ class User(AbstractBaseUser, PermissionsMixin):
         # Django keeps the new raw password in `_password` from `set_password` until this save
         # (a hash upgrade at login clears it first, so it does not count as a change).
         password_changed = getattr(self, "_password", None) is not None and not self._state.adding
+        if self.plan_id is None:
+            self.plan = default_plan()
         super().save(*args, **kwargs)
         if password_changed:
             # Other sessions end with a new password (their auth hash no longer matches); a

@@ -6,6 +6,8 @@ class ChatConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from chat import signals
+        from accounts.plans import plan_left_reader_register
+        from chat import signals, usage
 
         signals.connect()
+        plan_left_reader_register(usage.plan_left)

@@ -18,6 +18,7 @@ class ModelInfo:
     queue: str
     context_length: int
     max_output_tokens: int
+    default_max_tokens: int = 512  # the worker's max_tokens when a request sets none
 
 
 def model_info_get(*, name: str | None) -> ModelInfo | None:
@@ -36,4 +37,5 @@ def model_info_get(*, name: str | None) -> ModelInfo | None:
         queue=row.queue,
         context_length=row.context_length,
         max_output_tokens=row.max_output_tokens,
+        default_max_tokens=row.default_max_tokens,
     )

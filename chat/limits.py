@@ -102,50 +102,70 @@ def _hit(limiter_class: type, item: RateLimitItem, *identifiers: str) -> int | N
 # --- messages per minute and per day ------------------------------------------------------------
 
 
-def _message_limits() -> list[tuple[str, type, RateLimitItem, str]]:
-    """The configured limits on messages: (name, limiter class, item, namespace)."""
+def _message_limits(
+    per_minute: int | None = None, per_day: int | None = None
+) -> list[tuple[str, type, RateLimitItem, str]]:
+    """The limits on messages: (name, limiter class, item, namespace). `per_minute` and
+    `per_day` are the user's plan's (accounts.plans); None: the settings'. 0: no limit."""
+    per_minute = settings.CHAT_RATE_PER_MINUTE if per_minute is None else per_minute
+    per_day = settings.CHAT_DAILY_MESSAGE_QUOTA if per_day is None else per_day
     limits: list[tuple[str, type, RateLimitItem, str]] = []
-    if settings.CHAT_RATE_PER_MINUTE:
-        minute = RateLimitItemPerMinute(settings.CHAT_RATE_PER_MINUTE)
+    if per_minute:
+        minute = RateLimitItemPerMinute(per_minute)
         limits.append(("minute", MovingWindowRateLimiter, minute, key("rate", "minute")))
-    if settings.CHAT_DAILY_MESSAGE_QUOTA:
-        day = RateLimitItemPerDay(settings.CHAT_DAILY_MESSAGE_QUOTA)
+    if per_day:
+        day = RateLimitItemPerDay(per_day)
         limits.append(("day", FixedWindowRateLimiter, day, key("quota", "day")))
     return limits
 
 
-def message_rate_allows(*, owner_id: int) -> bool:
+def message_rate_allows(
+    *, owner_id: int, per_minute: int | None = None, per_day: int | None = None
+) -> bool:
     """Whether one more message fits the per-minute limit and the day's quota now, without
     counting it: a cheap gate before work that a refused message should not cost (the
     consumer's input prefetch). `message_rate_hit` still decides."""
     storage = _storage()
     return all(
         limiter(storage).test(item, namespace, str(owner_id))
-        for _, limiter, item, namespace in _message_limits()
+        for _, limiter, item, namespace in _message_limits(per_minute, per_day)
     )
 
 
-def message_rate_hit(*, owner_id: int) -> None:
+def message_rate_hit(
+    *, owner_id: int, per_minute: int | None = None, per_day: int | None = None
+) -> None:
     """Count one message that starts a generation; raise `rate_limited` or `quota_exceeded`.
+    `per_minute` and `per_day` are the user's plan's; None: the settings'.
 
     A message refused by the per-minute limit does not count against the day's quota.
     """
-    for name, limiter, item, namespace in _message_limits():
+    for name, limiter, item, namespace in _message_limits(per_minute, per_day):
         wait = _hit(limiter, item, namespace, str(owner_id))
         if wait is None:
             continue
         if name == "minute":
             raise ChatError(
                 "rate_limited",
-                f"At most {settings.CHAT_RATE_PER_MINUTE} messages per minute. "
-                f"Try again in {wait} s.",
+                f"At most {item.amount} messages per minute. Try again in {wait} s.",
                 retry_after=wait,
             )
         raise ChatError(
             "quota_exceeded",
-            f"The daily quota of {settings.CHAT_DAILY_MESSAGE_QUOTA} messages is used up.",
+            f"The daily quota of {item.amount} messages is used up.",
             retry_after=wait,
         )
+
+
+def messages_left(
+    *, owner_id: int, per_minute: int | None = None, per_day: int | None = None
+) -> dict[str, int | None]:
+    """Messages left now in the user's minute and day windows; None where there is no limit."""
+    left: dict[str, int | None] = {"minute": None, "day": None}
+    for name, limiter, item, namespace in _message_limits(per_minute, per_day):
+        stats = limiter(_storage()).get_window_stats(item, namespace, str(owner_id))
+        left[name] = int(stats.remaining)
+    return left
 
 
 # --- frames: every client frame, per connection and per user -----------------------------------
@@ -183,15 +203,10 @@ def frame_user_hit(*, owner_id: int) -> int | None:
     return _hit(MovingWindowRateLimiter, item, key("frames", "user"), str(owner_id))
 
 
-def quota_left(*, owner_id: int) -> int | None:
-    """Messages left in the user's current daily window; None when there is no quota."""
-    per_day = settings.CHAT_DAILY_MESSAGE_QUOTA
-    if not per_day:
-        return None
-    stats = FixedWindowRateLimiter(_storage()).get_window_stats(
-        RateLimitItemPerDay(per_day), key("quota", "day"), str(owner_id)
-    )
-    return int(stats.remaining)
+def quota_left(*, owner_id: int, per_day: int | None = None) -> int | None:
+    """Messages left in the user's current daily window; None when there is no quota.
+    `per_day`: the user's plan's quota; None: CHAT_DAILY_MESSAGE_QUOTA."""
+    return messages_left(owner_id=owner_id, per_minute=0, per_day=per_day)["day"]
 
 
 # --- slots: concurrent generations and open connections ----------------------------------------

@@ -159,6 +159,8 @@ CELERY_TASK_ALWAYS_EAGER = False
 # --- Accounts --------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
 AUTH_TOKEN_TTL_DAYS = env_int("AUTH_TOKEN_TTL_DAYS", 30, minimum=1)
+# The plan (accounts.Plan, by name) of new users; the migrations seed free, pro and team.
+ACCOUNTS_DEFAULT_PLAN = env_str("ACCOUNTS_DEFAULT_PLAN", "free")
 # Failed logins per email *from one client address*; per email from anywhere the ceiling is
 # LOGIN_FAILURE_EMAIL_LIMIT, so a guesser elsewhere cannot lock the owner out (accounts/throttle).
 LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
@@ -215,9 +217,13 @@ CHAT_MAX_CONTENT_CHARS = env_int("CHAT_MAX_CONTENT_CHARS", 32000, minimum=1)
 # Largest JSON body accepted by the REST API; larger requests get HTTP 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("API_MAX_BODY_BYTES", 262144, minimum=1024)
 # Per user, across every process (Redis). 0 turns the per-minute limit or the quota off.
+# These four are the values of every plan limit (accounts.Plan) left empty, as the seeded
+# `free` plan leaves them all: the user's plan decides, read at each message.
 CHAT_RATE_PER_MINUTE = env_int("CHAT_RATE_PER_MINUTE", 20, minimum=0)
 CHAT_DAILY_MESSAGE_QUOTA = env_int("CHAT_DAILY_MESSAGE_QUOTA", 1000, minimum=0)
 CHAT_MAX_CONCURRENT_GENERATIONS = env_int("CHAT_MAX_CONCURRENT_GENERATIONS", 3, minimum=1)
+# Prompt and completion tokens per user per calendar month (UTC); 0: no budget.
+CHAT_MONTHLY_TOKEN_BUDGET = env_int("CHAT_MONTHLY_TOKEN_BUDGET", 0, minimum=0)
 CHAT_MAX_CONNECTIONS_PER_USER = env_int("CHAT_MAX_CONNECTIONS_PER_USER", 10, minimum=1)
 CHAT_FRAMES_PER_SECOND_PER_CONNECTION = env_int(
     "CHAT_FRAMES_PER_SECOND_PER_CONNECTION", 10, minimum=1

@@ -14,6 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from chat import selectors
@@ -201,10 +202,13 @@ def model_cached(*, name: str | None) -> LanguageModel | None:
 
 
 def user_priority(*, owner_id: int) -> int:
-    """The owner's stored priority (for tasks enqueued without one)."""
+    """The owner's priority now, their own else their plan's (for tasks enqueued without one)."""
     try:
         found = (
-            get_user_model().objects.filter(pk=owner_id).values_list("priority", flat=True).first()
+            get_user_model()
+            .objects.filter(pk=owner_id)
+            .values_list(Coalesce("priority", "plan__priority"), flat=True)
+            .first()
         )
     finally:
         connection.close()

@@ -79,6 +79,10 @@ def from_api_error(error: ApiError) -> OpenAIError:
         return OpenAIError(
             503, message, type="server_error", code="overloaded", retry_after=error.retry_after
         )
+    if code == "forbidden" and param == "model":  # a model outside the user's plan
+        return OpenAIError(
+            403, message, type="permission_error", param=param, code="model_not_allowed"
+        )
     if code == "forbidden":
         return OpenAIError(403, message, type="permission_error", code="account_disabled")
     if code == "unauthorized":

@@ -12,16 +12,17 @@ consumer joins the generation's group before, so no delta can be published unhea
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from pymongo.errors import DuplicateKeyError
 
-from chat import events, limits, selectors, services
+from accounts.plans import PlanLimits, plan_limits_for_user
+from chat import events, limits, selectors, services, usage
 from chat.catalog import ModelInfo, model_info_get
 from chat.errors import ChatError
 from chat.generation import requests, slots, waiting
@@ -87,17 +88,46 @@ def _title_from(content: str) -> str:
     return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1].rstrip() + "…"
 
 
-def _resolve_model(name: str | None) -> ModelInfo:
+def _resolve_model(name: str | None, plan: PlanLimits) -> ModelInfo:
+    """The enabled model `name` (None: the default, or else the plan's first), if the user's
+    plan allows it, its output limit lowered to the plan's."""
     model = model_info_get(name=name)
+    if model is not None and name is None and not plan.allows_model(model.name):
+        model = next(filter(None, map(lambda n: model_info_get(name=n), plan.allowed_models)), None)
     if model is None:
         raise ChatError("not_found", f"No such model: {name}." if name else "No model is enabled.")
+    if not plan.allows_model(model.name):
+        raise ChatError(
+            "forbidden",
+            f"The {plan.plan} plan does not include the model {model.name}; it includes "
+            f"{', '.join(plan.allowed_models)}.",
+            fields={"model": [f"not on the {plan.plan} plan"]},
+        )
+    if plan.max_output_tokens is not None and plan.max_output_tokens < model.max_output_tokens:
+        model = dataclasses.replace(model, max_output_tokens=plan.max_output_tokens)
     return model
 
 
-def _account_check(owner_id: int) -> None:
-    # Authentication happened at connect; an account disabled since then starts nothing more.
-    if not get_user_model().objects.filter(pk=owner_id, is_active=True).exists():
+def _account(owner_id: int) -> PlanLimits:
+    """The limits of the user's plan, read now. Authentication happened at connect; an account
+    disabled since then starts nothing more."""
+    plan = plan_limits_for_user(user_id=owner_id)
+    if plan is None:
         raise ChatError("forbidden", "This account is disabled.")
+    return plan
+
+
+def _budget_check(owner_id: int, plan: PlanLimits) -> None:
+    """Refuse a new answer once the month's tokens reach the plan's budget."""
+    if not plan.monthly_token_budget:
+        return
+    if usage.tokens_this_month(owner_id=owner_id) >= plan.monthly_token_budget:
+        raise ChatError(
+            "quota_exceeded",
+            f"The {plan.plan} plan's budget of {plan.monthly_token_budget:,} tokens this month "
+            "is used up.",
+            retry_after=usage.seconds_to_next_month(),
+        )
 
 
 def _queue_check(model: ModelInfo) -> None:
@@ -112,12 +142,18 @@ def _queue_check(model: ModelInfo) -> None:
 
 def _stored_options(options: SendOptions | None, model: ModelInfo) -> dict[str, Any]:
     """The request's options, clamped to the model's limits (the worker clamps again)."""
-    if options is None:
-        return {}
-    stored = options.model_dump(exclude_none=True)
-    if "max_tokens" in stored:
-        stored["max_tokens"] = min(stored["max_tokens"], model.max_output_tokens)
-    return stored
+    stored = options.model_dump(exclude_none=True) if options is not None else {}
+    return _max_tokens_clamped(stored, model)
+
+
+def _max_tokens_clamped(options: dict[str, Any], model: ModelInfo) -> dict[str, Any]:
+    """`options` with max_tokens within the model's (and the plan's) output limit, and set to
+    that limit when it is below the model's default (the worker knows only the model's)."""
+    if "max_tokens" in options:
+        options["max_tokens"] = min(int(options["max_tokens"]), model.max_output_tokens)
+    elif model.default_max_tokens > model.max_output_tokens:
+        options["max_tokens"] = model.max_output_tokens
+    return options
 
 
 def _moderated_content(
@@ -208,18 +244,20 @@ class Target:
 def _admitted(
     *,
     owner_id: int,
-    priority: int,
+    priority: int | None,
     request_id: str,
     again: Callable[[], ChatAccepted | None],
-    target: Callable[[], Target],
+    target: Callable[[PlanLimits], Target],
 ) -> Prepared:
     """Admit a new answer, the same way for a chat.send and a regenerate.
 
     In order: a repeated `request_id` gets its first `chat.accepted` (`again`), checked again
-    under the request's lock; the account; the message rate and quota; the target (`target`:
-    its conversation and model, the model's queue depth, and for a chat.send input
-    moderation); a concurrent-generation slot; then the store. Whatever refuses raises, and
-    then nothing was stored and no slot is held."""
+    under the request's lock; the account and its plan, read now (accounts.plans); the
+    plan's message rate, quota and monthly token budget; the target (`target`: its
+    conversation and a model the plan allows, the model's queue depth, and for a chat.send
+    input moderation); a concurrent-generation slot of the plan's; then the store. Whatever
+    refuses raises, and then nothing was stored and no slot is held. `priority` None: the
+    account's (its own, else its plan's)."""
     found = again()
     if found is not None:
         return Prepared(found, None)
@@ -227,10 +265,13 @@ def _admitted(
         found = again()
         if found is not None:
             return Prepared(found, None)
-        _account_check(owner_id)
-        limits.message_rate_hit(owner_id=owner_id)
-        checked = target()
-        token = slots.reserve(owner_id=owner_id)
+        plan = _account(owner_id)
+        limits.message_rate_hit(
+            owner_id=owner_id, per_minute=plan.messages_per_minute, per_day=plan.daily_messages
+        )
+        _budget_check(owner_id, plan)
+        checked = target(plan)
+        token = slots.reserve(owner_id=owner_id, limit=plan.concurrent_generations)
         try:
             stored = checked.store()
         except DuplicateKeyError:
@@ -249,7 +290,7 @@ def _admitted(
         generation_id=generation_id,
         owner_id=owner_id,
         queue=checked.model.queue,
-        priority=priority,
+        priority=plan.priority if priority is None else priority,
     )
     accepted = requests.accepted(
         request_id=request_id, user_message=stored.question, assistant=stored.answer
@@ -260,7 +301,9 @@ def _admitted(
 # --- chat.send ----------------------------------------------------------------------------------
 
 
-def _send_target(*, owner_id: int, message: ChatSend) -> tuple[dict | None, ModelInfo, str | None]:
+def _send_target(
+    *, owner_id: int, message: ChatSend, plan: PlanLimits
+) -> tuple[dict | None, ModelInfo, str | None]:
     """The conversation (None: a new one), the model and the parent message id.
 
     `parent_id` left out: after the current leaf. `parent_id: null` sent explicitly: a new
@@ -268,7 +311,7 @@ def _send_target(*, owner_id: int, message: ChatSend) -> tuple[dict | None, Mode
     if message.conversation_id is None:
         if message.parent_id is not None:
             raise ChatError("bad_request", "parent_id: needs a conversation_id")
-        return None, _resolve_model(message.model), None
+        return None, _resolve_model(message.model, plan), None
     conversation = selectors.conversation_get(
         conversation_id=message.conversation_id, owner_id=owner_id
     )
@@ -278,14 +321,18 @@ def _send_target(*, owner_id: int, message: ChatSend) -> tuple[dict | None, Mode
         parent = selectors.message_get(message_id=message.parent_id, owner_id=owner_id)
         if parent is None or parent["conversation_id"] != conversation["id"]:
             raise ChatError("not_found", "No such message.")
-    model = _resolve_model(message.model or conversation["model"])
+    model = _resolve_model(message.model or conversation["model"], plan)
     if message.parent_id is None and "parent_id" in message.model_fields_set:
         return conversation, model, None
     return conversation, model, message.parent_id or conversation.get("current_leaf_id")
 
 
 def chat_send_prepare(
-    *, owner_id: int, priority: int, message: ChatSend, generation_id: str | None = None
+    *,
+    owner_id: int,
+    priority: int | None = None,
+    message: ChatSend,
+    generation_id: str | None = None,
 ) -> Prepared:
     """Check, moderate and store the user's message and a queued answer (with `generation_id`
     when given; a repeated `request_id` returns the first answer's).
@@ -296,8 +343,8 @@ def chat_send_prepare(
     request_id = message.request_id
     content_check(message.content)
 
-    def target() -> Target:
-        conversation, model, parent_id = _send_target(owner_id=owner_id, message=message)
+    def target(plan: PlanLimits) -> Target:
+        conversation, model, parent_id = _send_target(owner_id=owner_id, message=message, plan=plan)
         if conversation is not None:
             _room_check(conversation, adding=2)
         _queue_check(model)
@@ -360,7 +407,7 @@ def chat_send_prepare(
 def generation_regenerate_prepare(
     *,
     owner_id: int,
-    priority: int,
+    priority: int | None = None,
     message_id: str,
     request_id: str,
     generation_id: str | None = None,
@@ -368,7 +415,7 @@ def generation_regenerate_prepare(
     """A new answer, as a sibling of `message_id`, to the same user message. Idempotent per
     `request_id` for a day, like chat.send."""
 
-    def target() -> Target:
+    def target(plan: PlanLimits) -> Target:
         answer = selectors.message_get(message_id=message_id, owner_id=owner_id)
         if answer is None or answer["role"] != "assistant" or answer["parent_id"] is None:
             raise ChatError("not_found", "No such assistant message.")
@@ -379,7 +426,7 @@ def generation_regenerate_prepare(
         if question is None or conversation is None:
             raise ChatError("not_found", "No such assistant message.")
         _room_check(conversation, adding=1)
-        model = _resolve_model(conversation["model"])
+        model = _resolve_model(conversation["model"], plan)
         _queue_check(model)
 
         def store() -> Stored:
@@ -422,7 +469,7 @@ class Turn:
 def stateless_prepare(
     *,
     owner_id: int,
-    priority: int,
+    priority: int | None = None,
     turns: list[Turn],
     model: str | None,
     options: dict[str, Any],
@@ -444,8 +491,8 @@ def stateless_prepare(
     for turn in turns:
         content_check(turn.content)
 
-    def target() -> Target:
-        checked_model = _resolve_model(model)
+    def target(plan: PlanLimits) -> Target:
+        checked_model = _resolve_model(model, plan)
         _queue_check(checked_model)
         contents = [
             _moderated_content(
@@ -453,11 +500,7 @@ def stateless_prepare(
             )
             for turn in turns
         ]
-        stored_options = dict(options)
-        if "max_tokens" in stored_options:
-            stored_options["max_tokens"] = min(
-                int(stored_options["max_tokens"]), checked_model.max_output_tokens
-            )
+        stored_options = _max_tokens_clamped(dict(options), checked_model)
 
         def store() -> Stored:
             conversation = services.conversation_create(

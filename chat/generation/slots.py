@@ -48,12 +48,15 @@ def _store_says_running(owner_id: int) -> Callable[[str], bool]:
     return is_running
 
 
-def reserve(*, owner_id: int, is_running: Callable[[str], bool] | None = None) -> str:
-    """Reserve one of the user's slots; return the reservation's token. Raises `rate_limited`.
+def reserve(
+    *, owner_id: int, limit: int | None = None, is_running: Callable[[str], bool] | None = None
+) -> str:
+    """Reserve one of the user's `limit` slots (their plan's; None:
+    CHAT_MAX_CONCURRENT_GENERATIONS); return the reservation's token. Raises `rate_limited`.
 
     At the limit, `is_running(generation_id)` (default: the store) is asked about each counted
     generation, and those that ended are released before the user is refused."""
-    limit = settings.CHAT_MAX_CONCURRENT_GENERATIONS
+    limit = settings.CHAT_MAX_CONCURRENT_GENERATIONS if limit is None else limit
     slots = _slots_key(owner_id)
     token = f"{PENDING_PREFIX}{uuid.uuid4().hex}"
     if slot_acquire(slots, member=token, limit=limit, lifetime=PENDING_SLOT_SECONDS):
@@ -81,8 +84,8 @@ def confirm(*, owner_id: int, token: str, generation_id: str) -> None:
     slot_acquire(
         _slots_key(owner_id),
         member=generation_id,
-        # The reservation already holds the room, so this never refuses.
-        limit=settings.CHAT_MAX_CONCURRENT_GENERATIONS + 1,
+        # The reservation already holds the room, so this never refuses (whatever the plan).
+        limit=2**31,
         lifetime=_slot_seconds(),
         replace=token,
     )

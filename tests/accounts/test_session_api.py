@@ -47,7 +47,9 @@ def test_login_with_the_csrf_token_starts_a_session(csrf_client: Client, user: U
     assert settings.SESSION_COOKIE_NAME in csrf_client.cookies
     me = csrf_client.get("/api/auth/me")
     assert me.status_code == 200
-    assert me.json() == {"id": user.pk, "email": user.email, "display_name": ""}
+    body = me.json()
+    assert {"id": user.pk, "email": user.email, "display_name": ""}.items() <= body.items()
+    assert body["plan"]["name"] == "free"  # added by plans: additive, nothing removed
 
 
 def test_login_without_the_csrf_token_is_refused_with_json_403(

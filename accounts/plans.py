@@ -1,0 +1,94 @@
+"""A user's plan as limits in force: read live, with every empty limit filled from settings.
+
+Admission (`chat.generation.admission`) reads these at every message, over the websocket,
+REST and the OpenAI-compatible API alike, so a plan edited in the admin or a user moved to
+another plan is enforced from their next message, in every process, without a restart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from django.conf import settings
+
+from accounts.models import Plan, User
+
+
+@dataclass(frozen=True, slots=True)
+class PlanLimits:
+    """The limits one user is held to now. 0 means no limit (as in the settings)."""
+
+    plan: str
+    messages_per_minute: int
+    daily_messages: int
+    monthly_token_budget: int
+    concurrent_generations: int
+    max_output_tokens: int | None  # None: the model's own
+    allowed_models: tuple[str, ...]  # empty: every enabled model
+    priority: int  # 0 (last) to 9 (first): the user's own when set, else the plan's
+
+    def allows_model(self, name: str) -> bool:
+        return not self.allowed_models or name in self.allowed_models
+
+    def as_json(self) -> dict[str, Any]:
+        limits = asdict(self)
+        limits.pop("plan")
+        limits["allowed_models"] = list(self.allowed_models)
+        return limits
+
+
+def _or_setting(value: int | None, setting: str) -> int:
+    return int(getattr(settings, setting)) if value is None else value
+
+
+def plan_limits(*, plan: Plan, user_priority: int | None = None) -> PlanLimits:
+    """The limits of `plan`, its empty ones from settings; `user_priority` overrides its own."""
+    return PlanLimits(
+        plan=plan.name,
+        messages_per_minute=_or_setting(plan.messages_per_minute, "CHAT_RATE_PER_MINUTE"),
+        daily_messages=_or_setting(plan.daily_messages, "CHAT_DAILY_MESSAGE_QUOTA"),
+        monthly_token_budget=_or_setting(plan.monthly_token_budget, "CHAT_MONTHLY_TOKEN_BUDGET"),
+        concurrent_generations=_or_setting(
+            plan.concurrent_generations, "CHAT_MAX_CONCURRENT_GENERATIONS"
+        ),
+        max_output_tokens=plan.max_output_tokens,
+        allowed_models=tuple(plan.allowed_models or ()),
+        priority=plan.priority if user_priority is None else user_priority,
+    )
+
+
+def plan_limits_for_user(*, user_id: int) -> PlanLimits | None:
+    """The limits of an active user's plan, read now (one query); None for a disabled or
+    unknown account."""
+    user = User.objects.select_related("plan").filter(pk=user_id, is_active=True).first()
+    if user is None:
+        return None
+    return plan_limits(plan=user.plan, user_priority=user.priority)
+
+
+# What is left of a plan's limits is counted where they are enforced, in `chat` (Redis windows,
+# slots, usage records), which `accounts` may not import; chat registers its reader at start.
+PlanLeftReader = Callable[[int, PlanLimits], dict[str, int | None]]
+_left_readers: list[PlanLeftReader] = []
+
+
+def plan_left_reader_register(reader: PlanLeftReader) -> None:
+    if reader not in _left_readers:
+        _left_readers.append(reader)
+
+
+def plan_json(*, user: User) -> dict[str, Any]:
+    """The user's plan for `GET /api/auth/me`: its name, its limits in force, what is left of
+    them now (None: no limit, or not readable at the moment)."""
+    limits = plan_limits(plan=user.plan, user_priority=user.priority)
+    left: dict[str, int | None] = {}
+    for reader in _left_readers:
+        left.update(reader(int(user.pk), limits))
+    return {
+        "name": limits.plan,
+        "description": user.plan.description,
+        "limits": limits.as_json(),
+        "left": left,
+    }
