@@ -10,6 +10,7 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 
 from accounts.decorators import login_required_api
+from accounts.plans import plan_limits_for_user
 from config.errors import ApiError, api_view
 from inference.selectors import model_list_enabled, usage_summary, usage_tokens_today
 
@@ -22,16 +23,20 @@ USAGE_MAX_DAYS = 366
 @api_view("GET")
 @login_required_api
 def model_list(request: HttpRequest) -> JsonResponse:
+    """The enabled models the user's plan allows, with the plan's output cap."""
+    plan = plan_limits_for_user(user_id=int(request.user.pk or 0))
+    cap = plan.max_output_tokens if plan is not None else None
     results = [
         {
             "name": model.name,
             "display_name": model.display_name,
             "description": model.description,
             "context_length": model.context_length,
-            "max_output_tokens": model.max_output_tokens,
+            "max_output_tokens": min(model.max_output_tokens, cap or model.max_output_tokens),
             "default": model.is_default,
         }
         for model in model_list_enabled()
+        if plan is None or plan.allows_model(model.name)
     ]
     return JsonResponse({"results": results, "next_cursor": None})
 
@@ -44,11 +49,11 @@ def _days(request: HttpRequest) -> int:
     return int(raw)
 
 
-def _messages_left(user_id: int) -> int | None:
+def _messages_left(user_id: int, per_day: int) -> int | None:
     from chat import limits
 
     try:
-        return limits.quota_left(owner_id=user_id)
+        return limits.quota_left(owner_id=user_id, per_day=per_day)
     except Exception:  # Redis down: the usage page still shows the bill
         logger.warning("could not read the message quota of %s", user_id, exc_info=True)
         return None
@@ -63,15 +68,16 @@ def usage(request: HttpRequest) -> JsonResponse:
     user_id = int(request.user.pk or 0)  # authenticated: login_required_api
     since = timezone.now().date() - timedelta(days=days - 1)
     summary = usage_summary(user_id=user_id, since=since)
-    per_day = settings.CHAT_DAILY_MESSAGE_QUOTA or None
+    plan = plan_limits_for_user(user_id=user_id)
+    per_day = plan.daily_messages if plan is not None else settings.CHAT_DAILY_MESSAGE_QUOTA
     body = {
         "since": since.isoformat(),
         "days": days,
         **summary,
         "quota": {
-            # The platform's quota is in messages per day (CHAT_DAILY_MESSAGE_QUOTA; 0: none).
-            "daily_messages": per_day,
-            "messages_left_today": _messages_left(user_id) if per_day else None,
+            # The quota is in messages per day, the user's plan's (accounts.plans; 0: none).
+            "daily_messages": per_day or None,
+            "messages_left_today": _messages_left(user_id, per_day) if per_day else None,
             "tokens_today": usage_tokens_today(user_id=user_id),
         },
     }
