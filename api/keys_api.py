@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from accounts.decorators import login_required_api
 from api.models import ApiKey
-from api.selectors import api_key_list
+from api.selectors import api_key_list, api_key_usage
 from api.services import api_key_create, api_key_revoke
 from config.errors import NotFound, api_view, json_body
 
@@ -19,8 +19,11 @@ def _iso(value: Any) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def key_json(key: ApiKey) -> dict[str, Any]:
-    return {
+NO_USAGE = {"generations": 0, "prompt_tokens": 0, "completion_tokens": 0, "cost": 0.0}
+
+
+def key_json(key: ApiKey, usage: dict[str, Any] | None = None) -> dict[str, Any]:
+    body = {
         "id": key.pk,
         "name": key.name,
         "prefix": key.prefix,
@@ -29,6 +32,9 @@ def key_json(key: ApiKey) -> dict[str, Any]:
         "expires_at": _iso(key.expires_at),
         "last_used_at": _iso(key.last_used_at),
     }
+    if usage is not None:
+        body["usage"] = usage
+    return body
 
 
 @api_view("GET", "POST")
@@ -36,7 +42,10 @@ def key_json(key: ApiKey) -> dict[str, Any]:
 def keys(request: HttpRequest) -> HttpResponse:
     user_id = int(request.user.pk or 0)  # authenticated: login_required_api
     if request.method == "GET":
-        results = [key_json(key) for key in api_key_list(user_id=user_id)]
+        usage = api_key_usage(user_id=user_id)
+        results = [
+            key_json(key, usage.get(key.pk, NO_USAGE)) for key in api_key_list(user_id=user_id)
+        ]
         return JsonResponse({"results": results, "next_cursor": None})
     data = json_body(request)
     raw, key = api_key_create(

@@ -1,15 +1,16 @@
-"""Reads of the API app: a user's keys, and the live key behind a raw one."""
+"""Reads of the API app: a user's keys, the live key behind a raw one, and what each key used."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Sum
 from django.utils import timezone
 
 from accounts.models import token_hash
-from api.models import KEY_MARKER, ApiKey
+from api.models import KEY_MARKER, ApiGeneration, ApiKey
+from inference.models import UsageRecord
 
 # `last_used_at` is for people (which key is stale?): written at most once a minute, so that a
 # busy client does not cost one UPDATE per request.
@@ -50,3 +51,35 @@ def api_key_authenticate(*, raw_key: Any) -> ApiKey | None:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
         key.last_used_at = now
     return key
+
+
+def api_key_usage(*, user_id: int) -> dict[int, dict[str, Any]]:
+    """What each of the user's keys has consumed, from the bills of its generations (the
+    worker's `inference.UsageRecord`, joined on the generation id): key id -> generations,
+    prompt and completion tokens, cost."""
+    marks = ApiGeneration.objects.filter(user_id=user_id)
+    rows = (
+        UsageRecord.objects.filter(user_id=user_id, generation_id__in=marks.values("generation_id"))
+        .annotate(
+            key_id=Subquery(
+                marks.filter(generation_id=OuterRef("generation_id")).values("key_id")[:1]
+            )
+        )
+        .values("key_id")
+        .annotate(
+            generations=Count("id"),
+            prompt_tokens=Sum("prompt_tokens"),
+            completion_tokens=Sum("completion_tokens"),
+            cost=Sum("cost"),
+        )
+    )
+    return {
+        row["key_id"]: {
+            "generations": row["generations"],
+            "prompt_tokens": int(row["prompt_tokens"] or 0),
+            "completion_tokens": int(row["completion_tokens"] or 0),
+            "cost": float(row["cost"] or 0),
+        }
+        for row in rows
+        if row["key_id"] is not None
+    }

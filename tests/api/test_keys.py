@@ -197,3 +197,40 @@ def test_a_session_needs_the_csrf_token_to_create_a_key(make_user: Callable[...,
 
     assert refused.status_code == 403
     assert allowed.status_code == 201
+
+
+def test_each_key_lists_what_its_generations_consumed(
+    make_key: Callable[..., tuple[str, ApiKey]], make_user: Callable[..., User]
+) -> None:
+    from decimal import Decimal
+
+    from api.models import ApiGeneration
+    from inference.models import UsageRecord
+
+    user, stranger = make_user(), make_user()
+    _, used = make_key(user=user, name="used")
+    _, idle = make_key(user=user, name="idle")
+    _, foreign = make_key(user=stranger)
+    for index, (key, tokens) in enumerate([(used, 10), (used, 5), (foreign, 99)]):
+        generation_id = f"g{index}"
+        ApiGeneration.objects.create(
+            generation_id=generation_id, key=key, user_id=key.user_id, model="m"
+        )
+        UsageRecord.objects.create(
+            generation_id=generation_id,
+            user_id=key.user_id,
+            model="m",
+            prompt_tokens=1,
+            completion_tokens=tokens,
+            cost=Decimal("0.5"),
+            finish_reason="stop",
+        )
+
+    listed = bearer_client(user).get("/api/keys").json()["results"]
+
+    usage = {item["name"]: item["usage"] for item in listed}
+    assert usage["used"] == {
+        "generations": 2, "prompt_tokens": 2, "completion_tokens": 15, "cost": 1.0
+    }  # fmt: skip
+    assert usage["idle"]["generations"] == 0
+    assert idle.pk in {item["id"] for item in listed}
