@@ -342,7 +342,15 @@ CELERY_BEAT_SCHEDULE = {
 # Checks in run order (short names or dotted paths under moderation.checks.); admins can
 # override each from the admin ("Check settings").
 MODERATION_CHECKS = env_list(
-    "MODERATION_CHECKS", ["pii", "rules", "patterns", "profanity", "toxicity", "semantic"]
+    "MODERATION_CHECKS",
+    ["pii", "rules", "language", "patterns", "profanity", "toxicity", "semantic"],
+)
+# Languages the checks are written for (ISO 639-1); a message confidently detected as another
+# gets MODERATION_UNSUPPORTED_LANGUAGE_ACTION: check (the other checks only), flag (sent and
+# recorded for review) or block (refused).
+MODERATION_LANGUAGES = env_list("MODERATION_LANGUAGES", ["en", "es", "fr", "de", "pt", "it"])
+MODERATION_UNSUPPORTED_LANGUAGE_ACTION = env_choice(
+    "MODERATION_UNSUPPORTED_LANGUAGE_ACTION", "flag", choices={"check", "flag", "block"}
 )
 # What to do per category of the policy (moderation/policy.py), as CATEGORY=ACTION with
 # ACTION block, flag (sent, recorded for review) or allow; unlisted categories block.

@@ -245,7 +245,10 @@ def _join_spaced(match: re.Match[str]) -> str:
     if all(sep == " " for sep in separators):
         words = vocabulary()
         if words:
-            return segment(letters, words)
+            split = segment(letters, words)
+            # The joined form too, when the split is a guess: "b l u e f i s h" may be an
+            # admin rule's "bluefish" as well as "blue fish".
+            return split if " " not in split else f"{split} {letters}"
     return letters
 
 

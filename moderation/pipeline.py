@@ -64,6 +64,9 @@ def run(
     started = clock()
     masked = mask_allowlisted(text, snapshot)
     prose: str | None = None
+    # Personal data found so far (a redaction's spans): replaced by its label for the checks
+    # that read prose, so that a phone or card number is not judged as what it is about.
+    redacted: list[Span] = []
     verdicts: list[Verdict] = []
     for index, configured in enumerate(checks):
         if budget_ms:
@@ -76,7 +79,9 @@ def run(
         check = configured.check
         if check.skips_code:
             if prose is None:
-                prose = mask_code_fences(masked, starts_inside=code_open_at_start)
+                prose = mask_code_fences(
+                    blank_spans(masked, redacted), starts_inside=code_open_at_start
+                )
             checked = prose
         else:
             checked = masked
@@ -92,7 +97,18 @@ def run(
         verdicts.append(dataclasses.replace(verdict, check=configured.name))
         if verdict.action is Action.BLOCK:
             break
+        if verdict.spans:
+            redacted += verdict.spans
+            prose = None
     return combine(text, verdicts)
+
+
+def blank_spans(text: str, spans: list[Span]) -> str:
+    """`text` with each span replaced by its label's word ("[phone]" -> "phone"). The length
+    changes: only checks that read prose see this text, and they report no spans."""
+    if not spans:
+        return text
+    return redact(text, [Span(s.start, s.end, f" {s.label.strip('[]')} ") for s in spans])
 
 
 def warm() -> None:

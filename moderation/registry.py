@@ -28,6 +28,7 @@ BUILTIN_CHECKS = {
     "toxicity": "moderation.checks.toxicity.ToxicityCheck",
     "semantic": "moderation.checks.semantic.SemanticCheck",
     "guard": "moderation.checks.guard.GuardModelCheck",
+    "language": "moderation.checks.language.LanguageCheck",
 }
 # Admin-entered paths must stay inside the project's checks package: the admin form is not a
 # way to import arbitrary code.

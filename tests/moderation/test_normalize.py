@@ -28,7 +28,7 @@ def test_normalize_reveals_obfuscated_words(written: str, seen: str) -> None:
     ("written", "seen"),
     [
         ("k i l l   m y   b o s s", "kill my boss"),  # wider gaps between words
-        ("k i l l m y b o s s", "kill my boss"),  # no gaps: the vocabulary splits it
+        ("k i l l m y b o s s", "kill my boss killmyboss"),  # the vocabulary splits it
         ("b.e.s.t w.a.y t.o w.i.n", "best way to win"),  # spaces among dots
         ("r.a.n.s.o.m.w.a.r.e", "ransomware"),
         ("kiiiiill", "kill"),  # stretched to a known word
