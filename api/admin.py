@@ -23,6 +23,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "prefix",
         "key_hash",
         "scopes",
+        "store_conversations",
         "created_at",
         "expires_at",
         "last_used_at",

@@ -28,6 +28,7 @@ def key_json(key: ApiKey, usage: dict[str, Any] | None = None) -> dict[str, Any]
         "name": key.name,
         "prefix": key.prefix,
         "scopes": list(key.scopes),
+        "store_conversations": key.store_conversations,
         "created_at": _iso(key.created_at),
         "expires_at": _iso(key.expires_at),
         "last_used_at": _iso(key.last_used_at),
@@ -53,6 +54,7 @@ def keys(request: HttpRequest) -> HttpResponse:
         name=data.get("name"),
         scopes=data.get("scopes"),
         expires_in_days=data.get("expires_in_days"),
+        store_conversations=data.get("store_conversations", False),
     )
     response = JsonResponse({**key_json(key), "key": raw}, status=201)
     response["Cache-Control"] = "no-store"

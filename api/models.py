@@ -38,6 +38,9 @@ class ApiKey(models.Model):
     prefix = models.CharField(max_length=KEY_PREFIX_LENGTH, editable=False)
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
     scopes = models.JSONField(default=default_scopes)
+    # Off (the default), the API is stateless: nothing of an exchange is kept. On, each chat
+    # completion is kept as a conversation of the owner's, listed like the app's.
+    store_conversations = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)

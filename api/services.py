@@ -51,13 +51,20 @@ def _clean_expiry(days: Any) -> int | None:
 
 
 def api_key_create(
-    *, user: User, name: Any, scopes: Any = None, expires_in_days: Any = None
+    *,
+    user: User,
+    name: Any,
+    scopes: Any = None,
+    expires_in_days: Any = None,
+    store_conversations: Any = False,
 ) -> tuple[str, ApiKey]:
     """A new key for `user`: (the raw key, shown once; its record, which stores only its hash).
     Raises `ApiError` naming the field at fault, or `conflict` at the per-user limit."""
     cleaned_name = _clean_name(name)
     cleaned_scopes = _clean_scopes(scopes)
     days = _clean_expiry(expires_in_days)
+    if not isinstance(store_conversations, bool):
+        raise _invalid("store_conversations", "true or false")
     limit = settings.API_KEYS_PER_USER
     if ApiKey.objects.filter(user=user, revoked_at__isnull=True).count() >= limit:
         raise ApiError("conflict", f"At most {limit} keys per user: revoke one first.")
@@ -71,6 +78,7 @@ def api_key_create(
                 prefix=raw[:KEY_PREFIX_LENGTH],
                 key_hash=token_hash(raw),
                 scopes=cleaned_scopes,
+                store_conversations=store_conversations,
                 created_at=now,
                 expires_at=None if days is None else now + timedelta(days=days),
             )

@@ -112,6 +112,7 @@ class Completion:
                 options=self.request.options,
                 request_id=f"api-{uuid.uuid4().hex}",
                 generation_id=self.generation_id,
+                keep=self.key.store_conversations,
             )
         except BaseException as error:
             await self.follower.close()
@@ -134,6 +135,8 @@ class Completion:
             logger.exception("could not record API generation %s", self.generation_id)
 
     async def purge(self) -> None:
+        if self.key.store_conversations:
+            return  # the owner asked for their exchanges to be kept
         with contextlib.suppress(Exception):
             await sync_to_async(services.conversation_purge, thread_sensitive=False)(
                 conversation_id=self.conversation_id, owner_id=self.key.user_id

@@ -33,6 +33,7 @@ from chat.protocol import (
     ModerationBlocked,
     SendOptions,
 )
+from config import metrics
 from config.celery import app as celery_app
 from moderation.services import moderate_input
 
@@ -122,6 +123,7 @@ def _budget_check(owner_id: int, plan: PlanLimits) -> None:
     if not plan.monthly_token_budget:
         return
     if usage.tokens_this_month(owner_id=owner_id) >= plan.monthly_token_budget:
+        metrics.rate_limit_refused("tokens")
         raise ChatError(
             "quota_exceeded",
             f"The {plan.plan} plan's budget of {plan.monthly_token_budget:,} tokens this month "
@@ -475,6 +477,7 @@ def stateless_prepare(
     options: dict[str, Any],
     request_id: str,
     generation_id: str | None = None,
+    keep: bool = False,
 ) -> Prepared:
     """Admit a request that carries its whole conversation (`turns`, oldest first), by the
     same path as a chat.send: account, rate and quota, model, queue depth, input moderation
@@ -482,7 +485,8 @@ def stateless_prepare(
 
     The worker reads a generation from the store, so the turns and a queued answer are stored
     under a conversation that no list, lookup or search shows (`services.conversation_hide`);
-    the caller purges it once the answer has ended (`services.conversation_purge`).
+    the caller purges it once the answer has ended (`services.conversation_purge`). With
+    `keep`, the conversation is the user's like any other (hidden only if storing failed).
     `options` (temperature, max_tokens, top_p, stop, seed) are stored for the worker, with
     max_tokens clamped to the model. Raises `ChatError` or `InputBlocked`, and then nothing
     was stored or queued."""
@@ -527,7 +531,10 @@ def stateless_prepare(
                     generation_id=generation_id,
                     queue=checked_model.queue,
                 )
-            finally:
+            except BaseException:
+                services.conversation_hide(conversation_id=conversation["id"], owner_id=owner_id)
+                raise
+            if not keep:
                 services.conversation_hide(conversation_id=conversation["id"], owner_id=owner_id)
             return Stored(last, answer)
 

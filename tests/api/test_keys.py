@@ -106,6 +106,7 @@ def test_only_the_owner_revokes_a_key(make_key: Callable[..., tuple[str, ApiKey]
         ({"name": "k", "expires_in_days": 0}, "expires_in_days"),
         ({"name": "k", "expires_in_days": True}, "expires_in_days"),
         ({"name": "k", "expires_in_days": 100_000}, "expires_in_days"),
+        ({"name": "k", "store_conversations": "yes"}, "store_conversations"),
     ],
 )
 def test_invalid_key_fields_are_refused_by_name(
@@ -151,8 +152,10 @@ def test_create_list_and_revoke_keys_over_rest(make_user: Callable[..., User]) -
 
     assert created.status_code == 201 and created["Cache-Control"] == "no-store"
     assert set(body) == {
-        "id", "name", "prefix", "key", "scopes", "created_at", "expires_at", "last_used_at"
+        "id", "name", "prefix", "key", "scopes", "store_conversations", "created_at",
+        "expires_at", "last_used_at",
     }  # fmt: skip
+    assert body["store_conversations"] is False
     assert body["key"].startswith(body["prefix"]) and body["scopes"] == ["chat", "models"]
     assert listed.status_code == 200
     assert [item["id"] for item in listed.json()["results"]] == [body["id"]]

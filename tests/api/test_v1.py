@@ -404,3 +404,32 @@ async def test_an_outage_before_the_generation_starts_is_a_500_in_openais_format
     assert response.status_code == 500
     assert error_of(response)["type"] == "server_error"
     assert await sync_to_async(slots.held)(owner_id=key[1].user_id) == []
+
+
+async def test_a_key_that_keeps_conversations_leaves_the_exchange_in_the_users_list(
+    worker: FakeWorker, make_key: Callable[..., tuple[str, ApiKey]]
+) -> None:
+    from chat import selectors
+
+    raw, record = await sync_to_async(make_key)(store_conversations=True)
+    body = {
+        **HELLO,
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Say hello."},
+        ],
+    }
+    assert (await post(raw, body)).status_code == 200
+    await asyncio.gather(*worker.answered)
+    await asyncio.sleep(0.05)
+
+    listed, _ = await sync_to_async(selectors.conversation_list)(owner_id=record.user_id)
+    assert len(listed) == 1
+    messages = await sync_to_async(selectors.message_list)(
+        conversation_id=listed[0]["id"], owner_id=record.user_id
+    )
+    assert [(m["role"], m["content"]) for m in messages] == [
+        ("system", "Be brief."),
+        ("user", "Say hello."),
+        ("assistant", "Hello, world."),
+    ]
