@@ -37,6 +37,7 @@ from redis import asyncio as aioredis
 
 from chat.errors import ChatError
 from chat.redis_client import redis_client
+from config import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -144,6 +145,7 @@ def message_rate_hit(
         wait = _hit(limiter, item, namespace, str(owner_id))
         if wait is None:
             continue
+        metrics.rate_limit_refused(name)
         if name == "minute":
             raise ChatError(
                 "rate_limited",
@@ -184,6 +186,7 @@ def frame_connection_hit(*, channel_name: str) -> int | None:
     limiter = MovingWindowRateLimiter(_memory_storage())
     if limiter.hit(item, "frames", channel_name):
         return None
+    metrics.rate_limit_refused("frames")
     return _retry_after(limiter.get_window_stats(item, "frames", channel_name).reset_time)
 
 
@@ -200,7 +203,10 @@ def frame_user_hit(*, owner_id: int) -> int | None:
     """Count one frame of a user over all their connections and processes (Redis; call it
     in a thread). None when it fits, else the seconds until it would."""
     item = RateLimitItemPerMinute(settings.CHAT_FRAMES_PER_MINUTE_PER_USER)
-    return _hit(MovingWindowRateLimiter, item, key("frames", "user"), str(owner_id))
+    wait = _hit(MovingWindowRateLimiter, item, key("frames", "user"), str(owner_id))
+    if wait is not None:
+        metrics.rate_limit_refused("frames")
+    return wait
 
 
 def quota_left(*, owner_id: int, per_day: int | None = None) -> int | None:
@@ -347,7 +353,10 @@ async def connection_open(*, owner_id: int, channel_name: str) -> bool:
         # order) rather than leave it for its lifetime.
         _release_later(state, slots, channel_name)
         raise
-    if held:
+    if not held:
+        metrics.rate_limit_refused("connections")
+    else:
+        metrics.websocket_opened()
         state.held[channel_name] = (slots, next(state.opened) % CONNECTION_RENEW_PARTS)
         if state.renewer is None or state.renewer.done():
             state.renewer = asyncio.create_task(_renew_forever(state))
@@ -382,6 +391,8 @@ def _forget(state: _Connections, channel_name: str) -> str | None:
     """Stop renewing the slot of `channel_name`; the slot set it is in, if it held one. The
     renewal task ends with the process's last slot."""
     held = state.held.pop(channel_name, None)
+    if held is not None:
+        metrics.websocket_closed()
     if not state.held and state.renewer is not None:
         state.renewer.cancel()
         state.renewer = None

@@ -272,6 +272,14 @@ API_KEY_MAX_EXPIRY_DAYS = env_int("API_KEY_MAX_EXPIRY_DAYS", 3650, minimum=1)
 API_MAX_MESSAGES = env_int("API_MAX_MESSAGES", 256, minimum=1)
 API_MAX_INPUT_CHARS = env_int("API_MAX_INPUT_CHARS", 100000, minimum=1)  # within API_MAX_BODY_BYTES
 
+# --- Metrics (GET /metrics, config/metrics.py) -----------------------------------------------
+# A bearer token for Prometheus; staff members' own bearer tokens work too. Empty: staff only.
+# Processes share their samples through PROMETHEUS_MULTIPROC_DIR (read by prometheus-client
+# itself from the environment: scripts/run.sh sets it for every process and empties it).
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+if METRICS_TOKEN:
+    METRICS_TOKEN = env_secret("METRICS_TOKEN", development_default="", required=not DEBUG)
+
 # --- Processes -------------------------------------------------------------------------------
 # The GIL switch interval of the web server and the worker (config/process.py). CPython's 5 ms
 # made a chat.send's store work 45x slower beside one busy thread (5 ms alone, 220 ms); 0.5 ms
@@ -429,8 +437,9 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
 # Django's deployment check asks for preload (W021); leaving it off is the decision above.
 SILENCED_SYSTEM_CHECKS = ["security.W021"]
-# Load balancers and orchestrators probe over plain HTTP inside the network.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+# Load balancers and orchestrators probe, and Prometheus scrapes, over plain HTTP inside the
+# network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"

@@ -4,6 +4,8 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
+from config.metrics import metrics_view
+
 urlpatterns = [
     path(settings.ADMIN_URL, admin.site.urls),
     path("api/auth/", include("accounts.urls")),
@@ -12,5 +14,6 @@ urlpatterns = [
     path("api/", include("api.urls")),
     path("v1/", include("api.v1.urls")),
     path("", include("config.health_urls")),
+    path("metrics", metrics_view, name="metrics"),
     path("", include("frontend.urls")),
 ]

@@ -20,6 +20,7 @@ from django.utils import timezone
 from chat import selectors
 from chat.generation import stop, waiting
 from chat.generation.record import FINAL_STATES
+from config import metrics
 from inference import engine as engine_module
 from inference.engine import EngineSpec
 from inference.models import LanguageModel
@@ -275,6 +276,7 @@ def generation_prepare(
     if model is None:
         raise GenerationRefused(f"The model {message.get('model')!r} is not available.")
     waiting_next = _leave_waiting_queue(model.queue, generation_id)
+    metrics.generation_started(model=model.name, admitted_at=message.get("created_at"))
     conversation = selectors.conversation_get(
         conversation_id=message["conversation_id"], owner_id=owner_id
     )

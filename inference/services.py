@@ -22,6 +22,7 @@ from chat import events
 from chat.generation import lifecycle
 from chat.generation.record import Ending, GenerationDocument
 from chat.protocol import GenerationQueued
+from config import metrics
 from inference.models import LanguageModel, UsageRecord
 from inference.titles import TITLED_STATES, title_dispatch
 
@@ -116,6 +117,14 @@ def generation_bill(
             # The answer is stored and delivered; a billing failure must not undo that.
             logger.exception("could not record the usage of %s", ending.generation_id)
             created = None
+        if created is not None:
+            metrics.generation_ended(
+                model=ending.model_name or final.get("model") or "",
+                finish_reason=ending.billed_reason,
+                prompt_tokens=ending.prompt_tokens,
+                completion_tokens=ending.completion_tokens,
+                time_to_first_token_ms=ending.time_to_first_token_ms,
+            )
         if created is not None and settling:
             logger.warning("billed %s on redelivery: its worker died before", ending.generation_id)
         if ending.state in TITLED_STATES and (created is not None or not settling):

@@ -38,6 +38,7 @@ from chat import events
 from chat.generation import deltas, lifecycle
 from chat.generation.record import Ending
 from chat.protocol import GenerationDelta, GenerationProgress
+from config import metrics
 from inference import engine as engine_module
 from inference.prepare import (
     Abandoned,
@@ -219,6 +220,7 @@ async def generation_stream(
     never_started = False
     failure: BaseException | None = None
     last_flush = float("-inf")
+    last_output: float | None = None  # when the engine's previous output came
     keeper = asyncio.ensure_future(_keeper(job, state, stop, asyncio.current_task(), clock, layer))
 
     async def flush() -> str | None:
@@ -250,11 +252,18 @@ async def generation_stream(
                     async for output in outputs:
                         completion = output.outputs[0]
                         state.completion_tokens += len(completion.token_ids)
+                        now = clock()
+                        if last_output is not None:
+                            metrics.tokens_streamed(
+                                model=job.model_name,
+                                seconds=now - last_output,
+                                tokens=len(completion.token_ids),
+                            )
+                        last_output = now
                         if completion.text:
                             pending.append(completion.text)
                         if output.finished:
                             finish_reason = completion.finish_reason
-                        now = clock()
                         if pending and now - last_flush >= flush_every:
                             last_flush = now
                             outcome = await flush()

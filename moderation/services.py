@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from config import metrics
 from moderation import pipeline, state
 from moderation.messages import REDACTED_INPUT_MESSAGE, blocked_message
 from moderation.models import AllowlistEntry, ModerationEvent, ModerationRule
@@ -57,6 +58,7 @@ def moderate_input(
         text, direction=Direction.INPUT, budget_ms=settings.MODERATION_INPUT_BUDGET_MS
     )
     if outcome.action is Action.ALLOW:
+        metrics.moderation_decided(stage="input", categories=[], action="allow")
         return InputDecision(action=Action.ALLOW.value, text=text)
     events_record(
         verdicts=outcome.verdicts,
@@ -113,6 +115,10 @@ def events_record(
         for v in verdicts
         if v.action is not Action.ALLOW
     ]
+    for event in events:
+        metrics.moderation_decided(
+            stage=event.direction, categories=event.categories, action=event.action
+        )
     if not events:
         return []
     try:

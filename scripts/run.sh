@@ -15,6 +15,12 @@ while IFS='=' read -r key value || [[ -n $key ]]; do
     [[ -v $key ]] || export "$key=$value"
 done < .env
 
+# Prometheus multiprocess mode: every process below writes its samples here and /metrics
+# merges them (config/metrics.py). Emptied at each start: a previous run's samples would count.
+export PROMETHEUS_MULTIPROC_DIR=${PROMETHEUS_MULTIPROC_DIR:-${DATA_DIR:-var}/metrics}
+mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+find "$PROMETHEUS_MULTIPROC_DIR" -maxdepth 1 -name '*.db' -delete
+
 HOST=${HOST:-127.0.0.1}
 PORT=${PORT:-8000}
 # Logs and the beat schedule live under DATA_DIR (./var), like the rest of the local data.

@@ -20,6 +20,7 @@ from chat.errors import ChatError
 from chat.generation.record import FINAL_STATES
 from chat.limits import key, slot_acquire
 from chat.redis_client import as_text, redis_client
+from config import metrics
 
 # A reserved slot that never became a stored generation (the process died between the two) is
 # released after this long.
@@ -72,6 +73,7 @@ def reserve(
         client.zrem(slots, *ended)
         if slot_acquire(slots, member=token, limit=limit, lifetime=PENDING_SLOT_SECONDS):
             return token
+    metrics.rate_limit_refused("concurrency")
     raise ChatError(
         "rate_limited",
         f"At most {limit} answers can be generated at once. Wait for one to finish.",

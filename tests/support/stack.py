@@ -181,8 +181,11 @@ def start_stack(
         "PYTHONUNBUFFERED": "1",
         # Every test client registers from 127.0.0.1; real ones come from many addresses.
         "REGISTRATION_IP_LIMIT": "100000",
+        # Every process of the stack writes its metrics here; /metrics merges them.
+        "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics"),
         **(extra_env or {}),
     }
+    Path(env["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
     subprocess.run(
         ["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", "--force", database],
         check=True,
