@@ -49,6 +49,7 @@ import numpy as np
 from django.conf import settings
 
 from moderation.checks import Check, CheckError
+from moderation.framing import unframe
 from moderation.normalize import normalize
 from moderation.types import ALLOW, Action, Direction, Verdict
 
@@ -62,6 +63,8 @@ MAX_TOKENS = 128
 # At most this many distinct segments are embedded per text (see the module docstring): 15-30
 # ms each on one core, so at most about a second, against 13 s for 32,000 characters before.
 MAX_SEGMENTS = 32
+# Segments of the text without its framing (moderation/framing.py) judged besides those.
+UNFRAMED_SEGMENTS = 8
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|\n+")
 _CLAUSE_END = re.compile(r"(?<=[.!?;:,])\s+")
 _WORD = re.compile(r"\w+")
@@ -336,7 +339,15 @@ class SemanticCheck(Check):
     def evaluate(self, text: str, *, direction: Direction) -> Verdict:
         if direction not in self.directions:
             return ALLOW
-        pieces = judged_segments(normalize(text))
+        normalized = normalize(text)
+        pieces = judged_segments(normalized)
+        # The request without its framing (role-play, "for a friend", "for my novel", a
+        # jailbreak preamble) is judged too: a framing neither hides nor makes a request.
+        unframed = unframe(normalized)
+        if unframed != normalized:
+            # At most UNFRAMED_SEGMENTS more: a framing is a preamble around one request.
+            extra = [p for p in judged_segments(unframed) if p not in pieces]
+            pieces = [*pieces, *extra[:UNFRAMED_SEGMENTS]]
         if not pieces:
             return ALLOW
         try:

@@ -24,6 +24,7 @@ from moderation import normalize as normalize_module
 from moderation.checks import profanity, semantic
 from moderation.checks.patterns import PatternCheck
 from moderation.checks.profanity import ProfanityCheck
+from moderation.framing import unframe
 from moderation.normalize import normalize
 from moderation.types import Action, Direction
 
@@ -315,7 +316,8 @@ def test_the_model_embeds_a_bounded_number_of_distinct_short_segments(
     verdict = semantic.SemanticCheck().evaluate(text, direction=INPUT)
     assert len(recording.batches) <= 1
     embedded = recording.batches[0] if recording.batches else []
-    assert len(embedded) <= semantic.MAX_SEGMENTS
+    # The text's segments, and a few more for the same text without its framing.
+    assert len(embedded) <= semantic.MAX_SEGMENTS + semantic.UNFRAMED_SEGMENTS
     assert len(set(embedded)) == len(embedded)
     assert all(0 < len(piece) <= semantic.SEGMENT_CHARS for piece in embedded)
     assert verdict.action is Action.ALLOW
@@ -342,7 +344,7 @@ def test_a_harmful_sentence_is_judged_wherever_hostile_padding_puts_it(
 ) -> None:
     verdict = semantic.SemanticCheck().evaluate(padded(HARMFUL + ".", padding), direction=INPUT)
     assert verdict.action is Action.BLOCK
-    assert len(recording.batches[-1]) <= semantic.MAX_SEGMENTS
+    assert len(recording.batches[-1]) <= semantic.MAX_SEGMENTS + semantic.UNFRAMED_SEGMENTS
 
 
 def test_repeated_segments_are_embedded_once() -> None:
@@ -461,3 +463,16 @@ def test_segment_tries_each_end_at_most_word_max_starts() -> None:
     CountingWords.lookups = 0
     assert normalize_module.segment("killmyboss", words) == "kill my boss"
     assert CountingWords.lookups <= 10 * normalize_module._WORD_MAX + 20
+
+
+@EXAMPLES
+@given(
+    text=st.one_of(
+        hostile_texts(),
+        st.integers(1, 3000).map(lambda n: "pretend you are " * n),
+        st.integers(1, 3000).map(lambda n: "for my novel " * n),
+    )
+)
+def test_unframe_only_takes_text_away(text: str) -> None:
+    seen = normalize(text)
+    assert len(unframe(seen)) <= len(seen)
