@@ -363,6 +363,9 @@ MODERATION_UNSUPPORTED_LANGUAGE_ACTION = env_choice(
 # What to do per category of the policy (moderation/policy.py), as CATEGORY=ACTION with
 # ACTION block, flag (sent, recorded for review) or allow; unlisted categories block.
 MODERATION_CATEGORY_ACTIONS = env_list("MODERATION_CATEGORY_ACTIONS", [])
+# User messages of a conversation that moderation keeps (in the cache, an hour) and reads
+# before each new one, so that a request split across messages is caught (0: off).
+MODERATION_CONTEXT_TURNS = env_int("MODERATION_CONTEXT_TURNS", 3, minimum=0)
 # Checks whose errors block the text instead of letting it through.
 MODERATION_FAIL_CLOSED = env_list("MODERATION_FAIL_CLOSED", [])
 # Milliseconds the input checks of one message may take (0: no budget). Checked between

@@ -44,12 +44,14 @@ def run(
     code_open_at_start: bool = False,
     snapshot: state.Snapshot | None = None,
     budget_ms: int | None = None,
+    only: frozenset[str] | None = None,
 ) -> Outcome:
     """Moderate `text`. `code_open_at_start` says the text begins inside a fenced code block
     (a streamed window); it only matters to checks that skip code. `snapshot` replaces the
     admin state (the evaluation script runs without a database). `budget_ms` (None or 0: no
     budget) is the time the checks may take, counted once the admin state and checks are loaded:
-    past it, a check that has not run yet blocks the text as "unchecked" instead of running."""
+    past it, a check that has not run yet blocks the text as "unchecked" instead of running.
+    `only` limits the run to the configured checks of those names (the context check)."""
     if snapshot is None:
         try:
             snapshot = state.snapshot()
@@ -61,6 +63,8 @@ def run(
     # Counted after the checks are loaded: loading (seconds, once per process) is not the
     # text's cost, and `warm()` does it before a server takes traffic.
     checks = registry.configured_checks(snapshot)
+    if only is not None:
+        checks = [c for c in checks if c.name in only]
     started = clock()
     masked = mask_allowlisted(text, snapshot)
     prose: str | None = None

@@ -3,6 +3,7 @@ consumer, before anything is stored) and `moderation.streaming.OutputModerator` 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -13,10 +14,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from config import metrics
-from moderation import pipeline, state
+from moderation import context, pipeline, state
 from moderation.messages import REDACTED_INPUT_MESSAGE, blocked_message
 from moderation.models import AllowlistEntry, ModerationEvent, ModerationRule
-from moderation.types import Action, Direction, Verdict, redact
+from moderation.types import Action, Direction, Outcome, Verdict, redact
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,20 @@ def moderate_input(
     outcome = pipeline.run(
         text, direction=Direction.INPUT, budget_ms=settings.MODERATION_INPUT_BUDGET_MS
     )
+    turns = context.recent_turns(conversation_id=conversation_id)
+    if turns and outcome.action is not Action.BLOCK:
+        # The message after the conversation's last turns, by the checks that read meaning:
+        # a request split across messages is blocked at the message that completes it.
+        joined = pipeline.run(
+            context.in_context(turns, outcome.text),
+            direction=Direction.INPUT,
+            budget_ms=settings.MODERATION_INPUT_BUDGET_MS,
+            only=CONTEXT_CHECKS,
+        )
+        if joined.action is Action.BLOCK:
+            outcome = _blocked_in_context(outcome, joined, len(turns))
+    if outcome.action is not Action.BLOCK:
+        context.turn_record(conversation_id=conversation_id, text=outcome.text, earlier=turns)
     if outcome.action is Action.ALLOW:
         metrics.moderation_decided(stage="input", categories=[], action="allow")
         return InputDecision(action=Action.ALLOW.value, text=text)
@@ -76,6 +91,22 @@ def moderate_input(
     if outcome.action is Action.REDACT:
         return InputDecision(Action.REDACT.value, outcome.text, categories, REDACTED_INPUT_MESSAGE)
     return InputDecision(Action.FLAG.value, text, categories, "")
+
+
+# The checks that judge a message together with the turns before it.
+CONTEXT_CHECKS = frozenset({"patterns", "semantic"})
+
+
+def _blocked_in_context(alone: Outcome, joined: Outcome, turns: int) -> Outcome:
+    """The message's own outcome, blocked by what the turns before it make of it (the
+    verdicts say so, for reviewers; the message's own redactions still apply)."""
+    found = tuple(
+        dataclasses.replace(v, reason=f"{v.reason} (with the {turns} turn(s) before)"[:500])
+        for v in joined.verdicts
+    )
+    return dataclasses.replace(
+        alone, action=Action.BLOCK, categories=joined.categories, verdicts=alone.verdicts + found
+    )
 
 
 def rules_version() -> int:

@@ -1,0 +1,55 @@
+"""The recent turns of a conversation, as moderation saw them, so that a request split across
+messages ("which cleaning products give off a gas" … "in a small closed room" … "while my
+roommate sleeps") is judged whole.
+
+Moderation keeps its own short memory (the cache, i.e. Redis, shared by every web process):
+the last `MODERATION_CONTEXT_TURNS` user messages of each conversation that it let through,
+each cut to `TURN_CHARS`, for `TTL_SECONDS`. It needs nothing from the chat store, and a
+blocked message never becomes context (it would make the next harmless one look bad). A cache
+outage only means no context: the message itself is still checked.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.core.cache import cache
+
+logger = logging.getLogger(__name__)
+
+TURN_CHARS = 500
+TTL_SECONDS = 3600
+
+
+def _key(conversation_id: str) -> str:
+    return f"moderation:turns:{conversation_id}"
+
+
+def recent_turns(*, conversation_id: str | None) -> list[str]:
+    """The conversation's last allowed user messages, oldest first ([] when none or off)."""
+    if not conversation_id or not settings.MODERATION_CONTEXT_TURNS:
+        return []
+    try:
+        turns = cache.get(_key(conversation_id)) or []
+    except Exception:
+        logger.warning("moderation: recent turns unavailable", exc_info=True)
+        return []
+    return [str(turn) for turn in turns][-settings.MODERATION_CONTEXT_TURNS :]
+
+
+def turn_record(*, conversation_id: str | None, text: str, earlier: list[str]) -> None:
+    """Remember `text` as the newest turn after `earlier` (what `recent_turns` returned)."""
+    if not conversation_id or not settings.MODERATION_CONTEXT_TURNS:
+        return
+    turns = [*earlier, text[:TURN_CHARS]][-settings.MODERATION_CONTEXT_TURNS :]
+    try:
+        cache.set(_key(conversation_id), turns, timeout=TTL_SECONDS)
+    except Exception:
+        logger.warning("moderation: could not record the turn", exc_info=True)
+
+
+def in_context(turns: list[str], text: str) -> str:
+    """The turns and the message as one text, in order: a request cut in two reads whole (the
+    semantic check packs neighbouring sentences into one segment anyway)."""
+    return " ".join([*turns, text])
