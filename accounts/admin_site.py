@@ -77,7 +77,7 @@ class AdminLoginForm(OTPAdminAuthenticationForm):
 
 
 class ChatAdminSite(OTPAdminSite):
-    """The project's admin site (`admin.site`, through accounts.apps.AdminConfig)."""
+    """The project's admin site (`admin.site`, through accounts.admin_apps.AdminConfig)."""
 
     login_form = AdminLoginForm
 
