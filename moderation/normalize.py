@@ -160,6 +160,9 @@ _WORD_TOKEN = re.compile(r"[a-z]+")
 _STRETCH_MAX_RUNS = 3
 _STRETCH_MAX_LETTERS = 40
 _WHITESPACE = re.compile(r"\s+")
+# Slang that praises with a weapon's name ("a bomb-ass lasagna", "this pizza is da bomb"): read
+# as what it means, so that a recipe is not taken for bomb-making.
+_PRAISE_SLANG = re.compile(r"\bbomb-?ass\b|\bda bomb\b")
 
 
 @lru_cache(maxsize=1)
@@ -292,6 +295,7 @@ def normalize(text: str) -> str:
         ch for ch in unicodedata.normalize("NFKD", folded) if not unicodedata.combining(ch)
     )
     folded = _LEET_TOKEN.sub(_deleet, folded)
+    folded = _PRAISE_SLANG.sub("great", folded)
     folded = _SPACED.sub(_join_spaced, folded)
     folded = _WORD_TOKEN.sub(_unstretch, folded)
     return _WHITESPACE.sub(" ", folded).strip()

@@ -40,6 +40,7 @@ def test_normalize_reveals_obfuscated_words(written: str, seen: str) -> None:
         ("ki\U000e0041ll", "kill"),  # an invisible tag character
         ("how to make a \U0001f4a3", "how to make a bomb"),
         ("\U0001f17a\U0001f178\U0001f17b\U0001f17b", "kill"),  # negative squared letters
+        ("a b0mb-ass pie", "a great pie"),  # praise slang, read as what it means
     ],
 )
 def test_normalize_undoes_each_kind_of_obfuscation(written: str, seen: str) -> None:
