@@ -102,3 +102,39 @@ def test_me_shows_the_plan_its_limits_and_what_is_left(
             "concurrent_generations": 2,
         },
     }
+
+
+@pytest.mark.django_db
+def test_staff_edit_a_plan_in_the_admin_and_move_a_user_to_it() -> None:
+    admin = Client()
+    admin.force_login(User.objects.create_superuser("root@example.org", "a sturdy passphrase 77"))
+    user = User.objects.create_user("f@x.org")
+    pro = Plan.objects.get(name="pro")
+
+    listed = admin.get("/admin/accounts/plan/")
+    edited = admin.post(
+        f"/admin/accounts/plan/{pro.pk}/change/",
+        {
+            "name": "pro",
+            "description": "",
+            "messages_per_minute": "90",
+            "daily_messages": "",
+            "monthly_token_budget": "",
+            "concurrent_generations": "4",
+            "max_output_tokens": "",
+            "allowed_models": "smollm2-135m,other-model",
+            "priority": "7",
+        },
+    )
+    User.objects.filter(pk=user.pk).update(plan=pro)
+
+    assert listed.status_code == 200 and b"free" in listed.content
+    assert edited.status_code == 302, edited.content[:2000]
+    limits_in_force = plan_limits_for_user(user_id=user.pk)
+    assert limits_in_force is not None
+    assert (
+        limits_in_force.plan,
+        limits_in_force.messages_per_minute,
+        limits_in_force.concurrent_generations,
+        limits_in_force.allowed_models,
+    ) == ("pro", 90, 4, ("smollm2-135m", "other-model"))
