@@ -137,6 +137,8 @@ def start_web(workdir: Path, *, limits_off: bool, extra_env: dict[str, str]) -> 
         "TRANSFORMERS_OFFLINE": "1",
         "PYTHONUNBUFFERED": "1",
         "REGISTRATION_IP_LIMIT": "100000",
+        # Its users register and sign in over the API at once: no verification email.
+        "ACCOUNTS_VERIFY_EMAIL": "false",
         **(LIMITS_OFF if limits_off else {}),
         **extra_env,
     }
