@@ -84,7 +84,7 @@ def run(
         if check.skips_code:
             if prose is None:
                 prose = mask_code_fences(
-                    blank_spans(masked, redacted), starts_inside=code_open_at_start
+                    labelled_spans(masked, redacted), starts_inside=code_open_at_start
                 )
             checked = prose
         else:
@@ -107,7 +107,7 @@ def run(
     return combine(text, verdicts)
 
 
-def blank_spans(text: str, spans: list[Span]) -> str:
+def labelled_spans(text: str, spans: list[Span]) -> str:
     """`text` with each span replaced by its label's word ("[phone]" -> "phone"). The length
     changes: only checks that read prose see this text, and they report no spans."""
     if not spans:

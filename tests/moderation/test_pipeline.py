@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.test import override_settings
 
-from moderation import services
+from moderation import pipeline, services, state
 from moderation.messages import SELF_HARM_MESSAGE
 from moderation.models import CheckSetting, ModerationEvent
 from moderation.services import allowlist_entry_create, moderate_input, rule_create
+from moderation.types import Action, Direction
 from tests.moderation.fakes import CountingCheck
 
+INPUT = Direction.INPUT
 FAKES = "tests.moderation.fakes."
 
 
@@ -130,3 +133,11 @@ def test_rules_version_changes_on_every_edit(rules_db: None) -> None:
     rule_create(pattern="zebra", categories=["test"])
     after = services.rules_version()
     assert after != before
+
+
+@override_settings(MODERATION_CHECKS=["pii", FAKES + "CountingCheck"])
+def test_checks_that_read_prose_see_personal_data_as_its_label() -> None:
+    CountingCheck.calls.clear()
+    outcome = pipeline.run("mail me at a@example.com", direction=INPUT, snapshot=state.EMPTY)
+    assert outcome.action is Action.REDACT
+    assert CountingCheck.calls == ["mail me at  email "]
