@@ -95,8 +95,20 @@ def dispatched(monkeypatch: pytest.MonkeyPatch) -> Iterator[Dispatched]:
     client.close()
 
 
+@pytest.fixture(scope="session")
+def moderation_warm() -> None:
+    """Load the moderation checks once, before the first consumer test, as the web server does
+    before it listens (`config.server`): loading them takes seconds (more on a busy machine),
+    which the first chat.send would otherwise spend inside its 10-second wait."""
+    from moderation import pipeline
+
+    pipeline.warm()
+
+
 @pytest.fixture
-def chat_env(isolated_redis: str, default_model: Any, dispatched: Dispatched) -> Dispatched:
+def chat_env(
+    isolated_redis: str, default_model: Any, dispatched: Dispatched, moderation_warm: None
+) -> Dispatched:
     """Everything a consumer test needs; returns the record of dispatched tasks."""
     return dispatched
 
