@@ -37,8 +37,8 @@ def served(monkeypatch: pytest.MonkeyPatch, chat_env: Any) -> None:
 
 
 @pytest.fixture
-async def worker(served: None, monkeypatch: pytest.MonkeyPatch) -> FakeWorker:
-    fake = FakeWorker(loop=asyncio.get_running_loop())
+async def worker(served: None, chat_env: Any, monkeypatch: pytest.MonkeyPatch) -> FakeWorker:
+    fake = FakeWorker(loop=asyncio.get_running_loop(), record=chat_env)
     monkeypatch.setattr(admission.celery_app, "send_task", fake.send_task)
     return fake
 
@@ -257,9 +257,9 @@ async def test_a_completion_is_answered_in_openais_shape_billed_and_not_kept(
 
 
 async def test_the_stored_stand_in_carries_every_turn_and_the_clamped_options(
-    served: None, key: tuple[str, ApiKey], monkeypatch: pytest.MonkeyPatch
+    served: None, chat_env: Any, key: tuple[str, ApiKey], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fake = FakeWorker(loop=asyncio.get_running_loop(), hold=True)
+    fake = FakeWorker(loop=asyncio.get_running_loop(), hold=True, record=chat_env)
     monkeypatch.setattr(admission.celery_app, "send_task", fake.send_task)
     raw, record = key
     body = {
@@ -355,10 +355,14 @@ async def test_the_daily_quota_is_429_insufficient_quota(
 
 
 async def test_concurrent_generations_are_limited_like_the_websockets(
-    served: None, key: tuple[str, ApiKey], settings: Any, monkeypatch: pytest.MonkeyPatch
+    served: None,
+    chat_env: Any,
+    key: tuple[str, ApiKey],
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings.CHAT_MAX_CONCURRENT_GENERATIONS = 1
-    fake = FakeWorker(loop=asyncio.get_running_loop(), hold=True)
+    fake = FakeWorker(loop=asyncio.get_running_loop(), hold=True, record=chat_env)
     monkeypatch.setattr(admission.celery_app, "send_task", fake.send_task)
     first = await post(key[0], {**HELLO, "stream": True})  # held by the worker
     second = await post(key[0], HELLO)

@@ -27,10 +27,15 @@ class FakeWorker:
     error_message: str | None = None  # end with generation.error (state "failed")
     tasks: list[dict[str, Any]] = field(default_factory=list)
     answered: list[asyncio.Future[Any]] = field(default_factory=list)
+    # The consumer tests' record of hand-offs (`tests.chat.consumer_support.dispatched`), whose
+    # teardown takes unanswered generations out of the shared waiting queue.
+    record: Any = None
 
     def send_task(self, name: str, **options: Any) -> None:
         """Celery's send_task, called in admission's thread."""
         self.tasks.append(options)
+        if self.record is not None:
+            self.record.tasks.append({"name": name, **options})
         if not self.hold:
             kwargs = options["kwargs"]
             future = asyncio.run_coroutine_threadsafe(
