@@ -17,6 +17,7 @@ from tests.chat.consumer_support import (  # noqa: F401 (fixtures)
     dispatched,
     isolated_redis,
     make_user,
+    moderation_warm,
 )
 
 
