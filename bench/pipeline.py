@@ -5,7 +5,9 @@
         --pipeline-only --concurrency 16 --rounds 100 --lost-after 30
 
 1. The full pipeline: N websocket clients (bearer auth) through Daphne, moderation, the store,
-   Celery and a worker hosting the engine, for the default model of the registry.
+   Celery and a worker hosting the engine, for the default model of the registry. With
+   `--paths websocket openai`, the same rounds also go through the OpenAI-compatible API
+   (`/v1/chat/completions`, streamed, with the official `openai` client and an API key each).
 2. The raw engine: `AsyncLLM` in this process, N concurrent streams of the same fixed length,
    with the same prompt and the same sampling (temperature, and top-p and min-p as the
    registry gives them to the pipeline's requests).
@@ -171,6 +173,50 @@ async def one_stream(
     )
 
 
+async def one_openai_stream(
+    client: Any, model: str, tokens: int, round_start: float, lost_after: float
+) -> Stream:
+    """The same request through `/v1/chat/completions`, streamed with its usage chunk. The
+    stream's whole text is its content chunks (the API has no closing text to compare with),
+    so a mismatch here is a stream that never finished."""
+    started = time.monotonic()
+    arrivals: list[float] = []
+    usage = None
+    finished = False
+    async with asyncio.timeout(lost_after * 4):
+        stream = await client.chat.completions.create(
+            model=model,
+            messages=[{"role": "user", "content": PROMPT}],
+            max_tokens=tokens,
+            temperature=TEMPERATURE,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        accepted_at = time.monotonic()
+        async for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                arrivals.append(time.monotonic())
+            if chunk.choices and chunk.choices[0].finish_reason:
+                finished = True
+            if chunk.usage is not None:
+                usage = chunk.usage
+    done_at = time.monotonic()
+    first_at, last_at = (arrivals[0], arrivals[-1]) if arrivals else (done_at, done_at)
+    return Stream(
+        tokens=usage.completion_tokens if usage else 0,
+        ttft=(arrivals[0] - started) if arrivals else float("nan"),
+        gaps=[b - a for a, b in itertools.pairwise(arrivals)],
+        mismatch=not finished,
+        timeline=(
+            accepted_at - round_start,
+            first_at - round_start,
+            last_at - round_start,
+            done_at - round_start,
+        ),
+        lost=usage is None,
+    )
+
+
 def timeline_summary(run: Run) -> str:
     """Where a round's time goes at the client, in ms (median / max over its streams)."""
     if not run.timelines:
@@ -219,10 +265,12 @@ def measure(
     *,
     with_raw: bool,
     workload: Workload = Workload(),
-) -> tuple[dict[int, Run], dict[int, Run], dict[str, float]]:
-    """(pipeline runs, raw runs, sampling). With `with_raw`, the raw engine runs in this
-    process beside the stack, and its rounds alternate with the pipeline's: this machine's
-    speed drifts by ±15% over minutes, and a drift then weighs on both sides alike."""
+    paths: tuple[str, ...] = ("websocket",),
+) -> tuple[dict[str, dict[int, Run]], dict[int, Run], dict[str, float]]:
+    """(pipeline runs per path, raw runs, sampling). With `with_raw`, the raw engine runs in
+    this process beside the stack, and its rounds alternate with the pipeline's: this machine's
+    speed drifts by ±15% over minutes, and a drift then weighs on both sides alike. `paths`:
+    the websocket, the OpenAI-compatible API, or both, one round of each per round."""
     from bench.engine import run_streams, start_engine
     from chatclient.client import ChatClient
     from tests.support.stack import start_stack
@@ -249,6 +297,20 @@ def measure(
             users.append(client)
         # Stream i is a connection of user i // streams_per_user.
         clients = [users[i // workload.streams_per_user] for i in range(max(concurrencies))]
+        api_clients: list[Any] = []
+        if "openai" in paths:
+            import openai
+
+            keys = {
+                id(user): user.request("POST", "/api/keys", {"name": "bench"})["key"]
+                for user in users
+            }
+            api_clients = [
+                openai.AsyncOpenAI(
+                    base_url=f"{stack.base_url}/v1", api_key=keys[id(c)], max_retries=0
+                )
+                for c in clients
+            ]
 
         async def open_conversation(client: Any) -> str:
             """A conversation with its first answer and its model-written title, so that the
@@ -321,17 +383,41 @@ def measure(
                 timelines=[r.timeline for r in results],
             )
 
-        async def measured_rounds() -> tuple[dict[int, Run], dict[int, Run]]:
+        async def api_round_of(n: int) -> Run:
+            model = (await api_clients[0].models.list()).data[0].id
+            started = time.monotonic()
+            results = await asyncio.gather(
+                *(
+                    one_openai_stream(c, model, tokens, started, workload.lost_after)
+                    for c in api_clients[:n]
+                )
+            )
+            seconds = time.monotonic() - started
+            return Run(
+                tokens=sum(r.tokens for r in results),
+                seconds=seconds,
+                ttfts=[r.ttft for r in results if not r.lost],
+                gaps=[g for r in results for g in r.gaps],
+                mismatches=sum(r.mismatch and not r.lost for r in results),
+                lost=sum(r.lost for r in results),
+                timelines=[r.timeline for r in results],
+            )
+
+        rounds_by_path = {"websocket": round_of, "openai": api_round_of}
+
+        async def measured_rounds() -> tuple[dict[str, dict[int, Run]], dict[int, Run]]:
             engine = start_engine() if with_raw else None
             try:
                 # Warm-up: first compiles, first connections.
                 if engine is not None:
                     await run_streams(engine, concurrency=2, tokens=8)
-                await round_of(1)
-                ours: dict[int, Run] = {}
+                for path in paths:
+                    await rounds_by_path[path](1)
+                ours: dict[str, dict[int, Run]] = {path: {} for path in paths}
                 raw: dict[int, Run] = {}
                 for n in concurrencies:
-                    each, each_raw = [], []
+                    each: dict[str, list[Run]] = {path: [] for path in paths}
+                    each_raw: list[Run] = []
                     for index in range(rounds):
                         # Alternate which side goes first, so neither always follows the other,
                         # and let each round's trailing work (acks, closing connections) end
@@ -339,23 +425,25 @@ def measure(
                         if engine is not None and index % 2 == 0:
                             await asyncio.sleep(SETTLE_SECONDS)
                             each_raw.append(await raw_round(engine, n, tokens, sampling))
-                        await asyncio.sleep(SETTLE_SECONDS)
-                        run = await round_of(n)
+                        ordered = paths if index % 2 == 0 else tuple(reversed(paths))
+                        for path in ordered:
+                            await asyncio.sleep(SETTLE_SECONDS)
+                            run = await rounds_by_path[path](n)
+                            each[path].append(run)
+                            print(
+                                f"{path}, {n} streams: {run.tokens_per_second:.0f} tok/s, TTFT "
+                                f"p50 {statistics.median(run.ttfts) * 1000:.0f} ms; "
+                                f"{timeline_summary(run)}; "
+                                f"lost {run.lost}, mismatched {run.mismatches}",
+                                flush=True,
+                            )
                         if engine is not None and index % 2 == 1:
                             await asyncio.sleep(SETTLE_SECONDS)
                             each_raw.append(await raw_round(engine, n, tokens, sampling))
-                        each.append(run)
-                        raw_figure = (
-                            f"; raw {each_raw[-1].tokens_per_second:.0f} tok/s" if each_raw else ""
-                        )
-                        print(
-                            f"pipeline, {n} streams: {run.tokens_per_second:.0f} tok/s, TTFT "
-                            f"p50 {statistics.median(run.ttfts) * 1000:.0f} ms; "
-                            f"{timeline_summary(run)}{raw_figure}; "
-                            f"lost {run.lost}, mismatched {run.mismatches}",
-                            flush=True,
-                        )
-                    ours[n] = merged(each)
+                        if each_raw:
+                            print(f"raw, {n} streams: {each_raw[-1].tokens_per_second:.0f} tok/s")
+                    for path in paths:
+                        ours[path][n] = merged(each[path])
                     if each_raw:
                         raw[n] = merged(each_raw)
                 return ours, raw
@@ -399,6 +487,13 @@ def main() -> None:
         "--churn", type=int, default=0, help="connections opening and closing during each round"
     )
     parser.add_argument(
+        "--paths",
+        nargs="+",
+        choices=["websocket", "openai"],
+        default=["websocket"],
+        help="the client paths measured, each against the same raw rounds",
+    )
+    parser.add_argument(
         "--pipeline-only",
         action="store_true",
         help="skip the raw engine and print the pipeline's figures alone (for profiling)",
@@ -414,14 +509,16 @@ def main() -> None:
         args.rounds,
         with_raw=not args.pipeline_only,
         workload=workload,
+        paths=tuple(args.paths),
     )
     print(f"\nworkload: {workload}")
-    for n in args.concurrency:
-        p = ours[n]
-        print(
-            f"{n} streams x {args.rounds} rounds: {n * args.rounds} streams, lost {p.lost}, "
-            f"mismatched {p.mismatches} (target: 0 and 0)"
-        )
+    for path, runs in ours.items():
+        for n in args.concurrency:
+            p = runs[n]
+            print(
+                f"{path}, {n} streams x {args.rounds} rounds: {n * args.rounds} streams, "
+                f"lost {p.lost}, mismatched {p.mismatches} (target: 0 and 0)"
+            )
     if args.pipeline_only:
         return
 
@@ -431,15 +528,15 @@ def main() -> None:
     )
     print(f"sampling (the registry's default model, both sides): {sampling}")
     print(
-        "| streams | raw tok/s | pipeline tok/s | ratio | raw TTFT p50/p99 ms "
+        "| path | streams | raw tok/s | pipeline tok/s | ratio | raw TTFT p50/p99 ms "
         "| pipeline TTFT p50/p99 ms | added p50 ms | gaps p50/p99 ms | mismatches | lost |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for n in args.concurrency:
-        r, p = raw[n], ours[n]
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for path, n in itertools.product(ours, args.concurrency):
+        r, p = raw[n], ours[path][n]
         ms = 1000
         print(
-            f"| {n} | {r.tokens_per_second:.0f} | {p.tokens_per_second:.0f} "
+            f"| {path} | {n} | {r.tokens_per_second:.0f} | {p.tokens_per_second:.0f} "
             f"| {p.tokens_per_second / r.tokens_per_second:.2f} "
             f"| {statistics.median(r.ttfts) * ms:.0f}/{(r.ttft_p99 or 0) * ms:.0f} "
             f"| {statistics.median(p.ttfts) * ms:.0f}/{percentile(p.ttfts, 0.99) * ms:.0f} "
