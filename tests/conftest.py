@@ -3,8 +3,24 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+import redis
+from django.conf import settings
 
 from tests.support.stack import Stack, start_stack
+
+
+@pytest.fixture(scope="session", autouse=True)
+def redis_emptied() -> None:
+    """The test run's own Redis database (tests/settings.py's default REDIS_URL), emptied at
+    the start: keys that a failed or killed earlier run left behind (a queue's waiting
+    generations, slots) must not change what this run's tests see. The stacks of the
+    end-to-end tests and `make run` use other databases; a REDIS_URL given in the environment
+    is left alone."""
+    if not getattr(settings, "TEST_REDIS_DATABASE_OWNED", False):
+        return
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    client.flushdb()
+    client.close()
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,9 @@ from pathlib import Path
 # machine each get their own PostgreSQL database (Django's test database is test_<name>).
 _CHECKOUT = hashlib.sha256(str(Path(__file__).resolve().parents[1]).encode()).hexdigest()[:8]
 os.environ.setdefault("DATABASE_URL", f"postgres://postgres@127.0.0.1:5432/chat_{_CHECKOUT}")
+# The run empties its Redis database at the start (tests/conftest.py) only when it is this
+# default: one given in the environment may hold someone's data.
+TEST_REDIS_DATABASE_OWNED = "REDIS_URL" not in os.environ
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/9")
 os.environ.setdefault("DJANGO_DEBUG", "true")
 os.environ.setdefault("MONGODB_URL", "mongomock://")
