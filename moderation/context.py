@@ -22,29 +22,33 @@ TURN_CHARS = 500
 TTL_SECONDS = 3600
 
 
-def _key(conversation_id: str) -> str:
-    return f"moderation:turns:{conversation_id}"
+def _key(user_id: int | None, conversation_id: str) -> str:
+    # Per user too: a message sent with someone else's conversation id (refused later as
+    # not found) is never judged with, nor added to, that conversation's turns.
+    return f"moderation:turns:{user_id}:{conversation_id}"
 
 
-def recent_turns(*, conversation_id: str | None) -> list[str]:
+def recent_turns(*, user_id: int | None, conversation_id: str | None) -> list[str]:
     """The conversation's last allowed user messages, oldest first ([] when none or off)."""
     if not conversation_id or not settings.MODERATION_CONTEXT_TURNS:
         return []
     try:
-        turns = cache.get(_key(conversation_id)) or []
+        turns = cache.get(_key(user_id, conversation_id)) or []
     except Exception:
         logger.warning("moderation: recent turns unavailable", exc_info=True)
         return []
     return [str(turn) for turn in turns][-settings.MODERATION_CONTEXT_TURNS :]
 
 
-def turn_record(*, conversation_id: str | None, text: str, earlier: list[str]) -> None:
+def turn_record(
+    *, user_id: int | None, conversation_id: str | None, text: str, earlier: list[str]
+) -> None:
     """Remember `text` as the newest turn after `earlier` (what `recent_turns` returned)."""
     if not conversation_id or not settings.MODERATION_CONTEXT_TURNS:
         return
     turns = [*earlier, text[:TURN_CHARS]][-settings.MODERATION_CONTEXT_TURNS :]
     try:
-        cache.set(_key(conversation_id), turns, timeout=TTL_SECONDS)
+        cache.set(_key(user_id, conversation_id), turns, timeout=TTL_SECONDS)
     except Exception:
         logger.warning("moderation: could not record the turn", exc_info=True)
 

@@ -58,7 +58,7 @@ def moderate_input(
     outcome = pipeline.run(
         text, direction=Direction.INPUT, budget_ms=settings.MODERATION_INPUT_BUDGET_MS
     )
-    turns = context.recent_turns(conversation_id=conversation_id)
+    turns = context.recent_turns(user_id=user_id, conversation_id=conversation_id)
     if turns and outcome.action is not Action.BLOCK:
         # The message after the conversation's last turns, by the checks that read meaning:
         # a request split across messages is blocked at the message that completes it.
@@ -71,7 +71,9 @@ def moderate_input(
         if joined.action is Action.BLOCK:
             outcome = _blocked_in_context(outcome, joined, len(turns))
     if outcome.action is not Action.BLOCK:
-        context.turn_record(conversation_id=conversation_id, text=outcome.text, earlier=turns)
+        context.turn_record(
+            user_id=user_id, conversation_id=conversation_id, text=outcome.text, earlier=turns
+        )
     if outcome.action is Action.ALLOW:
         metrics.moderation_decided(stage="input", categories=[], action="allow")
         return InputDecision(action=Action.ALLOW.value, text=text)

@@ -68,6 +68,7 @@ UNFRAMED_SEGMENTS = 8
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|\n+")
 _CLAUSE_END = re.compile(r"(?<=[.!?;:,])\s+")
 _WORD = re.compile(r"\w+")
+_LETTER = re.compile(r"[^\W\d_]")
 
 
 def load_seeds(path: Path = SEEDS_FILE) -> list[tuple[str, str]]:
@@ -118,10 +119,12 @@ def segments(text: str, *, size: int = SEGMENT_CHARS) -> list[str]:
 
 
 def judged_segments(normalized: str) -> list[str]:
-    """The segments of `normalized` that the model embeds: each distinct one once, in order of
-    first appearance, and at most `MAX_SEGMENTS`; past that, the most harm-like ones (highest
-    `harm_likeness`, the earliest first among equals), still in text order."""
-    pieces = list(dict.fromkeys(segments(normalized)))
+    """The segments of `normalized` that the model embeds: each distinct one with a letter
+    once, in order of first appearance, and at most `MAX_SEGMENTS`; past that, the most
+    harm-like ones (highest `harm_likeness`, the earliest first among equals), in text order."""
+    # A segment without a letter ("_", "...", "?") says nothing to judge; the model's guess
+    # about one is noise.
+    pieces = [p for p in dict.fromkeys(segments(normalized)) if _LETTER.search(p)]
     if len(pieces) <= MAX_SEGMENTS:
         return pieces
     vocabulary = harm_vocabulary()

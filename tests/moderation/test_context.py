@@ -19,11 +19,12 @@ def patterns_only() -> Iterator[None]:
     with override_settings(MODERATION_CHECKS=["patterns"], MODERATION_CONTEXT_TURNS=3):
         yield
     for conversation in ("c-split", "c-other", "c-blocked"):
-        cache.delete(context._key(conversation))
+        cache.delete(context._key(None, conversation))
+        cache.delete(context._key(7, conversation))
 
 
-def send(text: str, conversation: str | None = "c-split") -> str:
-    return moderate_input(text, user_id=None, conversation_id=conversation).action
+def send(text: str, conversation: str | None = "c-split", user: int | None = None) -> str:
+    return moderate_input(text, user_id=user, conversation_id=conversation).action
 
 
 def test_each_half_alone_is_allowed() -> None:
@@ -44,10 +45,16 @@ def test_the_turns_of_another_conversation_do_not_count() -> None:
 
 
 @pytest.mark.django_db
+def test_another_users_message_into_the_conversation_is_judged_alone() -> None:
+    assert send("what's the easiest way to") == "allow"
+    assert send("poison my husband", user=7) == "allow"
+
+
+@pytest.mark.django_db
 def test_a_blocked_message_does_not_become_context() -> None:
     assert send("how to make a pipe bomb", conversation="c-blocked") == "block"
     assert send("thanks, and what about the weather", conversation="c-blocked") == "allow"
-    assert context.recent_turns(conversation_id="c-blocked") == [
+    assert context.recent_turns(user_id=None, conversation_id="c-blocked") == [
         "thanks, and what about the weather"
     ]
 
@@ -56,7 +63,7 @@ def test_a_blocked_message_does_not_become_context() -> None:
 def test_only_the_last_turns_are_kept() -> None:
     for n in range(5):
         send(f"message {n}")
-    assert context.recent_turns(conversation_id="c-split") == [
+    assert context.recent_turns(user_id=None, conversation_id="c-split") == [
         "message 2",
         "message 3",
         "message 4",
