@@ -1,4 +1,5 @@
-"""Prometheus metrics: their one definition, one small function per event, and `GET /metrics`.
+"""Prometheus metrics: their one definition, one small function per event, and the text of
+every process's samples that `GET /metrics` serves (`config/metrics_api.py`).
 
 Every process of a deployment (Daphne, each Celery worker) writes its samples to files under
 `PROMETHEUS_MULTIPROC_DIR` (prometheus-client's multiprocess mode; `scripts/run.sh` and the
@@ -10,13 +11,13 @@ The variable must be set before `prometheus_client` is first imported, which is 
 from the environment of the process and not from Django's settings.
 
 Callers record an event in one line (`metrics.generation_ended(...)`); a metrics failure is
-logged and never breaks the request or the generation it describes.
+logged and never breaks the request or the generation it describes. This module imports no
+app (it is imported at the import of `chat.limits`, before Django's apps may be loaded).
 """
 
 from __future__ import annotations
 
 import functools
-import hmac
 import logging
 import os
 from collections.abc import Callable
@@ -24,12 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ParamSpec
 
-from django.conf import settings
-from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
-from django.views.decorators.http import require_safe
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     REGISTRY,
     CollectorRegistry,
     Counter,
@@ -38,10 +35,6 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-
-from accounts.middleware import bearer_token_from_header
-from accounts.selectors import user_for_token
-from config.errors import ApiError, error_response
 
 logger = logging.getLogger(__name__)
 
@@ -172,7 +165,7 @@ def rate_limit_refused(limit: str) -> None:
     RATE_LIMIT_REFUSALS.labels(limit).inc()
 
 
-# --- the endpoint -----------------------------------------------------------------------------
+# --- the exposition ---------------------------------------------------------------------------
 
 
 def multiprocess_dir() -> Path | None:
@@ -208,31 +201,3 @@ def exposition() -> bytes:
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=str(directory))
     return generate_latest(registry)
-
-
-def _denied(code: str, message: str) -> HttpResponse:
-    response = error_response(ApiError(code, message))
-    if code == "unauthorized":
-        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
-    return response
-
-
-@require_safe
-def metrics_view(request: HttpRequest) -> HttpResponse:
-    """`GET /metrics`: for `Authorization: Bearer <METRICS_TOKEN>` or a staff member's
-    bearer token; 401 without a valid credential, 403 for a user who is not staff."""
-    raw = bearer_token_from_header(request.headers.get("Authorization"))
-    if raw is None:
-        return _denied(
-            "unauthorized", "Send METRICS_TOKEN or a staff bearer token as 'Authorization: Bearer'."
-        )
-    configured = settings.METRICS_TOKEN
-    if not (configured and hmac.compare_digest(raw.encode(), configured.encode())):
-        user = user_for_token(raw_token=raw)
-        if user is None:
-            return _denied("unauthorized", "Invalid or expired token.")
-        if not user.is_staff:
-            return _denied("forbidden", "Metrics are for staff.")
-    response = HttpResponse(exposition(), content_type=CONTENT_TYPE_LATEST)
-    response["Cache-Control"] = "no-store"
-    return response

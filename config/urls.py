@@ -4,7 +4,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
-from config.metrics import metrics_view
+from config.metrics_api import metrics_view
 
 urlpatterns = [
     path(settings.ADMIN_URL, admin.site.urls),
