@@ -126,6 +126,7 @@ class Completion:
         self.generation_id = new_id()
         self.conversation_id = ""
         self.follower = Follower(get_channel_layer(), key.user_id, self.generation_id)
+        self.streaming = False  # the SSE body has begun (see EventStream)
 
     async def admit(self) -> None:
         """Admit and enqueue, following the generation first; raises `OpenAIError`."""
@@ -220,6 +221,7 @@ class Completion:
     async def events(self) -> AsyncIterator[bytes]:
         """The SSE stream: a role chunk, content chunks, the finish chunk, the usage chunk
         when asked for, `[DONE]`. A client that leaves mid-way stops the generation."""
+        self.streaming = True
         ended = False
         try:
             yield self.delta_chunk({"role": "assistant", "content": ""})
@@ -275,6 +277,33 @@ class Completion:
         )
 
 
+class EventStream:
+    """The SSE body of one completion. `Completion.events` cleans up after itself once it has
+    begun; a client that leaves before its first chunk (while the headers go out) means Django
+    never begins it, and then only `close()` runs: Django calls it on every response it sent
+    or gave up on. Without it such a request would leave its generation running and its
+    channel subscription held, once per request, for anyone to repeat."""
+
+    def __init__(self, completion: Completion) -> None:
+        self.completion = completion
+        self.events = completion.events()
+        self.loop = asyncio.get_running_loop()
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self.events
+
+    def close(self) -> None:
+        """From Django's thread for `response.close()`: abandon a stream never begun."""
+        if not self.completion.streaming:
+            self.loop.call_soon_threadsafe(_detached, self.completion.abandon)
+
+
+def _detached(cleanup: Any) -> None:
+    task = asyncio.ensure_future(cleanup())
+    _cleanups.add(task)
+    task.add_done_callback(_cleanups.discard)
+
+
 async def _model_served(name: str) -> ModelInfo:
     model = await database_sync_to_async(model_info_get)(name=name)
     if model is None:
@@ -327,7 +356,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponseBase:
         )
     if not parsed.stream:
         return await completion.response()
-    stream = StreamingHttpResponse(completion.events(), content_type="text/event-stream")
+    stream = StreamingHttpResponse(EventStream(completion), content_type="text/event-stream")
     stream["Cache-Control"] = "no-cache"
     stream["X-Accel-Buffering"] = "no"  # a proxy must pass each chunk on at once
     return stream
