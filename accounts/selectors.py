@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from datetime import timedelta
 
 from channels.db import database_sync_to_async
@@ -45,9 +44,7 @@ def user_for_token(*, raw_token: str) -> User | None:
     return token.user
 
 
-# Off Channels' one shared thread: a storm of connections authenticates on the pool's threads,
-# whose database round trips overlap (docs/benchmarks.md, "Idle websockets per Daphne process").
-@functools.partial(database_sync_to_async, thread_sensitive=False)
+@database_sync_to_async
 def auser_for_token(*, raw_token: str) -> User | None:
     """`user_for_token` for async code (websocket consumers, ASGI middleware)."""
     return user_for_token(raw_token=raw_token)

@@ -17,7 +17,6 @@ same 1006 code.
 
 from __future__ import annotations
 
-import functools
 from importlib import import_module
 from types import SimpleNamespace
 from typing import Any
@@ -89,9 +88,7 @@ def origin_is_allowed(origin: str | None, *, host: str | None, secure: bool) -> 
     return False
 
 
-# Off Channels' one shared thread: a storm of connections authenticates on the pool's threads,
-# whose database round trips overlap (docs/benchmarks.md, "Idle websockets per Daphne process").
-@functools.partial(database_sync_to_async, thread_sensitive=False)
+@database_sync_to_async
 def _session_user(session_key: str) -> Any:
     engine = import_module(settings.SESSION_ENGINE)
     session = engine.SessionStore(session_key)
