@@ -77,10 +77,14 @@ def delivery_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def stack_layer(stack: Stack) -> Any:
-    """The project's channel layer (settings.CHANNEL_LAYERS), on the stack's Redis."""
+    """The project's channel layer (settings.CHANNEL_LAYERS), on the stack's Redis and under
+    the stack's prefix (config/settings.py derives it from CACHE_KEY_PREFIX)."""
     config = settings.CHANNEL_LAYERS["default"]
     hosts = [{**host, "address": stack.env["REDIS_URL"]} for host in config["CONFIG"]["hosts"]]
-    return import_string(config["BACKEND"])(**{**config["CONFIG"], "hosts": hosts})
+    prefix = f"{stack.env['CACHE_KEY_PREFIX']}:asgi"
+    return import_string(config["BACKEND"])(
+        **{**config["CONFIG"], "hosts": hosts, "prefix": prefix}
+    )
 
 
 @dataclass
