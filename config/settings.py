@@ -106,8 +106,15 @@ DATABASE_URL = env_url(
     "postgres://postgres@127.0.0.1:5432/chat",
     schemes={"postgres", "postgresql", "pgsql"},
 )
+# Seconds a thread keeps its PostgreSQL connection for reuse (0: one per request or task). Every
+# thread that touches the database holds one: a web process's shared thread and pool threads, a
+# worker's threads. Size PostgreSQL's max_connections (or a pooler) for all processes' threads;
+# the test stacks use 0, since a test run keeps several stacks up on one server.
+DATABASE_CONN_MAX_AGE = env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
 DATABASES = {
-    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
+    "default": dj_database_url.parse(
+        DATABASE_URL, conn_max_age=DATABASE_CONN_MAX_AGE, conn_health_checks=True
+    )
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -79,6 +79,8 @@ def start_web_only(
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
         "DJANGO_TRUSTED_ORIGINS": f"http://127.0.0.1:{port}",
         "PYTHONUNBUFFERED": "1",
+        # Several stacks share one PostgreSQL server: no thread keeps an idle connection.
+        "DATABASE_CONN_MAX_AGE": "0",
         **extra_env,
     }
     subprocess.run(

@@ -120,6 +120,8 @@ class MakeRun:
             "REDIS_URL": REDIS_URL,
             "CELERY_BROKER_URL": REDIS_URL,
             "CACHE_KEY_PREFIX": "make-run-test",
+            # Several stacks share one PostgreSQL server: no thread keeps an idle connection.
+            "DATABASE_CONN_MAX_AGE": "0",
             "DATA_DIR": str(self.data_dir),
             "MONGODB_URL": f"embedded://{self.data_dir / 'store'}",
             # The prepared model is shared (only read once prepared); DATA_DIR would move it.
