@@ -21,30 +21,9 @@ from api.models import ApiKey
 from api.v1 import completions, workers
 from chat.events import generation_group
 from chat.generation import admission, stop
-from tests.api.v1_support import FakeWorker
+from tests.api.v1_support import FakeWorker, completion_scope
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _scope(raw_key: str) -> dict[str, Any]:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/v1/chat/completions",
-        "raw_path": b"/v1/chat/completions",
-        "root_path": "",
-        "query_string": b"",
-        "headers": [
-            (b"host", b"testserver"),
-            (b"content-type", b"application/json"),
-            (b"authorization", f"Bearer {raw_key}".encode()),
-        ],
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-    }
 
 
 def _subscribers(generation_id: str) -> int:
@@ -83,7 +62,7 @@ async def test_a_client_that_leaves_before_the_first_chunk_stops_its_generation(
             inbox.put_nowait({"type": "http.disconnect"})  # gone while the headers go out
             await asyncio.Event().wait()  # the handler cancels this send
 
-    await asyncio.wait_for(get_asgi_application()(_scope(raw), inbox.get, send), 30)
+    await asyncio.wait_for(get_asgi_application()(completion_scope(raw), inbox.get, send), 30)
 
     assert [message["type"] for message in sent] == ["http.response.start"]
     assert sent[0]["status"] == 200

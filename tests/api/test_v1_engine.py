@@ -24,6 +24,7 @@ from chat.store import CONVERSATIONS, MESSAGES, get_db
 from inference.engine import host
 from inference.models import UsageRecord
 from inference.streaming import generation_run
+from tests.api.v1_support import completion_scope
 from tests.inference.conftest import model_root, prepared_model_dir, real_engine  # noqa: F401
 from tests.inference.test_lifecycle_e2e import drained, in_thread, unfinished
 
@@ -71,24 +72,7 @@ async def test_a_client_that_leaves_a_stream_stops_the_engine_request(
         "max_tokens": 256,
         "stream": True,
     }
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/v1/chat/completions",
-        "raw_path": b"/v1/chat/completions",
-        "root_path": "",
-        "query_string": b"",
-        "headers": [
-            (b"host", b"testserver"),
-            (b"content-type", b"application/json"),
-            (b"authorization", f"Bearer {raw}".encode()),
-        ],
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-    }
+    scope = completion_scope(raw)
     inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     inbox.put_nowait({"type": "http.request", "body": json.dumps(body).encode()})

@@ -74,3 +74,26 @@ class FakeWorker:
         if self.state == "moderated":
             ending.categories, ending.moderation_message = ["violence"], "Cut by moderation."
         await generation_end(ending, layer=layer)
+
+
+def completion_scope(raw_key: str) -> dict[str, Any]:
+    """The ASGI scope of `POST /v1/chat/completions` with `raw_key`, as Daphne builds it, for
+    the tests that drive Django's ASGI handler directly (to disconnect at a chosen moment)."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/chat/completions",
+        "raw_path": b"/v1/chat/completions",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [
+            (b"host", b"testserver"),
+            (b"content-type", b"application/json"),
+            (b"authorization", f"Bearer {raw_key}".encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
