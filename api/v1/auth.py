@@ -4,13 +4,18 @@ scopes, and a user can revoke the key an integration holds without logging out."
 
 from __future__ import annotations
 
+from typing import Any
+
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from django.http import HttpRequest
 
 from accounts.middleware import bearer_token_from_header
 from api.models import ApiKey
 from api.selectors import api_key_authenticate
-from api.v1.errors import OpenAIError
+from api.v1.errors import OpenAIError, from_api_error
+from chat import limits
+from config.errors import ApiError, json_body
 
 MISSING_KEY = (
     "You didn't provide an API key. Send it as 'Authorization: Bearer sk-…' "
@@ -35,3 +40,18 @@ async def key_for(request: HttpRequest, *, scope: str) -> ApiKey:
             code="insufficient_permissions",
         )
     return key
+
+
+async def key_and_body(request: HttpRequest, *, scope: str) -> tuple[ApiKey, Any]:
+    """The request's key (with `scope`) and its JSON body, counted against the owner's
+    per-user request rate; raises `OpenAIError` for a bad key, body or rate. The prologue of
+    the endpoints that admit no generation (moderations, embeddings)."""
+    key = await key_for(request, scope=scope)
+    try:
+        data = json_body(request)
+    except ApiError as error:
+        raise OpenAIError(413 if error.code == "too_large" else 400, error.message) from None
+    wait = await sync_to_async(limits.frame_user_hit, thread_sensitive=False)(owner_id=key.user_id)
+    if wait is not None:
+        raise from_api_error(ApiError("rate_limited", "Too many requests.", retry_after=wait))
+    return key, data

@@ -7,17 +7,14 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from api.models import SCOPE_MODERATIONS
-from api.v1.auth import key_for
-from api.v1.errors import OpenAIError, error_response, from_api_error, invalid
-from chat import limits
-from config.errors import ApiError, json_body
+from api.v1.auth import key_and_body
+from api.v1.errors import OpenAIError, error_response, invalid
 from moderation import pipeline
 from moderation.types import Action, Direction, Outcome
 
@@ -97,17 +94,8 @@ async def moderations(request: HttpRequest) -> HttpResponse:
         response["Allow"] = "POST"
         return response
     try:
-        key = await key_for(request, scope=SCOPE_MODERATIONS)
-        try:
-            data = json_body(request)
-        except ApiError as error:
-            raise OpenAIError(413 if error.code == "too_large" else 400, error.message) from None
+        _, data = await key_and_body(request, scope=SCOPE_MODERATIONS)
         texts = _inputs(data)
-        wait = await sync_to_async(limits.frame_user_hit, thread_sensitive=False)(
-            owner_id=key.user_id
-        )
-        if wait is not None:
-            raise from_api_error(ApiError("rate_limited", "Too many requests.", retry_after=wait))
     except OpenAIError as error:
         return error_response(error)
     outcomes = await database_sync_to_async(_moderate)(texts)
