@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
 
 from channels.db import database_sync_to_async
@@ -44,7 +45,9 @@ def user_for_token(*, raw_token: str) -> User | None:
     return token.user
 
 
-@database_sync_to_async
+# Off Channels' one shared thread (as accounts.ws_auth's session lookup): a storm of
+# connections authenticates on the pool's threads, whose database round trips overlap.
+@functools.partial(database_sync_to_async, thread_sensitive=False)
 def auser_for_token(*, raw_token: str) -> User | None:
     """`user_for_token` for async code (websocket consumers, ASGI middleware)."""
     return user_for_token(raw_token=raw_token)

@@ -17,6 +17,7 @@ same 1006 code.
 
 from __future__ import annotations
 
+import functools
 from importlib import import_module
 from types import SimpleNamespace
 from typing import Any
@@ -88,7 +89,37 @@ def origin_is_allowed(origin: str | None, *, host: str | None, secure: bool) -> 
     return False
 
 
-@database_sync_to_async
+def _presented(scope: dict[str, Any], offered: list[str]) -> tuple[str, str] | None:
+    """The credential that decides (the module docstring's order): ("bearer", token) or
+    ("session", session key); None when there is none or an unusable one (a malformed
+    Authorization header, several bearer subprotocols), which never falls back to the next."""
+    authorizations = _headers(scope, b"authorization")
+    bearer_protocols = [p for p in offered if p.startswith(BEARER_SUBPROTOCOL_PREFIX)]
+    if authorizations:
+        token = bearer_token_from_header(authorizations[0]) if len(authorizations) == 1 else None
+        return ("bearer", token) if token is not None else None
+    if bearer_protocols:
+        if len(bearer_protocols) != 1 or SUBPROTOCOL not in offered:
+            return None
+        return "bearer", bearer_protocols[0][len(BEARER_SUBPROTOCOL_PREFIX) :]
+    cookie_header = _header(scope, b"cookie")
+    cookies = parse_cookie(cookie_header) if cookie_header else {}
+    session_key = cookies.get(settings.SESSION_COOKIE_NAME)
+    return ("session", session_key) if session_key else None
+
+
+def presented_credential(scope: dict[str, Any]) -> str | None:
+    """The name (`credential_id`) of the credential a handshake presents, read without the
+    database: what the connection rate per credential counts (chat.limits)."""
+    offered = [str(protocol) for protocol in scope.get("subprotocols") or []]
+    presented = _presented(scope, offered)
+    return credential_id(*presented) if presented is not None else None
+
+
+# Off Channels' one shared thread: a storm of connections authenticates on the pool's threads,
+# whose database round trips overlap; the connection rate per credential and per address
+# (chat.limits.connect_hit) bounds what one client can make it do.
+@functools.partial(database_sync_to_async, thread_sensitive=False)
 def _session_user(session_key: str) -> Any:
     engine = import_module(settings.SESSION_ENGINE)
     session = engine.SessionStore(session_key)
@@ -112,36 +143,22 @@ async def authenticate_websocket(scope: dict[str, Any]) -> dict[str, Any]:
         "auth_credential": None,
     }
 
-    authorizations = _headers(scope, b"authorization")
-    bearer_protocols = [p for p in offered if p.startswith(BEARER_SUBPROTOCOL_PREFIX)]
-    raw_token: str | None = None
-    if authorizations:
-        raw_token = (
-            bearer_token_from_header(authorizations[0]) if len(authorizations) == 1 else None
-        )
-        if raw_token is None:
-            return result  # An Authorization header we cannot use: refuse, do not fall back.
-    elif bearer_protocols:
-        if len(bearer_protocols) != 1 or SUBPROTOCOL not in offered:
-            return result
-        raw_token = bearer_protocols[0][len(BEARER_SUBPROTOCOL_PREFIX) :]
-
-    if raw_token is not None:
-        user = await auser_for_token(raw_token=raw_token)
+    presented = _presented(scope, offered)
+    if presented is None:
+        return result
+    method, secret = presented
+    if method == "bearer":
+        user = await auser_for_token(raw_token=secret)
         if user is not None:
             result.update(
                 user=user,
                 auth_method="bearer",
                 auth_close_code=None,
-                auth_credential=credential_id("bearer", raw_token),
+                auth_credential=credential_id("bearer", secret),
             )
         return result
 
-    cookie_header = _header(scope, b"cookie")
-    cookies = parse_cookie(cookie_header) if cookie_header else {}
-    session_key = cookies.get(settings.SESSION_COOKIE_NAME)
-    if not session_key:
-        return result
+    session_key = secret
     if not origin_is_allowed(
         _header(scope, b"origin"), host=_header(scope, b"host"), secure=scope.get("scheme") == "wss"
     ):

@@ -105,6 +105,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if task is not None:
                 task.add_done_callback(self.release_at_end)
         if not await accept_or_reject(self):
+            # Failed handshakes of one address are bounded (chat.routing, before the next one
+            # is authenticated at all).
+            limits.connect_failed(address=handshake_address(self.scope))
             return
         self.user = self.scope["user"]
         if not held:
@@ -482,6 +485,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
         except Disconnected:
             logger.debug("dropped a frame for a client that went away")
+
+
+def handshake_address(scope: dict[str, Any]) -> str | None:
+    """The client's address as `config.proxy.ClientAddressMiddleware` settled it."""
+    client = scope.get("client")
+    return str(client[0]) if client else None
 
 
 def _decode(text_data: str) -> tuple[Any, str | None]:

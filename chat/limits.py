@@ -199,6 +199,46 @@ def frame_connection_forget(*, channel_name: str) -> None:
     )
 
 
+def connect_refused(*, credential: str | None, address: str | None) -> int | None:
+    """Count one websocket handshake, before anything authenticates it, against this
+    process's connection rates: per presented credential (a token or a session,
+    `CHAT_CONNECTS_PER_MINUTE_PER_CREDENTIAL`), and the failed handshakes of its client
+    address (`CHAT_FAILED_CONNECTS_PER_MINUTE_PER_ADDRESS`, counted by `connect_failed`).
+    In memory, cheap enough for the event loop: what it protects is this process's threads,
+    which authenticate handshakes. None when it may go on, else the seconds until it may."""
+    limiter = MovingWindowRateLimiter(_memory_storage())
+    # The address first: a refused address adds no window per (possibly random) credential.
+    failures = _connect_failures_item()
+    if (
+        address is not None
+        and failures is not None
+        and not limiter.test(failures, "connect-failures", address)
+    ):
+        metrics.rate_limit_refused("connects")
+        stats = limiter.get_window_stats(failures, "connect-failures", address)
+        return _retry_after(stats.reset_time)
+    per_credential = settings.CHAT_CONNECTS_PER_MINUTE_PER_CREDENTIAL
+    if credential is not None and per_credential:
+        item = RateLimitItemPerMinute(per_credential)
+        if not limiter.hit(item, "connects", credential):
+            metrics.rate_limit_refused("connects")
+            return _retry_after(limiter.get_window_stats(item, "connects", credential).reset_time)
+    return None
+
+
+def connect_failed(*, address: str | None) -> None:
+    """Count a handshake of `address` that did not authenticate (no credential, a wrong or
+    revoked one): past the limit, the address's next handshakes are refused unread."""
+    failures = _connect_failures_item()
+    if address is not None and failures is not None:
+        MovingWindowRateLimiter(_memory_storage()).hit(failures, "connect-failures", address)
+
+
+def _connect_failures_item() -> RateLimitItem | None:
+    per_minute = settings.CHAT_FAILED_CONNECTS_PER_MINUTE_PER_ADDRESS
+    return RateLimitItemPerMinute(per_minute) if per_minute else None
+
+
 def frame_user_hit(*, owner_id: int) -> int | None:
     """Count one frame of a user over all their connections and processes (Redis; call it
     in a thread). None when it fits, else the seconds until it would."""

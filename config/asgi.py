@@ -14,7 +14,7 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from accounts.ws_auth import WebsocketAuthMiddleware  # noqa: E402
-from chat.routing import websocket_urlpatterns  # noqa: E402
+from chat.routing import ConnectRateMiddleware, websocket_urlpatterns  # noqa: E402
 from config.proxy import ClientAddressMiddleware  # noqa: E402
 
 # The client's address is settled first, for both protocols (config/proxy.py).
@@ -22,7 +22,10 @@ application = ClientAddressMiddleware(
     ProtocolTypeRouter(
         {
             "http": django_asgi_app,
-            "websocket": WebsocketAuthMiddleware(URLRouter(websocket_urlpatterns)),
+            # Connection rates first: a refused handshake costs no authentication.
+            "websocket": ConnectRateMiddleware(
+                WebsocketAuthMiddleware(URLRouter(websocket_urlpatterns))
+            ),
         }
     )
 )

@@ -232,6 +232,18 @@ CHAT_MAX_CONCURRENT_GENERATIONS = env_int("CHAT_MAX_CONCURRENT_GENERATIONS", 3, 
 # Prompt and completion tokens per user per calendar month (UTC); 0: no budget.
 CHAT_MONTHLY_TOKEN_BUDGET = env_int("CHAT_MONTHLY_TOKEN_BUDGET", 0, minimum=0)
 CHAT_MAX_CONNECTIONS_PER_USER = env_int("CHAT_MAX_CONNECTIONS_PER_USER", 10, minimum=1)
+# Websocket handshakes a Daphne process lets through per minute, counted before anything
+# authenticates them (chat.limits.connect_refused); 0: no limit. Per credential (a token or a
+# session): a client reconnecting in a loop is refused (closed with 4429) instead of keeping
+# the process's threads busy authenticating it. Per client address, only the handshakes that
+# failed to authenticate count, so that users sharing an address (an office, carrier NAT) do
+# not limit each other, while guessing credentials from one address is bounded.
+CHAT_CONNECTS_PER_MINUTE_PER_CREDENTIAL = env_int(
+    "CHAT_CONNECTS_PER_MINUTE_PER_CREDENTIAL", 60, minimum=0
+)
+CHAT_FAILED_CONNECTS_PER_MINUTE_PER_ADDRESS = env_int(
+    "CHAT_FAILED_CONNECTS_PER_MINUTE_PER_ADDRESS", 120, minimum=0
+)
 CHAT_FRAMES_PER_SECOND_PER_CONNECTION = env_int(
     "CHAT_FRAMES_PER_SECOND_PER_CONNECTION", 10, minimum=1
 )

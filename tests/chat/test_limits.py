@@ -222,3 +222,46 @@ def test_closing_a_connection_makes_room_for_another(settings: Settings) -> None
     limits.connection_unregister(owner_id=1, channel_name="a")
 
     assert limits.connection_register(owner_id=1, channel_name="b")
+
+
+# --- handshakes per credential and failed handshakes per address (before authentication) -------
+
+
+def test_a_credential_reconnecting_in_a_loop_is_refused_with_retry_after(
+    settings: Settings,
+) -> None:
+    settings.CHAT_CONNECTS_PER_MINUTE_PER_CREDENTIAL = 3
+    credential, other = f"bearer:{uuid.uuid4().hex}", f"bearer:{uuid.uuid4().hex}"
+    admitted = [
+        limits.connect_refused(credential=credential, address="198.51.100.7") for _ in range(3)
+    ]
+    assert admitted == [None, None, None]
+    wait = limits.connect_refused(credential=credential, address="198.51.100.7")
+    assert wait is not None and 1 <= wait <= 60
+    # Another credential from the same address is not limited by the first one's loop.
+    assert limits.connect_refused(credential=other, address="198.51.100.7") is None
+
+
+def test_only_failed_handshakes_count_against_an_address(settings: Settings) -> None:
+    settings.CHAT_CONNECTS_PER_MINUTE_PER_CREDENTIAL = 0
+    settings.CHAT_FAILED_CONNECTS_PER_MINUTE_PER_ADDRESS = 2
+    address = f"203.0.113.{uuid.uuid4().int % 250}-{uuid.uuid4().hex}"
+    for _ in range(10):  # users sharing an address (NAT) who authenticate are never counted
+        assert (
+            limits.connect_refused(credential=f"bearer:{uuid.uuid4().hex}", address=address) is None
+        )
+    limits.connect_failed(address=address)
+    assert limits.connect_refused(credential=None, address=address) is None
+    limits.connect_failed(address=address)
+    wait = limits.connect_refused(credential=f"bearer:{uuid.uuid4().hex}", address=address)
+    assert wait is not None and wait >= 1
+    assert limits.connect_refused(credential=None, address=f"{address}-elsewhere") is None
+
+
+def test_zero_turns_the_connection_rates_off(settings: Settings) -> None:
+    settings.CHAT_CONNECTS_PER_MINUTE_PER_CREDENTIAL = 0
+    settings.CHAT_FAILED_CONNECTS_PER_MINUTE_PER_ADDRESS = 0
+    address = f"addr-{uuid.uuid4().hex}"
+    for _ in range(200):
+        limits.connect_failed(address=address)
+        assert limits.connect_refused(credential="bearer:same", address=address) is None

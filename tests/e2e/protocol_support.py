@@ -79,6 +79,10 @@ def start_web_only(
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
         "DJANGO_TRUSTED_ORIGINS": f"http://127.0.0.1:{port}",
         "PYTHONUNBUFFERED": "1",
+        # Test clients reconnect faster than people, all from 127.0.0.1, and the security
+        # tests fail handshakes on purpose (tests/e2e/test_connect_rate.py tests the limits).
+        "CHAT_CONNECTS_PER_MINUTE_PER_CREDENTIAL": "600",
+        "CHAT_FAILED_CONNECTS_PER_MINUTE_PER_ADDRESS": "0",
         # Several stacks share one PostgreSQL server: no thread keeps an idle connection.
         "DATABASE_CONN_MAX_AGE": "0",
         **extra_env,

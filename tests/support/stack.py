@@ -181,6 +181,10 @@ def start_stack(
         "PYTHONUNBUFFERED": "1",
         # Every test client registers from 127.0.0.1; real ones come from many addresses.
         "REGISTRATION_IP_LIMIT": "100000",
+        # Test clients reconnect faster than people, all from 127.0.0.1, and the security
+        # tests fail handshakes on purpose (tests/e2e/test_connect_rate.py tests the limits).
+        "CHAT_CONNECTS_PER_MINUTE_PER_CREDENTIAL": "600",
+        "CHAT_FAILED_CONNECTS_PER_MINUTE_PER_ADDRESS": "0",
         # A test run keeps several stacks up on one PostgreSQL server (max_connections 100):
         # no thread keeps an idle connection (a stack held 21 with the default 60 s).
         "DATABASE_CONN_MAX_AGE": "0",
