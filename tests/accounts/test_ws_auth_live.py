@@ -5,12 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,22 +17,16 @@ from websockets.typing import Origin, Subprotocol
 
 from accounts.models import User
 from accounts.services import token_issue
+from tests.support.daphne import daphne_running, free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-REPO = Path(__file__).resolve().parents[2]
 TRUSTED_ORIGIN = "http://app.localhost:5173"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def daphne_url(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     database = settings.DATABASES["default"]
     env = {
         **os.environ,
@@ -49,30 +38,9 @@ def daphne_url(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) 
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
     }
     log = tmp_path_factory.mktemp("daphne") / "daphne.log"
-    with open(log, "wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-             "tests.accounts.asgi_probe:application"],
-            cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("Daphne did not start:\n" + log.read_text()) from None
-                time.sleep(0.2)
+    arguments = ["-b", "127.0.0.1", "-p", str(port), "tests.accounts.asgi_probe:application"]
+    with daphne_running(arguments, port=port, env=env, log=log, timeout=30):
         yield f"ws://127.0.0.1:{port}/ws/test/"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 async def close_code(url: str, **kwargs: Any) -> int | None:

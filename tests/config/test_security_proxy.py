@@ -10,10 +10,8 @@ import json
 import os
 import re
 import shlex
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +23,7 @@ from django.conf import settings
 from pytest_django import Settings
 
 from config.proxy import ClientAddressMiddleware, client_address, parse_networks
+from tests.support.daphne import daphne_running, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 PROXIES = parse_networks(["10.0.0.0/8", "2001:db8:1::/48"])
@@ -123,12 +122,6 @@ def run_sh_daphne_arguments() -> list[str]:
     return shlex.split(match.group(1).replace('"$HOST"', "127.0.0.1").replace('"$PORT"', "8000"))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(params=["Dockerfile", "scripts/run.sh"])
 def launched_daphne(
     request: pytest.FixtureRequest,
@@ -152,30 +145,8 @@ def launched_daphne(
         "LOGIN_FAILURE_LIMIT": "3",
         "TRUSTED_PROXIES": "",
     }
-    log = tmp_path / "daphne.log"
-    with open(log, "wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", *arguments],
-            cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("Daphne did not start:\n" + log.read_text()) from None
-                time.sleep(0.2)
+    with daphne_running(arguments, port=port, env=env, log=tmp_path / "daphne.log"):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.mark.django_db(transaction=True)
