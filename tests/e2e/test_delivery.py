@@ -189,11 +189,19 @@ def signed_in(stack: Stack) -> ChatClient:
     return client
 
 
+def another_login(user: ChatClient) -> ChatClient:
+    client = ChatClient(user.base_url)
+    client.login(user.email, user.password)
+    return client
+
+
 def test_every_client_of_every_burst_gets_every_delta_and_the_closing_message(
     delivery_stack: Stack,
 ) -> None:
     users = [signed_in(delivery_stack) for _ in range(-(-CLIENTS // CLIENTS_PER_USER))]
-    clients = [users[index // CLIENTS_PER_USER] for index in range(CLIENTS)]
+    # Each client of a user logs in on its own, as each device does: every token opens one
+    # connection per burst, within the connection rate per credential.
+    clients = [another_login(users[index // CLIENTS_PER_USER]) for index in range(CLIENTS)]
     # A user of its own: past its connection rate its handshakes are refused (4429), which
     # must not refuse the connections of the users it churns beside.
     churning_user = signed_in(delivery_stack)
