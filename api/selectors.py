@@ -25,8 +25,9 @@ def api_key_list(*, user_id: int) -> QuerySet[ApiKey]:
 
 
 def api_key_authenticate(*, raw_key: Any) -> ApiKey | None:
-    """The live key (not revoked, not expired, owner active) for `raw_key`, with its user;
-    else None. Records when it was last used."""
+    """The live key (not revoked, not expired, owner active) for `raw_key`, with its user and
+    the user's plan (read in the same query: `/v1/` checks models against it); else None.
+    Records when it was last used."""
     if (
         not isinstance(raw_key, str)
         or not raw_key.startswith(KEY_MARKER)
@@ -35,7 +36,7 @@ def api_key_authenticate(*, raw_key: Any) -> ApiKey | None:
         return None
     now = timezone.now()
     key = (
-        ApiKey.objects.select_related("user")
+        ApiKey.objects.select_related("user__plan")
         .filter(
             Q(expires_at__isnull=True) | Q(expires_at__gt=now),
             key_hash=token_hash(raw_key),

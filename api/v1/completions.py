@@ -36,8 +36,8 @@ from django.views.decorators.csrf import csrf_exempt
 from api.models import SCOPE_CHAT, ApiKey
 from api.services import api_generation_record
 from api.v1 import workers
-from api.v1.auth import key_for
-from api.v1.errors import OpenAIError, error_response, from_api_error, invalid
+from api.v1.auth import key_for, key_plan
+from api.v1.errors import OpenAIError, error_response, from_api_error, invalid, model_not_found
 from api.v1.follow import Follower
 from api.v1.validation import CompletionRequest, completion_request
 from chat import selectors, services
@@ -304,15 +304,15 @@ def _detached(cleanup: Any) -> None:
     task.add_done_callback(_cleanups.discard)
 
 
-async def _model_served(name: str) -> ModelInfo:
+async def _model_served(name: str, *, key: ApiKey) -> ModelInfo:
+    """The enabled model `name`, if the key owner's plan allows it (else 404, as `/v1/models`
+    does not list it) and a worker serves its queue (else 503)."""
     model = await database_sync_to_async(model_info_get)(name=name)
     if model is None:
-        raise OpenAIError(
-            404,
-            f"The model '{name}' does not exist or you do not have access to it.",
-            param="model",
-            code="model_not_found",
-        )
+        raise model_not_found(name)
+    plan = key_plan(key)
+    if not plan.allows_model(model.name):
+        raise model_not_found(name, reason=f"The {plan.plan} plan does not include it.")
     served = await sync_to_async(workers.queue_served, thread_sensitive=False)(model.queue)
     if not served:
         raise OpenAIError(
@@ -339,7 +339,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponseBase:
             status = 413 if error.code == "too_large" else 400
             raise OpenAIError(status, error.message) from None
         parsed = completion_request(data)
-        model = await _model_served(parsed.model)
+        model = await _model_served(parsed.model, key=key)
         completion = Completion(key=key, request=parsed, model=model)
         await completion.admit()
     except OpenAIError as error:
