@@ -141,6 +141,7 @@ class Completion:
                 request_id=f"api-{uuid.uuid4().hex}",
                 generation_id=self.generation_id,
                 keep=self.key.store_conversations,
+                api_key_id=self.key.pk,
             )
         except BaseException as error:
             await self.follower.close()
