@@ -129,10 +129,19 @@ class Completion:
         self.streaming = False  # the SSE body has begun (see EventStream)
 
     async def admit(self) -> None:
-        """Admit and enqueue, following the generation first; raises `OpenAIError`."""
-        await self.follower.start()
+        """Admit and enqueue, following the generation first; raises `OpenAIError`.
+
+        A client that disconnects cancels this request's task, but not admission, which runs
+        on its own thread and may still start the generation afterwards (a request can wait
+        there behind a burst). So admission is awaited shielded, and a cancelled request
+        leaves it to `_abandon_admitted`, which stops that generation once it exists."""
         try:
-            prepared = await admitted(
+            await self.follower.start()
+        except BaseException:
+            _detached(self.follower.close)  # cancelled half-way: release what was taken
+            raise
+        admission = asyncio.ensure_future(
+            admitted(
                 owner_id=self.key.user_id,
                 priority=self.key.user.priority,
                 turns=self.request.turns,
@@ -143,6 +152,12 @@ class Completion:
                 keep=self.key.store_conversations,
                 api_key_id=self.key.pk,
             )
+        )
+        try:
+            prepared = await asyncio.shield(admission)
+        except asyncio.CancelledError:
+            _detached(functools.partial(self._abandon_admitted, admission))
+            raise
         except BaseException as error:
             await self.follower.close()
             if isinstance(error, InputBlocked):
@@ -154,6 +169,13 @@ class Completion:
             raise
         self.conversation_id = prepared.accepted.conversation_id
         try:
+            await self._mark()
+        except asyncio.CancelledError:
+            _detached(self.abandon)
+            raise
+
+    async def _mark(self) -> None:
+        try:
             await database_sync_to_async(api_generation_record)(
                 generation_id=self.generation_id,
                 key=self.key,
@@ -162,6 +184,18 @@ class Completion:
             )
         except Exception:  # the answer matters more than its mark; the bill is the worker's
             logger.exception("could not record API generation %s", self.generation_id)
+
+    async def _abandon_admitted(self, admission: asyncio.Future[Prepared]) -> None:
+        """The client left while its request was being admitted: once admission is over, stop
+        the generation it started, as for a client that leaves mid-answer. Detached."""
+        try:
+            prepared = await admission
+        except BaseException:  # refused: nothing was stored or started
+            await self.follower.close()
+            return
+        self.conversation_id = prepared.accepted.conversation_id
+        await self._mark()
+        await self.abandon()
 
     async def purge(self) -> None:
         if self.key.store_conversations:
