@@ -262,3 +262,33 @@ def test_bills_from_before_the_source_column_are_marked_from_the_apis_generation
     keys = dict(UsageRecord.objects.values_list("generation_id", "api_key_id"))
     assert marked == {"from-api": "api", "from-ws": "ws"}
     assert keys == {"from-api": key.pk, "from-ws": None}
+
+
+def test_staff_list_and_revoke_keys_in_the_admin_and_a_revoked_key_stops_working(
+    make_key: Callable[..., tuple[str, ApiKey]], make_user: Callable[..., User]
+) -> None:
+    staff = User.objects.create_superuser("staff@example.org", "pw")
+    owner = make_user()
+    raw, key = make_key(user=owner, name="laptop")
+    _, other = make_key(user=owner, name="ci")
+    client = Client()
+    client.force_login(staff)
+
+    listed = client.get("/admin/api/apikey/")
+    searched = client.get(f"/admin/api/apikey/?q={key.prefix}")
+    revoked = client.post(
+        "/admin/api/apikey/",
+        {"action": "revoke_keys", "_selected_action": [key.pk]},
+        follow=True,
+    )
+
+    assert listed.status_code == 200
+    assert {k.pk for k in listed.context["cl"].result_list} == {key.pk, other.pk}
+    assert key.prefix in listed.content.decode() and "laptop" in listed.content.decode()
+    assert [k.pk for k in searched.context["cl"].result_list] == [key.pk]
+    assert "Revoked 1 key(s)." in revoked.content.decode()
+    key.refresh_from_db()
+    other.refresh_from_db()
+    assert key.revoked_at is not None and other.revoked_at is None
+    assert api_key_authenticate(raw_key=raw) is None
+    assert client.get("/admin/api/apikey/add/").status_code == 403
