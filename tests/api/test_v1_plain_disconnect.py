@@ -18,8 +18,7 @@ from asgiref.sync import sync_to_async
 from api.models import ApiKey
 from api.v1 import completions, workers
 from chat.generation import admission, stop
-from tests.api.test_v1_early_disconnect import _subscribers
-from tests.api.v1_support import FakeWorker, completion_scope
+from tests.api.v1_support import FakeWorker, completion_scope, group_subscribers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -49,7 +48,7 @@ async def test_a_client_that_leaves_a_plain_completion_stops_its_generation(
         while not worker.tasks:  # admitted and handed to the (holding) worker
             await asyncio.sleep(0.02)
     generation_id = worker.tasks[0]["kwargs"]["generation_id"]
-    assert await sync_to_async(_subscribers)(generation_id) == 1
+    assert await sync_to_async(group_subscribers)(generation_id) == 1
     assert not await sync_to_async(stop.requested)(generation_id=generation_id)
 
     inbox.put_nowait({"type": "http.disconnect"})  # the client goes away while it waits
@@ -58,7 +57,7 @@ async def test_a_client_that_leaves_a_plain_completion_stops_its_generation(
     async with asyncio.timeout(10):
         while not await sync_to_async(stop.requested)(generation_id=generation_id):
             await asyncio.sleep(0.05)
-        while await sync_to_async(_subscribers)(generation_id):
+        while await sync_to_async(group_subscribers)(generation_id):
             await asyncio.sleep(0.05)
     assert not any(message["type"] == "http.response.body" for message in sent)
 
@@ -114,6 +113,6 @@ async def test_a_client_that_leaves_during_admission_stops_the_generation_admitt
     async with asyncio.timeout(10):
         while not await sync_to_async(stop.requested)(generation_id=generation_id):
             await asyncio.sleep(0.05)
-        while await sync_to_async(_subscribers)(generation_id):
+        while await sync_to_async(group_subscribers)(generation_id):
             await asyncio.sleep(0.05)
     assert sent == []  # the view never answered: the client was gone
