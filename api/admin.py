@@ -13,7 +13,16 @@ class ApiKeyAdmin(admin.ModelAdmin):
     """Keys are created by their owners (the raw key is shown once, to them); here they can be
     inspected and revoked, never created or edited."""
 
-    list_display = ("prefix", "user", "name", "scopes", "created_at", "expires_at", "last_used_at")
+    list_display = (
+        "prefix",
+        "user",
+        "name",
+        "scopes",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "revoked_at",
+    )
     list_filter = ("revoked_at", "expires_at")
     search_fields = ("user__email", "prefix", "name")
     list_select_related = ("user",)

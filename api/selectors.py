@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
 from accounts.models import token_hash
-from api.models import KEY_MARKER, ApiGeneration, ApiKey
+from api.models import KEY_MARKER, ApiKey
 from inference.models import UsageRecord
 
 # `last_used_at` is for people (which key is stale?): written at most once a minute, so that a
@@ -25,8 +25,9 @@ def api_key_list(*, user_id: int) -> QuerySet[ApiKey]:
 
 
 def api_key_authenticate(*, raw_key: Any) -> ApiKey | None:
-    """The live key (not revoked, not expired, owner active) for `raw_key`, with its user;
-    else None. Records when it was last used."""
+    """The live key (not revoked, not expired, owner active) for `raw_key`, with its user and
+    the user's plan (read in the same query: `/v1/` checks models against it); else None.
+    Records when it was last used."""
     if (
         not isinstance(raw_key, str)
         or not raw_key.startswith(KEY_MARKER)
@@ -35,7 +36,7 @@ def api_key_authenticate(*, raw_key: Any) -> ApiKey | None:
         return None
     now = timezone.now()
     key = (
-        ApiKey.objects.select_related("user")
+        ApiKey.objects.select_related("user__plan")
         .filter(
             Q(expires_at__isnull=True) | Q(expires_at__gt=now),
             key_hash=token_hash(raw_key),
@@ -55,17 +56,11 @@ def api_key_authenticate(*, raw_key: Any) -> ApiKey | None:
 
 def api_key_usage(*, user_id: int) -> dict[int, dict[str, Any]]:
     """What each of the user's keys has consumed, from the bills of its generations (the
-    worker's `inference.UsageRecord`, joined on the generation id): key id -> generations,
-    prompt and completion tokens, cost."""
-    marks = ApiGeneration.objects.filter(user_id=user_id)
+    worker's `inference.UsageRecord`, which carries the key that asked): key id ->
+    generations, prompt and completion tokens, cost."""
     rows = (
-        UsageRecord.objects.filter(user_id=user_id, generation_id__in=marks.values("generation_id"))
-        .annotate(
-            key_id=Subquery(
-                marks.filter(generation_id=OuterRef("generation_id")).values("key_id")[:1]
-            )
-        )
-        .values("key_id")
+        UsageRecord.objects.filter(user_id=user_id, api_key_id__isnull=False)
+        .values("api_key_id")
         .annotate(
             generations=Count("id"),
             prompt_tokens=Sum("prompt_tokens"),
@@ -74,12 +69,11 @@ def api_key_usage(*, user_id: int) -> dict[int, dict[str, Any]]:
         )
     )
     return {
-        row["key_id"]: {
+        row["api_key_id"]: {
             "generations": row["generations"],
             "prompt_tokens": int(row["prompt_tokens"] or 0),
             "completion_tokens": int(row["completion_tokens"] or 0),
             "cost": float(row["cost"] or 0),
         }
         for row in rows
-        if row["key_id"] is not None
     }

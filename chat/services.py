@@ -20,6 +20,7 @@ from pymongo.errors import DuplicateKeyError
 
 from chat import selectors
 from chat.errors import ChatError
+from chat.generation.record import SOURCES
 from chat.store import CONVERSATIONS, MESSAGES, document_out, get_db, new_id, now
 
 TITLE_MAX_CHARS = 200
@@ -326,14 +327,22 @@ def message_create_assistant(
     options: dict | None = None,
     generation_id: str | None = None,
     queue: str | None = None,
+    source: str | None = None,
+    api_key_id: int | None = None,
 ) -> dict:
     """A queued answer to the user message `parent_id`, with a new `generation_id` (or the one
     given, chosen by the caller with `new_id()`); it becomes the conversation's current leaf.
     `options` (temperature, max_tokens, system_prompt) are stored for the worker, and `queue`,
-    the model queue it waits on, for whoever ends it (see `chat.generation.lifecycle`)."""
+    the model queue it waits on, for whoever ends it (see `chat.generation.lifecycle`).
+    `source` and `api_key_id` (`chat.generation.record.SOURCES`; None: the websocket's) are
+    for its bill, which the worker writes."""
     owner_checked(owner_id)
     if generation_id is not None and not selectors.valid_id(generation_id):
         raise _invalid("generation_id", "must be an id")
+    if source is not None and source not in SOURCES:
+        raise _invalid("source", f"one of {', '.join(SOURCES)}")
+    if api_key_id is not None and (isinstance(api_key_id, bool) or not isinstance(api_key_id, int)):
+        raise _invalid("api_key_id", "must be an integer")
     if options is not None and not isinstance(options, dict):
         raise _invalid("options", "must be an object")
     if not selectors.valid_id(conversation_id):
@@ -358,6 +367,10 @@ def message_create_assistant(
     }
     if queue is not None:
         document["queue"] = queue
+    if source is not None:
+        document["source"] = source
+    if api_key_id is not None:
+        document["api_key_id"] = api_key_id
     return _message_insert(conversation_id=conversation_id, owner_id=owner_id, document=document)
 
 

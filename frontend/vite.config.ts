@@ -13,7 +13,7 @@ export default defineConfig({
     reportCompressedSize: false,
   },
   test: {
-    include: ["src/**/*.test.ts"],
+    include: ["src/**/*.test.ts", "src/**/*.test.tsx"],
     environment: "node",
   },
 });

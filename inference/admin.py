@@ -71,6 +71,8 @@ class UsageRecordAdmin(admin.ModelAdmin):
         "created_at",
         "user",
         "model",
+        "source",
+        "api_key_id",
         "finish_reason",
         "prompt_tokens",
         "completion_tokens",
@@ -79,7 +81,12 @@ class UsageRecordAdmin(admin.ModelAdmin):
         "duration_ms",
         "generation_id",
     )
-    list_filter = (UsageModelFilter, "finish_reason", ("created_at", admin.DateFieldListFilter))
+    list_filter = (
+        UsageModelFilter,
+        "source",
+        "finish_reason",
+        ("created_at", admin.DateFieldListFilter),
+    )
     # Per user: ?user__id__exact=<id> (linked from the totals), or search by email.
     search_fields = ("user__email", "generation_id", "conversation_id")
     list_select_related = ("user",)

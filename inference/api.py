@@ -62,8 +62,9 @@ def _messages_left(user_id: int, per_day: int) -> int | None:
 @api_view("GET")
 @login_required_api
 def usage(request: HttpRequest) -> JsonResponse:
-    """The user's tokens and cost per day and per model over `?days=` (default 30, UTC days),
-    and what is left of today's quota."""
+    """The user's tokens and cost per day, per model and per source (the app's websocket, the
+    OpenAI-compatible API) over `?days=` (default 30, UTC days), and what is left of today's
+    quota."""
     days = _days(request)
     user_id = int(request.user.pk or 0)  # authenticated: login_required_api
     since = timezone.now().date() - timedelta(days=days - 1)

@@ -10,6 +10,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+from chat.generation.record import SOURCE_API, SOURCE_WS
+
 
 def default_queue(name: str) -> str:
     return f"inference.{name}"
@@ -117,6 +119,10 @@ class UsageRecord(models.Model):
         ENGINE_ERROR = "engine_error"
         TIMEOUT = "timeout"
 
+    class Source(models.TextChoices):
+        WS = SOURCE_WS, "websocket"
+        API = SOURCE_API, "API"
+
     generation_id = models.CharField(max_length=64, unique=True)
     # Billing history outlives an account deletion; the rows just lose their owner.
     user = models.ForeignKey(
@@ -135,6 +141,11 @@ class UsageRecord(models.Model):
     time_to_first_token_ms = models.PositiveIntegerField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(default=0)
     finish_reason = models.CharField(max_length=16, choices=FinishReason.choices)
+    # Where the generation was asked for: the app's websocket, or the OpenAI-compatible API
+    # with one of the user's keys (`api.ApiKey`'s id: a plain integer, as `inference` does not
+    # depend on `api`; the bill outlives the key).
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.WS)
+    api_key_id = models.PositiveBigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:

@@ -28,8 +28,9 @@ def model_list_enabled() -> list[LanguageModel]:
 
 
 def usage_summary(*, user_id: int, since: date) -> dict[str, Any]:
-    """The user's tokens and cost since `since` (inclusive, UTC days): per day, per model and
-    in total. Owner-scoped: only `user_id`'s records are read."""
+    """The user's tokens and cost since `since` (inclusive, UTC days): per day, per model, per
+    source (every source, the websocket's first, with zeros where none) and in total.
+    Owner-scoped: only `user_id`'s records are read."""
     records = UsageRecord.objects.filter(user_id=user_id, created_at__date__gte=since)
     sums = {
         "generations": Count("id"),
@@ -39,9 +40,14 @@ def usage_summary(*, user_id: int, since: date) -> dict[str, Any]:
     }
     per_day = records.annotate(day=TruncDate("created_at")).values("day").annotate(**sums)
     per_model = records.values("model").annotate(**sums)
+    per_source = {row["source"]: row for row in records.values("source").annotate(**sums)}
     return {
         "per_day": [_usage_row(row, key="day") for row in per_day.order_by("-day")],
         "per_model": [_usage_row(row, key="model") for row in per_model.order_by("model")],
+        "per_source": [
+            _usage_row(per_source.get(source, {"source": source}), key="source")
+            for source in UsageRecord.Source.values
+        ],
         "total": _usage_row(records.aggregate(**sums), key=None),
     }
 
@@ -61,8 +67,8 @@ def _usage_row(row: Mapping[str, Any], *, key: str | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if key == "day":
         out["date"] = row["day"].isoformat()
-    elif key == "model":
-        out["model"] = row["model"]
+    elif key is not None:
+        out[key] = row[key]
     out.update(
         generations=int(row.get("generations") or 0),
         prompt_tokens=prompt,

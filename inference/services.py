@@ -58,9 +58,12 @@ def usage_record_create(
     finish_reason: str,
     time_to_first_token_ms: int | None,
     duration_ms: int,
+    source: str = UsageRecord.Source.WS,
+    api_key_id: int | None = None,
 ) -> UsageRecord | None:
-    """Record one ended generation. None when it was already recorded (unique generation id).
-    Synchronous: call it in a thread from the engine loop."""
+    """Record one ended generation, with where it was asked for (`source`, and the API key).
+    None when it was already recorded (unique generation id). Synchronous: call it in a thread
+    from the engine loop."""
     model = LanguageModel.objects.filter(name=model_name).first() if model_name else None
     values = {
         "user_id": user_id,
@@ -74,6 +77,8 @@ def usage_record_create(
         "finish_reason": finish_reason,
         "time_to_first_token_ms": time_to_first_token_ms,
         "duration_ms": max(0, int(duration_ms)),
+        "source": source,
+        "api_key_id": api_key_id,
     }
     try:
         record, created = UsageRecord.objects.get_or_create(
@@ -112,6 +117,8 @@ def generation_bill(
                 finish_reason=ending.billed_reason,
                 time_to_first_token_ms=ending.time_to_first_token_ms,
                 duration_ms=ending.duration_ms,
+                source=final.get("source") or UsageRecord.Source.WS,
+                api_key_id=final.get("api_key_id"),
             )
         except Exception:
             # The answer is stored and delivered; a billing failure must not undo that.

@@ -11,6 +11,7 @@ from channels.db import database_sync_to_async
 from django.http import HttpRequest
 
 from accounts.middleware import bearer_token_from_header
+from accounts.plans import PlanLimits, plan_limits
 from api.models import ApiKey
 from api.selectors import api_key_authenticate
 from api.v1.errors import OpenAIError, from_api_error
@@ -40,6 +41,13 @@ async def key_for(request: HttpRequest, *, scope: str) -> ApiKey:
             code="insufficient_permissions",
         )
     return key
+
+
+def key_plan(key: ApiKey) -> PlanLimits:
+    """The limits of the key owner's plan, from the user and plan read with the key
+    (`api_key_authenticate`): no query. Admission reads the plan again, so a plan changed
+    since is still enforced."""
+    return plan_limits(plan=key.user.plan, user_priority=key.user.priority)
 
 
 async def key_and_body(request: HttpRequest, *, scope: str) -> tuple[ApiKey, Any]:

@@ -36,8 +36,8 @@ from django.views.decorators.csrf import csrf_exempt
 from api.models import SCOPE_CHAT, ApiKey
 from api.services import api_generation_record
 from api.v1 import workers
-from api.v1.auth import key_for
-from api.v1.errors import OpenAIError, error_response, from_api_error, invalid
+from api.v1.auth import key_for, key_plan
+from api.v1.errors import OpenAIError, error_response, from_api_error, invalid, model_not_found
 from api.v1.follow import Follower
 from api.v1.validation import CompletionRequest, completion_request
 from chat import selectors, services
@@ -129,10 +129,19 @@ class Completion:
         self.streaming = False  # the SSE body has begun (see EventStream)
 
     async def admit(self) -> None:
-        """Admit and enqueue, following the generation first; raises `OpenAIError`."""
-        await self.follower.start()
+        """Admit and enqueue, following the generation first; raises `OpenAIError`.
+
+        A client that disconnects cancels this request's task, but not admission, which runs
+        on its own thread and may still start the generation afterwards (a request can wait
+        there behind a burst). So admission is awaited shielded, and a cancelled request
+        leaves it to `_abandon_admitted`, which stops that generation once it exists."""
         try:
-            prepared = await admitted(
+            await self.follower.start()
+        except BaseException:
+            _detached(self.follower.close)  # cancelled half-way: release what was taken
+            raise
+        admission = asyncio.ensure_future(
+            admitted(
                 owner_id=self.key.user_id,
                 priority=self.key.user.priority,
                 turns=self.request.turns,
@@ -141,7 +150,14 @@ class Completion:
                 request_id=f"api-{uuid.uuid4().hex}",
                 generation_id=self.generation_id,
                 keep=self.key.store_conversations,
+                api_key_id=self.key.pk,
             )
+        )
+        try:
+            prepared = await asyncio.shield(admission)
+        except asyncio.CancelledError:
+            _detached(functools.partial(self._abandon_admitted, admission))
+            raise
         except BaseException as error:
             await self.follower.close()
             if isinstance(error, InputBlocked):
@@ -153,6 +169,13 @@ class Completion:
             raise
         self.conversation_id = prepared.accepted.conversation_id
         try:
+            await self._mark()
+        except asyncio.CancelledError:
+            _detached(self.abandon)
+            raise
+
+    async def _mark(self) -> None:
+        try:
             await database_sync_to_async(api_generation_record)(
                 generation_id=self.generation_id,
                 key=self.key,
@@ -161,6 +184,18 @@ class Completion:
             )
         except Exception:  # the answer matters more than its mark; the bill is the worker's
             logger.exception("could not record API generation %s", self.generation_id)
+
+    async def _abandon_admitted(self, admission: asyncio.Future[Prepared]) -> None:
+        """The client left while its request was being admitted: once admission is over, stop
+        the generation it started, as for a client that leaves mid-answer. Detached."""
+        try:
+            prepared = await admission
+        except BaseException:  # refused: nothing was stored or started
+            await self.follower.close()
+            return
+        self.conversation_id = prepared.accepted.conversation_id
+        await self._mark()
+        await self.abandon()
 
     async def purge(self) -> None:
         if self.key.store_conversations:
@@ -304,15 +339,15 @@ def _detached(cleanup: Any) -> None:
     task.add_done_callback(_cleanups.discard)
 
 
-async def _model_served(name: str) -> ModelInfo:
+async def _model_served(name: str, *, key: ApiKey) -> ModelInfo:
+    """The enabled model `name`, if the key owner's plan allows it (else 404, as `/v1/models`
+    does not list it) and a worker serves its queue (else 503)."""
     model = await database_sync_to_async(model_info_get)(name=name)
     if model is None:
-        raise OpenAIError(
-            404,
-            f"The model '{name}' does not exist or you do not have access to it.",
-            param="model",
-            code="model_not_found",
-        )
+        raise model_not_found(name)
+    plan = key_plan(key)
+    if not plan.allows_model(model.name):
+        raise model_not_found(name, reason=f"The {plan.plan} plan does not include it.")
     served = await sync_to_async(workers.queue_served, thread_sensitive=False)(model.queue)
     if not served:
         raise OpenAIError(
@@ -339,7 +374,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponseBase:
             status = 413 if error.code == "too_large" else 400
             raise OpenAIError(status, error.message) from None
         parsed = completion_request(data)
-        model = await _model_served(parsed.model)
+        model = await _model_served(parsed.model, key=key)
         completion = Completion(key=key, request=parsed, model=model)
         await completion.admit()
     except OpenAIError as error:

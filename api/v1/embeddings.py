@@ -14,7 +14,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from api.models import SCOPE_EMBEDDINGS
 from api.v1.auth import key_and_body
-from api.v1.errors import OpenAIError, error_response, invalid
+from api.v1.errors import OpenAIError, error_response, invalid, model_not_found
 
 MODEL_NAME = "all-minilm-l6-v2"
 DIMENSIONS = 384
@@ -27,12 +27,7 @@ def _request(data: dict[str, Any]) -> tuple[list[str], str]:
             raise invalid(f"Unrecognized request argument supplied: {name}", param=name)
     model = data.get("model")
     if model != MODEL_NAME:
-        raise OpenAIError(
-            404,
-            f"The model '{model}' does not exist: embeddings use '{MODEL_NAME}'.",
-            param="model",
-            code="model_not_found",
-        )
+        raise model_not_found(str(model), reason=f"Embeddings use '{MODEL_NAME}'.")
     value = data.get("input")
     texts = [value] if isinstance(value, str) else value
     if (

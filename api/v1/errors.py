@@ -47,6 +47,16 @@ def invalid(message: str, *, param: str | None = None, code: str | None = None) 
     return OpenAIError(400, message, param=param, code=code)
 
 
+def model_not_found(name: str, *, reason: str = "") -> OpenAIError:
+    """404 `model_not_found`, OpenAI's answer both for a model that does not exist and for one
+    the caller may not use: a model outside the owner's plan is neither listed by
+    `/v1/models` nor usable, so to an API client it does not exist. `reason` says why."""
+    message = f"The model '{name}' does not exist or you do not have access to it."
+    return OpenAIError(
+        404, f"{message} {reason}" if reason else message, param="model", code="model_not_found"
+    )
+
+
 def error_response(error: OpenAIError) -> JsonResponse:
     response = JsonResponse(error.as_body(), status=error.status)
     if error.retry_after is not None:
@@ -61,7 +71,10 @@ def from_api_error(error: ApiError) -> OpenAIError:
     OpenAI's. The admission path raises these for the websocket and the API alike."""
     code, message = error.code, error.message
     param = next(iter(error.fields), None) if error.fields else None
-    if code == "not_found":
+    if code == "not_found" or (code == "forbidden" and param == "model"):
+        # No such model, or (forbidden) one outside the user's plan, which admission checks
+        # again in case the plan changed since the view's check: 404 for both, as OpenAI
+        # answers, and as `/v1/models` does not list a model outside the plan.
         return OpenAIError(404, message, param="model", code="model_not_found")
     if code == "rate_limited":
         return OpenAIError(
@@ -78,10 +91,6 @@ def from_api_error(error: ApiError) -> OpenAIError:
     if code == "busy":
         return OpenAIError(
             503, message, type="server_error", code="overloaded", retry_after=error.retry_after
-        )
-    if code == "forbidden" and param == "model":  # a model outside the user's plan
-        return OpenAIError(
-            403, message, type="permission_error", param=param, code="model_not_allowed"
         )
     if code == "forbidden":
         return OpenAIError(403, message, type="permission_error", code="account_disabled")

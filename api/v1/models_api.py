@@ -1,4 +1,6 @@
-"""`GET /v1/models` and `GET /v1/models/{id}`: the enabled models, in OpenAI's shape."""
+"""`GET /v1/models` and `GET /v1/models/{id}`: the enabled models the key owner's plan allows,
+in OpenAI's shape. A model outside the plan is not listed, and asking for it is 404
+`model_not_found`, as for a model that does not exist (OpenAI answers both alike)."""
 
 from __future__ import annotations
 
@@ -8,8 +10,8 @@ from channels.db import database_sync_to_async
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from api.models import SCOPE_MODELS
-from api.v1.auth import key_for
-from api.v1.errors import OpenAIError, error_response
+from api.v1.auth import key_for, key_plan
+from api.v1.errors import OpenAIError, error_response, model_not_found
 from inference.models import LanguageModel
 from inference.selectors import model_get_enabled, model_list_enabled
 
@@ -38,28 +40,27 @@ async def model_list(request: HttpRequest) -> HttpResponse:
     if request.method != "GET":
         return _method_not_allowed()
     try:
-        await key_for(request, scope=SCOPE_MODELS)
+        key = await key_for(request, scope=SCOPE_MODELS)
     except OpenAIError as error:
         return error_response(error)
+    plan = key_plan(key)
     models = await database_sync_to_async(model_list_enabled)()
-    return JsonResponse({"object": "list", "data": [model_json(model) for model in models]})
+    return JsonResponse(
+        {
+            "object": "list",
+            "data": [model_json(model) for model in models if plan.allows_model(model.name)],
+        }
+    )
 
 
 async def model_detail(request: HttpRequest, model_id: str) -> HttpResponse:
     if request.method != "GET":
         return _method_not_allowed()
     try:
-        await key_for(request, scope=SCOPE_MODELS)
+        key = await key_for(request, scope=SCOPE_MODELS)
     except OpenAIError as error:
         return error_response(error)
     found = await database_sync_to_async(model_get_enabled)(name=model_id)
-    if found is None:
-        return error_response(
-            OpenAIError(
-                404,
-                f"The model '{model_id}' does not exist or you do not have access to it.",
-                param="model",
-                code="model_not_found",
-            )
-        )
+    if found is None or not key_plan(key).allows_model(found.name):
+        return error_response(model_not_found(model_id))
     return JsonResponse(model_json(found))

@@ -26,6 +26,7 @@ from chat import events, limits, selectors, services, usage
 from chat.catalog import ModelInfo, model_info_get
 from chat.errors import ChatError
 from chat.generation import requests, slots, waiting
+from chat.generation.record import SOURCE_API
 from chat.protocol import (
     ChatAccepted,
     ChatSend,
@@ -478,6 +479,7 @@ def stateless_prepare(
     request_id: str,
     generation_id: str | None = None,
     keep: bool = False,
+    api_key_id: int | None = None,
 ) -> Prepared:
     """Admit a request that carries its whole conversation (`turns`, oldest first), by the
     same path as a chat.send: account, rate and quota, model, queue depth, input moderation
@@ -488,8 +490,9 @@ def stateless_prepare(
     the caller purges it once the answer has ended (`services.conversation_purge`). With
     `keep`, the conversation is the user's like any other (hidden only if storing failed).
     `options` (temperature, max_tokens, top_p, stop, seed) are stored for the worker, with
-    max_tokens clamped to the model. Raises `ChatError` or `InputBlocked`, and then nothing
-    was stored or queued."""
+    max_tokens clamped to the model. The answer is marked as the API's (`SOURCE_API`), asked
+    for with the key `api_key_id`, which its bill records. Raises `ChatError` or
+    `InputBlocked`, and then nothing was stored or queued."""
     if not turns:
         raise ChatError("bad_request", "messages: at least one is required")
     for turn in turns:
@@ -530,6 +533,8 @@ def stateless_prepare(
                     options=stored_options,
                     generation_id=generation_id,
                     queue=checked_model.queue,
+                    source=SOURCE_API,
+                    api_key_id=api_key_id,
                 )
             except BaseException:
                 services.conversation_hide(conversation_id=conversation["id"], owner_id=owner_id)

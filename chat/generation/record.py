@@ -25,6 +25,11 @@ FINAL_STATES = frozenset(FINISH_REASON_BY_STATE) | ERROR_STATES
 FinalState = Literal["complete", "stopped", "moderated", "failed", "interrupted"]
 ErrorCode = Literal["interrupted", "engine_error", "timeout"]
 DEFAULT_ERROR_MESSAGE = "The answer could not be completed."
+# Where a generation was asked for, which its bill records (`inference.UsageRecord.source`):
+# the app's websocket, or the OpenAI-compatible API (`/v1/`, with the key it used). A stored
+# generation without a `source` is the websocket's.
+SOURCE_WS, SOURCE_API = "ws", "api"
+SOURCES = (SOURCE_WS, SOURCE_API)
 
 
 class UsageCounts(TypedDict):
@@ -53,6 +58,8 @@ class GenerationDocument(TypedDict, total=False):
     error: str  # what the client is told (error states)
     error_code: str  # the generation.error code (error states)
     moderation: dict[str, Any]  # {"categories", "message"} when output moderation cut it
+    source: str  # SOURCES; absent: the websocket's
+    api_key_id: int  # the `/v1/` key that asked for it (source "api")
     heartbeat_at: datetime
     created_at: datetime
     updated_at: datetime

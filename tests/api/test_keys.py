@@ -207,7 +207,6 @@ def test_each_key_lists_what_its_generations_consumed(
 ) -> None:
     from decimal import Decimal
 
-    from api.models import ApiGeneration
     from inference.models import UsageRecord
 
     user, stranger = make_user(), make_user()
@@ -215,12 +214,10 @@ def test_each_key_lists_what_its_generations_consumed(
     _, idle = make_key(user=user, name="idle")
     _, foreign = make_key(user=stranger)
     for index, (key, tokens) in enumerate([(used, 10), (used, 5), (foreign, 99)]):
-        generation_id = f"g{index}"
-        ApiGeneration.objects.create(
-            generation_id=generation_id, key=key, user_id=key.user_id, model="m"
-        )
         UsageRecord.objects.create(
-            generation_id=generation_id,
+            generation_id=f"g{index}",
+            source="api",
+            api_key_id=key.pk,
             user_id=key.user_id,
             model="m",
             prompt_tokens=1,
@@ -237,3 +234,61 @@ def test_each_key_lists_what_its_generations_consumed(
     }  # fmt: skip
     assert usage["idle"]["generations"] == 0
     assert idle.pk in {item["id"] for item in listed}
+
+
+def test_bills_from_before_the_source_column_are_marked_from_the_apis_generations(
+    make_key: Callable[..., tuple[str, ApiKey]],
+) -> None:
+    """The data migration `api.0003`: a bill whose generation the API marked becomes the API's,
+    with the key; any other stays the websocket's."""
+    import importlib
+
+    from django.apps import apps
+
+    from api.models import ApiGeneration
+    from inference.models import UsageRecord
+
+    backfill = importlib.import_module("api.migrations.0003_usage_source_backfill")
+    _, key = make_key()
+    for generation_id in ("from-api", "from-ws"):
+        UsageRecord.objects.create(
+            generation_id=generation_id, user_id=key.user_id, model="m", finish_reason="stop"
+        )
+    ApiGeneration.objects.create(generation_id="from-api", key=key, user_id=key.user_id, model="m")
+
+    backfill.api_sources(apps, None)
+
+    marked = dict(UsageRecord.objects.values_list("generation_id", "source"))
+    keys = dict(UsageRecord.objects.values_list("generation_id", "api_key_id"))
+    assert marked == {"from-api": "api", "from-ws": "ws"}
+    assert keys == {"from-api": key.pk, "from-ws": None}
+
+
+def test_staff_list_and_revoke_keys_in_the_admin_and_a_revoked_key_stops_working(
+    make_key: Callable[..., tuple[str, ApiKey]], make_user: Callable[..., User]
+) -> None:
+    staff = User.objects.create_superuser("staff@example.org", "pw")
+    owner = make_user()
+    raw, key = make_key(user=owner, name="laptop")
+    _, other = make_key(user=owner, name="ci")
+    client = Client()
+    client.force_login(staff)
+
+    listed = client.get("/admin/api/apikey/")
+    searched = client.get(f"/admin/api/apikey/?q={key.prefix}")
+    revoked = client.post(
+        "/admin/api/apikey/",
+        {"action": "revoke_keys", "_selected_action": [key.pk]},
+        follow=True,
+    )
+
+    assert listed.status_code == 200
+    assert {k.pk for k in listed.context["cl"].result_list} == {key.pk, other.pk}
+    assert key.prefix in listed.content.decode() and "laptop" in listed.content.decode()
+    assert [k.pk for k in searched.context["cl"].result_list] == [key.pk]
+    assert "Revoked 1 key(s)." in revoked.content.decode()
+    key.refresh_from_db()
+    other.refresh_from_db()
+    assert key.revoked_at is not None and other.revoked_at is None
+    assert api_key_authenticate(raw_key=raw) is None
+    assert client.get("/admin/api/apikey/add/").status_code == 403

@@ -250,10 +250,28 @@ async def test_a_completion_is_answered_in_openais_shape_billed_and_not_kept(
     # Billed, marked as the API's with its key, and nothing of the exchange left in the store.
     usage = await sync_to_async(UsageRecord.objects.get)(generation_id=generation_id)
     assert usage.user_id == record.user_id and usage.completion_tokens == 3
+    assert (usage.source, usage.api_key_id) == ("api", record.pk)
     mark = await sync_to_async(ApiGeneration.objects.get)(generation_id=generation_id)
     assert mark.key_id == record.pk and mark.user_id == record.user_id and not mark.stream
     assert await sync_to_async(store_counts)(record.user_id) == (0, 0)
     assert await sync_to_async(slots.held)(owner_id=record.user_id) == []
+
+
+async def test_the_users_usage_shows_api_completions_under_their_source(
+    worker: FakeWorker, key: tuple[str, ApiKey]
+) -> None:
+    raw, record = key
+    assert (await post(raw, HELLO)).status_code == 200
+    await asyncio.gather(*worker.answered)
+    token, _ = await sync_to_async(token_issue)(user=record.user)
+
+    usage = await AsyncClient().get("/api/usage", headers=auth(token))
+
+    per_source = {row["source"]: row for row in usage.json()["per_source"]}
+    assert per_source["api"]["generations"] == 1
+    assert per_source["api"]["total_tokens"] == 10  # the stand-in worker's 7 + 3
+    assert per_source["ws"]["generations"] == 0
+    assert usage.json()["total"]["generations"] == 1
 
 
 async def test_the_stored_stand_in_carries_every_turn_and_the_clamped_options(

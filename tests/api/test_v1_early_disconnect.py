@@ -12,29 +12,15 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-import redis
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.core.asgi import get_asgi_application
 
 from api.models import ApiKey
 from api.v1 import completions, workers
-from chat.events import generation_group
 from chat.generation import admission, stop
-from tests.api.v1_support import FakeWorker, completion_scope
+from tests.api.v1_support import FakeWorker, completion_scope, group_subscribers
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _subscribers(generation_id: str) -> int:
-    """Redis connections subscribed to the generation's group (channels_redis' pub/sub)."""
-    prefix = settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"]
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    try:
-        counts = client.pubsub_numsub(f"{prefix}__group__{generation_group(generation_id)}")
-        return int(counts[0][1])
-    finally:
-        client.close()
 
 
 async def test_a_client_that_leaves_before_the_first_chunk_stops_its_generation(
@@ -70,5 +56,5 @@ async def test_a_client_that_leaves_before_the_first_chunk_stops_its_generation(
     async with asyncio.timeout(10):
         while not await sync_to_async(stop.requested)(generation_id=generation_id):
             await asyncio.sleep(0.05)
-        while await sync_to_async(_subscribers)(generation_id):
+        while await sync_to_async(group_subscribers)(generation_id):
             await asyncio.sleep(0.05)

@@ -118,3 +118,55 @@ async def test_a_client_that_leaves_a_stream_stops_the_engine_request(
         await in_thread(lambda: db[CONVERSATIONS].count_documents({"owner_id": key.user_id})) == 0
     )
     assert freed_after < 2000
+
+
+async def test_a_client_that_leaves_a_plain_completion_stops_the_engine_request(
+    engine_worker: list[threading.Thread],
+    real_engine: Any,  # noqa: F811
+    make_key: Callable[..., tuple[str, ApiKey]],
+) -> None:
+    """The same for a completion that is not streamed: the client waits for the whole answer
+    and leaves before it comes. Driven through `config.asgi.application`, as Daphne serves it."""
+    from config.asgi import application
+
+    raw, key = await in_thread(make_key)
+    body = {
+        "model": "smollm2-135m",
+        "messages": [{"role": "user", "content": "Write a long story about a lighthouse keeper."}],
+        "max_tokens": 256,
+    }
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    sent: list[dict[str, Any]] = []
+    inbox.put_nowait({"type": "http.request", "body": json.dumps(body).encode()})
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    served = asyncio.ensure_future(application(completion_scope(raw), inbox.get, send))
+    running_before = (0, False)
+    async with asyncio.timeout(120):
+        while running_before != (1, True):  # the engine is generating the answer
+            await asyncio.sleep(0.05)
+            running_before = await asyncio.wrap_future(
+                asyncio.run_coroutine_threadsafe(unfinished(real_engine), host.loop)
+            )
+    await asyncio.sleep(1.0)  # some tokens of the 256 (about 30 a second here)
+    left_at = time.monotonic()
+    inbox.put_nowait({"type": "http.disconnect"})  # the client gives up waiting
+    await asyncio.wait_for(served, 30)
+    for run in engine_worker:
+        await asyncio.to_thread(run.join, 60)
+    ended_after = time.monotonic() - left_at
+    after, freed_after = await drained(real_engine)
+    await asyncio.sleep(0.5)  # the detached cleanup purges the exchange
+
+    record = await in_thread(UsageRecord.objects.get, user_id=key.user_id)
+    print(f"plain: disconnect -> generation ended: {ended_after * 1000:.0f} ms; engine empty")
+    assert sent == []  # no answer was sent: nobody was there to read it
+    assert after == (0, False)  # the engine holds nothing afterwards
+    assert record.finish_reason == "stopped"
+    assert 0 < record.completion_tokens < 256
+    assert (record.source, record.api_key_id) == ("api", key.pk)
+    db = get_db()
+    assert await in_thread(lambda: db[MESSAGES].count_documents({"owner_id": key.user_id})) == 0
+    assert freed_after < 2000

@@ -1,6 +1,7 @@
 """The OpenAI-compatible API enforces the user's plan through the same admission as the
-websocket: a model outside the plan is 403 `model_not_allowed`, a tighter plan's rate is 429
-where `pro` goes on, and a plan change applies to the next request."""
+websocket: `/v1/models` lists only the models the plan allows, a model outside it is 404
+`model_not_found` (as OpenAI answers for a model one has no access to), a tighter plan's rate
+is 429 where `pro` goes on, and a plan change applies to the next request."""
 
 from __future__ import annotations
 
@@ -16,7 +17,10 @@ from django.test import AsyncClient
 from accounts.models import Plan, User
 from api.models import ApiKey
 from api.v1 import workers
+from api.v1.errors import from_api_error
+from chat.errors import ChatError
 from chat.generation import admission
+from inference.models import LanguageModel
 from tests.api.v1_support import FakeWorker
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -48,25 +52,98 @@ async def post(raw: str, body: Any) -> Any:
     )
 
 
-async def test_a_model_outside_the_plan_is_403_model_not_allowed(
+async def get(raw: str, path: str) -> Any:
+    return await AsyncClient().get(path, headers={"Authorization": f"Bearer {raw}"})
+
+
+def a_second_model() -> None:
+    LanguageModel.objects.create(name="other", display_name="Other", weights="other")
+
+
+async def test_v1_models_lists_only_the_models_the_plan_allows(
+    worker: FakeWorker, make_key: Any, make_user: Any
+) -> None:
+    await sync_to_async(a_second_model)()
+    narrow, _ = await sync_to_async(on_plan)(
+        make_key, make_user, "narrow", allowed_models=["other"]
+    )
+    every, _ = await sync_to_async(on_plan)(make_key, make_user, "every", allowed_models=[])
+
+    listed = await get(narrow, "/v1/models")
+    listed_all = await get(every, "/v1/models")
+    outside = await get(narrow, f"/v1/models/{MODEL}")
+    inside = await get(narrow, "/v1/models/other")
+
+    assert [model["id"] for model in listed.json()["data"]] == ["other"]
+    assert [model["id"] for model in listed_all.json()["data"]] == [MODEL, "other"]
+    assert outside.status_code == 404
+    assert outside.json()["error"] == {
+        "message": f"The model '{MODEL}' does not exist or you do not have access to it.",
+        "type": "invalid_request_error",
+        "param": "model",
+        "code": "model_not_found",
+    }
+    assert inside.status_code == 200 and inside.json()["id"] == "other"
+
+
+async def test_a_completion_with_a_model_outside_the_plan_is_404_model_not_found(
     worker: FakeWorker, make_key: Any, make_user: Any
 ) -> None:
     raw, _ = await sync_to_async(on_plan)(make_key, make_user, "narrow", allowed_models=["other"])
 
     response = await post(raw, HELLO)
 
-    assert response.status_code == 403
-    error = response.json()["error"]
-    assert (error["code"], error["param"], error["type"]) == (
-        "model_not_allowed",
-        "model",
-        "permission_error",
+    assert response.status_code == 404
+    assert response.json()["error"] == {
+        "message": f"The model '{MODEL}' does not exist or you do not have access to it. "
+        "The narrow plan does not include it.",
+        "type": "invalid_request_error",
+        "param": "model",
+        "code": "model_not_found",
+    }
+    assert worker.tasks == []
+
+
+async def test_a_plan_narrowed_after_the_views_check_is_still_404_from_admission(
+    worker: FakeWorker, make_key: Any, make_user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Admission reads the plan again (the view's check uses the plan read with the key): a
+    plan that changed in between is refused there, and that refusal is OpenAI's 404 too."""
+    raw, user = await sync_to_async(on_plan)(make_key, make_user, "wide", allowed_models=[])
+    narrow, _ = await sync_to_async(Plan.objects.update_or_create)(
+        name="narrow", defaults={"allowed_models": ["other"]}
     )
-    assert (
-        error["message"]
-        == f"The narrow plan does not include the model {MODEL}; it includes other."
+    admitted = admission._admitted
+
+    def plan_changed_first(**arguments: Any) -> Any:
+        User.objects.filter(pk=user.pk).update(plan=narrow)
+        return admitted(**arguments)
+
+    monkeypatch.setattr(admission, "_admitted", plan_changed_first)
+
+    response = await post(raw, HELLO)
+
+    assert response.status_code == 404
+    error = response.json()["error"]
+    assert (error["code"], error["param"]) == ("model_not_found", "model")
+    assert error["message"] == (
+        f"The narrow plan does not include the model {MODEL}; it includes other."
     )
     assert worker.tasks == []
+
+
+def test_the_platforms_model_refusals_map_to_openais_404() -> None:
+    outside = ChatError("forbidden", "Not on the plan.", fields={"model": ["not on the plan"]})
+    disabled = ChatError("forbidden", "This account is disabled.")
+
+    assert (from_api_error(outside).status, from_api_error(outside).code) == (
+        404,
+        "model_not_found",
+    )
+    assert (from_api_error(disabled).status, from_api_error(disabled).code) == (
+        403,
+        "account_disabled",
+    )
 
 
 async def test_a_tighter_plan_is_429_where_pro_is_not_and_a_plan_change_applies_at_once(

@@ -8,9 +8,12 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+import redis
 from channels.layers import get_channel_layer
+from django.conf import settings
 
 from chat import events
+from chat.events import generation_group
 from chat.generation import deltas
 from chat.generation.record import Ending
 from chat.protocol import GenerationDelta
@@ -97,3 +100,14 @@ def completion_scope(raw_key: str) -> dict[str, Any]:
         "client": ("127.0.0.1", 50000),
         "server": ("testserver", 80),
     }
+
+
+def group_subscribers(generation_id: str) -> int:
+    """Redis connections subscribed to the generation's group (channels_redis' pub/sub)."""
+    prefix = settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"]
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        counts = client.pubsub_numsub(f"{prefix}__group__{generation_group(generation_id)}")
+        return int(counts[0][1])
+    finally:
+        client.close()

@@ -196,3 +196,60 @@ def test_moderations_and_embeddings_through_the_sdk(api: openai.OpenAI) -> None:
 
     assert [result.flagged for result in moderation.results] == [False, True]
     assert [len(item.embedding) for item in embedding.data] == [384, 384]
+
+
+def test_a_model_outside_the_plan_is_not_listed_and_is_404(live_stack: Stack) -> None:
+    client = account(live_stack)
+    api = openai_client(live_stack, new_key(client)["key"])
+    assert MODEL in [model.id for model in api.models.list()]
+    with psycopg.connect(live_stack.env["DATABASE_URL"]) as connection:
+        plan = f"narrow-{uuid.uuid4().hex[:6]}"
+        (plan_id,) = connection.execute(
+            "INSERT INTO accounts_plan (name, description, allowed_models, priority) "
+            "VALUES (%s, '', %s, 5) RETURNING id",
+            (plan, ["another-model"]),
+        ).fetchone()
+        connection.execute(
+            "UPDATE accounts_user SET plan_id = %s WHERE email = %s", (plan_id, client.email)
+        )
+
+    listed = [model.id for model in api.models.list()]
+    with pytest.raises(openai.NotFoundError) as retrieved:
+        api.models.retrieve(MODEL)
+    with pytest.raises(openai.NotFoundError) as completed:
+        api.chat.completions.create(model=MODEL, messages=QUESTION, max_tokens=4)
+
+    assert listed == []
+    assert retrieved.value.code == "model_not_found"
+    assert completed.value.code == "model_not_found" and completed.value.param == "model"
+    assert f"The {plan} plan does not include it." in completed.value.message
+
+
+def test_a_client_that_gives_up_on_a_plain_completion_stops_its_generation(
+    live_stack: Stack,
+) -> None:
+    client = account(live_stack)
+    key = new_key(client)
+    impatient = openai_client(live_stack, key["key"]).with_options(timeout=2.0)
+
+    with pytest.raises(openai.APITimeoutError):  # the SDK closes the connection
+        impatient.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": "Write a long story about a lighthouse keeper."}],
+            max_tokens=400,
+        )
+
+    deadline = time.monotonic() + 30
+    rows: list[tuple[str, int]] = []
+    while time.monotonic() < deadline and not rows:
+        rows = usage_rows(live_stack, client.email or "")
+        time.sleep(0.5)
+    usage = client.request("GET", "/api/usage")
+    assert len(rows) == 1, rows
+    finish_reason, completion_tokens = rows[0]
+    assert finish_reason == "stopped"
+    assert 0 < completion_tokens < 400
+    per_source = {row["source"]: row for row in usage["per_source"]}
+    assert per_source["api"]["generations"] == 1
+    assert per_source["api"]["completion_tokens"] == completion_tokens
+    assert per_source["ws"]["generations"] == 0

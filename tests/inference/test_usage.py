@@ -41,7 +41,7 @@ def priced_model() -> LanguageModel:
     )
 
 
-def stored_generation(owner_id: int, model: str) -> dict[str, Any]:
+def stored_generation(owner_id: int, model: str, **marks: Any) -> dict[str, Any]:
     conversation = services.conversation_create(owner_id=owner_id, title="t", model=model)
     question = services.message_create_user(
         conversation_id=conversation["id"],
@@ -51,7 +51,11 @@ def stored_generation(owner_id: int, model: str) -> dict[str, Any]:
         request_id=uuid.uuid4().hex,
     )
     return services.message_create_assistant(
-        conversation_id=conversation["id"], owner_id=owner_id, parent_id=question["id"], model=model
+        conversation_id=conversation["id"],
+        owner_id=owner_id,
+        parent_id=question["id"],
+        model=model,
+        **marks,
     )
 
 
@@ -95,11 +99,14 @@ def records_of(generation_id: str) -> list[UsageRecord]:
         connection.close()  # a worker thread's connection would outlive the test database
 
 
-async def ended_generation(user: Any, model: LanguageModel, **fields: Any) -> Ending:
-    """A stored, still live generation of `user`, and an ending for it (`fields` override)."""
+async def ended_generation(
+    user: Any, model: LanguageModel, *, marks: dict[str, Any] | None = None, **fields: Any
+) -> Ending:
+    """A stored, still live generation of `user` (with `marks`: its source and API key), and
+    an ending for it (`fields` override)."""
     from asgiref.sync import sync_to_async
 
-    assistant = await sync_to_async(stored_generation)(user.pk, model.name)
+    assistant = await sync_to_async(stored_generation)(user.pk, model.name, **(marks or {}))
     values: dict[str, Any] = {
         "state": "complete",
         "finish_reason": "stop",
@@ -146,6 +153,7 @@ async def test_every_ending_writes_exactly_one_record_and_one_closing_message(
     assert (first, again) == (True, False)
     records = await sync_to_async(records_of)(ending.generation_id)
     assert len(records) == 1 and records[0].user_id == user.pk
+    assert (records[0].source, records[0].api_key_id) == ("ws", None)  # the app's, unmarked
     assert records[0].finish_reason == (how.get("error_code") or how["finish_reason"])
     assert (records[0].prompt_tokens, records[0].completion_tokens) == (30, 4)
     closing = [m for _, _, m in layer.sent if m["type"] in {"generation.done", "generation.error"}]
@@ -158,6 +166,35 @@ async def test_every_ending_writes_exactly_one_record_and_one_closing_message(
     if how["state"] == "moderated":
         assert stored["moderation"]["categories"] == ["test"]
         assert [m["type"] for _, _, m in layer.sent] == ["moderation.blocked", "generation.done"]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("bill_first", [False, True], ids=["worker", "reaper"])
+async def test_a_generation_the_api_asked_for_is_billed_as_the_apis_with_its_key(
+    bill_first: bool, user: Any, priced_model: LanguageModel
+) -> None:
+    from asgiref.sync import sync_to_async
+
+    ending = await ended_generation(user, priced_model, marks={"source": "api", "api_key_id": 41})
+
+    assert await generation_end(ending, layer=RecordingLayer(FakeClock()), bill_first=bill_first)
+
+    (bill,) = await sync_to_async(records_of)(ending.generation_id)
+    assert (bill.source, bill.api_key_id) == ("api", 41)
+
+
+@pytest.mark.parametrize(
+    "marks", [{"source": "carrier-pigeon"}, {"api_key_id": "41"}, {"api_key_id": True}]
+)
+def test_a_generation_refuses_an_unknown_source_or_a_key_id_that_is_no_integer(
+    user: Any, marks: dict[str, Any]
+) -> None:
+    from chat.errors import ChatError
+
+    with pytest.raises(ChatError) as refused:
+        stored_generation(user.pk, "m", **marks)
+
+    assert refused.value.code == "bad_request" and set(refused.value.fields) == set(marks)
 
 
 class BillWatchingLayer(RecordingLayer):
@@ -231,8 +268,16 @@ async def test_a_redelivered_task_bills_a_generation_whose_worker_died_before_bi
 # --- GET /api/usage ----------------------------------------------------------------------------
 
 
-def record(user: Any, model: str, *, days_ago: int = 0, tokens: tuple[int, int] = (10, 5)) -> None:
+def record(
+    user: Any,
+    model: str,
+    *,
+    days_ago: int = 0,
+    tokens: tuple[int, int] = (10, 5),
+    source: str = "ws",
+) -> None:
     UsageRecord.objects.create(
+        source=source,
         generation_id=uuid.uuid4().hex,
         user=user,
         model=model,
@@ -265,6 +310,33 @@ def test_usage_lists_the_users_tokens_and_cost_per_day_and_per_model(user: Any) 
     assert [row["generations"] for row in body["per_day"]] == [2, 1]  # newest first
     assert body["quota"]["tokens_today"] == 165
     assert "daily_messages" in body["quota"]
+
+
+def test_usage_breaks_the_users_tokens_down_by_source_every_source_listed(user: Any) -> None:
+    other = get_user_model().objects.create_user("other@example.org", "pw")
+    record(user, "a", tokens=(100, 10), source="api")
+    record(user, "a", tokens=(50, 5), source="api")
+    record(user, "b", tokens=(1, 2))
+    record(user, "b", days_ago=40, source="api")  # outside the default 30 days
+    record(other, "a", tokens=(9999, 9999), source="api")
+    client = Client()
+    client.force_login(user)
+
+    per_source = client.get("/api/usage").json()["per_source"]
+    quiet = Client()
+    quiet.force_login(other)
+    other_per_source = quiet.get("/api/usage?days=1").json()["per_source"]
+
+    assert per_source == [
+        {"source": "ws", "generations": 1, "prompt_tokens": 1, "completion_tokens": 2,
+         "total_tokens": 3, "cost": 0.25},
+        {"source": "api", "generations": 2, "prompt_tokens": 150, "completion_tokens": 15,
+         "total_tokens": 165, "cost": 0.5},
+    ]  # fmt: skip
+    assert [(row["source"], row["generations"]) for row in other_per_source] == [
+        ("ws", 0),
+        ("api", 1),
+    ]
 
 
 def test_usage_needs_authentication_and_a_valid_range(user: Any) -> None:

@@ -80,6 +80,59 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
 export interface User {
   id?: number | string;
   email: string;
+  /** `GET /api/auth/me` only: the user's plan, its limits and what is left of them now. */
+  plan?: Plan;
+}
+
+/** A plan as `GET /api/auth/me` gives it (docs/protocol.md, section 7). 0: no limit. */
+export interface Plan {
+  name: string;
+  description?: string;
+  limits: {
+    messages_per_minute?: number;
+    daily_messages?: number;
+    monthly_token_budget?: number;
+    concurrent_generations?: number;
+    max_output_tokens?: number | null;
+    allowed_models?: string[];
+    priority?: number;
+  };
+  /** What is left now; null: no limit, or not readable at the moment. */
+  left: {
+    messages_this_minute?: number | null;
+    messages_today?: number | null;
+    tokens_this_month?: number | null;
+    concurrent_generations?: number | null;
+  };
+}
+
+/** The scopes a key for the OpenAI-compatible API (`/v1/`) may hold (docs/api.md). */
+export const API_KEY_SCOPES = ["chat", "models", "moderations", "embeddings"] as const;
+export type ApiKeyScope = (typeof API_KEY_SCOPES)[number];
+
+export interface ApiKey {
+  id: number;
+  name: string;
+  /** The key's first characters (`sk-` and 8 more), to tell keys apart. */
+  prefix: string;
+  scopes: string[];
+  store_conversations?: boolean;
+  created_at: string;
+  expires_at: string | null;
+  last_used_at: string | null;
+  usage?: { generations: number; prompt_tokens: number; completion_tokens: number; cost: number };
+}
+
+/** The answer to a key's creation: the only time the whole `key` is sent. */
+export interface CreatedApiKey extends ApiKey {
+  key: string;
+}
+
+export interface NewApiKey {
+  name: string;
+  scopes: ApiKeyScope[];
+  /** null: the key does not expire. */
+  expires_in_days: number | null;
 }
 
 export interface ConversationSummary {
@@ -182,6 +235,12 @@ export const messages = {
 
 export const models = {
   list: () => api<Page<ModelInfo>>("GET", "/api/models"),
+};
+
+export const apiKeys = {
+  list: () => api<Page<ApiKey>>("GET", "/api/keys"),
+  create: (key: NewApiKey) => api<CreatedApiKey>("POST", "/api/keys", key),
+  revoke: (id: number) => api<unknown>("DELETE", `/api/keys/${encodeURIComponent(String(id))}`),
 };
 
 export const usage = {

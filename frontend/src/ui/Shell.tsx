@@ -8,6 +8,7 @@ import { ChatView } from "./ChatView";
 import { useSnapshot } from "./hooks";
 import { navigate, type Route } from "./router";
 import { Sidebar } from "./Sidebar";
+import { KeysView } from "./KeysView";
 import { UsageView } from "./UsageView";
 import { readLocal, writeLocal } from "../state/local";
 
@@ -178,6 +179,8 @@ export function Shell({ user, route, onSignedOut }: Props) {
       <div class="scrim" onClick={() => setDrawerOpen(false)} aria-hidden="true" />
       {route.name === "usage" ? (
         <UsageView onMenu={() => setDrawerOpen(true)} />
+      ) : route.name === "keys" ? (
+        <KeysView onMenu={() => setDrawerOpen(true)} />
       ) : (
         <ChatView
           store={store}

@@ -151,6 +151,9 @@ export function Sidebar({ list, user, activeId, searchRef, onLogout, onClose, on
         <a href="/usage" onClick={(e) => { onLinkClick(e, { name: "usage" }); onClose(); }}>
           Usage
         </a>
+        <a href="/keys" data-testid="keys-link" onClick={(e) => { onLinkClick(e, { name: "keys" }); onClose(); }}>
+          API keys
+        </a>
         <span class="user-email" title={user.email}>
           {user.email}
         </span>

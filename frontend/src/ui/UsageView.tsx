@@ -1,5 +1,6 @@
 import { useEffect, useState } from "preact/hooks";
-import { ApiError, usage } from "../api/rest";
+import { ApiError, auth, type Plan, usage } from "../api/rest";
+import { planRows } from "../state/plan";
 import { Icon } from "./icons";
 
 type Loaded = { kind: "loading" } | { kind: "unavailable" } | { kind: "error"; message: string } | { kind: "ready"; data: Record<string, unknown> };
@@ -66,14 +67,52 @@ function Facts({ title, data }: { title: string; data: Record<string, unknown> }
   );
 }
 
+/** The user's plan (GET /api/auth/me): each limit and what is left of it now. */
+function PlanSection({ plan }: { plan: Plan }) {
+  return (
+    <section class="usage-section" data-testid="plan" aria-labelledby="plan-title">
+      <h2 id="plan-title">
+        Your plan: <span data-testid="plan-name">{plan.name}</span>
+      </h2>
+      {plan.description && <p class="hint">{plan.description}</p>}
+      <div class="table-scroll">
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">Limit</th>
+              <th scope="col">Your plan</th>
+              <th scope="col">Left now</th>
+            </tr>
+          </thead>
+          <tbody>
+            {planRows(plan).map((row) => (
+              <tr key={row.id} data-limit={row.id}>
+                <th scope="row">{row.label}</th>
+                <td>{row.limit}</td>
+                <td data-testid={row.left === null ? undefined : `left-${row.id}`}>{row.left ?? "—"}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </section>
+  );
+}
+
 /**
- * The user's usage from GET /api/usage. The view follows the shape the server sends (lists of
+ * The user's usage from GET /api/usage, and their plan with what is left of it from
+ * GET /api/auth/me (read again here: what is left changes with every message). The view follows the shape the server sends (lists of
  * records become tables, objects become fact lists), so additions to the endpoint show up
  * without a client release, and a server without the endpoint gets a clear message.
  */
 export function UsageView({ onMenu }: { onMenu(): void }) {
   const [state, setState] = useState<Loaded>({ kind: "loading" });
+  const [plan, setPlan] = useState<Plan | null>(null);
   useEffect(() => {
+    auth.me().then(
+      (me) => setPlan(me?.plan ?? null),
+      () => setPlan(null), // an older server, or a blip: the usage still shows
+    );
     usage.get().then(
       (data) => setState({ kind: "ready", data: data ?? {} }),
       (error) =>
@@ -105,6 +144,7 @@ export function UsageView({ onMenu }: { onMenu(): void }) {
       </header>
       <div class="thread-scroll">
         <div class="thread usage-body" data-testid="usage">
+          {plan && <PlanSection plan={plan} />}
           {state.kind === "loading" && <p role="status">Loading…</p>}
           {state.kind === "unavailable" && <p class="empty">Usage reporting is not available on this server yet.</p>}
           {state.kind === "error" && (

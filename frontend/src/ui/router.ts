@@ -4,7 +4,8 @@ export type Route =
   | { name: "chat"; conversationId: string | null }
   | { name: "login" }
   | { name: "register" }
-  | { name: "usage" };
+  | { name: "usage" }
+  | { name: "keys" };
 
 export function parseRoute(pathname: string): Route {
   const conversation = pathname.match(/^\/c\/([^/]+)\/?$/);
@@ -12,6 +13,7 @@ export function parseRoute(pathname: string): Route {
   if (pathname.startsWith("/login")) return { name: "login" };
   if (pathname.startsWith("/register")) return { name: "register" };
   if (pathname.startsWith("/usage")) return { name: "usage" };
+  if (pathname.startsWith("/keys")) return { name: "keys" };
   return { name: "chat", conversationId: null };
 }
 
