@@ -148,10 +148,11 @@ def create_users(env: dict[str, str], count: int) -> list[tuple[int, str]]:
         [sys.executable, "-c", CREATE_USERS, str(count)],
         cwd=REPO,
         env=env,
-        check=True,
         capture_output=True,
         text=True,
     )
+    if result.returncode != 0:
+        raise RuntimeError(f"creating the users failed:\n{result.stderr[-4000:]}")
     return [(int(pk), str(token)) for pk, token in json.loads(result.stdout.splitlines()[-1])]
 
 
