@@ -59,6 +59,7 @@ from chat.protocol import (
     validation_summary,
 )
 from chat.store import new_id
+from config import logs
 from moderation.prefetch import input_prefetched
 
 logger = logging.getLogger(__name__)
@@ -234,6 +235,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send_message(Error(code="bad_request", message=problem))
             return
         request_id = _request_id_of(data)
+        # This frame's log lines carry its ids (config/logs.py); the generation's and a new
+        # conversation's are added once chosen (start).
+        with logs.log_context(
+            request_id=logs.request_id_from(request_id),
+            user_id=self.user.pk,
+            conversation_id=_id_of(data, "conversation_id"),
+            generation_id=_id_of(data, "generation_id"),
+        ):
+            await self.handle_frame(data, request_id)
+
+    async def handle_frame(self, data: Any, request_id: str | None) -> None:
         if await self.frame_refused(request_id):
             return
         if self.credentials_due() and not await self.recheck_credentials():
@@ -345,6 +357,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         first out. Pool threads were measured worse: the work is CPU-bound (the GIL), so
         sharing it out only makes every answer of a burst start as late as the last one."""
         generation_id = new_id()
+        logs.bind(generation_id=generation_id)
         await self.follow_generation(generation_id)
         try:
             prepared = await database_sync_to_async(prepared_and_dispatched)(
@@ -354,6 +367,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.unfollow_generation(generation_id)
             raise
         accepted = prepared.accepted
+        logs.bind(generation_id=accepted.generation_id, conversation_id=accepted.conversation_id)
         if accepted.generation_id != generation_id:
             await self.unfollow_generation(generation_id)  # a repeated request_id
         await self.send_message(accepted)
@@ -501,6 +515,12 @@ def _decode(text_data: str) -> tuple[Any, str | None]:
     except (UnicodeEncodeError, RecursionError):
         return None, "The frame contains invalid Unicode (an unpaired surrogate)."
     return data, None
+
+
+def _id_of(data: Any, name: str) -> str | None:
+    """An id field of a frame, for the log context (anything implausible is dropped there)."""
+    value = data.get(name) if isinstance(data, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def _request_id_of(data: Any) -> str | None:

@@ -21,6 +21,7 @@ import time
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
@@ -132,6 +133,13 @@ def engine_args(spec: EngineSpec, **overrides: Any) -> Any:
 
 def prepare_environment() -> None:
     """Process-wide settings that must be in place before vLLM starts."""
+    if _setting("LOG_FORMAT") == "json" and "VLLM_LOGGING_CONFIG_PATH" not in os.environ:
+        # vLLM logs through its own handler, here and in its engine processes: as JSON too.
+        from config.logs import vllm_logging_config_file
+
+        os.environ["VLLM_LOGGING_CONFIG_PATH"] = str(
+            vllm_logging_config_file(Path(_setting("DATA_DIR")))
+        )
     # Weights are local; nothing may be fetched from a hub at run time.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import contextvars
 import functools
 import logging
 import time
@@ -38,7 +39,7 @@ from chat import events
 from chat.generation import deltas, lifecycle
 from chat.generation.record import Ending
 from chat.protocol import GenerationDelta, GenerationProgress
-from config import metrics
+from config import logs, metrics
 from inference import engine as engine_module
 from inference.prepare import (
     Abandoned,
@@ -357,9 +358,11 @@ async def generation_run(*, generation_id: str, owner_id: int, priority: int | N
     # Watched before the stop key is read (in prepare): a stop in between is not lost.
     stop_registry.track(generation_id)
     try:
+        # In this task's context (log ids, the trace), which run_in_executor does not pass on.
         prepared = await asyncio.get_running_loop().run_in_executor(
             _prepare_executor,
             functools.partial(
+                contextvars.copy_context().run,
                 generation_prepare,
                 generation_id=generation_id,
                 owner_id=owner_id,
@@ -387,6 +390,7 @@ async def generation_run(*, generation_id: str, owner_id: int, priority: int | N
             ending = Ending.from_document(prepared.message)
             await asyncio.to_thread(generation_bill, ending, prepared.message, settling=True)
         return
+    logs.bind(conversation_id=prepared.conversation_id)
     await queue_positions_send(layer=layer, started=generation_id, waiting=[])
     if prepared.waiting_next:
         # The others' new places need not delay this answer's first token.

@@ -33,7 +33,7 @@ from chat.protocol import (
     ModerationBlocked,
     SendOptions,
 )
-from config import metrics
+from config import logs, metrics
 from config.celery import app as celery_app
 from moderation.services import moderate_input
 
@@ -288,6 +288,8 @@ def _admitted(
             raise
         generation_id = stored.answer["generation_id"]
         slots.confirm(owner_id=owner_id, token=token, generation_id=generation_id)
+    # The rest of this request's log lines, and the task's (its headers), name them.
+    logs.bind(generation_id=generation_id, conversation_id=stored.answer.get("conversation_id"))
     dispatch = Dispatch(
         generation_id=generation_id,
         owner_id=owner_id,
