@@ -55,8 +55,10 @@ def current() -> dict[str, str]:
 
 
 def bind(**ids: object) -> None:
-    """Set ids for the rest of this context (a task's coroutine, a thread's work item). Values
-    that are None are left as they are; anything that does not look like an id is dropped."""
+    """Set ids for the rest of this context. Only where that context ends with the work: an
+    asyncio task's own, or within `log_context` (in a thread's long-lived context they would
+    stay). Values that are None are left as they are; anything that does not look like an id
+    is dropped."""
     for name, value in ids.items():
         cleaned = _clean(value)
         if cleaned is not None:
@@ -75,6 +77,11 @@ def log_context(**ids: object) -> Iterator[None]:
     finally:
         for var, token in reversed(tokens):
             var.reset(token)
+
+
+def adding(**ids: object) -> contextlib.AbstractContextManager[None]:
+    """The ids of this context and these (None: kept as they are) within the block."""
+    return log_context(**{**current(), **{k: v for k, v in ids.items() if v is not None}})
 
 
 def request_id_from(value: str | None) -> str:
@@ -142,10 +149,12 @@ VLLM_LOGGING = {
         }
     },
     "handlers": {
+        # The real stdout: a Celery worker replaces sys.stdout with a proxy that would log
+        # each JSON line again, as the message of one of its own.
         "json": {
             "class": "logging.StreamHandler",
             "formatter": "json",
-            "stream": "ext://sys.stdout",
+            "stream": "ext://sys.__stdout__",
         }
     },
     "loggers": {"vllm": {"handlers": ["json"], "level": "INFO", "propagate": False}},
@@ -160,6 +169,37 @@ def vllm_logging_config_file(directory: Path) -> Path:
     partial.write_text(json.dumps(VLLM_LOGGING))
     os.replace(partial, target)
     return target
+
+
+class AccessLog:
+    """Daphne's access log (its "action logger") as log records of `daphne.access`, so that it
+    is JSON like every other line; paths without their query strings (a search's `q=` is text
+    the user typed)."""
+
+    logger = logging.getLogger("daphne.access")
+    ACTIONS = {
+        ("websocket", "connecting"): "WSCONNECTING",
+        ("websocket", "rejected"): "WSREJECT",
+        ("websocket", "connected"): "WSCONNECT",
+        ("websocket", "disconnected"): "WSDISCONNECT",
+    }
+
+    def __call__(self, protocol: str, action: str, details: dict[str, Any]) -> None:
+        path = str(details.get("path", "")).split("?", 1)[0]
+        client = details.get("client")
+        if protocol == "http" and action == "complete":
+            status = details.get("status")
+            self.logger.info(
+                "%s %s %s",
+                details.get("method"),
+                path,
+                status,
+                extra={"client": client, "status": status, "bytes": details.get("size")},
+            )
+        elif (protocol, action) in self.ACTIONS:
+            self.logger.info(
+                "%s %s", self.ACTIONS[protocol, action], path, extra={"client": client}
+            )
 
 
 # --- HTTP -------------------------------------------------------------------------------------

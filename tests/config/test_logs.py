@@ -174,3 +174,27 @@ def test_log_format_json_is_the_default_without_debug_and_text_with_it() -> None
     text = _settings_log({**base, "DJANGO_DEBUG": "true"})
     assert text.endswith("WARNING probe [-]: probe line")
     assert json.loads(_settings_log({**base, "DJANGO_DEBUG": "true", "LOG_FORMAT": "json"}))
+
+
+def test_the_access_log_is_json_without_query_strings(lines: io.StringIO) -> None:
+    access = logging.getLogger("daphne.access")
+    access.addHandler(handler := logging.StreamHandler(lines))
+    handler.addFilter(logs.IdsFilter())
+    handler.setFormatter(logs.JsonFormatter())
+    access.setLevel(logging.INFO)
+    try:
+        logs.AccessLog()(
+            "http",
+            "complete",
+            {"path": "/api/conversations?q=my+divorce+lawyer", "status": 200, "method": "GET",
+             "client": "127.0.0.1:5000", "size": 42},
+        )  # fmt: skip
+        logs.AccessLog()("websocket", "connected", {"path": "/ws/chat/", "client": "1.2.3.4:1"})
+    finally:
+        access.removeHandler(handler)
+
+    http, websocket = parsed(lines)
+    assert http["message"] == "GET /api/conversations 200" and http["status"] == 200
+    assert (http["client"], http["bytes"]) == ("127.0.0.1:5000", 42)
+    assert websocket["message"] == "WSCONNECT /ws/chat/"
+    assert "divorce" not in lines.getvalue()
