@@ -289,6 +289,11 @@ METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 if METRICS_TOKEN:
     METRICS_TOKEN = env_secret("METRICS_TOKEN", development_default="", required=not DEBUG)
 
+# A port on which each Celery worker serves its own metrics (GET /metrics, METRICS_TOKEN only),
+# for deployments whose processes share no PROMETHEUS_MULTIPROC_DIR (docker-compose: one
+# container per worker); 0: off, the web's /metrics merges the workers' samples instead.
+WORKER_METRICS_PORT = env_int("WORKER_METRICS_PORT", 0, minimum=0, maximum=65535)
+
 # --- Processes -------------------------------------------------------------------------------
 # The GIL switch interval of the web server and the worker (config/process.py). CPython's 5 ms
 # made a chat.send's store work 45x slower beside one busy thread (5 ms alone, 220 ms); 0.5 ms
@@ -315,6 +320,8 @@ INFERENCE_ENFORCE_EAGER = env_choice(
 INFERENCE_CPU_KVCACHE_GIB = env_int("INFERENCE_CPU_KVCACHE_GIB", 1, minimum=1)
 # Longest one generation may run; the broker's visibility timeout is set well above it.
 INFERENCE_TASK_TIME_LIMIT_SECONDS = env_int("INFERENCE_TASK_TIME_LIMIT_SECONDS", 600, minimum=10)
+# vLLM's own `vllm:*` metrics (queue, batch, KV cache, latencies per engine) on /metrics.
+INFERENCE_ENGINE_METRICS = env_bool("INFERENCE_ENGINE_METRICS", True)
 # Start the engine when the worker starts instead of on its first task.
 INFERENCE_PRELOAD = env_bool("INFERENCE_PRELOAD", True)
 # Benchmarks only: generate exactly max_tokens (the end-of-sequence token is ignored).
@@ -506,4 +513,6 @@ LOGGING = {
         "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["ids"]}
     },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # Django's own console handler (DEBUG only) would print its lines a second time, as text.
+    "loggers": {"django": {"handlers": [], "level": "INFO", "propagate": True}},
 }
