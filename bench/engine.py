@@ -29,7 +29,12 @@ sys.path.insert(0, str(ROOT))
 # The engine's options are the project's settings (INFERENCE_*, from the environment).
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
-from inference.engine import EngineSpec, engine_args, prepare_environment  # noqa: E402
+from inference.engine import (  # noqa: E402
+    EngineSpec,
+    engine_args,
+    engine_stat_loggers,
+    prepare_environment,
+)
 
 DEFAULT_MODEL_DIR = ROOT / "var" / "models" / "smollm2-135m-instruct"
 PROMPT = "Write a long story about a lighthouse keeper and a storm."
@@ -59,7 +64,10 @@ def start_engine(model_dir: str | Path = DEFAULT_MODEL_DIR, **overrides: Any) ->
 
     prepare_environment()
     spec = EngineSpec(name="bench", weights=str(model_dir), max_model_len=2048)
-    return AsyncLLM.from_engine_args(engine_args(spec, **overrides))
+    # With the worker's stat loggers (vLLM's metrics, INFERENCE_ENGINE_METRICS), as it runs.
+    return AsyncLLM.from_engine_args(
+        engine_args(spec, **overrides), stat_loggers=engine_stat_loggers()
+    )
 
 
 def prompt_ids(engine: Any, text: str = PROMPT) -> list[int]:

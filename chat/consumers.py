@@ -59,6 +59,7 @@ from chat.protocol import (
     validation_summary,
 )
 from chat.store import new_id
+from config import logs, tracing
 from moderation.prefetch import input_prefetched
 
 logger = logging.getLogger(__name__)
@@ -70,6 +71,8 @@ CLOSE_MESSAGE_TOO_BIG_FALLBACK = 4009
 CLOSE_TOO_MANY_CONNECTIONS = CLOSE_FLOODING = 4429
 # Generation ids we issue fit in a channel-layer group name; anything else cannot be ours.
 GENERATION_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+# What a frame's type can be to name its span.
+FRAME_TYPE = re.compile(r"[a-z][a-z_.]{0,39}")
 # An unexpected failure on our side (a store or Redis outage): the client may retry shortly.
 INTERNAL_RETRY_AFTER = 1
 # Cleanups of consumers that ended without disconnect(), kept until they finish.
@@ -237,6 +240,30 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send_message(Error(code="bad_request", message=problem))
             return
         request_id = _request_id_of(data)
+        # This frame's log lines carry its ids (config/logs.py), and its trace starts here
+        # (config/tracing.py: Channels has no instrumentation); the generation's and a new
+        # conversation's ids are added once chosen (start).
+        frame_type = _frame_type(data)
+        with (
+            logs.log_context(
+                request_id=logs.request_id_from(request_id),
+                user_id=self.user.pk,
+                conversation_id=_id_of(data, "conversation_id"),
+                generation_id=_id_of(data, "generation_id"),
+            ),
+            tracing.span(
+                f"ws {frame_type}",
+                {
+                    "chat.frame_type": frame_type,
+                    "chat.request_id": request_id,
+                    "enduser.id": str(self.user.pk),
+                },
+                kind="server",
+            ),
+        ):
+            await self.handle_frame(data, request_id)
+
+    async def handle_frame(self, data: Any, request_id: str | None) -> None:
         if await self.frame_refused(request_id):
             return
         if self.credentials_due() and not await self.recheck_credentials():
@@ -348,6 +375,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         first out. Pool threads were measured worse: the work is CPU-bound (the GIL), so
         sharing it out only makes every answer of a burst start as late as the last one."""
         generation_id = new_id()
+        logs.bind(generation_id=generation_id)
+        tracing.annotate({"chat.generation_id": generation_id})
         await self.follow_generation(generation_id)
         try:
             prepared = await database_sync_to_async(prepared_and_dispatched)(
@@ -357,6 +386,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.unfollow_generation(generation_id)
             raise
         accepted = prepared.accepted
+        logs.bind(generation_id=accepted.generation_id, conversation_id=accepted.conversation_id)
+        tracing.annotate({"chat.conversation_id": accepted.conversation_id})
+        logger.info("accepted: answer %s queued", accepted.generation_id)
         if accepted.generation_id != generation_id:
             await self.unfollow_generation(generation_id)  # a repeated request_id
         await self.send_message(accepted)
@@ -510,6 +542,20 @@ def _decode(text_data: str) -> tuple[Any, str | None]:
     except (UnicodeEncodeError, RecursionError):
         return None, "The frame contains invalid Unicode (an unpaired surrogate)."
     return data, None
+
+
+def _frame_type(data: Any) -> str:
+    """The frame's type for its span's name, when it looks like one (never client text)."""
+    value = data.get("type") if isinstance(data, dict) else None
+    if isinstance(value, str) and FRAME_TYPE.fullmatch(value):
+        return value
+    return "frame"
+
+
+def _id_of(data: Any, name: str) -> str | None:
+    """An id field of a frame, for the log context (anything implausible is dropped there)."""
+    value = data.get(name) if isinstance(data, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def _request_id_of(data: Any) -> str | None:

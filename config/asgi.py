@@ -7,7 +7,11 @@ import os
 
 from django.core.asgi import get_asgi_application
 
+from config import tracing
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# Before the handler is built: Django's instrumentation adds a middleware (config/tracing.py).
+tracing.configure("chat-web", django=True)
 # Django must be set up before anything imports models (consumers, auth middleware).
 django_asgi_app = get_asgi_application()
 

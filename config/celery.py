@@ -12,7 +12,10 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from celery.signals import before_task_publish, task_postrun, task_prerun, worker_init
 from django.conf import settings
+
+from config import logs, tracing
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -46,3 +49,16 @@ app.conf.update(
     worker_hijack_root_logger=False,
 )
 app.autodiscover_tasks()
+
+# The publisher's log ids (request, user, conversation, generation) travel in each task's
+# headers and are the task's while it runs (config/logs.py).
+before_task_publish.connect(logs.task_published, weak=False)
+task_prerun.connect(logs.task_started, weak=False)
+task_postrun.connect(logs.task_ended, weak=False)
+
+
+@worker_init.connect
+def traced_worker(**_: object) -> None:
+    """Traces from this worker when OTEL_EXPORTER_OTLP_ENDPOINT is set (config/tracing.py):
+    each task's run span continues the trace its publisher put in the task's headers."""
+    tracing.configure("chat-worker", celery=True)

@@ -28,6 +28,8 @@ from typing import Any
 from daphne.cli import CommandLineInterface
 from daphne.server import Server
 
+from config.logs import AccessLog
+
 # Daphne's own logger: its messages about applications keep their source.
 daphne_logger = logging.getLogger("daphne.server")
 # Every connection's application is checked at least this often (see ChatServer).
@@ -44,6 +46,8 @@ GC_THRESHOLDS = (50_000, 20, 10)
 
 class ChatServer(Server):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("action_logger") is not None:
+            kwargs["action_logger"] = AccessLog()  # through logging, as JSON (config/logs.py)
         super().__init__(*args, **kwargs)
         # Connections whose application ended or whose client left: what Daphne's
         # once-a-second application check has to look at (see application_checker).
@@ -164,6 +168,9 @@ def main(argv: list[str] | None = None) -> None:
 
     from config import process
 
+    if settings.LOG_FORMAT == "json":
+        # Progress bars (loading the moderation models) are no log lines.
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     django.setup()
     from moderation.pipeline import warm
 

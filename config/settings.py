@@ -75,6 +75,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "accounts.middleware.BearerTokenMiddleware",
+    # Request id and user on every log line of the request (config/logs.py).
+    "config.logs.IdsMiddleware",
     # After every middleware that sets request.user: the admin asks it whether it is verified.
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -299,6 +301,11 @@ METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 if METRICS_TOKEN:
     METRICS_TOKEN = env_secret("METRICS_TOKEN", development_default="", required=not DEBUG)
 
+# A port on which each Celery worker serves its own metrics (GET /metrics, METRICS_TOKEN only),
+# for deployments whose processes share no PROMETHEUS_MULTIPROC_DIR (docker-compose: one
+# container per worker); 0: off, the web's /metrics merges the workers' samples instead.
+WORKER_METRICS_PORT = env_int("WORKER_METRICS_PORT", 0, minimum=0, maximum=65535)
+
 # --- Processes -------------------------------------------------------------------------------
 # The GIL switch interval of the web server and the worker (config/process.py). CPython's 5 ms
 # made a chat.send's store work 45x slower beside one busy thread (5 ms alone, 220 ms); 0.5 ms
@@ -325,6 +332,8 @@ INFERENCE_ENFORCE_EAGER = env_choice(
 INFERENCE_CPU_KVCACHE_GIB = env_int("INFERENCE_CPU_KVCACHE_GIB", 1, minimum=1)
 # Longest one generation may run; the broker's visibility timeout is set well above it.
 INFERENCE_TASK_TIME_LIMIT_SECONDS = env_int("INFERENCE_TASK_TIME_LIMIT_SECONDS", 600, minimum=10)
+# vLLM's own `vllm:*` metrics (queue, batch, KV cache, latencies per engine) on /metrics.
+INFERENCE_ENGINE_METRICS = env_bool("INFERENCE_ENGINE_METRICS", True)
 # Start the engine when the worker starts instead of on its first task.
 INFERENCE_PRELOAD = env_bool("INFERENCE_PRELOAD", True)
 # Benchmarks only: generate exactly max_tokens (the end-of-sequence token is ignored).
@@ -501,10 +510,21 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+# Structured logs (config/logs.py): "json", one JSON object per line with the request, user,
+# conversation and generation ids (the default with DEBUG off), or "text" for reading in a terminal.
+LOG_FORMAT = env_choice("LOG_FORMAT", "text" if DEBUG else "json", choices={"json", "text"})
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"ids": {"()": "config.logs.IdsFilter"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(ids)s]: %(message)s"},
+        "json": {"()": "config.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["ids"]}
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # Django's own console handler (DEBUG only) would print its lines a second time, as text.
+    "loggers": {"django": {"handlers": [], "level": "INFO", "propagate": True}},
 }

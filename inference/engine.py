@@ -21,6 +21,7 @@ import time
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
@@ -122,7 +123,7 @@ def engine_args(spec: EngineSpec, **overrides: Any) -> Any:
         # Requests carry the user's priority (inference.prepare.vllm_priority); under load
         # vLLM schedules the lowest value first instead of first come, first served.
         "scheduling_policy": "priority",
-        # Per-step stats logging costs time on the hot path and nobody reads it here.
+        # No periodic stats log lines; the engine's metrics come from engine_stat_loggers().
         "disable_log_stats": True,
         "enable_log_requests": False,
     }
@@ -132,6 +133,14 @@ def engine_args(spec: EngineSpec, **overrides: Any) -> Any:
 
 def prepare_environment() -> None:
     """Process-wide settings that must be in place before vLLM starts."""
+    if _setting("LOG_FORMAT") == "json" and "VLLM_LOGGING_CONFIG_PATH" not in os.environ:
+        # vLLM logs through its own handler, here and in its engine processes: as JSON too.
+        from config.logs import vllm_logging_config_file
+
+        os.environ["VLLM_LOGGING_CONFIG_PATH"] = str(
+            vllm_logging_config_file(Path(_setting("DATA_DIR")))
+        )
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     # Weights are local; nothing may be fetched from a hub at run time.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -295,7 +304,32 @@ async def _stop_output_handler(engine: Any) -> None:
 async def _create_engine(spec: EngineSpec) -> AsyncLLM:
     from vllm.v1.engine.async_llm import AsyncLLM
 
-    return AsyncLLM.from_engine_args(engine_args(spec))
+    return AsyncLLM.from_engine_args(engine_args(spec), stat_loggers=engine_stat_loggers())
+
+
+def engine_stat_loggers() -> list[Any] | None:
+    """vLLM's own `vllm:*` Prometheus metrics (INFERENCE_ENGINE_METRICS), recorded in this
+    process's registry, so that `/metrics` shows them: merged from every worker through
+    PROMETHEUS_MULTIPROC_DIR, or served by the worker itself (WORKER_METRICS_PORT). A custom
+    stat logger turns the engine's statistics on without its periodic log lines.
+
+    vLLM's gauges keep the most recent value of any process; here each worker's gauges are
+    its own series (a `pid` label, living processes only), so that two workers of one model
+    show their own running requests and KV cache use."""
+    if not _setting("INFERENCE_ENGINE_METRICS"):
+        return None
+    from prometheus_client import Gauge
+    from vllm.v1.metrics.loggers import PrometheusStatLogger
+
+    class WorkerGauge(Gauge):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["multiprocess_mode"] = "liveall"
+            super().__init__(*args, **kwargs)
+
+    class EngineMetrics(PrometheusStatLogger):
+        _gauge_cls = WorkerGauge
+
+    return [EngineMetrics]
 
 
 def is_engine_dead(error: BaseException) -> bool:

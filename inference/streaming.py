@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import contextvars
 import functools
 import logging
 import time
@@ -38,7 +39,7 @@ from chat import events
 from chat.generation import deltas, lifecycle
 from chat.generation.record import Ending
 from chat.protocol import GenerationDelta, GenerationProgress
-from config import metrics
+from config import logs, metrics, tracing
 from inference import engine as engine_module
 from inference.prepare import (
     Abandoned,
@@ -242,35 +243,51 @@ async def generation_stream(
             outcome = "stopped"  # stopped while queued: the engine never sees it
             never_started = True
         else:
-            generator = job.engine.generate(
-                prompt, job.sampling_params, request_id, priority=job.priority
-            )
-            # Leaving this block closes the generator, which aborts the request in vLLM
-            # and frees its KV cache (at once, not when the generator is collected).
-            async with contextlib.aclosing(generator) as outputs:
-                async with asyncio.timeout(settings.INFERENCE_TASK_TIME_LIMIT_SECONDS):
-                    async for output in outputs:
-                        completion = output.outputs[0]
-                        state.completion_tokens += len(completion.token_ids)
-                        now = clock()
-                        if last_output is not None:
-                            metrics.tokens_streamed(
-                                model=job.model_name,
-                                seconds=now - last_output,
-                                tokens=len(completion.token_ids),
-                            )
-                        last_output = now
-                        if completion.text:
-                            pending.append(completion.text)
-                        if output.finished:
-                            finish_reason = completion.finish_reason
-                        if pending and now - last_flush >= flush_every:
-                            last_flush = now
-                            outcome = await flush()
-                            if outcome is not None:
-                                state.closing = True
-                                break
-                    state.closing = True
+            # The engine request, from its submission to its last output (or its cut).
+            with tracing.span(
+                "engine.generate",
+                {
+                    "gen_ai.request.model": job.model_name,
+                    "gen_ai.usage.input_tokens": len(job.prompt_token_ids),
+                    "vllm.request_id": request_id,
+                },
+                kind="client",
+            ):
+                generator = job.engine.generate(
+                    prompt, job.sampling_params, request_id, priority=job.priority
+                )
+                # Leaving this block closes the generator, which aborts the request in vLLM
+                # and frees its KV cache (at once, not when the generator is collected).
+                async with contextlib.aclosing(generator) as outputs:
+                    async with asyncio.timeout(settings.INFERENCE_TASK_TIME_LIMIT_SECONDS):
+                        async for output in outputs:
+                            completion = output.outputs[0]
+                            state.completion_tokens += len(completion.token_ids)
+                            now = clock()
+                            if last_output is not None:
+                                metrics.tokens_streamed(
+                                    model=job.model_name,
+                                    seconds=now - last_output,
+                                    tokens=len(completion.token_ids),
+                                )
+                            last_output = now
+                            if completion.text:
+                                pending.append(completion.text)
+                            if output.finished:
+                                finish_reason = completion.finish_reason
+                            if pending and now - last_flush >= flush_every:
+                                last_flush = now
+                                outcome = await flush()
+                                if outcome is not None:
+                                    state.closing = True
+                                    break
+                        state.closing = True
+                tracing.annotate(
+                    {
+                        "gen_ai.usage.output_tokens": state.completion_tokens,
+                        "gen_ai.response.finish_reason": finish_reason,
+                    }
+                )
         if outcome is None and pending:
             outcome = await flush()
         if outcome is None:
@@ -310,7 +327,17 @@ async def generation_stream(
             ending.prompt_tokens = 0  # never reached the engine: nothing to bill
     else:
         ending.finish_reason = FINISH_REASONS.get(finish_reason or "stop", "stop")
-    await generation_end(ending, layer=layer)
+    # The closing write: final text, state and usage stored, generation.done published.
+    with tracing.span("generation.end", {"chat.state": ending.state}):
+        await generation_end(ending, layer=layer)
+    logger.info(
+        "generation ended %s (%s): %d prompt and %d completion tokens, first text after %s ms",
+        ending.state,
+        ending.finish_reason or ending.error_code,
+        ending.prompt_tokens,
+        ending.completion_tokens,
+        ending.time_to_first_token_ms,
+    )
     if failure is not None and not isinstance(failure, TimeoutError):
         raise failure
     return ending
@@ -357,15 +384,18 @@ async def generation_run(*, generation_id: str, owner_id: int, priority: int | N
     # Watched before the stop key is read (in prepare): a stop in between is not lost.
     stop_registry.track(generation_id)
     try:
-        prepared = await asyncio.get_running_loop().run_in_executor(
-            _prepare_executor,
-            functools.partial(
-                generation_prepare,
-                generation_id=generation_id,
-                owner_id=owner_id,
-                priority=priority,
-            ),
-        )
+        # In this task's context (log ids, the trace), which run_in_executor does not pass on.
+        with tracing.span("generation.prepare"):
+            prepared = await asyncio.get_running_loop().run_in_executor(
+                _prepare_executor,
+                functools.partial(
+                    contextvars.copy_context().run,
+                    generation_prepare,
+                    generation_id=generation_id,
+                    owner_id=owner_id,
+                    priority=priority,
+                ),
+            )
     except Exception as error:
         stop_registry.untrack(generation_id)
         refused = isinstance(error, GenerationRefused)
@@ -387,6 +417,7 @@ async def generation_run(*, generation_id: str, owner_id: int, priority: int | N
             ending = Ending.from_document(prepared.message)
             await asyncio.to_thread(generation_bill, ending, prepared.message, settling=True)
         return
+    logs.bind(conversation_id=prepared.conversation_id)
     await queue_positions_send(layer=layer, started=generation_id, waiting=[])
     if prepared.waiting_next:
         # The others' new places need not delay this answer's first token.

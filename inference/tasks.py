@@ -7,6 +7,7 @@ import asyncio
 from celery import shared_task
 from django.conf import settings
 
+from config import logs
 from inference import worker  # noqa: F401  (connects the worker's start/stop signals)
 from inference.engine import host
 from inference.reaper import generations_reap
@@ -23,17 +24,21 @@ def generate(generation_id: str, owner_id: int, priority: int | None = None) -> 
 
     `priority` is the user's (0 low, 5 normal, 9 high); tasks enqueued without it (older
     messages) read it from the user."""
-    host.run(
-        generation_run(generation_id=generation_id, owner_id=owner_id, priority=priority),
-        timeout=settings.INFERENCE_TASK_TIME_LIMIT_SECONDS + RUN_MARGIN_SECONDS,
-    )
+    with logs.adding(generation_id=generation_id, user_id=owner_id):
+        host.run(
+            generation_run(generation_id=generation_id, owner_id=owner_id, priority=priority),
+            timeout=settings.INFERENCE_TASK_TIME_LIMIT_SECONDS + RUN_MARGIN_SECONDS,
+        )
 
 
 @shared_task(name=TITLE_TASK, ignore_result=True)
 def title(generation_id: str, owner_id: int) -> None:
     """Title a conversation after its first answer (low priority; see inference.titles).
     Not acked late: a title lost with its worker is not worth a second answer's wait."""
-    host.run(title_run(generation_id=generation_id, owner_id=owner_id), timeout=RUN_TIMEOUT_SECONDS)
+    with logs.adding(generation_id=generation_id, user_id=owner_id):
+        host.run(
+            title_run(generation_id=generation_id, owner_id=owner_id), timeout=RUN_TIMEOUT_SECONDS
+        )
 
 
 @shared_task(name="inference.reap_stale", ignore_result=True)

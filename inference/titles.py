@@ -248,7 +248,8 @@ async def title_run(*, generation_id: str, owner_id: int, layer: Any = None) -> 
             raw = output.outputs[0].text
     title = title_clean(raw)
     if title is None:
-        logger.info("no usable title for %s in %r", job.conversation_id, raw)
+        # Its length, not the text: model output is never logged (config/logs.py).
+        logger.info("no usable title for %s in %d characters", job.conversation_id, len(raw))
         return None
     stored = await asyncio.to_thread(
         title_store, conversation_id=job.conversation_id, owner_id=owner_id, title=title

@@ -142,6 +142,10 @@ def on_worker_setup(sender: str, instance: Any, **_: Any) -> None:
 @worker_ready.connect
 def on_worker_ready(sender: Any, **_: Any) -> None:
     global _liveness
+    if settings.WORKER_METRICS_PORT:
+        from config.metrics_api import worker_metrics_serve
+
+        worker_metrics_serve(settings.WORKER_METRICS_PORT)
     queues = _consumed_queues(sender)
     client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
     _liveness = Liveness(hostname=sender.hostname, queues=queues, client=client)

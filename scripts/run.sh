@@ -51,12 +51,12 @@ supervise() {
     done
 }
 
-supervise celery -A config worker -P threads -c "${WORKER_CONCURRENCY:-32}" -Q "$queues" \
+supervise celery -A config --quiet worker -P threads -c "${WORKER_CONCURRENCY:-32}" -Q "$queues" \
     -n "gpu@%h" --without-gossip --without-mingle -l info >>"$log_dir/worker.log" 2>&1 &
 pids+=($!)
 # Beat embedded in a small maintenance worker: the reaper keeps running while every
 # inference worker is down (it is what notices that they are).
-supervise celery -A config worker -B -s "${DATA_DIR:-var}/celerybeat-schedule" -Q inference.maintenance \
+supervise celery -A config --quiet worker -B -s "${DATA_DIR:-var}/celerybeat-schedule" -Q inference.maintenance \
     -P threads -c 2 -n "maintenance@%h" --without-gossip --without-mingle -l info \
     >>"$log_dir/beat.log" 2>&1 &
 pids+=($!)

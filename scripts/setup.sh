@@ -59,6 +59,13 @@ if $with_test_tools; then
         step "installing docker-compose for the compose file's tests (Debian package)"
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null
     fi
+    # promtool checks the compose file's scrape config and the dashboard's queries
+    # (tests/test_compose.py); a real Prometheus scrapes the stack (tests/e2e/test_prometheus_scrape.py).
+    if ! command -v promtool >/dev/null; then
+        step "installing Prometheus for the metrics tests (Debian package)"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+            --no-install-recommends prometheus >/dev/null
+    fi
 fi
 
 step "preparing the PostgreSQL database"

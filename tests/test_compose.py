@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
+
+from config import metrics
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -71,6 +77,139 @@ def test_every_environment_name_is_documented_in_env_example() -> None:
         "MONGO_INITDB_ROOT_USERNAME",
         "MONGO_INITDB_ROOT_PASSWORD",
         "REDISCLI_AUTH",
+        "GF_SECURITY_ADMIN_USER",
+        "GF_SECURITY_ADMIN_PASSWORD",
+        "GF_USERS_ALLOW_SIGN_UP",
+        "GF_AUTH_ANONYMOUS_ENABLED",
     }
     assert names, "no environment names found: the scan is broken"
     assert names - documented_variables() == set()
+
+
+# --- Prometheus and Grafana (docs/operations.md) ---------------------------------------------
+
+DEPLOY = REPO / "deploy"
+# What the dashboard must show, as the metric each panel's query reads.
+DASHBOARD_METRICS = {
+    "chat_time_to_first_token_seconds_bucket",
+    "chat_inter_token_latency_seconds_bucket",
+    "chat_queue_wait_seconds_bucket",
+    "chat_generations_total",
+    "chat_tokens_total",
+    "chat_websocket_connections",
+    "chat_moderation_decisions_total",
+    "chat_rate_limit_refusals_total",
+    "vllm:num_requests_running",
+    "vllm:kv_cache_usage_perc",
+}
+
+
+def mounted(service: dict[str, Any], target: str) -> Path:
+    """The repository path that a service mounts at `target`."""
+    for volume in service["volumes"]:
+        source, _, rest = volume.partition(":")
+        if rest.split(":")[0] == target:
+            return REPO / source
+    raise AssertionError(f"nothing is mounted at {target}")
+
+
+def dashboard_queries() -> list[str]:
+    dashboard = json.loads((DEPLOY / "grafana/dashboards/chat.json").read_text())
+    return [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+
+
+def test_prometheus_scrapes_the_web_and_every_worker_with_the_metrics_token() -> None:
+    services = compose()["services"]
+    prometheus = services["prometheus"]
+    config = yaml.safe_load(mounted(prometheus, "/etc/prometheus/prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+
+    assert jobs["chat-web"]["static_configs"][0]["targets"] == ["web:8000"]
+    assert jobs["chat-web"]["metrics_path"] == "/metrics"
+    workers = jobs["chat-workers"]["dns_sd_configs"][0]
+    assert set(workers["names"]) == {"worker", "worker-cpu", "beat"} and workers["port"] == 9100
+    for job in jobs.values():
+        token_file = job["authorization"]["credentials_file"]
+        assert job["authorization"]["type"] == "Bearer"
+        assert token_file in " ".join(prometheus["command"])  # written from METRICS_TOKEN
+    assert prometheus["environment"]["METRICS_TOKEN"].startswith("${METRICS_TOKEN:?")
+    # The workers serve what Prometheus scrapes; the web answers to the name it scrapes.
+    app = compose()["x-app-env"]
+    assert app["WORKER_METRICS_PORT"] == "9100"
+    assert "web" in app["DJANGO_ALLOWED_HOSTS"].split(":-", 1)[1].rstrip("}").split(",")
+
+
+def test_grafana_has_the_prometheus_data_source_and_the_dashboard_provisioned() -> None:
+    grafana = compose()["services"]["grafana"]
+    provisioning = mounted(grafana, "/etc/grafana/provisioning")
+    (source,) = yaml.safe_load((provisioning / "datasources/prometheus.yml").read_text())[
+        "datasources"
+    ]
+    assert source["url"] == "http://prometheus:9090" and source["type"] == "prometheus"
+    (provider,) = yaml.safe_load((provisioning / "dashboards/chat.yml").read_text())["providers"]
+    dashboards = mounted(grafana, provider["options"]["path"])
+    assert dashboards == DEPLOY / "grafana/dashboards" and (dashboards / "chat.json").is_file()
+    dashboard = json.loads((dashboards / "chat.json").read_text())
+    assert {panel["datasource"]["uid"] for panel in dashboard["panels"]} == {source["uid"]}
+    # Signed in only, with a password the operator set; on the host's loopback.
+    assert grafana["environment"]["GF_SECURITY_ADMIN_PASSWORD"].startswith(
+        "${GRAFANA_ADMIN_PASSWORD:?"
+    )
+    assert grafana["environment"]["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert all(port.startswith("127.0.0.1:") for port in grafana["ports"])
+
+
+def test_the_dashboard_shows_every_metric_the_operators_watch() -> None:
+    queries = " ".join(dashboard_queries())
+    names = set(re.findall(r"[a-z_][a-z0-9_:]*", queries))
+    assert names >= DASHBOARD_METRICS, DASHBOARD_METRICS - names
+    defined = {
+        f"{metric._name}{suffix}"
+        for metric in (
+            metrics.TIME_TO_FIRST_TOKEN, metrics.INTER_TOKEN_LATENCY, metrics.QUEUE_WAIT,
+            metrics.GENERATIONS, metrics.TOKENS, metrics.WEBSOCKET_CONNECTIONS,
+            metrics.MODERATION_DECISIONS, metrics.RATE_LIMIT_REFUSALS,
+        )
+        for suffix in ("", "_bucket", "_total")
+    }  # fmt: skip
+    chat_names = {name for name in names if name.startswith("chat_")}
+    assert chat_names <= defined, chat_names - defined
+
+
+needs_promtool = pytest.mark.skipif(
+    shutil.which("promtool") is None, reason="promtool is not installed (Debian's prometheus)"
+)
+
+
+@needs_promtool
+def test_prometheus_accepts_the_config_and_every_dashboard_query(tmp_path: Path) -> None:
+    """`promtool` (Debian's prometheus package) parses the scrape config and, written as
+    recording rules, every PromQL query of the dashboard ($__rate_interval as Grafana fills it)."""
+    config = tmp_path / "prometheus.yml"
+    text = (DEPLOY / "prometheus/prometheus.yml").read_text()
+    (tmp_path / "token").write_text("t")
+    config.write_text(text.replace("/prometheus/metrics-token", str(tmp_path / "token")))
+    checked = subprocess.run(
+        ["promtool", "check", "config", str(config)], capture_output=True, text=True, timeout=60
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+    rules = {
+        "groups": [
+            {
+                "name": "dashboard",
+                "rules": [
+                    {"record": f"dashboard:query{i}", "expr": q.replace("$__rate_interval", "1m")}
+                    for i, q in enumerate(dashboard_queries())
+                ],
+            }
+        ]
+    }
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump(rules))
+    checked = subprocess.run(
+        ["promtool", "check", "rules", str(tmp_path / "rules.yml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -34,7 +34,7 @@ from chat.protocol import (
     ModerationBlocked,
     SendOptions,
 )
-from config import metrics
+from config import logs, metrics, tracing
 from config.celery import app as celery_app
 from moderation.services import moderate_input
 
@@ -60,20 +60,36 @@ class Dispatch:
     owner_id: int
     queue: str
     priority: int
+    conversation_id: str | None = None
 
     def __call__(self) -> None:
         waiting.add(queue=self.queue, generation_id=self.generation_id, priority=self.priority)
-        celery_app.send_task(
-            GENERATE_TASK,
-            kwargs={
-                "generation_id": self.generation_id,
-                "owner_id": self.owner_id,
-                "priority": self.priority,
-            },
-            queue=self.queue,
-            # Celery's Redis transport runs priority 0 first; ours is "higher is sooner".
-            priority=9 - self.priority,
+        # The task's headers carry the log ids of what it answers (config/logs.py) and the
+        # trace (config/tracing.py).
+        ids = logs.adding(
+            user_id=self.owner_id,
+            conversation_id=self.conversation_id,
+            generation_id=self.generation_id,
         )
+        with (
+            ids,
+            tracing.span(
+                f"enqueue {GENERATE_TASK}", {"messaging.destination": self.queue}, kind="producer"
+            ),
+        ):
+            celery_app.send_task(
+                GENERATE_TASK,
+                kwargs={
+                    "generation_id": self.generation_id,
+                    "owner_id": self.owner_id,
+                    "priority": self.priority,
+                },
+                queue=self.queue,
+                # Celery's Redis transport runs priority 0 first; ours is "higher is sooner".
+                priority=9 - self.priority,
+                # The trace goes on in the worker's run of the task (config/tracing.py).
+                headers=tracing.headers(),
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,9 +178,11 @@ def _max_tokens_clamped(options: dict[str, Any], model: ModelInfo) -> dict[str, 
 def _moderated_content(
     content: str, *, owner_id: int, conversation_id: str | None, request_id: str | None
 ) -> str:
-    decision = moderate_input(
-        content, user_id=owner_id, conversation_id=conversation_id, request_id=request_id
-    )
+    with tracing.span("moderation.input", {"chat.content_chars": len(content)}):
+        decision = moderate_input(
+            content, user_id=owner_id, conversation_id=conversation_id, request_id=request_id
+        )
+        tracing.annotate({"moderation.action": decision.action})
     if decision.action == "block":
         raise InputBlocked(
             ModerationBlocked(
@@ -294,6 +312,7 @@ def _admitted(
         owner_id=owner_id,
         queue=checked.model.queue,
         priority=plan.priority if priority is None else priority,
+        conversation_id=stored.answer.get("conversation_id"),
     )
     accepted = requests.accepted(
         request_id=request_id, user_message=stored.question, assistant=stored.answer
@@ -559,7 +578,8 @@ def prepared_and_dispatched(prepare: Callable[..., Prepared], **arguments: Any) 
     makes one thread hop between a user's Enter and the engine, not two. The caller
     must already follow the answer's group (it chose `generation_id`), so that no delta is
     published unheard."""
-    prepared = prepare(**arguments)
-    if prepared.dispatch is not None:
-        prepared.dispatch()
+    with tracing.span("chat.admission"):
+        prepared = prepare(**arguments)
+        if prepared.dispatch is not None:
+            prepared.dispatch()
     return prepared

@@ -18,7 +18,14 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-SECRETS = ("DJANGO_SECRET_KEY", "POSTGRES_PASSWORD", "REDIS_PASSWORD", "MONGO_PASSWORD")
+SECRETS = (
+    "DJANGO_SECRET_KEY",
+    "POSTGRES_PASSWORD",
+    "REDIS_PASSWORD",
+    "MONGO_PASSWORD",
+    "METRICS_TOKEN",
+    "GRAFANA_ADMIN_PASSWORD",
+)
 RANDOM_KEY = "k7Qw9zXr2LpB4nVt6YhJ8sDf3GmC5aE1uR0oIxKqWbNcZyTe-_vU"
 READ_SETTINGS = (
     "import json, django; django.setup(); from django.conf import settings as s; "
@@ -204,3 +211,7 @@ def test_compose_gives_every_data_service_a_password_and_the_app_uses_them(
         assert app["DJANGO_SECRET_KEY"] == "django_secret_key-value", name
         assert app["DJANGO_SECURE_SSL_REDIRECT"] in ("", None), name
         assert app["DJANGO_SECURE_COOKIES"] in ("", None), name
+        assert app["METRICS_TOKEN"] == "metrics_token-value", name
+    assert services["prometheus"]["environment"]["METRICS_TOKEN"] == "metrics_token-value"
+    grafana = services["grafana"]["environment"]
+    assert grafana["GF_SECURITY_ADMIN_PASSWORD"] == "grafana_admin_password-value"

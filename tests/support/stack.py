@@ -62,6 +62,8 @@ class Stack:
                 str(VENV_BIN / "celery"),
                 "-A",
                 "config",
+                # No start banner: it is printed, not logged (config/logs.py).
+                "--quiet",
                 "worker",
                 "-P",
                 "threads",
@@ -85,7 +87,8 @@ class Stack:
         return self.start_process(
             "beat",
             [
-                str(VENV_BIN / "celery"), "-A", "config", "worker", "-B", "-s", str(schedule),
+                str(VENV_BIN / "celery"), "-A", "config", "--quiet", "worker",
+                "-B", "-s", str(schedule),
                 "-Q", "inference.maintenance", "-P", "threads", "-c", "2",
                 "-n", f"maintenance-{os.getpid()}@%h", "--without-gossip", "--without-mingle",
                 "-l", "info",
