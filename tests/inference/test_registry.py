@@ -11,7 +11,7 @@ from pytest_django import Settings
 
 from accounts.models import User
 from inference.models import LanguageModel
-from inference.selectors import model_get_enabled, model_list_enabled
+from inference.selectors import model_get_enabled, model_list_enabled, model_list_served
 
 pytestmark = pytest.mark.django_db
 
@@ -104,3 +104,15 @@ def test_models_api_refuses_writes(client: Client) -> None:
     client.force_login(User.objects.create_user("w@example.com", "pw-123456789"))
 
     assert client.post("/api/models").status_code == 405
+
+
+@pytest.mark.django_db
+def test_the_served_models_are_the_default_one_unless_names_are_given() -> None:
+    add_model("beta", enabled=True)
+    add_model("off", enabled=False)
+
+    assert [m.name for m in model_list_served(names="")] == ["smollm2-135m"]
+    assert [m.name for m in model_list_served(names=" beta, smollm2-135m,beta ,off")] == [
+        "beta",
+        "smollm2-135m",
+    ]
