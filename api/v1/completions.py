@@ -33,6 +33,7 @@ from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
+from accounts.plans import plan_limits_for_user
 from api.models import SCOPE_CHAT, ApiKey
 from api.services import api_generation_record
 from api.v1 import workers
@@ -42,10 +43,12 @@ from api.v1.follow import Follower
 from api.v1.validation import CompletionRequest, completion_request
 from chat import selectors, services
 from chat.catalog import ModelInfo, model_info_get
+from chat.errors import ChatError
 from chat.generation import stop
 from chat.generation.admission import (
     InputBlocked,
     Prepared,
+    model_allowed_check,
     prepared_and_dispatched,
     stateless_prepare,
 )
@@ -304,7 +307,18 @@ def _detached(cleanup: Any) -> None:
     task.add_done_callback(_cleanups.discard)
 
 
-async def _model_served(name: str) -> ModelInfo:
+def _model_allowed(*, user_id: int, name: str) -> None:
+    """A model outside the user's plan is refused before anything says whether a worker serves
+    it (admission checks the plan again, with everything else)."""
+    plan = plan_limits_for_user(user_id=user_id)
+    if plan is not None:
+        try:
+            model_allowed_check(model_name=name, plan=plan)
+        except ChatError as error:
+            raise from_api_error(error) from None
+
+
+async def _model_served(name: str, *, user_id: int) -> ModelInfo:
     model = await database_sync_to_async(model_info_get)(name=name)
     if model is None:
         raise OpenAIError(
@@ -313,6 +327,7 @@ async def _model_served(name: str) -> ModelInfo:
             param="model",
             code="model_not_found",
         )
+    await database_sync_to_async(_model_allowed)(user_id=user_id, name=model.name)
     served = await sync_to_async(workers.queue_served, thread_sensitive=False)(model.queue)
     if not served:
         raise OpenAIError(
@@ -339,7 +354,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponseBase:
             status = 413 if error.code == "too_large" else 400
             raise OpenAIError(status, error.message) from None
         parsed = completion_request(data)
-        model = await _model_served(parsed.model)
+        model = await _model_served(parsed.model, user_id=key.user_id)
         completion = Completion(key=key, request=parsed, model=model)
         await completion.admit()
     except OpenAIError as error:
