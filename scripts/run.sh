@@ -67,13 +67,28 @@ supervise() {
 # One worker per model: each process hosts one engine (inference/engine.py), and a model's
 # worker restarts without touching the others. The first (the default model) keeps the names
 # it always had: gpu@host, worker.log.
-first=true
+# vLLM's CPU backend binds every engine's compute to the same cores by default: two engines on
+# 2 cores then shared one core (11 tokens/s together at one stream each, 52 at four, against 18
+# and 101 with a core each; docs/operations.md). So with several models each worker gets its
+# own share of the cores, unless VLLM_CPU_OMP_THREADS_BIND is set (a GPU engine ignores it).
+models=$(wc -l <<<"$served")
+cores=$(nproc)
+index=0
 while read -r name queue; do
-    if $first; then node="gpu@%h" log="worker.log"; first=false
+    if [ "$index" -eq 0 ]; then node="gpu@%h" log="worker.log"
     else node="gpu-$name@%h" log="worker-$name.log"; fi
-    supervise celery -A config worker -P threads -c "${WORKER_CONCURRENCY:-32}" -Q "$queue" \
-        -n "$node" --without-gossip --without-mingle -l info >>"$log_dir/$log" 2>&1 &
+    bind=()
+    if [ "$models" -gt 1 ] && [ -z "${VLLM_CPU_OMP_THREADS_BIND:-}" ]; then
+        first_core=$((index * cores / models)) last_core=$(((index + 1) * cores / models - 1))
+        if [ "$cores" -lt "$models" ]; then first_core=$((index % cores)) last_core=$first_core; fi
+        cpus=$first_core
+        [ "$last_core" -gt "$first_core" ] && cpus="$first_core-$last_core"
+        bind=(env "VLLM_CPU_OMP_THREADS_BIND=$cpus")
+    fi
+    supervise "${bind[@]}" celery -A config worker -P threads -c "${WORKER_CONCURRENCY:-32}" \
+        -Q "$queue" -n "$node" --without-gossip --without-mingle -l info >>"$log_dir/$log" 2>&1 &
     pids+=($!)
+    index=$((index + 1))
 done <<<"$served"
 # Beat embedded in a small maintenance worker: the reaper keeps running while every
 # inference worker is down (it is what notices that they are).
