@@ -1,7 +1,8 @@
 """The second model end to end, as `INFERENCE_SERVE_MODELS=smollm2-135m,gemma3-270m make run`
 serves it: Daphne, the default model's worker, and a worker of its own for Gemma 3 270M on
-its queue, each engine on its own core. A websocket client asks Gemma and gets its answer,
-stored under that model; the plan check refuses it to a user whose plan leaves it out.
+its queue, each engine on its own core. A websocket client asks Gemma and gets its streamed
+answer, stored under that model (the plan checks have their own tests: tests/chat/test_plans.py,
+tests/api/test_v1_plans.py).
 
 Prepares Gemma into INFERENCE_MODEL_DIR first when it is not there (about 2 minutes, once),
 then starts both engines (about 2 minutes on 2 cores)."""
