@@ -41,6 +41,7 @@ class LanguageModelAdmin(admin.ModelAdmin):
                     "default_min_p",
                     "default_max_tokens",
                     "max_output_tokens",
+                    "stop_sequences",
                 )
             },
         ),

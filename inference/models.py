@@ -6,11 +6,23 @@ from decimal import Decimal
 from pathlib import Path
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
 from chat.generation.record import SOURCE_API, SOURCE_WS
+
+STOP_SEQUENCES_MAX = 4
+STOP_SEQUENCE_MAX_CHARS = 32
+
+
+def validate_stop_sequences(value: object) -> None:
+    if not isinstance(value, list) or len(value) > STOP_SEQUENCES_MAX:
+        raise ValidationError(f"a list of at most {STOP_SEQUENCES_MAX} texts")
+    for item in value:
+        if not isinstance(item, str) or not 0 < len(item) <= STOP_SEQUENCE_MAX_CHARS:
+            raise ValidationError(f"each a text of 1 to {STOP_SEQUENCE_MAX_CHARS} characters")
 
 
 def default_queue(name: str) -> str:
@@ -50,6 +62,16 @@ class LanguageModel(models.Model):
         ),
     )
     default_max_tokens = models.PositiveIntegerField(default=512, validators=[MinValueValidator(1)])
+    stop_sequences = models.JSONField(
+        blank=True,
+        default=list,
+        validators=[validate_stop_sequences],
+        help_text=(
+            'A JSON list of texts that end every answer (e.g. ["\\nUser:"]), beside the '
+            "end-of-sequence token: a base model that chats through a plain transcript writes "
+            "the next turn's label itself."
+        ),
+    )
     max_output_tokens = models.PositiveIntegerField(
         default=2048, validators=[MinValueValidator(1)], help_text="Upper clamp on max_tokens."
     )

@@ -164,10 +164,13 @@ def sampling_for(
     temperature = model.default_temperature if temperature is None else float(temperature)
     if settings.INFERENCE_IGNORE_EOS:
         extra.setdefault("ignore_eos", True)
-    # Set by API clients only (api.v1): stop sequences and a seed, passed as they are.
-    for name in ("stop", "seed"):
-        if options.get(name) is not None:
-            extra.setdefault(name, options[name])
+    # Set by API clients only (api.v1): stop sequences and a seed, passed as they are. The
+    # model's own stop sequences (a base model's turn labels) apply to every request.
+    if options.get("seed") is not None:
+        extra.setdefault("seed", options["seed"])
+    stop = _stop_sequences(options.get("stop"), model.stop_sequences)
+    if stop:
+        extra.setdefault("stop", stop)
     top_p = options.get("top_p")
     return SamplingParams(
         temperature=min(max(temperature, 0.0), 2.0),
@@ -177,6 +180,12 @@ def sampling_for(
         output_kind=RequestOutputKind.DELTA,
         **extra,
     )
+
+
+def _stop_sequences(requested: str | list[str] | None, model_stops: list[str]) -> list[str]:
+    """The request's stop sequences, then the model's, each once."""
+    wanted = [requested] if isinstance(requested, str) else list(requested or [])
+    return list(dict.fromkeys([*wanted, *(model_stops or [])]))
 
 
 # --- the registry and the user ------------------------------------------------------------------

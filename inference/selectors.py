@@ -27,6 +27,17 @@ def model_list_enabled() -> list[LanguageModel]:
     return list(LanguageModel.objects.filter(enabled=True).order_by("-is_default", "name"))
 
 
+def model_list_served(*, names: str) -> list[LanguageModel]:
+    """The models a deployment serves: the enabled ones among `names` (comma-separated
+    registry names, in that order), or the default model when `names` is empty."""
+    wanted = [name.strip() for name in names.split(",") if name.strip()]
+    if not wanted:
+        default = model_get_enabled(name=None)
+        return [default] if default is not None else []
+    enabled = {m.name: m for m in LanguageModel.objects.filter(enabled=True, name__in=wanted)}
+    return [enabled[name] for name in dict.fromkeys(wanted) if name in enabled]
+
+
 def usage_summary(*, user_id: int, since: date) -> dict[str, Any]:
     """The user's tokens and cost since `since` (inclusive, UTC days): per day, per model, per
     source (every source, the websocket's first, with zeros where none) and in total.

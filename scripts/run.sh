@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Set up (idempotent), then run the whole app: the inference worker hosting vLLM with the
+# Set up (idempotent), then run the whole app: an inference worker hosting vLLM with the
 # default model, Celery beat, and Daphne serving the API, websockets and the browser app.
 # Ctrl-C stops everything this script started.
+#
+# INFERENCE_SERVE_MODELS=smollm2-135m,gemma3-270m serves more models (registry names): each is
+# prepared (manage.py prepare_model), enabled in the registry, and gets a worker of its own on
+# its queue (docs/operations.md, "Models"). Empty: the default model only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,7 +29,16 @@ HOST=${HOST:-127.0.0.1}
 PORT=${PORT:-8000}
 # Logs and the beat schedule live under DATA_DIR (./var), like the rest of the local data.
 log_dir=${DATA_DIR:-var}/log
-queues=$(python manage.py shell -v 0 -c "from inference.selectors import model_list_enabled; print(','.join(m.queue for m in model_list_enabled()))")
+if [ -n "${INFERENCE_SERVE_MODELS:-}" ]; then
+    # setup.sh prepared the default model; these are prepared (once) and offered to users.
+    IFS=',' read -ra serve_models <<<"$INFERENCE_SERVE_MODELS"
+    python manage.py prepare_model --enable "${serve_models[@]}"
+fi
+# "name queue" per served model: the listed ones, else the default model.
+served=$(python manage.py shell -v 0 -c "
+import os; from inference.selectors import model_list_served
+for m in model_list_served(names=os.environ.get('INFERENCE_SERVE_MODELS', '')): print(m.name, m.queue)")
+[ -n "$served" ] || { echo "no enabled model to serve (INFERENCE_SERVE_MODELS=${INFERENCE_SERVE_MODELS:-})"; exit 1; }
 mkdir -p "$log_dir"
 
 pids=()
@@ -51,9 +64,32 @@ supervise() {
     done
 }
 
-supervise celery -A config --quiet worker -P threads -c "${WORKER_CONCURRENCY:-32}" -Q "$queues" \
-    -n "gpu@%h" --without-gossip --without-mingle -l info >>"$log_dir/worker.log" 2>&1 &
-pids+=($!)
+# One worker per model: each process hosts one engine (inference/engine.py), and a model's
+# worker restarts without touching the others. The first (the default model) keeps the names
+# it always had: gpu@host, worker.log.
+# vLLM's CPU backend binds every engine's compute to the same cores by default: two engines on
+# 2 cores then shared one core (11 tokens/s together at one stream each, 52 at four, against 18
+# and 101 with a core each; docs/operations.md). So with several models each worker gets its
+# own share of the cores, unless VLLM_CPU_OMP_THREADS_BIND is set (a GPU engine ignores it).
+models=$(wc -l <<<"$served")
+cores=$(nproc)
+index=0
+while read -r name queue; do
+    if [ "$index" -eq 0 ]; then node="gpu@%h" log="worker.log"
+    else node="gpu-$name@%h" log="worker-$name.log"; fi
+    bind=()
+    if [ "$models" -gt 1 ] && [ -z "${VLLM_CPU_OMP_THREADS_BIND:-}" ]; then
+        first_core=$((index * cores / models)) last_core=$(((index + 1) * cores / models - 1))
+        if [ "$cores" -lt "$models" ]; then first_core=$((index % cores)) last_core=$first_core; fi
+        cpus=$first_core
+        [ "$last_core" -gt "$first_core" ] && cpus="$first_core-$last_core"
+        bind=(env "VLLM_CPU_OMP_THREADS_BIND=$cpus")
+    fi
+    supervise "${bind[@]}" celery -A config --quiet worker -P threads -c "${WORKER_CONCURRENCY:-32}" \
+        -Q "$queue" -n "$node" --without-gossip --without-mingle -l info >>"$log_dir/$log" 2>&1 &
+    pids+=($!)
+    index=$((index + 1))
+done <<<"$served"
 # Beat embedded in a small maintenance worker: the reaper keeps running while every
 # inference worker is down (it is what notices that they are).
 supervise celery -A config --quiet worker -B -s "${DATA_DIR:-var}/celerybeat-schedule" -Q inference.maintenance \

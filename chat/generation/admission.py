@@ -106,6 +106,17 @@ def _title_from(content: str) -> str:
     return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1].rstrip() + "…"
 
 
+def model_allowed_check(*, model_name: str, plan: PlanLimits) -> None:
+    """Refuse a model outside the user's plan (`forbidden`, naming what the plan includes)."""
+    if not plan.allows_model(model_name):
+        raise ChatError(
+            "forbidden",
+            f"The {plan.plan} plan does not include the model {model_name}; it includes "
+            f"{', '.join(plan.allowed_models)}.",
+            fields={"model": [f"not on the {plan.plan} plan"]},
+        )
+
+
 def _resolve_model(name: str | None, plan: PlanLimits) -> ModelInfo:
     """The enabled model `name` (None: the default, or else the plan's first), if the user's
     plan allows it, its output limit lowered to the plan's."""
@@ -114,13 +125,7 @@ def _resolve_model(name: str | None, plan: PlanLimits) -> ModelInfo:
         model = next(filter(None, map(lambda n: model_info_get(name=n), plan.allowed_models)), None)
     if model is None:
         raise ChatError("not_found", f"No such model: {name}." if name else "No model is enabled.")
-    if not plan.allows_model(model.name):
-        raise ChatError(
-            "forbidden",
-            f"The {plan.plan} plan does not include the model {model.name}; it includes "
-            f"{', '.join(plan.allowed_models)}.",
-            fields={"model": [f"not on the {plan.plan} plan"]},
-        )
+    model_allowed_check(model_name=model.name, plan=plan)
     if plan.max_output_tokens is not None and plan.max_output_tokens < model.max_output_tokens:
         model = dataclasses.replace(model, max_output_tokens=plan.max_output_tokens)
     return model

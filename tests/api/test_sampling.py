@@ -52,3 +52,14 @@ def test_the_api_knows_the_workers_words_for_a_prompt_too_long() -> None:
         assert str(refused) == TOO_LONG_MESSAGE
     else:
         raise AssertionError("a prompt longer than the context must be refused")
+
+
+def test_the_models_own_stop_sequences_apply_after_the_requests() -> None:
+    base_model = model()
+    base_model.stop_sequences = ["\nUser:", "\nAssistant:"]
+
+    asked = sampling_for(base_model, {"stop": ["END", "\nUser:"]}, prompt_tokens=10)
+    alone = sampling_for(base_model, {}, prompt_tokens=10)
+
+    assert asked.stop == ["END", "\nUser:", "\nAssistant:"]
+    assert alone.stop == ["\nUser:", "\nAssistant:"]

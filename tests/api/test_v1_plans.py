@@ -146,6 +146,21 @@ def test_the_platforms_model_refusals_map_to_openais_404() -> None:
     )
 
 
+async def test_a_model_outside_the_plan_is_404_even_when_no_worker_serves_it(
+    chat_env: Any, make_key: Any, make_user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(workers, "queue_served", lambda queue: False)
+    raw, _ = await sync_to_async(on_plan)(make_key, make_user, "narrow", allowed_models=["other"])
+    allowed, _ = await sync_to_async(on_plan)(make_key, make_user, "wide", allowed_models=[MODEL])
+
+    refused = await post(raw, HELLO)
+    unserved = await post(allowed, HELLO)
+
+    # The plan answers first: a model the user may not use says nothing about its workers.
+    assert (refused.status_code, refused.json()["error"]["code"]) == (404, "model_not_found")
+    assert (unserved.status_code, unserved.json()["error"]["code"]) == (503, "model_unavailable")
+
+
 async def test_a_tighter_plan_is_429_where_pro_is_not_and_a_plan_change_applies_at_once(
     worker: FakeWorker, make_key: Any, make_user: Any
 ) -> None:

@@ -197,3 +197,37 @@ async def test_a_users_own_priority_overrides_the_plans(
 
     assert chat_env.tasks[0]["kwargs"]["priority"] == User.Priority.LOW
     await client.close()
+
+
+async def test_a_conversation_on_a_model_the_plan_drops_is_refused_for_sends_and_regenerates(
+    chat_env: Dispatched, make_user: Any
+) -> None:
+    wide = await sync_to_async(plan)("wide")
+    narrow = await sync_to_async(plan)("narrow", allowed_models=[OTHER_MODEL])
+    user = await sync_to_async(user_on)(make_user, wide)
+    client = await connect(user)
+    accepted = await send(client, model=MODEL)
+    assert accepted["type"] == "chat.accepted"
+    await client.receive()  # generation.queued
+    conversation_id = accepted["conversation_id"]
+    await sync_to_async(move)(user, narrow)
+
+    follow_up = await send(client, conversation_id=conversation_id)
+    await client.send(
+        {
+            "type": "generation.regenerate",
+            "request_id": uuid.uuid4().hex,
+            "message_id": accepted["assistant_message_id"],
+        }
+    )
+    regenerated = await client.receive(timeout=30)
+    await client.settle()
+
+    assert (follow_up["type"], follow_up["code"]) == ("error", "forbidden")
+    assert (regenerated["type"], regenerated["code"]) == ("error", "forbidden")
+    assert len(chat_env.tasks) == 1
+    conversation = await sync_to_async(selectors.conversation_get)(
+        conversation_id=conversation_id, owner_id=user.pk
+    )
+    assert conversation["message_count"] == 2
+    await client.close()

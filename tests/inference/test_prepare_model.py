@@ -70,7 +70,7 @@ def test_an_interrupted_conversion_leaves_nothing_behind(
 ) -> None:
     settings.INFERENCE_MODEL_DIR = tmp_path
 
-    def half_done(source: Path, destination: Path, log: Any) -> None:
+    def half_done(source: Path, destination: Path, log: Any, **_: Any) -> None:
         (destination / "model.safetensors").write_bytes(b"partial")
         raise KeyboardInterrupt
 
@@ -90,7 +90,7 @@ def test_a_failed_conversion_keeps_the_previous_result(
     previous.mkdir()
     (previous / MARKER).write_text(json.dumps({"fingerprint": {"size": 0}}))
 
-    def failing(source: Path, destination: Path, log: Any) -> None:
+    def failing(source: Path, destination: Path, log: Any, **_: Any) -> None:
         raise CommandError("conversion failed")
 
     monkeypatch.setattr(prepare_model, "convert", failing)

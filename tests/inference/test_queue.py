@@ -58,6 +58,7 @@ async def test_a_started_generation_leaves_the_queue_and_the_others_move_up(
         default_temperature=0.5,
         default_top_p=0.9,
         default_min_p=0.0,
+        stop_sequences=[],
         weights_location="/nowhere",
         tokenizer_location="/nowhere",
     )
@@ -108,6 +109,7 @@ def test_ignore_eos_setting_makes_generations_exactly_max_tokens(settings: Any) 
         default_temperature=0.5,
         default_top_p=0.9,
         default_min_p=0.0,
+        stop_sequences=[],
     )
     settings.INFERENCE_IGNORE_EOS = True
     assert prepare.sampling_for(model, {}, prompt_tokens=10).ignore_eos is True  # type: ignore[arg-type]

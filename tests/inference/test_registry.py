@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.db import IntegrityError
@@ -11,7 +12,7 @@ from pytest_django import Settings
 
 from accounts.models import User
 from inference.models import LanguageModel
-from inference.selectors import model_get_enabled, model_list_enabled
+from inference.selectors import model_get_enabled, model_list_enabled, model_list_served
 
 pytestmark = pytest.mark.django_db
 
@@ -104,3 +105,49 @@ def test_models_api_refuses_writes(client: Client) -> None:
     client.force_login(User.objects.create_user("w@example.com", "pw-123456789"))
 
     assert client.post("/api/models").status_code == 405
+
+
+@pytest.mark.django_db
+def test_the_served_models_are_the_default_one_unless_names_are_given() -> None:
+    add_model("beta", enabled=True)
+    add_model("off", enabled=False)
+
+    assert [m.name for m in model_list_served(names="")] == ["smollm2-135m"]
+    assert [m.name for m in model_list_served(names=" beta, smollm2-135m,beta ,off")] == [
+        "beta",
+        "smollm2-135m",
+    ]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("raw", "saved"),
+    [
+        ('["\\nQ:", "\\nA:"]', ["\nQ:", "\nA:"]),
+        ("[]", []),
+        ('"\\nUser:"', None),  # not a list
+        ('["' + "x" * 33 + '"]', None),  # too long
+        ('["a", "b", "c", "d", "e"]', None),  # too many
+        ('[""]', None),  # empty
+    ],
+)
+def test_the_admin_form_accepts_only_a_short_list_of_stop_sequences(
+    raw: str, saved: list[str] | None, rf: Any, admin_user: User
+) -> None:
+    from django.contrib import admin
+    from django.forms.models import model_to_dict
+
+    gemma = LanguageModel.objects.get(name="gemma3-270m")
+    request = rf.get("/")
+    request.user = admin_user
+    form_class = admin.site._registry[LanguageModel].get_form(request, gemma)
+    data = {k: v for k, v in model_to_dict(gemma).items() if v is not None}
+    data["stop_sequences"] = raw
+
+    form = form_class(data=data, instance=gemma)
+
+    assert form.is_valid() == (saved is not None), form.errors
+    if saved is not None:
+        form.save()
+    gemma.refresh_from_db()
+    assert gemma.stop_sequences == (saved if saved is not None else ["\nUser:", "\nAssistant:"])

@@ -54,7 +54,7 @@ class Stack:
         return process
 
     def start_worker(
-        self, *, concurrency: int = 32, name: str = "worker"
+        self, *, concurrency: int = 32, name: str = "worker", queue: str = DEFAULT_QUEUE
     ) -> subprocess.Popen[bytes]:
         return self.start_process(
             name,
@@ -70,7 +70,7 @@ class Stack:
                 "-c",
                 str(concurrency),
                 "-Q",
-                DEFAULT_QUEUE,
+                queue,
                 "-n",
                 f"{name}-{os.getpid()}@%h",
                 "--without-gossip",

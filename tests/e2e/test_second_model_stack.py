@@ -1,0 +1,100 @@
+"""The second model end to end, as `INFERENCE_SERVE_MODELS=smollm2-135m,gemma3-270m make run`
+serves it: Daphne, the default model's worker, and a worker of its own for Gemma 3 270M on
+its queue, each engine on its own core. A websocket client asks Gemma and gets its streamed
+answer, stored under that model (the plan checks have their own tests: tests/chat/test_plans.py,
+tests/api/test_v1_plans.py).
+
+Prepares Gemma into INFERENCE_MODEL_DIR first when it is not there (about 2 minutes, once),
+then starts both engines (about 2 minutes on 2 cores)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from api.v1.workers import WORKER_KEY_PATTERN
+from chatclient.client import ChatClient
+from tests.support.stack import REPO, Stack, start_stack
+
+pytestmark = pytest.mark.e2e
+
+GEMMA = "gemma3-270m"
+GEMMA_QUEUE = f"inference.{GEMMA}"
+
+
+def served_queues(stack: Stack) -> set[str]:
+    client = redis.Redis.from_url(stack.env["REDIS_URL"])
+    queues: set[str] = set()
+    for key in client.scan_iter(match=WORKER_KEY_PATTERN):
+        queues |= set(json.loads(client.get(key) or b"{}").get("queues") or [])
+    return queues
+
+
+@pytest.fixture(scope="module")
+def two_model_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    workdir = tmp_path_factory.mktemp("two-models")
+    # make run's split of the 2 cores: the default model's engine on core 0, Gemma's on 1.
+    stack = start_stack(workdir=workdir, extra_env={"VLLM_CPU_OMP_THREADS_BIND": "0"})
+    try:
+        subprocess.run(
+            [sys.executable, "manage.py", "prepare_model", "--enable", GEMMA],
+            cwd=REPO,
+            env=stack.env,
+            check=True,
+        )
+        stack.env = {**stack.env, "VLLM_CPU_OMP_THREADS_BIND": "1"}
+        stack.start_worker(name="worker-gemma", queue=GEMMA_QUEUE)
+        deadline = time.monotonic() + 300
+        while GEMMA_QUEUE not in served_queues(stack):
+            assert stack.processes["worker-gemma"].poll() is None, stack.log("worker-gemma")[-4000:]
+            assert time.monotonic() < deadline, "Gemma's worker did not become ready"
+            time.sleep(1)
+        yield stack
+    finally:
+        stack.stop()
+
+
+def signed_in(stack: Stack) -> ChatClient:
+    client = ChatClient(stack.base_url)
+    client.register(f"gemma-{uuid.uuid4().hex[:12]}@example.com", "correct horse battery staple 42")
+    client.login()
+    return client
+
+
+async def test_a_websocket_client_chats_with_the_second_model(two_model_stack: Stack) -> None:
+    client = signed_in(two_model_stack)
+    listed = [model["name"] for model in client.request("GET", "/api/models")["results"]]
+
+    async with client.connect() as session:
+        accepted = await session.send(
+            "What is the capital of France?",
+            model=GEMMA,
+            options={"temperature": 0, "max_tokens": 48},
+        )
+        assert accepted["type"] == "chat.accepted", accepted
+        result = await session.collect(accepted["generation_id"], timeout=240)
+
+    assert GEMMA in listed
+    done = result.final
+    assert done is not None and done["type"] == "generation.done", done
+    assert done["finish_reason"] == "stop"
+    assert result.streamed_text == done["text"]
+    assert "Paris" in done["text"] and "User:" not in done["text"]
+    conversation = client.request("GET", f"/api/conversations/{accepted['conversation_id']}")
+    (answer,) = [m for m in conversation["messages"] if m["role"] == "assistant"]
+    assert (answer["model"], answer["state"], answer["content"]) == (
+        GEMMA,
+        "complete",
+        done["text"],
+    )
+    assert conversation["model"] == GEMMA
+    worker_log = Path(two_model_stack.workdir / "worker-gemma.log").read_text()
+    assert "vLLM engine for gemma3-270m ready" in worker_log
