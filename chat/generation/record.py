@@ -54,6 +54,7 @@ class GenerationDocument(TypedDict, total=False):
     error_code: str  # the generation.error code (error states)
     moderation: dict[str, Any]  # {"categories", "message"} when output moderation cut it
     heartbeat_at: datetime
+    worker: str  # the worker process streaming it (its Celery hostname), from its first checkpoint
     created_at: datetime
     updated_at: datetime
 
