@@ -9,6 +9,7 @@ from config.metrics_api import metrics_view
 urlpatterns = [
     path(settings.ADMIN_URL, admin.site.urls),
     path("api/auth/", include("accounts.urls")),
+    path("api/admin/", include("staff.urls")),
     path("api/", include("chat.urls")),
     path("api/", include("inference.urls")),
     path("api/", include("api.urls")),
