@@ -6,37 +6,17 @@ generations (this stack has no worker) are listed with their place in the queue.
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
-import uuid
 from typing import Any
 
 import pytest
 
 from chatclient.client import ApiRequestError, ChatClient
 from tests.e2e.protocol_support import chat_send, close_code, new_client, send_and_receive
-from tests.support.stack import REPO, Stack
+from tests.e2e.staff_support import superuser_client
+from tests.support.stack import Stack
 
 pytest_plugins = ["tests.e2e.protocol_support"]
 pytestmark = pytest.mark.e2e
-
-PASSWORD = "correct horse battery staple 42"
-
-
-def superuser_client(stack: Stack) -> ChatClient:
-    email = f"root-{uuid.uuid4().hex[:10]}@example.com"
-    create = (
-        f"from accounts.models import User; User.objects.create_superuser({email!r}, {PASSWORD!r})"
-    )
-    subprocess.run(
-        [sys.executable, "manage.py", "shell", "-v", "0", "-c", create],
-        cwd=REPO,
-        env=stack.env,
-        check=True,
-    )
-    client = ChatClient(stack.base_url)
-    client.login(email, PASSWORD)
-    return client
 
 
 def status(client: ChatClient, method: str, path: str, body: Any = None) -> int:
