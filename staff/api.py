@@ -22,7 +22,7 @@ from accounts.models import User
 from chat.selectors import valid_id
 from config.errors import ApiError, api_view, json_body
 from inference.selectors import USAGE_GROUPS
-from staff import selectors, services
+from staff import selectors, services, stats
 
 LIST_DEFAULT_LIMIT = 50
 LIST_MAX_LIMIT = 100
@@ -231,3 +231,18 @@ def usage(request: HttpRequest) -> HttpResponseBase:
         "next_cursor": next_cursor,
     }
     return JsonResponse(body)
+
+
+@api_view("GET")
+@staff_required_api
+def dashboard_stats(request: HttpRequest) -> JsonResponse:
+    """`GET /api/admin/stats?hours=24`: what the dashboard draws (staff/stats.py), over the
+    last `hours` hours (1 to 744; per hour up to 72, per day beyond)."""
+    query = Query(request, allowed={"hours"})
+    raw = query.text("hours")
+    hours = 24
+    if raw is not None:
+        if not re.fullmatch(r"[0-9]{1,4}", raw) or not 0 < int(raw) <= stats.STATS_MAX_HOURS:
+            raise query.bad("hours", f"an integer from 1 to {stats.STATS_MAX_HOURS}")
+        hours = int(raw)
+    return JsonResponse(stats.dashboard_stats(hours=hours))

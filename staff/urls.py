@@ -13,4 +13,5 @@ urlpatterns: list[URLPattern] = [
     path("users/<int:user_id>", api.user_detail, name="user"),
     path("plans", api.plans, name="plans"),
     path("usage", api.usage, name="usage"),
+    path("stats", api.dashboard_stats, name="stats"),
 ]
