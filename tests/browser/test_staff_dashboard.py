@@ -7,40 +7,22 @@ test-artifacts/screenshots/ (the ones in docs/screenshots/ were taken by this te
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import threading
 import time
-import uuid
 from typing import Any
 
 import pytest
 
 from chatclient.client import GenerationResult
 from tests.browser.conftest import screenshot
-from tests.e2e.metrics_support import user_client
-from tests.support.stack import REPO, Stack
+from tests.e2e.metrics_support import PASSWORD, staff_account, user_client
+from tests.support.stack import Stack
 
 expect = pytest.importorskip("playwright.sync_api").expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
-PASSWORD = "correct horse battery staple 42"
 STORY = "Write a long story about a lighthouse keeper, a storm and a lost ship."
-
-
-def create_superuser(stack: Stack) -> str:
-    email = f"ops-{uuid.uuid4().hex[:10]}@example.com"
-    create = (
-        f"from accounts.models import User; User.objects.create_superuser({email!r}, {PASSWORD!r})"
-    )
-    subprocess.run(
-        [sys.executable, "manage.py", "shell", "-v", "0", "-c", create],
-        cwd=REPO,
-        env=stack.env,
-        check=True,
-    )
-    return email
 
 
 def full_page(page: Any, name: str) -> None:
@@ -119,7 +101,7 @@ def test_the_dashboard_draws_live_data_and_its_kill_switch_stops_an_answer(
                 await session.collect(accepted["generation_id"])
 
     run_apart(chat())
-    email = create_superuser(live_stack)
+    email = staff_account(live_stack, superuser=True)
     problems: list[str] = []
     # The browser's own favicon request is no part of the page (this checkout serves no
     # built app at /favicon.ico); any other console error is.

@@ -14,8 +14,7 @@ import psycopg
 import pytest
 
 from chatclient.client import ChatClient, GenerationResult
-from tests.e2e.metrics_support import user_client
-from tests.e2e.staff_support import superuser_client
+from tests.e2e.metrics_support import staff_client, user_client
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
@@ -52,7 +51,7 @@ def audit_and_bill(stack: Stack, generation_id: str) -> tuple[list[tuple], tuple
 
 
 def test_a_staff_stop_ends_a_running_generation_for_its_client(live_stack: Stack) -> None:
-    staff = superuser_client(live_stack)
+    staff = staff_client(live_stack, superuser=True)
     user = user_client(live_stack)
 
     async def converse() -> tuple[dict[str, Any], dict[str, Any], Any, GenerationResult]:

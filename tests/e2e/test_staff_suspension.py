@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from chatclient.client import ApiRequestError, ChatClient
+from tests.e2e.metrics_support import staff_client
 from tests.e2e.protocol_support import chat_send, close_code, new_client, send_and_receive
-from tests.e2e.staff_support import superuser_client
 from tests.support.stack import Stack
 
 pytest_plugins = ["tests.e2e.protocol_support"]
@@ -36,7 +36,7 @@ def user_id(staff: ChatClient, email: str) -> int:
 def test_suspension_closes_the_users_websockets_and_reactivation_restores_access(
     protocol_stack: Stack,
 ) -> None:
-    staff = superuser_client(protocol_stack)
+    staff = staff_client(protocol_stack, superuser=True)
     user = new_client(protocol_stack)
     assert user.email is not None
     key = user.request("POST", "/api/keys", {"name": "script"})["key"]
@@ -83,7 +83,7 @@ def test_suspension_closes_the_users_websockets_and_reactivation_restores_access
 def test_queued_generations_are_listed_with_their_user_and_place_and_can_be_stopped(
     protocol_stack: Stack,
 ) -> None:
-    staff = superuser_client(protocol_stack)
+    staff = staff_client(protocol_stack, superuser=True)
     user = new_client(protocol_stack)
 
     async def send() -> dict[str, Any]:

@@ -4,39 +4,24 @@ the test's own), the conversation store on mongomock, and clients for each kind 
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import redis
-from django.conf import settings as django_settings
 from django.test import Client
-from pytest_django import Settings
 
 from accounts.models import User
 from accounts.services import token_issue
 from chat.store import reset_store_for_tests
+from tests.chat.consumer_support import isolated_redis, make_user
 
-PASSWORD = "correct horse battery staple 42"
+__all__ = ["isolated_redis", "make_user"]  # fixtures of the chat tests, used here too
 
 
 @pytest.fixture(autouse=True)
-def isolated_redis(settings: Settings) -> Iterator[str]:
-    """Limits and the channel layer under this test's own prefix; its keys go afterwards."""
-    prefix = f"chat-test-staff-{uuid.uuid4().hex[:12]}"
-    caches = {name: dict(config) for name, config in django_settings.CACHES.items()}
-    caches["default"]["KEY_PREFIX"] = prefix
-    settings.CACHES = caches
-    layers = json.loads(json.dumps(django_settings.CHANNEL_LAYERS))
-    layers["default"]["CONFIG"]["prefix"] = prefix
-    settings.CHANNEL_LAYERS = layers
-    yield prefix
-    client = redis.Redis.from_url(django_settings.REDIS_URL)
-    keys = list(client.scan_iter(match=f"*{prefix}*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
+def staff_redis(isolated_redis: str) -> str:
+    """Limits and the channel layer under this test's own prefix (its keys go afterwards)."""
+    return isolated_redis
 
 
 @pytest.fixture(autouse=True)
@@ -44,16 +29,6 @@ def empty_store() -> Iterator[None]:
     reset_store_for_tests()
     yield
     reset_store_for_tests()
-
-
-@pytest.fixture
-def make_user(transactional_db: None) -> Callable[..., User]:
-    def make(**extra: Any) -> User:
-        return User.objects.create_user(
-            email=f"user-{uuid.uuid4().hex[:10]}@example.org", password=PASSWORD, **extra
-        )
-
-    return make
 
 
 @pytest.fixture
