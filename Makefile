@@ -10,7 +10,7 @@ setup:
 	bash scripts/setup.sh
 
 lint:
-	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy config accounts chat chatclient moderation inference frontend api
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy config accounts chat chatclient moderation inference frontend api staff
 
 lock:  ## rewrite the hashed lock files in requirements/ from pyproject.toml (commit them)
 	bash scripts/lock.sh

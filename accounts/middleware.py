@@ -69,6 +69,9 @@ class BearerTokenMiddleware:
             return unauthorized_response("The bearer token is invalid, expired or revoked.")
 
         request.user = user
+        # Read by views that treat a script's token differently from a person's session (the
+        # staff API: accounts.decorators.staff_required_api).
+        request.bearer_authenticated = True  # type: ignore[attr-defined]
 
         async def auser() -> object:
             return user

@@ -53,32 +53,32 @@ def _cursor_encode(document: dict[str, Any]) -> str:
     )
 
 
-_INVALID_CURSOR = ChatError("bad_request", "cursor: invalid", fields={"cursor": ["invalid"]})
+INVALID_CURSOR = ChatError("bad_request", "cursor: invalid", fields={"cursor": ["invalid"]})
 
 
-def _cursor_data(cursor: str, salt: str) -> dict[str, Any]:
+def cursor_data(cursor: str, salt: str) -> dict[str, Any]:
     """What we signed into `cursor`. Anything we did not sign is a 400."""
     if not isinstance(cursor, str) or len(cursor) > 512:
-        raise _INVALID_CURSOR
+        raise INVALID_CURSOR
     try:
         data = signing.loads(cursor, salt=salt)
     except signing.BadSignature:
-        raise _INVALID_CURSOR from None
+        raise INVALID_CURSOR from None
     if not isinstance(data, dict):
-        raise _INVALID_CURSOR
+        raise INVALID_CURSOR
     return data
 
 
 def _cursor_decode(cursor: str) -> tuple[datetime, str]:
     """The (updated_at, id) a page ends at."""
-    data = _cursor_data(cursor, _CURSOR_SALT)
+    data = cursor_data(cursor, _CURSOR_SALT)
     try:
         updated_at = datetime.fromisoformat(data["u"])
         identifier = data["i"]
     except (KeyError, TypeError, ValueError):
-        raise _INVALID_CURSOR from None
+        raise INVALID_CURSOR from None
     if updated_at.tzinfo is None or not valid_id(identifier):
-        raise _INVALID_CURSOR
+        raise INVALID_CURSOR
     return updated_at, identifier
 
 
@@ -241,7 +241,7 @@ def message_page(
         )
     after: MessageKey | None = None
     if cursor:
-        data = _cursor_data(cursor, _MESSAGE_CURSOR_SALT)
+        data = cursor_data(cursor, _MESSAGE_CURSOR_SALT)
         position, identifier = data.get("p"), data.get("i")
         if (
             isinstance(position, bool)
@@ -249,7 +249,7 @@ def message_page(
             or not isinstance(identifier, str)
             or not valid_id(identifier)
         ):
-            raise _INVALID_CURSOR
+            raise INVALID_CURSOR
         after = (position, identifier)
     documents, following = message_window(
         conversation_id=conversation_id, owner_id=owner_id, after=after, limit=limit
@@ -331,3 +331,33 @@ def generation_list_stale(
         limit=limit,
     )
     return [document_out(item) for item in documents]  # type: ignore[misc]
+
+
+def generation_list_live(
+    *, states: tuple[str, ...], limit: int, before: tuple[datetime, str] | None = None
+) -> list[dict]:
+    """Unfinished generations of every owner (`queued`, `streaming`), newest first, at most
+    `limit`, those created before `before` (created_at, id) when given: for the staff console
+    only (`staff.selectors`), which is staff-authenticated. Each result carries its
+    `owner_id`. Reads the `state_created` index."""
+    query: dict[str, Any] = {
+        "role": "assistant",
+        "state": {"$in": list(states)},
+        "deleted": {"$ne": True},
+    }
+    if before is not None:
+        created_at, identifier = before
+        query["$or"] = [
+            {"created_at": {"$lt": created_at}},
+            {"created_at": created_at, "_id": {"$lt": identifier}},
+        ]
+    documents = get_db()[MESSAGES].find(query, sort=[("created_at", -1), ("_id", -1)], limit=limit)
+    return [document_out(item) for item in documents]  # type: ignore[misc]
+
+
+def generation_get_any_owner(*, generation_id: str) -> dict | None:
+    """The assistant message of a generation, whoever owns it: for the staff console only
+    (its kill switch), which then acts through the owner-scoped paths with its `owner_id`."""
+    if not valid_id(generation_id):
+        return None
+    return _one(MESSAGES, {"generation_id": generation_id, "deleted": {"$ne": True}})

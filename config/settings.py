@@ -63,6 +63,8 @@ INSTALLED_APPS = [
     "moderation",
     "inference",
     "api",
+    # After every app whose models the admin shows: staff/admin.py audits their admins.
+    "staff",
     "frontend",
 ]
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import date
+from collections.abc import Iterator, Mapping
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, Sum
+from django.db.models import Count, F, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -78,7 +78,11 @@ def _usage_row(row: Mapping[str, Any], *, key: str | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if key == "day":
         out["date"] = row["day"].isoformat()
-    elif key is not None:
+    elif key == "plan":
+        out["plan"] = row["user__plan__name"]  # None: records whose user was deleted
+    elif key == "user":
+        out["user_id"], out["email"] = row["user_id"], row["user__email"]
+    elif key is not None:  # "model", "source": the column of that name
         out[key] = row[key]
     out.update(
         generations=int(row.get("generations") or 0),
@@ -88,3 +92,49 @@ def _usage_row(row: Mapping[str, Any], *, key: str | None) -> dict[str, Any]:
         cost=float(row.get("cost") or Decimal(0)),
     )
     return out
+
+
+# What each grouping groups by: the record's columns (a user's plan is the plan they are on
+# now; records do not keep the plan of their day).
+USAGE_GROUPS: dict[str, tuple[str, ...]] = {
+    "model": ("model",),
+    "plan": ("user__plan__name",),
+    "user": ("user_id", "user__email"),
+    "day": ("day",),
+}
+
+
+def usage_grouped(
+    *, group_by: str, since: datetime, until: datetime | None = None
+) -> QuerySet[UsageRecord, dict[str, Any]]:
+    """Every user's usage records created in [since, until), grouped by `group_by` (one of
+    USAGE_GROUPS): generations, tokens and cost per group. Days newest first; other groups by
+    cost, then tokens, highest first. For the staff console: not owner-scoped. Rows go through
+    `usage_group_rows`."""
+    records = UsageRecord.objects.filter(created_at__gte=since)
+    if until is not None:
+        records = records.filter(created_at__lt=until)
+    if group_by == "day":
+        records = records.annotate(day=TruncDate("created_at"))
+    keys = USAGE_GROUPS[group_by]
+    # The total first: the sums named like the columns would shadow them in its expression.
+    grouped = (
+        records.values(*keys)
+        .annotate(total=Sum(F("prompt_tokens") + F("completion_tokens")))
+        .annotate(
+            generations=Count("id"),
+            prompt_tokens=Sum("prompt_tokens"),
+            completion_tokens=Sum("completion_tokens"),
+            cost=Sum("cost"),
+        )
+    )
+    if group_by == "day":
+        return grouped.order_by("-day")
+    return grouped.order_by("-cost", "-total", *keys)
+
+
+def usage_group_rows(rows: Iterator[Mapping[str, Any]], *, group_by: str) -> Iterator[dict]:
+    """`usage_grouped`'s rows as JSON objects: the group's key fields, `generations`,
+    `prompt_tokens`, `completion_tokens`, `total_tokens` and `cost`."""
+    for row in rows:
+        yield _usage_row(row, key=group_by)

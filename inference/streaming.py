@@ -51,6 +51,7 @@ from inference.prepare import (
 from inference.services import generation_bill, generation_end, queue_positions_send
 from inference.stop import listener as stop_listener
 from inference.stop import registry as stop_registry
+from inference.worker import worker_name
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +139,7 @@ async def _checkpoint(job: GenerationJob, state: StreamState) -> None:
             "prompt_tokens": len(job.prompt_token_ids),
             "completion_tokens": state.completion_tokens,
         },
+        worker=worker_name(),
     )
 
 

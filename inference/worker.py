@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import threading
 import time
 from typing import Any
@@ -30,6 +31,14 @@ logger = logging.getLogger(__name__)
 LIVENESS_PREFIX = "chat:worker:"
 LIVENESS_TTL_SECONDS = 30
 LIVENESS_INTERVAL_SECONDS = 10
+
+
+def worker_name() -> str:
+    """This process as the staff console names it: the Celery worker's hostname (`-n`), or
+    host and pid outside a worker (a test, a script)."""
+    if _liveness is not None:
+        return _liveness.hostname
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def liveness_key(hostname: str) -> str:

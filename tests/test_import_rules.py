@@ -13,8 +13,8 @@ from functools import cache
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-APPS = ("config", "accounts", "chat", "moderation", "inference", "chatclient")
-SERVER = ("config", "accounts", "chat", "moderation", "inference", "frontend", "django")
+APPS = ("config", "accounts", "chat", "moderation", "inference", "chatclient", "staff", "api")
+SERVER = ("config", "accounts", "chat", "moderation", "inference", "frontend", "django", "staff")
 
 # Callables that import a module named by a string: readers and import-graph tools cannot see
 # what they load.
@@ -180,6 +180,15 @@ def test_chat_never_imports_inference() -> None:
     offences = offending(["chat"], ["inference"])
 
     assert not offences, "chat imports inference (enqueue by task name instead):" + report(offences)
+
+
+def test_no_app_imports_the_staff_console() -> None:
+    # staff reads and acts on every other app (and re-registers their admins to audit them);
+    # an import back would be a cycle.
+    others = [app for app in APPS if app != "staff"]
+    offences = offending(others, ["staff"])
+
+    assert not offences, "an app imports staff:" + report(offences)
 
 
 def test_the_client_imports_nothing_of_the_server_nor_django() -> None:

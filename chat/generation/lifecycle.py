@@ -66,10 +66,12 @@ def checkpoint(
     seq: int,
     seq_offsets: list[int] | None = None,
     usage: dict | None = None,
+    worker: str | None = None,
 ) -> None:
     """Save the text so far (state `streaming`, fresh heartbeat). Ignored once the generation
     is final, and for a checkpoint older than the stored one. `usage` so far lets the reaper
-    bill an interrupted generation."""
+    bill an interrupted generation; `worker` names the process that streams it (the staff
+    console's list of live generations)."""
     owner_checked(owner_id)
     if not selectors.valid_id(generation_id):
         return
@@ -85,6 +87,8 @@ def checkpoint(
         changes["seq_offsets"] = list(seq_offsets)
     if usage is not None:
         changes["usage"] = _usage(usage)
+    if worker:
+        changes["worker"] = worker
     query = _live_generation(generation_id, owner_id) | {"seq": {"$lte": seq}}
     get_db()[MESSAGES].update_one(query, {"$set": changes})
 

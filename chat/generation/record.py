@@ -61,6 +61,7 @@ class GenerationDocument(TypedDict, total=False):
     source: str  # SOURCES; absent: the websocket's
     api_key_id: int  # the `/v1/` key that asked for it (source "api")
     heartbeat_at: datetime
+    worker: str  # the worker process streaming it (its Celery hostname), from its first checkpoint
     created_at: datetime
     updated_at: datetime
 

@@ -59,3 +59,21 @@ def depth(*, queue: str, stale_after: float | None = None) -> int:
 def first(*, queue: str, count: int) -> list[str]:
     """The next `count` generations to start, first first."""
     return [as_text(member) for member in redis_client().zrange(waiting_key(queue), 0, count - 1)]
+
+
+def positions(*, entries: list[tuple[str, str]]) -> list[int | None]:
+    """`position` of many (queue, generation_id) pairs in one round trip."""
+    if not entries:
+        return []
+    pipeline = redis_client().pipeline()
+    for queue, generation_id in entries:
+        pipeline.zrank(waiting_key(queue), generation_id)
+    return [None if rank is None else int(rank) + 1 for rank in pipeline.execute()]
+
+
+def depths(*, queues: list[str]) -> dict[str, int]:
+    """How many generations wait on each queue (no clean-up: a read for the staff console)."""
+    pipeline = redis_client().pipeline()
+    for queue in queues:
+        pipeline.zcard(waiting_key(queue))
+    return {queue: int(count) for queue, count in zip(queues, pipeline.execute(), strict=True)}

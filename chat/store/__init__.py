@@ -60,6 +60,8 @@ INDEXES: list[tuple[str, list[tuple[str, int]], dict[str, Any]]] = [
     # A message's replies (a repeated request_id finds its first answer without reading the
     # conversation).
     (MESSAGES, [("parent_id", 1), ("owner_id", 1)], {"name": "parent_owner"}),
+    # Live generations of every owner, newest first (the staff console, the reaper).
+    (MESSAGES, [("state", 1), ("created_at", -1)], {"name": "state_created"}),
     (
         MESSAGES,
         [("generation_id", 1)],

@@ -174,6 +174,7 @@ class FakeStore:
         seq: int,
         seq_offsets: list[int] | None = None,
         usage: dict[str, int] | None = None,
+        worker: str | None = None,
     ) -> None:
         self.checkpoints.append(
             {
@@ -182,6 +183,7 @@ class FakeStore:
                 "seq": seq,
                 "seq_offsets": seq_offsets,
                 "usage": usage,
+                "worker": worker,
             }
         )
 

@@ -467,3 +467,17 @@ async def test_an_unknown_model_fails_the_generation_with_a_clear_message(
     assert error["code"] == "engine_error"
     assert "no-such-model" in error["message"]
     assert store.messages["gen-1"]["state"] == "failed"
+
+
+async def test_checkpoints_name_the_worker_process_that_streams(
+    clock: FakeClock, layer: RecordingLayer, store: FakeStore
+) -> None:
+    # The staff console lists each running generation with its worker (staff.selectors).
+    from inference.worker import worker_name
+
+    engine = FakeEngine(["Hello", " world"], clock)
+
+    await stream(engine, layer, clock)
+
+    assert store.checkpoints and {c["worker"] for c in store.checkpoints} == {worker_name()}
+    assert worker_name()
