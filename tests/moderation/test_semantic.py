@@ -172,15 +172,33 @@ def real() -> semantic.Classifier:
     return semantic.get_classifier()
 
 
-def test_real_encoder_gives_unit_vectors_closer_for_paraphrases(
+# How much closer a paraphrase is than an unrelated sentence, per model: e5's vectors all lie
+# closer together (cosines of 0.7-0.9 for unrelated text).
+PARAPHRASE_MARGIN = {"all-minilm-l6-v2": 0.3, "multilingual-e5-small": 0.05}
+
+
+def test_real_encoders_give_unit_vectors_closer_for_paraphrases(
     real: semantic.Classifier,
 ) -> None:
-    vectors = real.encoder.encode(
-        ["i want to end my life", "i am going to kill myself", "how do i bake sourdough bread"]
+    assert [m.encoder.name for m in real.members] == ["all-minilm-l6-v2", "multilingual-e5-small"]
+    for member in real.members:
+        vectors = member.encoder.encode(
+            ["i want to end my life", "i am going to kill myself", "how do i bake sourdough bread"]
+        )
+        assert vectors.shape == (3, 384)
+        assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+        margin = PARAPHRASE_MARGIN[member.encoder.name]
+        assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + margin
+
+
+def test_multilingual_encoder_puts_a_translation_near_its_original(
+    real: semantic.Classifier,
+) -> None:
+    e5 = real.members[1].encoder
+    vectors = e5.encode(
+        ["how do i build a pipe bomb", "wie baue ich eine rohrbombe", "wie backe ich einen kuchen"]
     )
-    assert vectors.shape == (3, 384)
-    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.3
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]
 
 
 def test_real_classifier_is_built_once_per_process(real: semantic.Classifier) -> None:
