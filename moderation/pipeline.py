@@ -102,7 +102,7 @@ def run(
             verdict = _failure_verdict(configured, exc)
         # The operator's action per category (a block may become a flag or nothing), before
         # the first block stops the run.
-        verdict = policy.apply(verdict)
+        verdict = policy.apply(verdict, snapshot.category_actions)
         # Someone asking for help with their own self-harm is answered, not refused.
         verdict = support.soften(verdict, checked)
         if verdict.action is Action.ALLOW:
