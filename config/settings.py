@@ -407,7 +407,7 @@ if not MODERATION_SEMANTIC_MODELS or not set(MODERATION_SEMANTIC_MODELS) <= {
         "a comma-separated list of all-minilm-l6-v2 and/or multilingual-e5-small",
     )
 # Where the semantic check keeps the embeddings of its seed phrases between processes (a file
-# per model and seed version; "" to compute them in every process, ~30 s).
+# per model and seed version; without it every process computes them, ~30 s).
 MODERATION_SEMANTIC_CACHE_DIR = env_str(
     "MODERATION_SEMANTIC_CACHE_DIR", str(DATA_DIR / "cache" / "moderation")
 )
