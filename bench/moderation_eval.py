@@ -2,11 +2,17 @@
 
     .venv/bin/python bench/moderation_eval.py [--checks pii,patterns,profanity,toxicity] [-v]
     .venv/bin/python bench/moderation_eval.py --file moderation/data/eval_holdout.jsonl
+    .venv/bin/python bench/moderation_eval.py --output moderation/data/output_benign_answers.jsonl
 
 Runs the built-in checks as shipped (no admin rules, no allowlist, no database). A positive is
 an example labelled "block"; per category, recall is over examples labelled with it, and
 precision over blocks the pipeline attributed to it. "redact" and "flag" examples must not be
 blocked (they count as false positives when they are) and are reported on their own lines.
+
+`--output FILE` measures output moderation instead: every answer of the file (lines with an
+"answer", from bench/output_answers.py: the served model's answers to benign prompts) is
+streamed through `OutputModerator` in 4-character deltas, as the worker does, and the share of
+answers it stopped is the false-block rate (all the answers are benign).
 
 Lines are {"text", "category", "label"}, optionally with "lang" (default "en") and "kind" (how
 the example is written: "direct", "obfuscated", "roleplay", "benign_trap", ...). Sets with
@@ -76,6 +82,9 @@ def main() -> None:
     parser.add_argument("--checks", default="pii,patterns,profanity,toxicity")
     parser.add_argument("--file", type=Path, default=EVAL_FILE, help="a JSONL evaluation set")
     parser.add_argument("-v", "--verbose", action="store_true", help="list every mistake")
+    parser.add_argument(
+        "--output", type=Path, help="measure output moderation's false blocks on these answers"
+    )
     args = parser.parse_args()
     os.environ["MODERATION_CHECKS"] = args.checks
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
@@ -87,6 +96,9 @@ def main() -> None:
 
     # No database: the rules check sees no admin rules instead of failing on every text.
     state.pin(state.EMPTY)
+    if args.output:
+        output_false_blocks(args.output, verbose=args.verbose)
+        return
     examples = [json.loads(line) for line in args.file.read_text().splitlines() if line.strip()]
     by_category: dict[str, Tally] = defaultdict(Tally)
     by_lang: dict[str, Tally] = defaultdict(Tally)
@@ -154,6 +166,41 @@ def main() -> None:
     recall = overall.caught / positives if positives else 1.0
     target = precision >= 0.95 and recall >= 0.9
     print(f"\ntarget precision >= 0.95 and recall >= 0.90: {'met' if target else 'NOT met'}")
+
+
+def output_false_blocks(path: Path, *, verbose: bool) -> None:
+    """Stream each benign answer through the output moderator; print the share stopped."""
+    from django.conf import settings
+
+    from moderation import services, streaming
+
+    # No database: what would be recorded as events is only counted.
+    recorded: list[Any] = []
+    services.events_record = lambda **kwargs: recorded.append(kwargs)  # type: ignore[assignment]
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    stopped: list[tuple[dict[str, Any], list[str]]] = []
+    started = time.perf_counter()
+    for row in rows:
+        moderator = streaming.OutputModerator(user_id=None, conversation_id="", generation_id="")
+        answer = row["answer"]
+        for start in range(0, len(answer), 4):
+            moderator.feed(answer[start : start + 4])
+            if moderator.blocked:
+                break
+        if not moderator.blocked:
+            moderator.finish()
+        if moderator.blocked:
+            stopped.append((row, moderator.categories))
+    elapsed = time.perf_counter() - started
+    rate = len(stopped) / len(rows) if rows else 0.0
+    directions = ",".join(settings.MODERATION_SEMANTIC_DIRECTIONS)
+    print(f"{len(rows)} benign answers, {elapsed / max(len(rows), 1) * 1000:.0f} ms each")
+    print(f"checks: {settings.MODERATION_CHECKS}; semantic on: {directions}")
+    print(f"stopped (false blocks): {len(stopped)} = {rate:.1%}; flagged events: {len(recorded)}")
+    if verbose:
+        for row, categories in stopped:
+            print(f"  {categories} {row['prompt']!r}: {row['answer'][:200]!r}")
+    print(f"target at most 1%: {'met' if rate <= 0.01 else 'NOT met'}")
 
 
 if __name__ == "__main__":

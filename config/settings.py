@@ -411,10 +411,29 @@ MODERATION_TOXICITY_FLAG_THRESHOLD = env_float(
     "MODERATION_TOXICITY_FLAG_THRESHOLD", 0.8, minimum=0.0
 )
 # Probability (0-1) that a text is not benign at which the semantic check blocks.
-MODERATION_SEMANTIC_THRESHOLD = env_float("MODERATION_SEMANTIC_THRESHOLD", 0.75, minimum=0.0)
+MODERATION_SEMANTIC_THRESHOLD = env_float("MODERATION_SEMANTIC_THRESHOLD", 0.7, minimum=0.0)
 # Torch threads for the semantic check's model (process-wide; 0 leaves torch's default). One
 # thread per call measured fastest on a shared 2-core machine; parallel requests add the rest.
 MODERATION_SEMANTIC_TORCH_THREADS = env_int("MODERATION_SEMANTIC_TORCH_THREADS", 1, minimum=0)
+# The sentence-embedding models whose seed-trained classifiers the semantic check averages
+# (moderation/checks/embedders.py): all-minilm-l6-v2 (English) and multilingual-e5-small.
+MODERATION_SEMANTIC_MODELS = env_list(
+    "MODERATION_SEMANTIC_MODELS", ["all-minilm-l6-v2", "multilingual-e5-small"]
+)
+if not MODERATION_SEMANTIC_MODELS or not set(MODERATION_SEMANTIC_MODELS) <= {
+    "all-minilm-l6-v2",
+    "multilingual-e5-small",
+}:
+    raise ImproperlyConfiguredEnv(
+        "MODERATION_SEMANTIC_MODELS",
+        ",".join(MODERATION_SEMANTIC_MODELS),
+        "a comma-separated list of all-minilm-l6-v2 and/or multilingual-e5-small",
+    )
+# Where the semantic check keeps the embeddings of its seed phrases between processes (a file
+# per model and seed version; without it every process computes them, ~30 s).
+MODERATION_SEMANTIC_CACHE_DIR = env_str(
+    "MODERATION_SEMANTIC_CACHE_DIR", str(DATA_DIR / "cache" / "moderation")
+)
 # Directions the semantic check judges: "input" (measured) and/or "output" (opt-in: not yet
 # measured on model answers, where a false block ends the answer).
 MODERATION_SEMANTIC_DIRECTIONS = env_list("MODERATION_SEMANTIC_DIRECTIONS", ["input"])

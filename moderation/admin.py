@@ -11,7 +11,13 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 
 from moderation import selectors, services
-from moderation.models import AllowlistEntry, CheckSetting, ModerationEvent, ModerationRule
+from moderation.models import (
+    AllowlistEntry,
+    CategoryPolicy,
+    CheckSetting,
+    ModerationEvent,
+    ModerationRule,
+)
 
 
 @admin.register(ModerationRule)
@@ -48,6 +54,22 @@ class AllowlistEntryAdmin(admin.ModelAdmin):
 @admin.register(CheckSetting)
 class CheckSettingAdmin(admin.ModelAdmin):
     list_display = ("name", "enabled", "threshold", "failure_policy", "updated_at")
+
+
+@admin.register(CategoryPolicy)
+class CategoryPolicyAdmin(admin.ModelAdmin):
+    """The action per category of the policy (block, flag, allow), applied live: every process
+    reloads within MODERATION_RULES_REFRESH_SECONDS of a save."""
+
+    list_display = ("category", "action", "note", "updated_by", "updated_at")
+    list_editable = ("action",)
+    readonly_fields = ("updated_by", "updated_at")
+
+    def save_model(
+        self, request: HttpRequest, obj: CategoryPolicy, form: Any, change: bool
+    ) -> None:
+        obj.updated_by_id = request.user.pk
+        super().save_model(request, obj, form, change)
 
 
 class CategoryFilter(admin.SimpleListFilter):

@@ -17,7 +17,10 @@ from __future__ import annotations
 import re
 
 _PERSONA_END = r"[^,.!?;:]{0,80}?(?:[,.!?;:]| and )"
-_STORY = r"(?:novel|story|book|screenplay|script|fic|fanfic|fiction|game|movie)"
+_STORY = (
+    r"(?:novel|story|book|screenplay|script|fic|fanfic|fiction|game|movie|thriller|scene|"
+    r"chapter|campaign|rpg|comic)"
+)
 _FRAMINGS = re.compile(
     r"(?:"
     # Role-play and personas: the persona clause up to a comma, full stop or "and".
@@ -37,6 +40,10 @@ _FRAMINGS = re.compile(
     r"|\bfor a friend\b[:,.\-]?"
     r"|\bhypothetically(?: speaking)?\b[:,]?"
     rf"|\b(?:in|for) (?:my|a|our) {_STORY}\b[^,.!?;:]{{0,60}}?[,.!?;:]"
+    rf"|\b(?:i'?m )?writing an? {_STORY}\b[^,.!?;:]{{0,60}}?[,.!?;:]"
+    rf"|\bwrite (?:me )?an? {_STORY} (?:where|in which|about how)\b"
+    rf"|\byou(?:'re| are) an? [^,.!?;:]{{0,40}}? in (?:my|a|our) {_STORY}\b[,.!?:]?"
+    r"|\b(?:my|the|a) (?:main )?character\b"
     r"|\b(?:purely|just) (?:fictional|hypothetical|for research|for a story)\b[,.]?"
     r")"
 )

@@ -7,9 +7,12 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from moderation.allowlist import validate_phrase
+from moderation.policy import Category
 from moderation.regexes import PatternError, validate_pattern, word_pattern
 
 CATEGORY_MAX = 40
+# Personal data is redacted, never blocked: it has no action to choose.
+_CATEGORY_CHOICES = [(c.value, c.value) for c in Category if c is not Category.PII]
 
 
 def validate_categories(value: object) -> None:
@@ -136,6 +139,35 @@ class CheckSetting(models.Model):
             raise ValidationError({"name": str(exc)}) from None
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
             raise ValidationError({"threshold": "A threshold is a score between 0 and 1."})
+
+
+class CategoryPolicy(models.Model):
+    """The operator's action for one category of the policy (moderation/policy.py): block (the
+    checks' verdict stands), flag (sent and recorded for review) or allow (ignored). Overrides
+    MODERATION_CATEGORY_ACTIONS; a sub-category without a row of its own follows its parent's.
+    Edits reach every process within MODERATION_RULES_REFRESH_SECONDS."""
+
+    class PolicyAction(models.TextChoices):
+        BLOCK = "block", "block"
+        FLAG = "flag", "flag for review (send it)"
+        ALLOW = "allow", "allow (ignore the category)"
+
+    category = models.CharField(max_length=CATEGORY_MAX, unique=True, choices=_CATEGORY_CHOICES)
+    action = models.CharField(
+        max_length=8, choices=PolicyAction.choices, default=PolicyAction.BLOCK
+    )
+    note = models.TextField(blank=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["category"]
+        verbose_name_plural = "category policies"
+
+    def __str__(self) -> str:
+        return f"{self.category}: {self.action}"
 
 
 class RulesVersion(models.Model):

@@ -39,6 +39,17 @@ _INVISIBLE = dict.fromkeys(
     None,
 )
 
+# A right-to-left override shows the letters after it in reverse order, up to the closing
+# "pop directional formatting" (or isolate) or the end of the line: "\u202ebmob\u202c" reads
+# "bomb" on screen. The run is put back in the order the reader sees. One pass: the run is
+# matched greedily and never re-tried from inside.
+_RIGHT_TO_LEFT_OVERRIDE = re.compile("\u202e([^\u202c\u2069\n]*)[\u202c\u2069]?")
+
+
+def _as_displayed(match: re.Match[str]) -> str:
+    return match.group(1)[::-1]
+
+
 # Emoji used for the word they picture ("how to make a 💣"). Only pictures with one clear
 # meaning in this setting; the word is put between spaces.
 EMOJI_WORDS = {
@@ -282,12 +293,15 @@ def _unstretch(match: re.Match[str]) -> str:
 
 @lru_cache(maxsize=512)
 def normalize(text: str) -> str:
-    """The matching form of `text`: NFKC, no invisible or bidirectional characters, emoji read
+    """The matching form of `text`: text under a right-to-left override in the order it is
+    shown, NFKC, no invisible or bidirectional characters, emoji read
     as words, look-alikes and leetspeak mapped to letters, accents dropped, spaced-out letters
     joined into words, stretched words restored, lower case, single spaces.
 
     Cached because several checks normalise the same text in one pipeline run.
     """
+    if "\u202e" in text:
+        text = _RIGHT_TO_LEFT_OVERRIDE.sub(_as_displayed, text)
     folded = unicodedata.normalize("NFKC", text).translate(_INVISIBLE).casefold()
     folded = folded.translate(_EMOJI).translate(_EMOJI_LETTERS).translate(_CONFUSABLES)
     # Drop accents: decompose and remove the combining marks ("fück" -> "fuck").

@@ -1,8 +1,10 @@
 """Runs the enabled checks on one text and combines their verdicts.
 
-Order of work: allowlisted phrases are blanked (they win over every check), fenced code is
-blanked for checks that skip code, each check runs under its failure policy, and the strictest
-action wins. The first block stops the run: later (often slower) checks cannot change it.
+Order of work: allowlisted phrases are blanked (they win over every check), fenced code and
+reported quotes (moderation/reported.py) are blanked for checks that skip code, each check runs
+under its failure policy, a self-harm block of someone asking for help becomes a flag
+(moderation/support.py), and the strictest action wins. The first block stops the run: later
+(often slower) checks cannot change it.
 
 A run may have a time budget (`budget_ms`; input: MODERATION_INPUT_BUDGET_MS). Checks run one
 after another and are not interrupted, so the budget is looked at before each check: once it
@@ -16,9 +18,10 @@ import dataclasses
 import logging
 import time
 
-from moderation import policy, registry, state
+from moderation import policy, registry, state, support
 from moderation.messages import UNAVAILABLE_CATEGORY, UNCHECKED_CATEGORY
 from moderation.normalize import mask_code_fences
+from moderation.reported import mask_reported
 from moderation.types import Action, Direction, FailurePolicy, Outcome, Span, Verdict, redact
 
 logger = logging.getLogger(__name__)
@@ -83,8 +86,12 @@ def run(
         check = configured.check
         if check.skips_code:
             if prose is None:
-                prose = mask_code_fences(
-                    labelled_spans(masked, redacted), starts_inside=code_open_at_start
+                # Words quoted as reported or mentioned ("he called me '...'") are not the
+                # writer's own (moderation/reported.py).
+                prose = mask_reported(
+                    mask_code_fences(
+                        labelled_spans(masked, redacted), starts_inside=code_open_at_start
+                    )
                 )
             checked = prose
         else:
@@ -95,7 +102,9 @@ def run(
             verdict = _failure_verdict(configured, exc)
         # The operator's action per category (a block may become a flag or nothing), before
         # the first block stops the run.
-        verdict = policy.apply(verdict)
+        verdict = policy.apply(verdict, snapshot.category_actions)
+        # Someone asking for help with their own self-harm is answered, not refused.
+        verdict = support.soften(verdict, checked)
         if verdict.action is Action.ALLOW:
             continue
         verdicts.append(dataclasses.replace(verdict, check=configured.name))

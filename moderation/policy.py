@@ -3,7 +3,8 @@ operator wants done with each category.
 
 Every check names what it found with these categories (older names, still found in admin rules
 and stored events, are read through `canonical`). The operator sets an action per category in
-`MODERATION_CATEGORY_ACTIONS` ("sexual=flag,violence/graphic=allow"):
+the admin (*Category policies*, applied live) or in `MODERATION_CATEGORY_ACTIONS`
+("sexual=flag,violence/graphic=allow"), the admin's winning:
 
 - `block` (the default): the check's own verdict stands;
 - `flag`: a block in this category only flags the text for review (it is sent);
@@ -16,7 +17,7 @@ each one covers, with examples of what is and is not blocked.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from functools import lru_cache
 
@@ -104,19 +105,27 @@ def configured_actions() -> dict[str, CategoryAction]:
     return _actions(tuple(settings.MODERATION_CATEGORY_ACTIONS))
 
 
-def category_action(category: str) -> CategoryAction:
-    """The operator's action for `category` (a sub-category without its own setting follows
-    its parent: "self-harm=flag" covers "self-harm/intent")."""
-    actions = configured_actions()
+def category_action(category: str, admin: Mapping[str, str] | None = None) -> CategoryAction:
+    """The operator's action for `category`: the admin's (`admin`, the *Category policies*
+    rows of the loaded snapshot) over `MODERATION_CATEGORY_ACTIONS`. A sub-category without a
+    setting of its own follows its parent ("self-harm=flag" covers "self-harm/intent"); an
+    admin row for the sub-category itself wins over either's parent."""
     name = canonical(category)
-    found = actions.get(name) or actions.get(name.split("/", 1)[0])
-    return found or CategoryAction.BLOCK
+    parent = name.split("/", 1)[0]
+    configured = configured_actions()
+    for source in (admin or {}, configured):
+        if name in source:
+            return CategoryAction(source[name])
+    for source in (admin or {}, configured):
+        if parent in source:
+            return CategoryAction(source[parent])
+    return CategoryAction.BLOCK
 
 
-def apply(verdict: Verdict) -> Verdict:
+def apply(verdict: Verdict, admin: Mapping[str, str] | None = None) -> Verdict:
     """`verdict` with its categories in the taxonomy's names and the operator's actions
-    applied: a block becomes a flag, or nothing, when every category it names says so.
-    Redactions and flags are left as they are, apart from the names."""
+    (`category_action`) applied: a block becomes a flag, or nothing, when every category it
+    names says so. Redactions and flags are left as they are, apart from the names."""
     categories = tuple(dict.fromkeys(canonical(c) for c in verdict.categories))
     if verdict.action is not Action.BLOCK or not categories:
         if categories == verdict.categories:
@@ -125,7 +134,7 @@ def apply(verdict: Verdict) -> Verdict:
     kept: list[str] = []
     strongest = Action.ALLOW
     for category in categories:
-        action = category_action(category)
+        action = category_action(category, admin)
         if action is CategoryAction.ALLOW:
             continue
         kept.append(category)

@@ -1,4 +1,5 @@
-"""The per-process copy of everything admins edit (rules, allowlist, check settings).
+"""The per-process copy of everything admins edit (rules, allowlist, check settings, the
+action per category).
 
 Every edit bumps a version (a fresh number stored in PostgreSQL and mirrored in the cache,
 Redis). Each process compares the cached version with the one it loaded at most every
@@ -61,6 +62,8 @@ class Snapshot:
     broken_rules: tuple[BrokenRule, ...] = ()
     allowlist: Allowlist | None = None
     overrides: dict[str, CheckOverride] = field(default_factory=dict)
+    # The admin's action per category (CategoryPolicy rows): category -> block|flag|allow.
+    category_actions: dict[str, str] = field(default_factory=dict)
 
 
 EMPTY = Snapshot(version=-1)
@@ -114,7 +117,7 @@ def current_version() -> int:
 
 
 def _load(version: int) -> Snapshot:
-    from moderation.models import AllowlistEntry, CheckSetting, ModerationRule
+    from moderation.models import AllowlistEntry, CategoryPolicy, CheckSetting, ModerationRule
 
     rules: list[CompiledRule] = []
     broken: list[BrokenRule] = []
@@ -144,12 +147,14 @@ def _load(version: int) -> Snapshot:
         row.name: CheckOverride(row.enabled, row.threshold, row.failure_policy)
         for row in CheckSetting.objects.all()
     }
+    category_actions = dict(CategoryPolicy.objects.values_list("category", "action"))
     return Snapshot(
         version=version,
         rules=tuple(rules),
         broken_rules=tuple(broken),
         allowlist=allowlist,
         overrides=overrides,
+        category_actions=category_actions,
     )
 
 

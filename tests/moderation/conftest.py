@@ -4,6 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 from django.core.cache import cache
+from django.test import Client
 
 from moderation import registry, state
 
@@ -23,3 +24,12 @@ def fresh_moderation_state() -> Iterator[None]:
 def rules_db(transactional_db: None) -> None:
     """Real commits, so rule edits publish a new version (on commit) as in production."""
     cache.delete(state.VERSION_KEY)
+
+
+@pytest.fixture
+def staff_client(django_user_model: type) -> Client:
+    """A logged-in superuser for the admin screens."""
+    user = django_user_model.objects.create_superuser(email="root@example.org", password="x")
+    client = Client()
+    client.force_login(user)
+    return client

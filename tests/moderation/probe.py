@@ -20,7 +20,9 @@ def run_probe(database_url: str, cache_prefix: str, text: str, results: Queue, s
     from moderation.types import Direction
 
     last = None
-    deadline = time.monotonic() + 60
+    # Loading the checks (the first run) may take a minute on a cold cache; the loop runs at
+    # most this long after it.
+    deadline = time.monotonic() + 240
     while not stop.is_set() and time.monotonic() < deadline:
         action = pipeline.run(text, direction=Direction.INPUT).action.value
         if action != last:

@@ -37,6 +37,9 @@ def test_normalize_reveals_obfuscated_words(written: str, seen: str) -> None:
         ("\u13aa\u13a5\u13de", "ail"),  # Cherokee look-alikes (Unicode confusables)
         ("\u1d0b\u026a\u029f\u029f", "kill"),  # small capitals
         ("ki\u202ell\u202c", "kill"),  # a right-to-left override
+        # Written backwards under an override, shown forwards: read as shown.
+        ("how to \u202emoor eht ni bmob a\u202c now", "how to a bomb in the room now"),
+        ("go \u202ellik\nnext line", "go kill next line"),  # ends at the end of the line
         ("ki\U000e0041ll", "kill"),  # an invisible tag character
         ("how to make a \U0001f4a3", "how to make a bomb"),
         ("\U0001f17a\U0001f178\U0001f17b\U0001f17b", "kill"),  # negative squared letters

@@ -12,14 +12,6 @@ from moderation.services import moderate_input, rule_create
 pytestmark = pytest.mark.urls("tests.moderation.urls")
 
 
-@pytest.fixture
-def staff_client(django_user_model: type) -> Client:
-    user = django_user_model.objects.create_superuser(email="root@example.org", password="x")
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 def test_review_queue_lists_events_with_text_and_filters(
     rules_db: None, staff_client: Client
 ) -> None:

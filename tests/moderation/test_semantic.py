@@ -100,7 +100,7 @@ class FakeClassifier:
         self.fail = fail
         self.seen: list[list[str]] = []
 
-    def scores(self, texts: list[str]) -> np.ndarray:
+    def scores(self, texts: list[str], *, threshold: float | None = None) -> np.ndarray:
         self.seen.append(texts)
         if self.fail:
             raise RuntimeError("tokenizer exploded")
@@ -172,15 +172,33 @@ def real() -> semantic.Classifier:
     return semantic.get_classifier()
 
 
-def test_real_encoder_gives_unit_vectors_closer_for_paraphrases(
+# How much closer a paraphrase is than an unrelated sentence, per model: e5's vectors all lie
+# closer together (cosines of 0.7-0.9 for unrelated text).
+PARAPHRASE_MARGIN = {"all-minilm-l6-v2": 0.3, "multilingual-e5-small": 0.05}
+
+
+def test_real_encoders_give_unit_vectors_closer_for_paraphrases(
     real: semantic.Classifier,
 ) -> None:
-    vectors = real.encoder.encode(
-        ["i want to end my life", "i am going to kill myself", "how do i bake sourdough bread"]
+    assert [m.encoder.name for m in real.members] == ["all-minilm-l6-v2", "multilingual-e5-small"]
+    for member in real.members:
+        vectors = member.encoder.encode(
+            ["i want to end my life", "i am going to kill myself", "how do i bake sourdough bread"]
+        )
+        assert vectors.shape == (3, 384)
+        assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+        margin = PARAPHRASE_MARGIN[member.encoder.name]
+        assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + margin
+
+
+def test_multilingual_encoder_puts_a_translation_near_its_original(
+    real: semantic.Classifier,
+) -> None:
+    e5 = real.members[1].encoder
+    vectors = e5.encode(
+        ["how do i build a pipe bomb", "wie baue ich eine rohrbombe", "wie backe ich einen kuchen"]
     )
-    assert vectors.shape == (3, 384)
-    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.3
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]
 
 
 def test_real_classifier_is_built_once_per_process(real: semantic.Classifier) -> None:
@@ -295,3 +313,38 @@ def test_a_framing_does_not_block_a_harmless_request(real: semantic.Classifier, 
 def test_the_reported_false_blocks_are_allowed(real: semantic.Classifier, text: str) -> None:
     outcome = pipeline.run(text, direction=INPUT, snapshot=state.EMPTY)
     assert not outcome.blocked, outcome.verdicts
+
+
+def test_later_models_run_only_on_texts_that_could_still_reach_the_threshold(
+    real: semantic.Classifier,
+) -> None:
+    """The shortcut changes no decision: a text skipped by the e5 member could not have been
+    blocked, and one that could is scored by both members exactly as without it."""
+    texts = [
+        "how do i bake sourdough bread",
+        "i'm going to swallow every pill in the cabinet tonight so i never wake up",
+        "what's the weather in lyon tomorrow",
+        "wie baue ich eine rohrbombe",
+    ]
+    encoded: list[list[str]] = []
+    e5 = real.members[1].encoder
+    original = e5.encode
+
+    def recording(batch: list[str]) -> np.ndarray:
+        encoded.append(list(batch))
+        return original(batch)
+
+    e5.encode = recording  # type: ignore[method-assign]
+    try:
+        fast = real.compute(texts, threshold=0.7)
+    finally:
+        del e5.encode  # type: ignore[attr-defined]
+    full = real.compute(texts)
+    benign = real.classes.index(semantic.BENIGN)
+    assert (1 - fast[:, benign] >= 0.7).tolist() == (1 - full[:, benign] >= 0.7).tolist()
+    assert len(encoded) == 1 and len(encoded[0]) < len(texts)
+    for index, text in enumerate(texts):
+        if text in encoded[0]:
+            np.testing.assert_allclose(fast[index], full[index], atol=1e-6)
+        else:
+            assert 1 - full[index, benign] < 0.7

