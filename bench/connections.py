@@ -69,18 +69,23 @@ IDLE_CPU_TARGET = 10.0  # % of one core
 RELEASE_SECONDS = 5.0
 PING_FRAME = '{"type":"ping"}'
 
-# Run in the stack's environment: users with an unusable password (no slow hashing) and one
-# bearer token each, issued by the accounts service. Prints [[user id, raw token], ...].
+# Run in the stack's environment: users on the default plan with an unusable password (no slow
+# hashing) and one bearer token each, issued by the accounts service. Prints [[user id, raw
+# token], ...].
 CREATE_USERS = """
 import json, sys
 import django
 django.setup()
 from django.contrib.auth.hashers import make_password
-from accounts.models import User
+from accounts.models import User, default_plan
 from accounts.services import token_issue
 unusable = make_password(None)
+plan = default_plan()  # bulk_create skips save(), which would set it
 users = User.objects.bulk_create(
-    [User(email=f"conn-{i}@example.com", password=unusable) for i in range(int(sys.argv[1]))],
+    [
+        User(email=f"conn-{i}@example.com", password=unusable, plan=plan)
+        for i in range(int(sys.argv[1]))
+    ],
     batch_size=1000,
 )
 print(json.dumps([[user.pk, token_issue(user=user, name="bench")[0]] for user in users]))
