@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -84,6 +85,11 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observed]:
 
         accepted, result = asyncio.run(chat())
         assert result.final is not None and result.final["type"] == "generation.done"
+        # The worker logs a generation's ending after its closing write has published
+        # generation.done: give that line a moment to reach the log.
+        deadline = time.monotonic() + 15
+        while result.generation_id not in stack.log("worker") and time.monotonic() < deadline:
+            time.sleep(0.2)
         yield Observed(
             stack,
             receiver,
