@@ -42,7 +42,14 @@ def served_queues(stack: Stack) -> set[str]:
 def two_model_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     workdir = tmp_path_factory.mktemp("two-models")
     # make run's split of the 2 cores: the default model's engine on core 0, Gemma's on 1.
-    stack = start_stack(workdir=workdir, extra_env={"VLLM_CPU_OMP_THREADS_BIND": "0"})
+    # A database and a Redis database of its own: start_stack's defaults are the session's
+    # live stack's, which it would drop and flush while that stack is still serving.
+    stack = start_stack(
+        workdir=workdir,
+        database="chat_e2e_two_models",
+        redis_db=3,
+        extra_env={"VLLM_CPU_OMP_THREADS_BIND": "0"},
+    )
     try:
         subprocess.run(
             [sys.executable, "manage.py", "prepare_model", "--enable", GEMMA],
