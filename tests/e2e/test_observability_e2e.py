@@ -87,8 +87,11 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observed]:
         assert result.final is not None and result.final["type"] == "generation.done"
         # The worker logs a generation's ending after its closing write has published
         # generation.done: give that line a moment to reach the log.
+        # (Celery's "received" line names it too, inside the task's arguments: wait for the
+        # line whose own field does.)
+        field = f'"generation_id": "{result.generation_id}"'
         deadline = time.monotonic() + 15
-        while result.generation_id not in stack.log("worker") and time.monotonic() < deadline:
+        while field not in stack.log("worker") and time.monotonic() < deadline:
             time.sleep(0.2)
         yield Observed(
             stack,
