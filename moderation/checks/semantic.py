@@ -240,7 +240,10 @@ def seed_vectors(encoder: Embedder, texts: list[str]) -> np.ndarray:
     hash of both), else computed (~30 s for multilingual-e5-small on this machine) and written
     there. Every web and worker process, and every server a test starts, would otherwise pay
     that at start. A cache that cannot be read or written is skipped."""
-    digest = hashlib.sha256("\n".join([encoder.name, *texts]).encode()).hexdigest()[:24]
+    # A model run in another precision gives (slightly) other vectors: its own file.
+    precision = getattr(encoder, "precision", "fp32")
+    key = [encoder.name, *texts] if precision == "fp32" else [encoder.name, precision, *texts]
+    digest = hashlib.sha256("\n".join(key).encode()).hexdigest()[:24]
     directory = settings.MODERATION_SEMANTIC_CACHE_DIR
     path = Path(directory) / f"seeds-{encoder.name}-{digest}.npy" if directory else None
     if path is not None:
