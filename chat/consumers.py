@@ -42,6 +42,7 @@ from chat.generation.admission import (
     generation_regenerate_prepare,
     prepared_and_dispatched,
 )
+from chat.generation.pool import run_admission
 from chat.generation.replay import replay as generation_replay
 from chat.protocol import (
     ChatSend,
@@ -371,16 +372,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
         call that stores the answer. Nothing is relayed before `chat.accepted`: a consumer
         handles one event at a time.
 
-        The call runs on Channels' one shared thread, so a burst of sends is handled first in,
-        first out. Pool threads were measured worse: the work is CPU-bound (the GIL), so
-        sharing it out only makes every answer of a burst start as late as the last one."""
+        The call runs where `CHAT_ADMISSION_THREADS` says (chat.generation.pool): Channels'
+        one shared thread, first in, first out, or a small pool of admission threads whose
+        round trips to Redis and PostgreSQL overlap."""
         generation_id = new_id()
         logs.bind(generation_id=generation_id)
         tracing.annotate({"chat.generation_id": generation_id})
         await self.follow_generation(generation_id)
         try:
-            prepared = await database_sync_to_async(prepared_and_dispatched)(
-                prepare, generation_id=generation_id, **arguments
+            prepared = await run_admission(
+                prepared_and_dispatched, prepare, generation_id=generation_id, **arguments
             )
         except BaseException:
             await self.unfollow_generation(generation_id)

@@ -265,6 +265,10 @@ CHAT_SEARCH_MAX_MESSAGES = env_int("CHAT_SEARCH_MAX_MESSAGES", 1000, minimum=1)
 # round of checks per process per interval, however often it is called. 0: check every call.
 READYZ_CACHE_SECONDS = env_float("READYZ_CACHE_SECONDS", 1.0, minimum=0.0)
 # Generations waiting for a worker, per model, past which chat.send is answered `busy`.
+# Threads that admit chat.send and regenerate frames in a web process (chat/generation/pool.py):
+# 1 runs admission on Channels' one shared thread, first in, first out; more overlap each
+# admission's round trips to Redis and PostgreSQL (docs/benchmarks.md, "Admission").
+CHAT_ADMISSION_THREADS = env_int("CHAT_ADMISSION_THREADS", 1, minimum=1)
 CHAT_MAX_QUEUE_DEPTH = env_int("CHAT_MAX_QUEUE_DEPTH", 256, minimum=1)
 # Daphne's keepalive (passed as --ping-interval/--ping-timeout by scripts/run.sh, the
 # Dockerfile and the test stack): a connection idle this long is pinged, and closed when the
