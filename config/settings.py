@@ -266,6 +266,9 @@ CHAT_SEARCH_MAX_MESSAGES = env_int("CHAT_SEARCH_MAX_MESSAGES", 1000, minimum=1)
 READYZ_CACHE_SECONDS = env_float("READYZ_CACHE_SECONDS", 1.0, minimum=0.0)
 # Generations waiting for a worker, per model, past which chat.send is answered `busy`.
 CHAT_MAX_QUEUE_DEPTH = env_int("CHAT_MAX_QUEUE_DEPTH", 256, minimum=1)
+# The by-task router's message embedding (chat/route_embedding.py): "static", MiniLM distilled
+# into a word-piece table (~0.1 ms a message), or "full", the whole model (~11 ms).
+ROUTER_EMBEDDING = env_choice("ROUTER_EMBEDDING", "static", choices={"static", "full"})
 # Daphne's keepalive (passed as --ping-interval/--ping-timeout by scripts/run.sh, the
 # Dockerfile and the test stack): a connection idle this long is pinged, and closed when the
 # pong does not come within the timeout. Read here so that a bad value fails at start.
