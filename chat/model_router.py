@@ -378,7 +378,7 @@ def route(*, plan: PlanLimits, texts: Sequence[str], message: str) -> Choice:
         max_waiting=settings.CHAT_MAX_QUEUE_DEPTH,
         slots_per_worker=settings.INFERENCE_MAX_NUM_SEQS,
     )
-    logger.debug(
+    logger.info(
         "auto routed to %s (%s%s)",
         choice.model.name,
         choice.reason,
