@@ -197,6 +197,8 @@ class Completion:
             await self.follower.close()
             return
         self.conversation_id = prepared.accepted.conversation_id
+        if prepared.model is not None:
+            self.model = prepared.model
         await self._mark()
         await self.abandon()
 

@@ -194,7 +194,8 @@ export class ChatStore {
       messages,
       leafId,
       status: "ready",
-      model: conversation.model ?? null,
+      // Auto stays picked across conversations until the user picks a model.
+      model: this.snapshot.model === AUTO_MODEL ? AUTO_MODEL : (conversation.model ?? null),
       systemPrompt: systemPrompt || readLocal(systemPromptKey(conversation.id)),
       activeGenerationId,
     });

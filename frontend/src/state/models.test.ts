@@ -30,5 +30,6 @@ describe("allowedModel", () => {
     expect(allowedModel(plan, AUTO_MODEL)).toBe(AUTO_MODEL);
     expect(offersAuto([{ name: "small" }])).toBe(false);
     expect(allowedModel([{ name: "small" }], AUTO_MODEL)).toBe("small");
+    expect(allowedModel(plan, null, AUTO_MODEL)).toBe(AUTO_MODEL); // a remembered preference
   });
 });

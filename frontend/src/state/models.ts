@@ -18,7 +18,7 @@ export function offersAuto(models: ModelInfo[]): boolean {
  */
 export function allowedModel(models: ModelInfo[], current: string | null, preferred: string | null = null): string | null {
   if (!models.length) return current;
-  if (current === AUTO_MODEL && offersAuto(models)) return current;
-  const listed = (name: string | null) => (name !== null && models.some((m) => m.name === name) ? name : null);
+  const listed = (name: string | null) =>
+    name !== null && (models.some((m) => m.name === name) || (name === AUTO_MODEL && offersAuto(models))) ? name : null;
   return listed(current) ?? listed(preferred) ?? models.find((m) => m.default)?.name ?? models[0].name;
 }
