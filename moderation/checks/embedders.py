@@ -89,7 +89,7 @@ class MiniLMEncoder:
         with torch.inference_mode():
             hidden = self._model(
                 input_ids=batch, attention_mask=torch.ones_like(batch)
-            ).last_hidden_state
+            ).last_hidden_state.float()  # float32 also where the model runs in bfloat16
         return hidden.mean(dim=1).numpy()
 
     @property
