@@ -360,6 +360,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 priority=self.user.priority,
                 message_id=message.message_id,
                 request_id=message.request_id or uuid.uuid4().hex,
+                model=message.model,
             )
         elif isinstance(message, GenerationSubscribe):
             await self.handle_subscribe(message)

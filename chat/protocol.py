@@ -53,6 +53,8 @@ class GenerationRegenerate(_Message):
     type: Literal["generation.regenerate"]
     message_id: Id
     request_id: RequestId | None = None
+    # None: the conversation's model; "auto": the router's choice (chat/model_router.py).
+    model: Annotated[str, Field(min_length=1, max_length=128)] | None = None
 
 
 class GenerationSubscribe(_Message):
@@ -128,6 +130,8 @@ class GenerationDone(_Message):
     finish_reason: FinishReason
     text: str
     usage: Usage
+    # The model that wrote the answer (the router's choice for `model: "auto"`).
+    model: str | None = None
 
 
 GenerationErrorCode = Literal["interrupted", "engine_error", "timeout"]

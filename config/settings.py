@@ -270,6 +270,9 @@ READYZ_CACHE_SECONDS = env_float("READYZ_CACHE_SECONDS", 1.0, minimum=0.0)
 # admission's round trips to Redis and PostgreSQL (docs/benchmarks.md, "Admission").
 CHAT_ADMISSION_THREADS = env_int("CHAT_ADMISSION_THREADS", 1, minimum=1)
 CHAT_MAX_QUEUE_DEPTH = env_int("CHAT_MAX_QUEUE_DEPTH", 256, minimum=1)
+# The by-task router's message embedding (chat/route_embedding.py): "static", MiniLM distilled
+# into a word-piece table (~0.1 ms a message), or "full", the whole model (~11 ms).
+ROUTER_EMBEDDING = env_choice("ROUTER_EMBEDDING", "static", choices={"static", "full"})
 # Daphne's keepalive (passed as --ping-interval/--ping-timeout by scripts/run.sh, the
 # Dockerfile and the test stack): a connection idle this long is pinged, and closed when the
 # pong does not come within the timeout. Read here so that a bad value fails at start.

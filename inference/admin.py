@@ -7,7 +7,13 @@ from django.db.models import QuerySet, Sum
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
-from inference.models import LanguageModel, UsageRecord
+from inference.models import (
+    LanguageModel,
+    Route,
+    RoutingPolicy,
+    UsageRecord,
+    route_example_lines,
+)
 
 
 @admin.register(LanguageModel)
@@ -118,3 +124,26 @@ def _title(totals: dict[str, Any]) -> str:
     return (
         f"Usage: {prompt:,} prompt + {completion:,} completion tokens, cost {totals['cost'] or 0}"
     )
+
+
+@admin.register(RoutingPolicy)
+class RoutingPolicyAdmin(admin.ModelAdmin):
+    """The one policy of `model: "auto"` (docs/architecture.md, "The automatic router")."""
+
+    list_display = ("__str__", "fallback", "min_similarity", "updated_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return not RoutingPolicy.objects.exists()
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Route)
+class RouteAdmin(admin.ModelAdmin):
+    list_display = ("name", "model", "enabled", "example_count", "updated_at")
+    list_filter = ("enabled", "model")
+
+    @admin.display(description="examples")
+    def example_count(self, route: Route) -> int:
+        return len(route_example_lines(route.examples))

@@ -180,3 +180,84 @@ class UsageRecord(models.Model):
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+
+# --- the automatic router (`model: "auto"`, chat/model_router.py) ------------------------------
+
+ROUTE_EXAMPLES_MAX = 200
+ROUTE_EXAMPLE_MAX_CHARS = 300
+
+
+def route_example_lines(text: str) -> list[str]:
+    """A route's example utterances: one per non-blank line."""
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def validate_route_examples(value: str) -> None:
+    lines = route_example_lines(value)
+    if not lines:
+        raise ValidationError("at least one example utterance, one per line")
+    if len(lines) > ROUTE_EXAMPLES_MAX:
+        raise ValidationError(f"at most {ROUTE_EXAMPLES_MAX} examples")
+    if any(len(line) > ROUTE_EXAMPLE_MAX_CHARS for line in lines):
+        raise ValidationError(f"each example at most {ROUTE_EXAMPLE_MAX_CHARS} characters")
+
+
+class RoutingPolicy(models.Model):
+    """How `model: "auto"` picks a model: one row (pk 1), edited in the admin."""
+
+    class Strategy(models.TextChoices):
+        CHEAPEST = "cheapest", "cheapest first (registry prices)"
+        FASTEST = "fastest", "fastest first (measured tokens/s of recent answers)"
+        BY_TASK = "by_task", "by task (MiniLM classifier on the message, routes below)"
+
+    class Fallback(models.TextChoices):
+        CHEAPEST = "cheapest", "cheapest first"
+        FASTEST = "fastest", "fastest first"
+
+    strategy = models.CharField(max_length=16, choices=Strategy.choices, default=Strategy.CHEAPEST)
+    fallback = models.CharField(
+        max_length=16,
+        choices=Fallback.choices,
+        default=Fallback.CHEAPEST,
+        help_text="By task: the order of the other models after the route's, and of all "
+        "models when no route is close enough.",
+    )
+    min_similarity = models.FloatField(
+        default=0.0,
+        validators=[MinValueValidator(-1.0), MaxValueValidator(1.0)],
+        help_text="By task: a message whose cosine similarity to the nearest route (the mean "
+        "of its examples) is below this matches no route and goes by the fallback order. "
+        "With the static MiniLM table most messages score 0.85-0.95 (bench/router.py prints "
+        "the spread); -1: always the nearest route.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "routing policy"
+
+    def __str__(self) -> str:
+        return f"routing policy: {self.get_strategy_display()}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        self.pk = 1  # one policy
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+
+class Route(models.Model):
+    """A task the by-task policy recognises from example utterances, and the model it goes to."""
+
+    name = models.SlugField(max_length=64, unique=True)
+    model = models.ForeignKey(LanguageModel, on_delete=models.CASCADE, related_name="routes")
+    examples = models.TextField(
+        validators=[validate_route_examples],
+        help_text=f"Example messages of this task, one per line (at most {ROUTE_EXAMPLES_MAX}).",
+    )
+    enabled = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("name",)
+
+    def __str__(self) -> str:
+        return f"{self.name} -> {self.model.name}"

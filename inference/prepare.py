@@ -243,7 +243,7 @@ def _leave_waiting_queue(queue: str, generation_id: str) -> list[str]:
     """Take the generation out of the waiting queue; the ones now first (for their new
     positions). Redis trouble must not stop the answer: positions are advisory."""
     try:
-        waiting.remove(queue=queue, generation_id=generation_id)
+        waiting.start(queue=queue, generation_id=generation_id)
         return waiting.first(queue=queue, count=POSITION_FANOUT)
     except Exception:
         logger.warning("could not update the waiting queue %s", queue, exc_info=True)

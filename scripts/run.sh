@@ -33,6 +33,8 @@ if [ -n "${INFERENCE_SERVE_MODELS:-}" ]; then
     # setup.sh prepared the default model; these are prepared (once) and offered to users.
     IFS=',' read -ra serve_models <<<"$INFERENCE_SERVE_MODELS"
     python manage.py prepare_model --enable "${serve_models[@]}"
+    # Several models: `model: "auto"` chooses among them; its by-task table, once (~40 s).
+    python manage.py router_table
 fi
 # "name queue" per served model: the listed ones, else the default model.
 served=$(python manage.py shell -v 0 -c "

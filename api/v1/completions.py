@@ -50,6 +50,7 @@ from chat.generation.admission import (
     stateless_prepare,
 )
 from chat.generation.record import FINAL_STATES
+from chat.model_router import AUTO
 from chat.store import new_id
 from config.errors import ApiError, json_body
 
@@ -168,6 +169,8 @@ class Completion:
                 raise from_api_error(error) from None
             raise
         self.conversation_id = prepared.accepted.conversation_id
+        if prepared.model is not None:
+            self.model = prepared.model  # "auto": the model the router chose
         try:
             await self._mark()
         except asyncio.CancelledError:
@@ -194,6 +197,8 @@ class Completion:
             await self.follower.close()
             return
         self.conversation_id = prepared.accepted.conversation_id
+        if prepared.model is not None:
+            self.model = prepared.model
         await self._mark()
         await self.abandon()
 
@@ -341,7 +346,10 @@ def _detached(cleanup: Any) -> None:
 
 async def _model_served(name: str, *, key: ApiKey) -> ModelInfo:
     """The enabled model `name`, if the key owner's plan allows it (else 404, as `/v1/models`
-    does not list it) and a worker serves its queue (else 503)."""
+    does not list it) and a worker serves its queue (else 503). "auto" stands for the model
+    admission's router will choose (chat/model_router.py), which checks the workers itself."""
+    if name == AUTO:
+        return ModelInfo(name=AUTO, queue="", context_length=0, max_output_tokens=0)
     model = await database_sync_to_async(model_info_get)(name=name)
     if model is None:
         raise model_not_found(name)

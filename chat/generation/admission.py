@@ -22,7 +22,7 @@ from django.conf import settings
 from pymongo.errors import DuplicateKeyError
 
 from accounts.plans import PlanLimits, plan_limits_for_user
-from chat import events, limits, selectors, services, usage
+from chat import events, limits, model_router, selectors, services, usage
 from chat.catalog import ModelInfo, model_info_get
 from chat.errors import ChatError
 from chat.generation import requests, slots, waiting
@@ -99,6 +99,7 @@ class Prepared:
     accepted: ChatAccepted
     dispatch: Dispatch | None  # None: a repeated request, already started
     conversation_updated: ConversationUpdated | None = None
+    model: ModelInfo | None = None  # the model that answers (None: a repeated request)
 
 
 def _title_from(content: str) -> str:
@@ -117,10 +118,18 @@ def model_allowed_check(*, model_name: str, plan: PlanLimits) -> None:
         )
 
 
-def _resolve_model(name: str | None, plan: PlanLimits) -> ModelInfo:
-    """The enabled model `name` (None: the default, or else the plan's first), if the user's
-    plan allows it, its output limit lowered to the plan's."""
-    model = model_info_get(name=name)
+def _resolve_model(
+    name: str | None, plan: PlanLimits, prompt: tuple[list[str], str] = ([], "")
+) -> ModelInfo:
+    """The enabled model `name` (None: the default, or else the plan's first; "auto": the
+    router's choice for `prompt`, the texts sent and the newest message), if the user's plan
+    allows it, its output limit lowered to the plan's."""
+    if name == model_router.AUTO:
+        model: ModelInfo | None = model_router.route(
+            plan=plan, texts=prompt[0], message=prompt[1]
+        ).model
+    else:
+        model = model_info_get(name=name)
     if model is not None and name is None and not plan.allows_model(model.name):
         model = next(filter(None, map(lambda n: model_info_get(name=n), plan.allowed_models)), None)
     if model is None:
@@ -322,7 +331,7 @@ def _admitted(
     accepted = requests.accepted(
         request_id=request_id, user_message=stored.question, assistant=stored.answer
     )
-    return Prepared(accepted, dispatch, stored.conversation_updated)
+    return Prepared(accepted, dispatch, stored.conversation_updated, checked.model)
 
 
 # --- chat.send ----------------------------------------------------------------------------------
@@ -338,7 +347,7 @@ def _send_target(
     if message.conversation_id is None:
         if message.parent_id is not None:
             raise ChatError("bad_request", "parent_id: needs a conversation_id")
-        return None, _resolve_model(message.model, plan), None
+        return None, _resolve_model(message.model, plan, _send_prompt(message, None)), None
     conversation = selectors.conversation_get(
         conversation_id=message.conversation_id, owner_id=owner_id
     )
@@ -348,10 +357,19 @@ def _send_target(
         parent = selectors.message_get(message_id=message.parent_id, owner_id=owner_id)
         if parent is None or parent["conversation_id"] != conversation["id"]:
             raise ChatError("not_found", "No such message.")
-    model = _resolve_model(message.model or conversation["model"], plan)
+    model = _resolve_model(
+        message.model or conversation["model"], plan, _send_prompt(message, conversation)
+    )
     if message.parent_id is None and "parent_id" in message.model_fields_set:
         return conversation, model, None
     return conversation, model, message.parent_id or conversation.get("current_leaf_id")
+
+
+def _send_prompt(message: ChatSend, conversation: dict | None) -> tuple[list[str], str]:
+    system = (message.options.system_prompt if message.options else None) or (
+        (conversation or {}).get("system_prompt") or ""
+    )
+    return [system, message.content], message.content
 
 
 def chat_send_prepare(
@@ -438,9 +456,11 @@ def generation_regenerate_prepare(
     message_id: str,
     request_id: str,
     generation_id: str | None = None,
+    model: str | None = None,
 ) -> Prepared:
-    """A new answer, as a sibling of `message_id`, to the same user message. Idempotent per
-    `request_id` for a day, like chat.send."""
+    """A new answer, as a sibling of `message_id`, to the same user message, by `model` (None:
+    the conversation's; "auto": the router's choice). Idempotent per `request_id` for a day,
+    like chat.send."""
 
     def target(plan: PlanLimits) -> Target:
         answer = selectors.message_get(message_id=message_id, owner_id=owner_id)
@@ -453,25 +473,27 @@ def generation_regenerate_prepare(
         if question is None or conversation is None:
             raise ChatError("not_found", "No such assistant message.")
         _room_check(conversation, adding=1)
-        model = _resolve_model(conversation["model"], plan)
-        _queue_check(model)
+        question_text = question.get("content") or ""
+        prompt = [conversation.get("system_prompt") or "", question_text], question_text
+        chosen = _resolve_model(model or conversation["model"], plan, prompt)
+        _queue_check(chosen)
 
         def store() -> Stored:
             sibling = services.message_create_assistant(
                 conversation_id=conversation["id"],
                 owner_id=owner_id,
                 parent_id=question["id"],
-                model=model.name,
+                model=chosen.name,
                 options=answer.get("options") or {},
                 generation_id=generation_id,
-                queue=model.queue,
+                queue=chosen.queue,
             )
             requests.regenerate_remember(
                 owner_id=owner_id, request_id=request_id, generation_id=sibling["generation_id"]
             )
             return Stored(question, sibling)
 
-        return Target(model, store)
+        return Target(chosen, store)
 
     return _admitted(
         owner_id=owner_id,
@@ -523,7 +545,8 @@ def stateless_prepare(
         content_check(turn.content)
 
     def target(plan: PlanLimits) -> Target:
-        checked_model = _resolve_model(model, plan)
+        last_user = next((t.content for t in reversed(turns) if t.role == "user"), "")
+        checked_model = _resolve_model(model, plan, ([t.content for t in turns], last_user))
         _queue_check(checked_model)
         contents = [
             _moderated_content(

@@ -34,3 +34,9 @@ def waiting_since_key(queue: str) -> str:
 def waiting_arrivals_key(queue: str) -> str:
     """The arrival counter of a queue (orders sends of the same millisecond)."""
     return f"chat:waiting-arrivals:{queue}"
+
+
+def running_key(queue: str) -> str:
+    """The generations a worker of a model queue is streaming now, scored by their start
+    (the router reads how many; entries left by a lost worker age out)."""
+    return f"chat:running:{queue}"

@@ -151,6 +151,7 @@ class Ending:
             ),
             text=self.text,
             usage=Usage(**self.usage),
+            model=self.model_name or None,
         )
 
     def closing_messages(self) -> list[ModerationBlocked | GenerationDone | GenerationError]:

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import time
 
-from chat.generation.names import waiting_arrivals_key, waiting_key, waiting_since_key
+from chat.generation.names import (
+    running_key,
+    waiting_arrivals_key,
+    waiting_key,
+    waiting_since_key,
+)
 from chat.redis_client import as_text, redis_client
 
 
@@ -28,11 +33,37 @@ def add(*, queue: str, generation_id: str, priority: int) -> None:
 
 
 def remove(*, queue: str, generation_id: str) -> None:
-    """Take a generation out of the queue: it started, or it ended without starting."""
+    """Take a generation out of the queue and out of the running set: it ended."""
     pipeline = redis_client().pipeline()
     pipeline.zrem(waiting_key(queue), generation_id)
     pipeline.zrem(waiting_since_key(queue), generation_id)
+    pipeline.zrem(running_key(queue), generation_id)
     pipeline.execute()
+
+
+def start(*, queue: str, generation_id: str) -> None:
+    """A worker started the generation: out of the waiting queue, into the running set (the
+    router's running count, `load`), until `remove` at its end."""
+    pipeline = redis_client().pipeline()
+    pipeline.zrem(waiting_key(queue), generation_id)
+    pipeline.zrem(waiting_since_key(queue), generation_id)
+    pipeline.zadd(running_key(queue), {generation_id: time.time()})
+    pipeline.execute()
+
+
+def load(*, queues: list[str], stale_after: float) -> dict[str, tuple[int, int]]:
+    """(waiting, running) of each queue, read now in one round trip. Entries older than
+    `stale_after` seconds are not counted (no generation waits or runs that long; a worker
+    that died leaves them behind until the reaper ends their generations)."""
+    if not queues:
+        return {}
+    since = time.time() - stale_after
+    pipeline = redis_client().pipeline()
+    for queue in queues:
+        pipeline.zcount(waiting_since_key(queue), since, "+inf")
+        pipeline.zcount(running_key(queue), since, "+inf")
+    counts = pipeline.execute()
+    return {queue: (int(counts[2 * i]), int(counts[2 * i + 1])) for i, queue in enumerate(queues)}
 
 
 def position(*, queue: str, generation_id: str) -> int | None:

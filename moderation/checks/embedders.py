@@ -70,6 +70,38 @@ class MiniLMEncoder:
         with self._tokenizer_lock:
             return len(self._tokenizer.tokenize(text)) + 2
 
+    def token_ids(self, text: str, *, max_tokens: int = MAX_TOKENS) -> list[int]:
+        """The word-piece ids of `text`, without [CLS] and [SEP]."""
+        with self._tokenizer_lock:
+            ids = self._tokenizer(
+                text, add_special_tokens=False, truncation=True, max_length=max_tokens
+            )["input_ids"]
+        return list(ids)
+
+    def vocabulary_vectors(self, start: int, stop: int) -> np.ndarray:
+        """The embedding of each word piece `start` to `stop - 1` alone ([CLS] piece [SEP],
+        mean-pooled, not normalised): rows of a static table (chat/route_embedding.py)."""
+        torch = self._torch
+        tokenizer = self._tokenizer
+        ids = torch.arange(start, stop).unsqueeze(1)
+        batch = torch.cat(
+            [
+                torch.full_like(ids, tokenizer.cls_token_id),
+                ids,
+                torch.full_like(ids, tokenizer.sep_token_id),
+            ],
+            dim=1,
+        )
+        with torch.inference_mode():
+            hidden = self._model(
+                input_ids=batch, attention_mask=torch.ones_like(batch)
+            ).last_hidden_state.float()  # float32 also where the model runs in bfloat16
+        return hidden.mean(dim=1).numpy()
+
+    @property
+    def vocabulary_size(self) -> int:
+        return int(self._tokenizer.vocab_size)
+
     def encode(self, texts: list[str]) -> np.ndarray:
         torch = self._torch
         with self._tokenizer_lock:

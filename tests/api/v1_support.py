@@ -12,7 +12,7 @@ import redis
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from chat import events
+from chat import events, selectors
 from chat.events import generation_group
 from chat.generation import deltas
 from chat.generation.record import Ending
@@ -69,7 +69,9 @@ class FakeWorker:
             prompt_tokens=7,
             completion_tokens=len(self.pieces),
             seq_offsets=offsets,
-            model_name="smollm2-135m",
+            # The stored answer's model, as the real worker reads it (the router's choice
+            # for "auto").
+            model_name=await asyncio.to_thread(stored_model, generation_id, owner_id),
         )
         if self.error_message is not None:
             ending.state, ending.finish_reason = "failed", None
@@ -77,6 +79,11 @@ class FakeWorker:
         if self.state == "moderated":
             ending.categories, ending.moderation_message = ["violence"], "Cut by moderation."
         await generation_end(ending, layer=layer)
+
+
+def stored_model(generation_id: str, owner_id: int) -> str:
+    document = selectors.message_by_generation(generation_id=generation_id, owner_id=owner_id)
+    return str((document or {}).get("model") or "smollm2-135m")
 
 
 def completion_scope(raw_key: str) -> dict[str, Any]:

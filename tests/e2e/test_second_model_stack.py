@@ -105,3 +105,44 @@ async def test_a_websocket_client_chats_with_the_second_model(two_model_stack: S
     assert conversation["model"] == GEMMA
     worker_log = Path(two_model_stack.workdir / "worker-gemma.log").read_text()
     assert "vLLM engine for gemma3-270m ready" in worker_log
+
+
+async def test_auto_routes_by_task_to_each_real_engine(two_model_stack: Stack) -> None:
+    """`model: "auto"` under the by-task policy (issue 19, chat/model_router.py), with both
+    engines live: a factual question goes to Gemma (the seeded `knowledge` route), small talk to
+    SmolLM2 (`small-talk`), and each `generation.done` names the engine that wrote it."""
+    from chat.model_router import CONFIG_SECONDS
+
+    def policy(strategy: str) -> None:
+        code = (
+            "from inference.models import RoutingPolicy\n"
+            f"RoutingPolicy(strategy={strategy!r}).save()"
+        )
+        subprocess.run(
+            [sys.executable, "manage.py", "shell", "-v", "0", "-c", code],
+            cwd=REPO,
+            env=two_model_stack.env,
+            check=True,
+        )
+        time.sleep(CONFIG_SECONDS + 0.5)  # the web process re-reads the policy this often
+
+    client = signed_in(two_model_stack)
+    policy("by_task")
+    try:
+        async with client.connect() as session:
+            done = {}
+            for text in ("What is the capital of France?", "Hi! How are you doing today?"):
+                accepted = await session.send(
+                    text, model="auto", options={"temperature": 0, "max_tokens": 32}
+                )
+                assert accepted["type"] == "chat.accepted", accepted
+                result = await session.collect(accepted["generation_id"], timeout=240)
+                assert result.final is not None, result
+                done[text] = result.final
+    finally:
+        policy("cheapest")
+
+    fact, chat = done.values()
+    assert fact["type"] == chat["type"] == "generation.done", done
+    assert (fact["model"], chat["model"]) == (GEMMA, "smollm2-135m")
+    assert "Paris" in fact["text"] and chat["text"].strip()

@@ -169,9 +169,9 @@ export class ChatClient {
   }
 
   /** Ask for a new sibling answer; returns the request_id the server echoes in chat.accepted. */
-  regenerate(messageId: string): string {
+  regenerate(messageId: string, model?: string): string {
     const request_id = newRequestId();
-    this.queue({ type: "generation.regenerate", message_id: messageId, request_id });
+    this.queue({ type: "generation.regenerate", message_id: messageId, request_id, ...(model ? { model } : {}) });
     return request_id;
   }
 

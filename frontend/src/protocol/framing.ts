@@ -49,7 +49,7 @@ const SCHEMA: FieldChecks = {
     text: isString,
   },
   "generation.progress": { generation_id: isString, seq: (v) => Number.isInteger(v) && (v as number) >= 0 },
-  "generation.done": { generation_id: isString, finish_reason: isString, text: isString },
+  "generation.done": { generation_id: isString, finish_reason: isString, text: isString, model: isOptString },
   "generation.error": { generation_id: isString, code: isString, text: isString },
   "moderation.blocked": { request_id: isOptString, generation_id: isOptString, message: isString },
   "conversation.updated": { conversation_id: isString, title: isString, archived: isOptBoolean, deleted: isOptBoolean },

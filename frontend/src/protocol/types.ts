@@ -28,6 +28,8 @@ export interface GenerationRegenerate {
   type: "generation.regenerate";
   message_id: string;
   request_id?: string;
+  /** Absent: the conversation's model; "auto": the server's router chooses. */
+  model?: string;
 }
 
 export interface GenerationSubscribe {
@@ -96,6 +98,8 @@ export interface GenerationDone {
   finish_reason: FinishReason;
   text: string;
   usage: Usage;
+  /** The model that wrote the answer (the router's choice for "auto"). */
+  model?: string | null;
 }
 
 export type GenerationErrorCode = "interrupted" | "engine_error" | "timeout";

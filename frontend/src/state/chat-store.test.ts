@@ -176,6 +176,29 @@ describe("ChatStore", () => {
     expect(store.getSnapshot().leafId).toBe("a1");
   });
 
+  it("with Auto, sends and regenerates ask for auto, and the answer names the model that wrote it", () => {
+    const { store, socket } = setup();
+    store.setModel("auto");
+    store.send("q");
+    expect(socket.sentOfType("chat.send")[0]).toMatchObject({ model: "auto" });
+    accept(socket, socket.sentOfType("chat.send")[0].request_id as string, 1, null);
+    socket.receive({ ...done("g1", "first"), model: "gemma3-270m" });
+    expect(store.getSnapshot().messages.a1).toMatchObject({ model: "gemma3-270m", state: "complete" });
+
+    store.regenerate("a1");
+    expect(socket.sentOfType("generation.regenerate")[0]).toMatchObject({ message_id: "a1", model: "auto" });
+  });
+
+  it("regenerates on the conversation's model when a named model is picked", () => {
+    const { store, socket } = setup();
+    store.setModel("smollm2-135m");
+    store.send("q");
+    accept(socket, socket.sentOfType("chat.send")[0].request_id as string, 1, null);
+    socket.receive(done("g1", "first"));
+    store.regenerate("a1");
+    expect(socket.sentOfType("generation.regenerate")[0]).not.toHaveProperty("model");
+  });
+
   it("ignores a send while an answer is still being written", () => {
     const { store, socket } = setup();
     store.send("q");

@@ -7,6 +7,7 @@ import type { ChatClient, ConversationUpdated, ServerMessage } from "../protocol
 import { FINAL_STATES, type MessageState, stateForError, stateForFinish } from "../protocol";
 import { type ChatMessage, defaultLeaf, deepestLeaf, indexChildren, type MessageMap, siblingInfo } from "./tree";
 import { readLocal, writeLocal } from "./local";
+import { AUTO_MODEL } from "./models";
 
 export type NoticeKind = "error" | "moderation" | "busy" | "rate_limited" | "quota" | "too_large";
 
@@ -193,7 +194,8 @@ export class ChatStore {
       messages,
       leafId,
       status: "ready",
-      model: conversation.model ?? null,
+      // Auto stays picked across conversations until the user picks a model.
+      model: this.snapshot.model === AUTO_MODEL ? AUTO_MODEL : (conversation.model ?? null),
       systemPrompt: systemPrompt || readLocal(systemPromptKey(conversation.id)),
       activeGenerationId,
     });
@@ -273,7 +275,8 @@ export class ChatStore {
 
   regenerate(assistantId: string): void {
     if (this.isBusy()) return;
-    const requestId = this.client.regenerate(assistantId);
+    // "Auto" asks the router again; another model stays the conversation's.
+    const requestId = this.client.regenerate(assistantId, this.snapshot.model === AUTO_MODEL ? AUTO_MODEL : undefined);
     this.set({ awaitingRequestId: requestId, notice: null });
   }
 
@@ -401,6 +404,7 @@ export class ChatStore {
       state,
       usage: done ? message.usage : target.usage,
       note: done ? target.note : message.message,
+      ...(done && message.model ? { model: message.model } : {}),
     });
     if (this.snapshot.activeGenerationId === message.generation_id) this.set({ activeGenerationId: null });
     const finished = this.snapshot.messages[target.id];

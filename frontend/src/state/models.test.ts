@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { allowedModel } from "./models";
+import { AUTO_MODEL, allowedModel, offersAuto } from "./models";
 
 const plan = [
   { name: "small", default: true },
@@ -23,5 +23,13 @@ describe("allowedModel", () => {
 
   it("leaves the choice alone while no list is known", () => {
     expect(allowedModel([], "large")).toBe("large");
+  });
+
+  it("keeps Auto while the plan offers a choice, and drops it when one model is left", () => {
+    expect(offersAuto(plan)).toBe(true);
+    expect(allowedModel(plan, AUTO_MODEL)).toBe(AUTO_MODEL);
+    expect(offersAuto([{ name: "small" }])).toBe(false);
+    expect(allowedModel([{ name: "small" }], AUTO_MODEL)).toBe("small");
+    expect(allowedModel(plan, null, AUTO_MODEL)).toBe(AUTO_MODEL); // a remembered preference
   });
 });

@@ -2,7 +2,7 @@ import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } fr
 import type { ModelInfo } from "../api/rest";
 import type { ChatClient, ConnectionStatus } from "../protocol";
 import type { ChatStore, Notice } from "../state/chat-store";
-import { allowedModel } from "../state/models";
+import { AUTO_MODEL, allowedModel, offersAuto } from "../state/models";
 import { type ChatMessage, indexChildren, pathTo, siblingInfo } from "../state/tree";
 import { Composer } from "./Composer";
 import { ConnectionBanner } from "./ConnectionBanner";
@@ -144,6 +144,11 @@ export function ChatView({ store, client, status, models, onChooseModel, onMenu 
         >
           {models === null && <option value={modelChoice}>Loading models…</option>}
           {models !== null && !modelItems.length && <option value="">No models</option>}
+          {offersAuto(modelItems) && (
+            <option value={AUTO_MODEL} title="The server picks a model for each message">
+              Auto
+            </option>
+          )}
           {modelItems.map((m) => (
             <option key={m.name} value={m.name} title={m.description}>
               {m.display_name || m.name}
