@@ -1,7 +1,7 @@
 """Admission under a burst: how long until `chat.accepted` when many users press Enter at once.
 
     flock /tmp/heavy.lock .venv/bin/python bench/admission.py [--concurrency 1 16 32] \
-        [--rounds 5] [--bf16 auto|on|off]
+        [--rounds 5] [--bf16 auto|on|off] [--threads 1]
 
 Issue 14, part 8: `chat.accepted` p50 under 50 ms with 32 simultaneous sends. What comes before
 `chat.accepted` is all on the web side (limits, input moderation with its embeddings, the store
@@ -15,7 +15,8 @@ For each concurrency N: N users, one connection each, opened before the clock st
 round, all N send a different short question at the same moment (a new conversation each);
 the time from the send to its `chat.accepted` is recorded. Prints p50/p99/max per N, what
 else came back (refusals), the server's MiniLM precision (`--bf16`, passed as
-`MODERATION_SEMANTIC_BF16`) and the machine. Exits 1 when the 32-stream p50 misses 50 ms.
+`MODERATION_SEMANTIC_BF16`), its admission threads (`--threads`, `CHAT_ADMISSION_THREADS`) and
+the machine. Exits 1 when the 32-stream p50 misses 50 ms.
 """
 
 from __future__ import annotations
@@ -121,16 +122,24 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 32])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--bf16", choices=["auto", "on", "off"], default="auto")
+    parser.add_argument("--threads", type=int, default=1, help="CHAT_ADMISSION_THREADS")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="admission-") as folder:
         stack = start_web(
             Path(folder),
             limits_off=True,
-            extra_env={**LIMITS, "MODERATION_SEMANTIC_BF16": args.bf16},
+            extra_env={
+                **LIMITS,
+                "MODERATION_SEMANTIC_BF16": args.bf16,
+                "CHAT_ADMISSION_THREADS": str(args.threads),
+            },
         )
         try:
-            print(f"machine: {machine()}; MODERATION_SEMANTIC_BF16={args.bf16}")
+            print(
+                f"machine: {machine()}; MODERATION_SEMANTIC_BF16={args.bf16}, "
+                f"CHAT_ADMISSION_THREADS={args.threads}"
+            )
             print("| streams | sends | accepted p50 ms | p99 ms | max ms | replies |")
             print("| --- | --- | --- | --- | --- | --- |")
             p50_at_target = None
