@@ -128,6 +128,8 @@ class GenerationDone(_Message):
     finish_reason: FinishReason
     text: str
     usage: Usage
+    # True when the response cache answered (the engine did no work; usage is what was billed).
+    cached: bool = False
 
 
 GenerationErrorCode = Literal["interrupted", "engine_error", "timeout"]

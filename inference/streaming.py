@@ -350,7 +350,7 @@ def _ending(
 ) -> Ending:
     now = clock()
     first = state.first_token_at
-    return Ending(
+    ending = Ending(
         generation_id=job.generation_id,
         owner_id=job.owner_id,
         state="complete",
@@ -364,6 +364,9 @@ def _ending(
         time_to_first_token_ms=None if first is None else round((first - started_at) * 1000),
         duration_ms=round((now - started_at) * 1000),
     )
+    if job.cache is not None:
+        job.cache.bill(ending)  # a hit: marked cached, billed as the plan says
+    return ending
 
 
 def _failed_at_start(generation_id: str, owner_id: int, message: str) -> Ending:
@@ -429,7 +432,12 @@ async def generation_run(*, generation_id: str, owner_id: int, priority: int | N
         _background.add(task)
         task.add_done_callback(_background.discard)
     try:
-        await generation_stream(prepared, layer=layer, started_at=started_at)
+        moderator = _moderator(prepared)
+        ending = await generation_stream(
+            prepared, layer=layer, started_at=started_at, moderator=moderator
+        )
+        if prepared.cache is not None:
+            await asyncio.to_thread(prepared.cache.remember, ending, flagged=moderator.flagged)
     except Exception as error:
         if engine_module.is_engine_dead(error):
             engine_module.request_worker_exit(str(error))

@@ -96,6 +96,8 @@ export interface GenerationDone {
   finish_reason: FinishReason;
   text: string;
   usage: Usage;
+  /** True when the response cache answered; absent from older servers. */
+  cached?: boolean;
 }
 
 export type GenerationErrorCode = "interrupted" | "engine_error" | "timeout";
