@@ -39,7 +39,8 @@ class CacheLookup:
 
     key: str | None = None  # the exact entry; None: not cacheable (or the cache is off)
     scope: str | None = None  # the semantic index, for a first question on an opted-in model
-    vector: np.ndarray | None = None  # the question's embedding, to remember with the answer
+    question: str | None = None  # a first question, with its embedding:
+    vector: np.ndarray | None = None  # remembered with the answer for the semantic cache
     hit: store.CachedAnswer | None = None
     hit_key: str | None = None  # the entry that answered
     kind: str = ""  # "exact" | "semantic"
@@ -83,8 +84,10 @@ class CacheLookup:
                 created_at=moment,
             )
             store.answer_put(self.key, answer, ttl_seconds=ttl)
-            if self.scope is not None and self.vector is not None:
-                semantic.remember(self.scope, self.key, self.vector, ttl_seconds=ttl, now=moment)
+            if self.scope is not None and self.question and self.vector is not None:
+                semantic.remember(
+                    self.scope, self.key, self.question, self.vector, ttl_seconds=ttl, now=moment
+                )
             return True
         except Exception:
             logger.warning(
@@ -158,9 +161,12 @@ def _semantic_lookup(
     lookup.scope = keys.semantic_scope(
         namespace=namespace, partition=partition, messages=messages, sampling=sampling
     )
-    lookup.vector = semantic.embed(question)
+    lookup.question, lookup.vector = question, semantic.embed(question)
     found = semantic.nearest(
-        lookup.scope, lookup.vector, threshold=settings.INFERENCE_SEMANTIC_CACHE_THRESHOLD
+        lookup.scope,
+        question,
+        lookup.vector,
+        threshold=settings.INFERENCE_SEMANTIC_CACHE_THRESHOLD,
     )
     if found is None:
         return
