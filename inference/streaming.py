@@ -329,6 +329,10 @@ async def generation_stream(
             ending.prompt_tokens = 0  # never reached the engine: nothing to bill
     else:
         ending.finish_reason = FINISH_REASONS.get(finish_reason or "stop", "stop")
+    if job.cache is not None:
+        # Before the client hears of the end: its next, identical question must find it.
+        flagged = getattr(moderator, "flagged", True)
+        await asyncio.to_thread(job.cache.remember, ending, flagged=flagged)
     # The closing write: final text, state and usage stored, generation.done published.
     with tracing.span("generation.end", {"chat.state": ending.state}):
         await generation_end(ending, layer=layer)
@@ -432,12 +436,7 @@ async def generation_run(*, generation_id: str, owner_id: int, priority: int | N
         _background.add(task)
         task.add_done_callback(_background.discard)
     try:
-        moderator = _moderator(prepared)
-        ending = await generation_stream(
-            prepared, layer=layer, started_at=started_at, moderator=moderator
-        )
-        if prepared.cache is not None:
-            await asyncio.to_thread(prepared.cache.remember, ending, flagged=moderator.flagged)
+        await generation_stream(prepared, layer=layer, started_at=started_at)
     except Exception as error:
         if engine_module.is_engine_dead(error):
             engine_module.request_worker_exit(str(error))

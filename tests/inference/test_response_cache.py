@@ -16,12 +16,19 @@ from accounts.models import Plan
 from chat.generation.record import Ending
 from chat.redis_client import redis_client
 from inference import streaming
-from inference.cache import guard, keys, store
+from inference.cache import guard, keys
+from inference.cache import store as store_module
 from inference.cache.replay import CachedEngine
 from inference.cache.service import CacheLookup, cache_lookup, cacheable
 from inference.models import LanguageModel
 from inference.prepare import GenerationJob, sampling_for
-from tests.inference.fakes import FakeClock, FakeStore, PassThroughModerator, RecordingLayer
+from tests.inference.fakes import (
+    FakeClock,
+    FakeEngine,
+    FakeStore,
+    PassThroughModerator,
+    RecordingLayer,
+)
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
@@ -203,7 +210,7 @@ def test_only_complete_unflagged_answers_are_remembered(
     assert not cacheable(ending(**fields), flagged=flagged)
     found = lookup(model)
     assert not found.remember(ending(**fields), flagged=flagged)
-    assert store.answer_get(str(found.key)) is None
+    assert store_module.answer_get(str(found.key)) is None
 
 
 def test_answers_cut_at_max_tokens_are_remembered() -> None:
@@ -340,8 +347,8 @@ async def test_a_hit_streams_deltas_then_a_done_marked_cached(store: FakeStore) 
     assert finish["state"] == "complete"
 
 
-def store_answer(text: str) -> store.CachedAnswer:
-    return store.CachedAnswer(
+def store_answer(text: str) -> store_module.CachedAnswer:
+    return store_module.CachedAnswer(
         text=text,
         finish_reason="stop",
         prompt_tokens=25,
@@ -353,3 +360,101 @@ def store_answer(text: str) -> store.CachedAnswer:
 
 async def _no_log(generation_id: str, seq: int, text: str) -> None:
     return None
+
+
+class CleanModerator(PassThroughModerator):
+    flagged = False
+
+
+@pytest.mark.usefixtures("stream_settings", "billing")
+async def test_a_generated_answer_is_cached_before_its_done_goes_out(
+    store: FakeStore, cache_settings: Settings
+) -> None:
+    # The user's next, identical question may come the moment the done arrives.
+    clock = FakeClock()
+    found_at_done: list[store_module.CachedAnswer | None] = []
+    key = keys.redis_key("cache", "answer", "test", "u7", "abc")
+
+    class Layer(RecordingLayer):
+        async def group_send(self, group: str, message: dict[str, Any]) -> None:
+            if message["type"] == "generation.done":
+                found_at_done.append(store_module.answer_get(key))
+            await super().group_send(group, message)
+
+    job = GenerationJob(
+        generation_id="gen-1",
+        owner_id=7,
+        engine=FakeEngine(["Paris", " is the capital."], clock),
+        prompt_token_ids=[1, 2, 3],
+        sampling_params=object(),
+        model_name="m",
+        cache=CacheLookup(key=key),
+    )
+
+    await streaming.generation_stream(
+        job, layer=Layer(clock), clock=clock, moderator=CleanModerator(), delta_log=_no_log
+    )
+
+    (cached,) = found_at_done
+    assert cached is not None and cached.text == "Paris is the capital."
+    assert (cached.prompt_tokens, cached.completion_tokens) == (3, 2)
+
+
+@pytest.mark.usefixtures("stream_settings", "billing")
+async def test_an_answer_is_not_cached_when_the_moderator_cannot_say_it_is_clean(
+    store: FakeStore, cache_settings: Settings
+) -> None:
+    clock = FakeClock()
+    key = keys.redis_key("cache", "answer", "test", "u7", "def")
+    job = GenerationJob(
+        generation_id="gen-1",
+        owner_id=7,
+        engine=FakeEngine(["Paris."], clock),
+        prompt_token_ids=[1],
+        sampling_params=object(),
+        cache=CacheLookup(key=key),
+    )
+
+    await streaming.generation_stream(
+        job,
+        layer=RecordingLayer(clock),
+        clock=clock,
+        moderator=PassThroughModerator(),
+        delta_log=_no_log,
+    )
+
+    assert store_module.answer_get(key) is None
+
+
+# --- the admin ----------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_admin_shows_each_models_cache_hit_rate_and_saved_tokens() -> None:
+    from django.test import Client
+
+    from inference.models import UsageRecord
+
+    admin = get_user_model().objects.create_superuser("cache-admin@example.org", "pw")
+    LanguageModel.objects.create(name="cachy", display_name="Cachy", weights="/nowhere")
+    for index, (cached, saved) in enumerate([(True, 40), (True, 2), (False, 0), (False, 0)]):
+        UsageRecord.objects.create(
+            generation_id=f"g{index}",
+            user=admin,
+            model="cachy",
+            finish_reason="stop",
+            cached=cached,
+            saved_tokens=saved,
+        )
+    client = Client()
+    client.force_login(admin)
+
+    page = client.get("/admin/inference/languagemodel/?q=cachy")
+    usage = client.get("/admin/inference/usagerecord/?cached__exact=1")
+
+    assert page.status_code == usage.status_code == 200
+    (row,) = [m for m in page.context["cl"].result_list if m.name == "cachy"]
+    assert (row.answer_total, row.hit_total, row.saved_total) == (4, 2, 42)
+    assert "50.0% of 4" in page.content.decode()
+    assert usage.context["cl"].result_count == 2
+    assert "42 tokens saved by the response cache" in usage.content.decode()
