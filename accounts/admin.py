@@ -74,6 +74,7 @@ class PlanAdmin(admin.ModelAdmin):
         "concurrent_generations",
         "max_output_tokens",
         "priority",
+        "cached_answer_billing",
         "user_count",
     )
     search_fields = ("name", "description")

@@ -106,6 +106,13 @@ class Plan(models.Model):
         help_text="Scheduling priority, 0 (last) to 9 (first), for Celery and vLLM; a user's "
         "own priority overrides it.",
     )
+    cached_answer_billing = models.CharField(
+        max_length=8,
+        choices=[("free", "free"), ("full", "full")],
+        default="free",
+        help_text="An answer from the response cache: free (no tokens billed), or full (the "
+        "tokens of the answer it repeats, as if generated).",
+    )
 
     class Meta:
         ordering = ("priority", "name")

@@ -132,6 +132,8 @@ class GenerationDone(_Message):
     usage: Usage
     # The model that wrote the answer (the router's choice for `model: "auto"`).
     model: str | None = None
+    # True when the response cache answered (the engine did no work; usage is what was billed).
+    cached: bool = False
 
 
 GenerationErrorCode = Literal["interrupted", "engine_error", "timeout"]

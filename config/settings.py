@@ -349,6 +349,16 @@ INFERENCE_PRELOAD = env_bool("INFERENCE_PRELOAD", True)
 INFERENCE_IGNORE_EOS = env_bool("INFERENCE_IGNORE_EOS", False)
 # After a conversation's first answer, the model writes its title (low priority).
 INFERENCE_AUTO_TITLES = env_bool("INFERENCE_AUTO_TITLES", True)
+# The response cache (inference/cache/): seconds an answer to a deterministic request
+# (temperature 0 or a fixed seed) is kept in Redis; 0 turns the cache off.
+INFERENCE_CACHE_TTL_SECONDS = env_int("INFERENCE_CACHE_TTL_SECONDS", 86400, minimum=0)
+# Cosine similarity at or above which the semantic cache (opt-in per model) takes two first
+# questions for the same; calibrated on inference/data/semantic_cache_pairs.jsonl.
+INFERENCE_SEMANTIC_CACHE_THRESHOLD = env_float(
+    "INFERENCE_SEMANTIC_CACHE_THRESHOLD", 0.95, minimum=0.5
+)
+# Questions the semantic cache remembers per partition (a user, or everyone when shared).
+INFERENCE_SEMANTIC_CACHE_ENTRIES = env_int("INFERENCE_SEMANTIC_CACHE_ENTRIES", 500, minimum=1)
 # A streaming generation refreshes its heartbeat at least this often, even while no token
 # comes (a long prefill, a full batch); the reaper interrupts one silent for STALE_AFTER.
 INFERENCE_HEARTBEAT_SECONDS = env_float("INFERENCE_HEARTBEAT_SECONDS", 5.0, minimum=0.5)

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.contrib import admin
-from django.db.models import QuerySet, Sum
+from django.db.models import Count, OuterRef, QuerySet, Subquery, Sum
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
+from django.utils import timezone
 
 from inference.models import (
     LanguageModel,
@@ -14,6 +16,9 @@ from inference.models import (
     UsageRecord,
     route_example_lines,
 )
+
+# The window of the registry's cache columns (hit rate, saved tokens).
+CACHE_STATS_DAYS = 7
 
 
 @admin.register(LanguageModel)
@@ -28,9 +33,13 @@ class LanguageModelAdmin(admin.ModelAdmin):
         "price_prompt_per_1k",
         "price_completion_per_1k",
         "queue",
+        "cache_partition",
+        "semantic_cache",
+        "cache_hit_rate",
+        "cache_saved_tokens",
         "updated_at",
     )
-    list_filter = ("enabled", "is_default")
+    list_filter = ("enabled", "is_default", "cache_partition", "semantic_cache")
     list_editable = ("enabled",)
     search_fields = ("name", "display_name", "description")
     readonly_fields = ("created_at", "updated_at")
@@ -52,8 +61,39 @@ class LanguageModelAdmin(admin.ModelAdmin):
             },
         ),
         ("Prices", {"fields": ("price_prompt_per_1k", "price_completion_per_1k")}),
+        ("Response cache", {"fields": ("cache_partition", "semantic_cache")}),
         ("History", {"fields": ("created_at", "updated_at")}),
     )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[LanguageModel]:
+        """Each model with its answers, cache hits and saved tokens over the last
+        CACHE_STATS_DAYS days, from the usage records (one subquery each, grouped by model)."""
+        since = timezone.now() - timedelta(days=CACHE_STATS_DAYS)
+        records = (
+            UsageRecord.objects.filter(model=OuterRef("name"), created_at__gte=since)
+            .order_by()
+            .values("model")
+        )
+        hits = records.filter(cached=True)
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                answer_total=Subquery(records.annotate(n=Count("pk")).values("n")),
+                hit_total=Subquery(hits.annotate(n=Count("pk")).values("n")),
+                saved_total=Subquery(hits.annotate(n=Sum("saved_tokens")).values("n")),
+            )
+        )
+
+    @admin.display(description=f"cache hits ({CACHE_STATS_DAYS} d)", ordering="hit_total")
+    def cache_hit_rate(self, model: LanguageModel) -> str:
+        answers = int(getattr(model, "answer_total", None) or 0)
+        hits = int(getattr(model, "hit_total", None) or 0)
+        return f"{hits / answers:.1%} of {answers:,}" if answers else "none"
+
+    @admin.display(description=f"tokens saved ({CACHE_STATS_DAYS} d)", ordering="saved_total")
+    def cache_saved_tokens(self, model: LanguageModel) -> int:
+        return int(getattr(model, "saved_total", None) or 0)
 
 
 class UsageModelFilter(admin.SimpleListFilter):
@@ -81,8 +121,10 @@ class UsageRecordAdmin(admin.ModelAdmin):
         "source",
         "api_key_id",
         "finish_reason",
+        "cached",
         "prompt_tokens",
         "completion_tokens",
+        "saved_tokens",
         "cost",
         "time_to_first_token_ms",
         "duration_ms",
@@ -92,6 +134,7 @@ class UsageRecordAdmin(admin.ModelAdmin):
         UsageModelFilter,
         "source",
         "finish_reason",
+        "cached",
         ("created_at", admin.DateFieldListFilter),
     )
     # Per user: ?user__id__exact=<id> (linked from the totals), or search by email.
@@ -112,7 +155,10 @@ class UsageRecordAdmin(admin.ModelAdmin):
         if context is not None and "cl" in context:
             # Totals of what the filters select, shown as the page title.
             totals = context["cl"].queryset.aggregate(
-                prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens"), cost=Sum("cost")
+                prompt=Sum("prompt_tokens"),
+                completion=Sum("completion_tokens"),
+                cost=Sum("cost"),
+                saved=Sum("saved_tokens"),
             )
             context["usage_totals"] = totals
             context["title"] = _title(totals)
@@ -121,8 +167,10 @@ class UsageRecordAdmin(admin.ModelAdmin):
 
 def _title(totals: dict[str, Any]) -> str:
     prompt, completion = totals["prompt"] or 0, totals["completion"] or 0
+    saved = totals.get("saved") or 0
     return (
         f"Usage: {prompt:,} prompt + {completion:,} completion tokens, cost {totals['cost'] or 0}"
+        + (f"; {saved:,} tokens saved by the response cache" if saved else "")
     )
 
 

@@ -29,6 +29,11 @@ def default_queue(name: str) -> str:
     return f"inference.{name}"
 
 
+class CachePartition(models.TextChoices):
+    USER = "user", "per user"
+    SHARED = "shared", "shared by all users"
+
+
 class LanguageModel(models.Model):
     """One model users can chat with. `name` is the protocol's `model` value."""
 
@@ -84,6 +89,25 @@ class LanguageModel(models.Model):
     )
     enabled = models.BooleanField(default=True)
     is_default = models.BooleanField(default=False)
+    # The response cache (inference/cache/, docs/operations.md "Response cache").
+    cache_partition = models.CharField(
+        max_length=8,
+        choices=CachePartition.choices,
+        default=CachePartition.USER,
+        help_text=(
+            "Whose cached answers a request may get. Per user (default): only answers the same "
+            "user was given before. Shared: any user's answer to the same context, which "
+            "saves more but lets one user's question and answer reach another: a privacy "
+            "trade-off, for public-knowledge models only."
+        ),
+    )
+    semantic_cache = models.BooleanField(
+        default=False,
+        help_text=(
+            "Also answer a conversation's first question from a cached answer to a question "
+            "that means the same (MiniLM embeddings, INFERENCE_SEMANTIC_CACHE_THRESHOLD)."
+        ),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -168,6 +192,11 @@ class UsageRecord(models.Model):
     # depend on `api`; the bill outlives the key).
     source = models.CharField(max_length=8, choices=Source.choices, default=Source.WS)
     api_key_id = models.PositiveBigIntegerField(null=True, blank=True)
+    # Answered by the response cache: the engine did no work. The tokens billed follow the
+    # user's plan (`accounts.Plan.cached_answer_billing`, zero by default); `saved_tokens` are
+    # the prompt and completion tokens the engine would have processed.
+    cached = models.BooleanField(default=False)
+    saved_tokens = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:

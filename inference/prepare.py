@@ -22,6 +22,7 @@ from chat.generation import stop, waiting
 from chat.generation.record import FINAL_STATES
 from config import metrics
 from inference import engine as engine_module
+from inference.cache import CacheLookup, cache_lookup
 from inference.engine import EngineSpec
 from inference.models import LanguageModel
 from inference.selectors import model_get_enabled
@@ -57,6 +58,7 @@ class GenerationJob:
     queue: str = ""
     priority: int = 0  # vLLM's: lower is served first
     stop_requested: bool = False  # a stop came while the generation waited
+    cache: CacheLookup | None = None  # the response cache's entry, and its hit (inference.cache)
     waiting_next: list[str] = field(default_factory=list)  # the queue after this one left it
 
 
@@ -296,13 +298,25 @@ def generation_prepare(
     )
     options = message.get("options") or {}
     system_prompt = options.get("system_prompt") or (conversation or {}).get("system_prompt")
-    engine = engine_module.host.engine_for(EngineSpec.from_model(model))
-    ids = prompt_fit(
-        engine.get_tokenizer(),
-        chat_messages(system_prompt=system_prompt, path=path),
-        context_length=model.context_length,
-        min_output=min(64, model.max_output_tokens),
+    messages = chat_messages(system_prompt=system_prompt, path=path)
+    # Before the engine is touched: a hit needs neither its tokenizer nor its time.
+    cache = cache_lookup(
+        model=model,
+        owner_id=owner_id,
+        messages=messages,
+        sampling=sampling_for(model, options, prompt_tokens=0),
     )
+    if cache.hit is not None:
+        engine: Any = cache.engine()
+        ids: list[int] = []
+    else:
+        engine = engine_module.host.engine_for(EngineSpec.from_model(model))
+        ids = prompt_fit(
+            engine.get_tokenizer(),
+            messages,
+            context_length=model.context_length,
+            min_output=min(64, model.max_output_tokens),
+        )
     if priority is None:
         priority = user_priority(owner_id=owner_id)
     return GenerationJob(
@@ -317,4 +331,5 @@ def generation_prepare(
         priority=vllm_priority(priority),
         stop_requested=_stop_requested(generation_id),
         waiting_next=waiting_next,
+        cache=cache,
     )

@@ -60,6 +60,8 @@ def usage_record_create(
     duration_ms: int,
     source: str = UsageRecord.Source.WS,
     api_key_id: int | None = None,
+    cached: bool = False,
+    saved_tokens: int = 0,
 ) -> UsageRecord | None:
     """Record one ended generation, with where it was asked for (`source`, and the API key).
     None when it was already recorded (unique generation id). Synchronous: call it in a thread
@@ -79,6 +81,8 @@ def usage_record_create(
         "duration_ms": max(0, int(duration_ms)),
         "source": source,
         "api_key_id": api_key_id,
+        "cached": cached,
+        "saved_tokens": max(0, int(saved_tokens)),
     }
     try:
         record, created = UsageRecord.objects.get_or_create(
@@ -119,6 +123,8 @@ def generation_bill(
                 duration_ms=ending.duration_ms,
                 source=final.get("source") or UsageRecord.Source.WS,
                 api_key_id=final.get("api_key_id"),
+                cached=ending.cached,
+                saved_tokens=ending.saved_tokens,
             )
         except Exception:
             # The answer is stored and delivered; a billing failure must not undo that.

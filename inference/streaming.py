@@ -329,6 +329,10 @@ async def generation_stream(
             ending.prompt_tokens = 0  # never reached the engine: nothing to bill
     else:
         ending.finish_reason = FINISH_REASONS.get(finish_reason or "stop", "stop")
+    if job.cache is not None:
+        # Before the client hears of the end: its next, identical question must find it.
+        flagged = getattr(moderator, "flagged", True)
+        await asyncio.to_thread(job.cache.remember, ending, flagged=flagged)
     # The closing write: final text, state and usage stored, generation.done published.
     with tracing.span("generation.end", {"chat.state": ending.state}):
         await generation_end(ending, layer=layer)
@@ -350,7 +354,7 @@ def _ending(
 ) -> Ending:
     now = clock()
     first = state.first_token_at
-    return Ending(
+    ending = Ending(
         generation_id=job.generation_id,
         owner_id=job.owner_id,
         state="complete",
@@ -364,6 +368,9 @@ def _ending(
         time_to_first_token_ms=None if first is None else round((first - started_at) * 1000),
         duration_ms=round((now - started_at) * 1000),
     )
+    if job.cache is not None:
+        job.cache.bill(ending)  # a hit: marked cached, billed as the plan says
+    return ending
 
 
 def _failed_at_start(generation_id: str, owner_id: int, message: str) -> Ending:

@@ -93,6 +93,11 @@ class OutputModerator:
         self._recorded: set[tuple[str, str, tuple[str, ...]]] = set()
 
     @property
+    def flagged(self) -> bool:
+        """Some check found something in the output (a flag, a redaction or a block)."""
+        return bool(self._recorded) or self.blocked
+
+    @property
     def released_text(self) -> str:
         """Everything released so far, as the user saw it."""
         return "".join(self._released_parts)

@@ -122,6 +122,8 @@ def _final_write(ending: Ending) -> GenerationDocument | None:
     }
     if ending.seq_offsets is not None:
         changes["seq_offsets"] = list(ending.seq_offsets)
+    if ending.cached:
+        changes["cached"], changes["saved_tokens"] = True, ending.saved_tokens
     if ending.state in ERROR_STATES:
         if ending.error_message is not None:
             changes["error"] = ending.error_message

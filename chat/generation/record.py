@@ -60,6 +60,8 @@ class GenerationDocument(TypedDict, total=False):
     moderation: dict[str, Any]  # {"categories", "message"} when output moderation cut it
     source: str  # SOURCES; absent: the websocket's
     api_key_id: int  # the `/v1/` key that asked for it (source "api")
+    cached: bool  # answered by the response cache (inference.cache); absent: generated
+    saved_tokens: int  # a cached answer's tokens the engine did not process
     heartbeat_at: datetime
     worker: str  # the worker process streaming it (its Celery hostname), from its first checkpoint
     created_at: datetime
@@ -87,6 +89,8 @@ class Ending:
     duration_ms: int = 0
     categories: list[str] = field(default_factory=list)  # moderated only
     moderation_message: str = ""
+    cached: bool = False  # answered by the response cache
+    saved_tokens: int = 0  # what the engine did not process for it
 
     @property
     def usage(self) -> UsageCounts:
@@ -132,6 +136,8 @@ class Ending:
             duration_ms=max(0, round(duration)),
             categories=list(moderation.get("categories") or []),
             moderation_message=moderation.get("message") or "",
+            cached=bool(document.get("cached")),
+            saved_tokens=int(document.get("saved_tokens") or 0),
         )
 
     def closing_message(self) -> GenerationDone | GenerationError:
@@ -152,6 +158,7 @@ class Ending:
             text=self.text,
             usage=Usage(**self.usage),
             model=self.model_name or None,
+            cached=self.cached,
         )
 
     def closing_messages(self) -> list[ModerationBlocked | GenerationDone | GenerationError]:

@@ -19,7 +19,7 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('strategy', models.CharField(choices=[('cheapest', 'cheapest first (registry prices)'), ('fastest', 'fastest first (measured tokens/s of recent answers)'), ('by_task', 'by task (MiniLM classifier on the message, routes below)')], default='cheapest', max_length=16)),
                 ('fallback', models.CharField(choices=[('cheapest', 'cheapest first'), ('fastest', 'fastest first')], default='cheapest', help_text="By task: the order of the other models after the route's, and of all models when no route is close enough.", max_length=16)),
-                ('min_similarity', models.FloatField(default=0.0, help_text='By task: a message whose cosine similarity to the nearest route (the mean of its examples) is below this matches no route and goes by the fallback order. With the static MiniLM table most messages score 0.6-0.95 (bench/router.py prints the spread); -1: always the nearest route.', validators=[django.core.validators.MinValueValidator(-1.0), django.core.validators.MaxValueValidator(1.0)])),
+                ('min_similarity', models.FloatField(default=0.0, help_text='By task: a message whose cosine similarity to the nearest route (the mean of its examples) is below this matches no route and goes by the fallback order. With the static MiniLM table most messages score 0.85-0.95 (bench/router.py prints the spread); -1: always the nearest route.', validators=[django.core.validators.MinValueValidator(-1.0), django.core.validators.MaxValueValidator(1.0)])),
                 ('updated_at', models.DateTimeField(auto_now=True)),
             ],
             options={

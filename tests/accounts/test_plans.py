@@ -124,6 +124,7 @@ def test_staff_edit_a_plan_in_the_admin_and_move_a_user_to_it() -> None:
             "max_output_tokens": "",
             "allowed_models": "smollm2-135m,other-model",
             "priority": "7",
+            "cached_answer_billing": "free",  # the form's select, as a browser sends it
         },
     )
     User.objects.filter(pk=user.pk).update(plan=pro)

@@ -97,7 +97,13 @@ def test_a_password_set_in_the_admin_is_recorded_without_the_hash(
 def test_adding_and_deleting_a_plan_in_the_admin_are_recorded(admin_client: Client) -> None:
     added = admin_client.post(
         "/admin/accounts/plan/add/",
-        {"name": "trial", "description": "two weeks", "priority": 3, "allowed_models": ""},
+        {
+            "name": "trial",
+            "description": "two weeks",
+            "priority": 3,
+            "allowed_models": "",
+            "cached_answer_billing": "free",
+        },
     )
     plan = Plan.objects.get(name="trial")
     deleted = admin_client.post(f"/admin/accounts/plan/{plan.pk}/delete/", {"post": "yes"})

@@ -100,6 +100,8 @@ export interface GenerationDone {
   usage: Usage;
   /** The model that wrote the answer (the router's choice for "auto"). */
   model?: string | null;
+  /** True when the response cache answered; absent from older servers. */
+  cached?: boolean;
 }
 
 export type GenerationErrorCode = "interrupted" | "engine_error" | "timeout";
