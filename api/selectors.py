@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import Count, F, QuerySet, Sum
 
 from accounts.selectors import live_credential
 from api.models import KEY_MARKER, ApiKey
 from inference.models import UsageRecord
+from inference.selectors import USAGE_SUMS, usage_row
+
+# At most this many keys in a usage report's `per_key` (the most used first): a user may hold
+# API_KEYS_PER_USER live keys, but revoked ones keep their bills.
+USAGE_KEYS_MAX = 50
 
 
 def api_key_list(*, user_id: int) -> QuerySet[ApiKey]:
@@ -48,3 +54,42 @@ def api_key_usage(*, user_id: int) -> dict[int, dict[str, Any]]:
         }
         for row in rows
     }
+
+
+def api_key_usage_since(
+    *, user_id: int, since: date, limit: int
+) -> tuple[list[dict[str, Any]], bool]:
+    """What each of the user's keys consumed since `since` (inclusive, UTC days), the keys
+    with bills in that period only, the most tokens first, at most `limit` of them: (rows,
+    whether keys were left out). A row is `usage_row`'s sums after the key's `key_id`,
+    `name`, `prefix` and `revoked`. Owner-scoped: both queries read `user_id`'s rows only."""
+    grouped = (
+        UsageRecord.objects.filter(
+            user_id=user_id, api_key_id__isnull=False, created_at__date__gte=since
+        )
+        .values("api_key_id")
+        # The total first: the sums named like the columns would shadow them in its expression.
+        .annotate(total=Sum(F("prompt_tokens") + F("completion_tokens")))
+        .annotate(**USAGE_SUMS)
+        .order_by("-total", "api_key_id")
+    )
+    found = list(grouped[: limit + 1])
+    keys: dict[int, dict[str, Any]] = {
+        key["id"]: dict(key)
+        for key in ApiKey.objects.filter(
+            user_id=user_id, pk__in=[row["api_key_id"] for row in found[:limit]]
+        ).values("id", "name", "prefix", "revoked_at")
+    }
+    rows = []
+    for row in found[:limit]:
+        key = keys.get(row["api_key_id"], {})  # none: a key deleted since
+        rows.append(
+            {
+                "key_id": row["api_key_id"],
+                "name": key.get("name"),
+                "prefix": key.get("prefix"),
+                "revoked": key.get("revoked_at") is not None,
+                **usage_row(row, key=None),
+            }
+        )
+    return rows, len(found) > limit
