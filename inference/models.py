@@ -168,6 +168,10 @@ class UsageRecord(models.Model):
     # depend on `api`; the bill outlives the key).
     source = models.CharField(max_length=8, choices=Source.choices, default=Source.WS)
     api_key_id = models.PositiveBigIntegerField(null=True, blank=True)
+    # The user's plan when the answer was billed (`accounts.Plan`'s name at the time): usage
+    # per plan stays what it was when a user changes plans, or a plan is renamed. Empty: not
+    # known (a user already deleted when plans began to be kept).
+    plan = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:

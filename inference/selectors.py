@@ -86,7 +86,7 @@ def usage_row(row: Mapping[str, Any], *, key: str | None) -> dict[str, Any]:
     if key == "day":
         out["date"] = row["day"].isoformat()
     elif key == "plan":
-        out["plan"] = row["user__plan__name"]  # None: records whose user was deleted
+        out["plan"] = row["plan"] or None  # None: not known (`UsageRecord.plan`)
     elif key == "user":
         out["user_id"], out["email"] = row["user_id"], row["user__email"]
     elif key is not None:  # "model", "source": the column of that name
@@ -101,11 +101,11 @@ def usage_row(row: Mapping[str, Any], *, key: str | None) -> dict[str, Any]:
     return out
 
 
-# What each grouping groups by: the record's columns (a user's plan is the plan they are on
-# now; records do not keep the plan of their day).
+# What each grouping groups by: the record's columns (a record keeps the plan it was billed
+# under, `UsageRecord.plan`).
 USAGE_GROUPS: dict[str, tuple[str, ...]] = {
     "model": ("model",),
-    "plan": ("user__plan__name",),
+    "plan": ("plan",),
     "user": ("user_id", "user__email"),
     "day": ("day",),
 }

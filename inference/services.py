@@ -16,6 +16,7 @@ import logging
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection
 
 from chat import events
@@ -65,6 +66,10 @@ def usage_record_create(
     None when it was already recorded (unique generation id). Synchronous: call it in a thread
     from the engine loop."""
     model = LanguageModel.objects.filter(name=model_name).first() if model_name else None
+    plan = None
+    if user_id is not None:  # the plan the answer is billed under, kept with the bill
+        owners = get_user_model().objects.filter(pk=user_id)
+        plan = owners.values_list("plan__name", flat=True).first()
     values = {
         "user_id": user_id,
         "model": model_name,
@@ -79,6 +84,7 @@ def usage_record_create(
         "duration_ms": max(0, int(duration_ms)),
         "source": source,
         "api_key_id": api_key_id,
+        "plan": plan or "",
     }
     try:
         record, created = UsageRecord.objects.get_or_create(
