@@ -3,10 +3,7 @@ report's period, the most tokens first, the owner's rows only, at most `USAGE_KE
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
-from datetime import timedelta
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -20,7 +17,7 @@ from api import usage_api
 from api.models import ApiKey
 from api.selectors import api_key_usage_since
 from api.services import api_key_revoke
-from inference.models import UsageRecord
+from tests.inference.usage_support import record
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -33,19 +30,9 @@ def bill(
     days_ago: int = 0,
     key_id: int | None = None,
 ) -> None:
-    UsageRecord.objects.create(
-        source="api" if key is not None or key_id is not None else "ws",
-        api_key_id=key_id if key_id is not None else (key.pk if key is not None else None),
-        generation_id=uuid.uuid4().hex,
-        user=user,
-        model="smollm2-135m",
-        prompt_tokens=tokens[0],
-        completion_tokens=tokens[1],
-        cost=Decimal("0.25"),
-        finish_reason="stop",
-        duration_ms=100,
-        created_at=timezone.now() - timedelta(days=days_ago),
-    )
+    """`key`'s bill (None: the websocket's), or one naming `key_id` whatever key that is."""
+    key_id = key_id if key_id is not None else (key.pk if key is not None else None)
+    record(user, "smollm2-135m", tokens=tokens, days_ago=days_ago, api_key_id=key_id)
 
 
 def signed_in(user: User) -> Client:
