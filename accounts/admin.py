@@ -3,10 +3,11 @@ from __future__ import annotations
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
-from django.db.models import Count, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from accounts.models import ApiToken, Plan, User
+from accounts.plans import PLAN_LIMIT_FIELDS, plan_user_count, plans_with_user_count
 from accounts.services import token_revoke_many
 
 
@@ -66,25 +67,15 @@ class UserAdmin(DjangoUserAdmin):
 class PlanAdmin(admin.ModelAdmin):
     """Plans are read at every message: an edit here applies to their users' next one."""
 
-    list_display = (
-        "name",
-        "messages_per_minute",
-        "daily_messages",
-        "monthly_token_budget",
-        "concurrent_generations",
-        "max_output_tokens",
-        "priority",
-        "cached_answer_billing",
-        "user_count",
-    )
+    list_display = ("name", *PLAN_LIMIT_FIELDS, "cached_answer_billing", "user_count")
     search_fields = ("name", "description")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Plan]:
-        return super().get_queryset(request).annotate(user_total=Count("users"))
+        return plans_with_user_count(super().get_queryset(request))
 
     @admin.display(description="users", ordering="user_total")
     def user_count(self, plan: Plan) -> int:
-        return int(getattr(plan, "user_total", 0))
+        return plan_user_count(plan)
 
 
 @admin.register(ApiToken)

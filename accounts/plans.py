@@ -12,8 +12,30 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from django.conf import settings
+from django.db.models import Count, QuerySet
 
 from accounts.models import Plan, User
+
+# A plan's own numeric limits, as stored (null: the deployment's setting), in the order the
+# admin's list and the staff API show them.
+PLAN_LIMIT_FIELDS = (
+    "messages_per_minute",
+    "daily_messages",
+    "monthly_token_budget",
+    "concurrent_generations",
+    "max_output_tokens",
+    "priority",
+)
+
+
+def plans_with_user_count(plans: QuerySet[Plan]) -> QuerySet[Plan]:
+    """`plans`, each counting its users (read it with `plan_user_count`), in the same query."""
+    return plans.annotate(user_total=Count("users"))
+
+
+def plan_user_count(plan: Plan) -> int:
+    """How many users a plan of `plans_with_user_count` has."""
+    return int(getattr(plan, "user_total", 0))
 
 
 @dataclass(frozen=True, slots=True)

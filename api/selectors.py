@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet, Sum
-from django.utils import timezone
+from django.db.models import Count, F, QuerySet, Sum
 
-from accounts.models import token_hash
+from accounts.selectors import live_credential
 from api.models import KEY_MARKER, ApiKey
 from inference.models import UsageRecord
+from inference.selectors import USAGE_SUMS, usage_row
 
-# `last_used_at` is for people (which key is stale?): written at most once a minute, so that a
-# busy client does not cost one UPDATE per request.
-LAST_USED_RESOLUTION = timedelta(minutes=1)
-# Real keys are 46 characters; anything far longer is not worth hashing.
-RAW_KEY_MAX_LENGTH = 128
+# At most this many keys in a usage report's `per_key` (the most used first): a user may hold
+# API_KEYS_PER_USER live keys, but revoked ones keep their bills.
+USAGE_KEYS_MAX = 50
 
 
 def api_key_list(*, user_id: int) -> QuerySet[ApiKey]:
@@ -28,30 +26,9 @@ def api_key_authenticate(*, raw_key: Any) -> ApiKey | None:
     """The live key (not revoked, not expired, owner active) for `raw_key`, with its user and
     the user's plan (read in the same query: `/v1/` checks models against it); else None.
     Records when it was last used."""
-    if (
-        not isinstance(raw_key, str)
-        or not raw_key.startswith(KEY_MARKER)
-        or len(raw_key) > RAW_KEY_MAX_LENGTH
-    ):
-        return None
-    now = timezone.now()
-    key = (
-        ApiKey.objects.select_related("user__plan")
-        .filter(
-            Q(expires_at__isnull=True) | Q(expires_at__gt=now),
-            key_hash=token_hash(raw_key),
-            revoked_at__isnull=True,
-            user__is_active=True,
-        )
-        .first()
+    return live_credential(
+        ApiKey.objects.select_related("user__plan"), raw_secret=raw_key, marker=KEY_MARKER
     )
-    if key is None:
-        return None
-    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
-        # A filtered UPDATE, not save(): a revocation racing with this request stays revoked.
-        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
-        key.last_used_at = now
-    return key
 
 
 def api_key_usage(*, user_id: int) -> dict[int, dict[str, Any]]:
@@ -77,3 +54,42 @@ def api_key_usage(*, user_id: int) -> dict[int, dict[str, Any]]:
         }
         for row in rows
     }
+
+
+def api_key_usage_since(
+    *, user_id: int, since: date, limit: int
+) -> tuple[list[dict[str, Any]], bool]:
+    """What each of the user's keys consumed since `since` (inclusive, UTC days), the keys
+    with bills in that period only, the most tokens first, at most `limit` of them: (rows,
+    whether keys were left out). A row is `usage_row`'s sums after the key's `key_id`,
+    `name`, `prefix` and `revoked`. Owner-scoped: both queries read `user_id`'s rows only."""
+    grouped = (
+        UsageRecord.objects.filter(
+            user_id=user_id, api_key_id__isnull=False, created_at__date__gte=since
+        )
+        .values("api_key_id")
+        # The total first: the sums named like the columns would shadow them in its expression.
+        .annotate(total=Sum(F("prompt_tokens") + F("completion_tokens")))
+        .annotate(**USAGE_SUMS)
+        .order_by("-total", "api_key_id")
+    )
+    found = list(grouped[: limit + 1])
+    keys: dict[int, dict[str, Any]] = {
+        key["id"]: dict(key)
+        for key in ApiKey.objects.filter(
+            user_id=user_id, pk__in=[row["api_key_id"] for row in found[:limit]]
+        ).values("id", "name", "prefix", "revoked_at")
+    }
+    rows = []
+    for row in found[:limit]:
+        key = keys.get(row["api_key_id"], {})  # none: a key deleted since
+        rows.append(
+            {
+                "key_id": row["api_key_id"],
+                "name": key.get("name"),
+                "prefix": key.get("prefix"),
+                "revoked": key.get("revoked_at") is not None,
+                **usage_row(row, key=None),
+            }
+        )
+    return rows, len(found) > limit

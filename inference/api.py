@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import date, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
@@ -59,14 +60,13 @@ def _messages_left(user_id: int, per_day: int) -> int | None:
         return None
 
 
-@api_view("GET")
-@login_required_api
-def usage(request: HttpRequest) -> JsonResponse:
+def usage_report(request: HttpRequest, *, user_id: int) -> tuple[date, dict[str, Any]]:
     """The user's tokens and cost per day, per model and per source (the app's websocket, the
     OpenAI-compatible API) over `?days=` (default 30, UTC days), and what is left of today's
-    quota."""
+    quota: (the period's first day, the body of `GET /api/usage` less its per-key part, which
+    the `api` app adds, since the keys are its own: `api.usage_api`). Raises `ApiError` for
+    a bad `?days=`."""
     days = _days(request)
-    user_id = int(request.user.pk or 0)  # authenticated: login_required_api
     since = timezone.now().date() - timedelta(days=days - 1)
     summary = usage_summary(user_id=user_id, since=since)
     plan = plan_limits_for_user(user_id=user_id)
@@ -82,4 +82,4 @@ def usage(request: HttpRequest) -> JsonResponse:
             "tokens_today": usage_tokens_today(user_id=user_id),
         },
     }
-    return JsonResponse(body)
+    return since, body

@@ -197,6 +197,10 @@ class UsageRecord(models.Model):
     # the prompt and completion tokens the engine would have processed.
     cached = models.BooleanField(default=False)
     saved_tokens = models.PositiveIntegerField(default=0)
+    # The user's plan when the answer was billed (`accounts.Plan`'s name at the time): usage
+    # per plan stays what it was when a user changes plans, or a plan is renamed. Empty: not
+    # known (a user already deleted when plans began to be kept).
+    plan = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:

@@ -38,28 +38,32 @@ def model_list_served(*, names: str) -> list[LanguageModel]:
     return [enabled[name] for name in dict.fromkeys(wanted) if name in enabled]
 
 
+# The sums of every usage row (read each row with `usage_row`).
+USAGE_SUMS = {
+    "generations": Count("id"),
+    "prompt_tokens": Sum("prompt_tokens"),
+    "completion_tokens": Sum("completion_tokens"),
+    "cost": Sum("cost"),
+}
+
+
 def usage_summary(*, user_id: int, since: date) -> dict[str, Any]:
     """The user's tokens and cost since `since` (inclusive, UTC days): per day, per model, per
     source (every source, the websocket's first, with zeros where none) and in total.
     Owner-scoped: only `user_id`'s records are read."""
     records = UsageRecord.objects.filter(user_id=user_id, created_at__date__gte=since)
-    sums = {
-        "generations": Count("id"),
-        "prompt_tokens": Sum("prompt_tokens"),
-        "completion_tokens": Sum("completion_tokens"),
-        "cost": Sum("cost"),
-    }
-    per_day = records.annotate(day=TruncDate("created_at")).values("day").annotate(**sums)
-    per_model = records.values("model").annotate(**sums)
-    per_source = {row["source"]: row for row in records.values("source").annotate(**sums)}
+    by_day = records.annotate(day=TruncDate("created_at")).values("day")
+    per_day = by_day.annotate(**USAGE_SUMS)
+    per_model = records.values("model").annotate(**USAGE_SUMS)
+    per_source = {row["source"]: row for row in records.values("source").annotate(**USAGE_SUMS)}
     return {
-        "per_day": [_usage_row(row, key="day") for row in per_day.order_by("-day")],
-        "per_model": [_usage_row(row, key="model") for row in per_model.order_by("model")],
+        "per_day": [usage_row(row, key="day") for row in per_day.order_by("-day")],
+        "per_model": [usage_row(row, key="model") for row in per_model.order_by("model")],
         "per_source": [
-            _usage_row(per_source.get(source, {"source": source}), key="source")
+            usage_row(per_source.get(source, {"source": source}), key="source")
             for source in UsageRecord.Source.values
         ],
-        "total": _usage_row(records.aggregate(**sums), key=None),
+        "total": usage_row(records.aggregate(**USAGE_SUMS), key=None),
     }
 
 
@@ -72,14 +76,17 @@ def usage_tokens_today(*, user_id: int) -> int:
     return int(totals["prompt"] or 0) + int(totals["completion"] or 0)
 
 
-def _usage_row(row: Mapping[str, Any], *, key: str | None) -> dict[str, Any]:
+def usage_row(row: Mapping[str, Any], *, key: str | None) -> dict[str, Any]:
+    """A row of `USAGE_SUMS` as the API shows it: generations, prompt, completion and total
+    tokens, cost; first the row's group when `key` names one (`day`, `plan`, `user`, or a
+    column such as `model` or `source`)."""
     prompt = int(row.get("prompt_tokens") or 0)
     completion = int(row.get("completion_tokens") or 0)
     out: dict[str, Any] = {}
     if key == "day":
         out["date"] = row["day"].isoformat()
     elif key == "plan":
-        out["plan"] = row["user__plan__name"]  # None: records whose user was deleted
+        out["plan"] = row["plan"] or None  # None: not known (`UsageRecord.plan`)
     elif key == "user":
         out["user_id"], out["email"] = row["user_id"], row["user__email"]
     elif key is not None:  # "model", "source": the column of that name
@@ -94,11 +101,11 @@ def _usage_row(row: Mapping[str, Any], *, key: str | None) -> dict[str, Any]:
     return out
 
 
-# What each grouping groups by: the record's columns (a user's plan is the plan they are on
-# now; records do not keep the plan of their day).
+# What each grouping groups by: the record's columns (a record keeps the plan it was billed
+# under, `UsageRecord.plan`).
 USAGE_GROUPS: dict[str, tuple[str, ...]] = {
     "model": ("model",),
-    "plan": ("user__plan__name",),
+    "plan": ("plan",),
     "user": ("user_id", "user__email"),
     "day": ("day",),
 }
@@ -121,12 +128,7 @@ def usage_grouped(
     grouped = (
         records.values(*keys)
         .annotate(total=Sum(F("prompt_tokens") + F("completion_tokens")))
-        .annotate(
-            generations=Count("id"),
-            prompt_tokens=Sum("prompt_tokens"),
-            completion_tokens=Sum("completion_tokens"),
-            cost=Sum("cost"),
-        )
+        .annotate(**USAGE_SUMS)
     )
     if group_by == "day":
         return grouped.order_by("-day")
@@ -137,4 +139,4 @@ def usage_group_rows(rows: Iterator[Mapping[str, Any]], *, group_by: str) -> Ite
     """`usage_grouped`'s rows as JSON objects: the group's key fields, `generations`,
     `prompt_tokens`, `completion_tokens`, `total_tokens` and `cost`."""
     for row in rows:
-        yield _usage_row(row, key=group_by)
+        yield usage_row(row, key=group_by)

@@ -16,6 +16,7 @@ import logging
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection
 
 from chat import events
@@ -67,6 +68,10 @@ def usage_record_create(
     None when it was already recorded (unique generation id). Synchronous: call it in a thread
     from the engine loop."""
     model = LanguageModel.objects.filter(name=model_name).first() if model_name else None
+    plan = None
+    if user_id is not None:  # the plan the answer is billed under, kept with the bill
+        owners = get_user_model().objects.filter(pk=user_id)
+        plan = owners.values_list("plan__name", flat=True).first()
     values = {
         "user_id": user_id,
         "model": model_name,
@@ -83,6 +88,7 @@ def usage_record_create(
         "api_key_id": api_key_id,
         "cached": cached,
         "saved_tokens": max(0, int(saved_tokens)),
+        "plan": plan or "",
     }
     try:
         record, created = UsageRecord.objects.get_or_create(

@@ -6,5 +6,4 @@ from inference import api
 
 urlpatterns = [
     path("models", api.model_list, name="model-list"),
-    path("usage", api.usage, name="usage"),
 ]

@@ -189,3 +189,5 @@ def audit_every_admin(site: admin.AdminSite) -> None:
 
 
 audit_every_admin(admin.site)
+# The admin's home page links to the console's own pages (the dashboard).
+admin.site.index_template = "admin/staff/index.html"

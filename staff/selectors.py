@@ -9,11 +9,16 @@ from itertools import islice
 from typing import Any
 
 from django.core import signing
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import Plan, User
-from accounts.plans import plan_limits
+from accounts.plans import (
+    PLAN_LIMIT_FIELDS,
+    plan_limits,
+    plan_user_count,
+    plans_with_user_count,
+)
 from chat import selectors as chat_selectors
 from chat.generation import waiting
 from chat.generation.record import QUEUED, STREAMING
@@ -156,17 +161,7 @@ def user_get(*, user_id: int) -> User:
 
 
 def plan_json(plan: Plan, *, users: int) -> dict[str, Any]:
-    stored = {
-        name: getattr(plan, name)
-        for name in (
-            "messages_per_minute",
-            "daily_messages",
-            "monthly_token_budget",
-            "concurrent_generations",
-            "max_output_tokens",
-            "priority",
-        )
-    }
+    stored = {name: getattr(plan, name) for name in PLAN_LIMIT_FIELDS}
     return {
         "id": plan.pk,
         "name": plan.name,
@@ -180,8 +175,8 @@ def plan_json(plan: Plan, *, users: int) -> dict[str, Any]:
 
 def plan_list() -> list[dict[str, Any]]:
     """Every plan with its limits (stored and in force) and how many users it has."""
-    plans = Plan.objects.annotate(user_total=Count("users")).order_by("priority", "name")
-    return [plan_json(plan, users=int(getattr(plan, "user_total", 0))) for plan in plans]
+    plans = plans_with_user_count(Plan.objects.order_by("priority", "name"))
+    return [plan_json(plan, users=plan_user_count(plan)) for plan in plans]
 
 
 # --- usage ----------------------------------------------------------------------------------------

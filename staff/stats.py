@@ -61,11 +61,10 @@ def _usage_over_time(records: Any, trunc: Any, key: str) -> list[dict[str, Any]]
         )
         .order_by("bucket", key)
     )
-    name = "plan" if key == "user__plan__name" else key
     return [
         {
             "bucket": _iso(row["bucket"]),
-            name: row[key],
+            key: row[key] or None,  # a plan not known: None (`UsageRecord.plan`)
             "generations": int(row["generations"]),
             "tokens": int(row["tokens"] or 0),
             "cost": float(row["cost_total"] or 0),
@@ -179,7 +178,7 @@ def dashboard_stats(*, hours: int, now: datetime | None = None) -> dict[str, Any
             "bucket": "hour" if hourly else "day",
         },
         "usage_by_model": _usage_over_time(records, trunc, "model"),
-        "usage_by_plan": _usage_over_time(records, trunc, "user__plan__name"),
+        "usage_by_plan": _usage_over_time(records, trunc, "plan"),
         "top_users": list(usage_group_rows(iter(top), group_by="user")),
         "latency": _latency(records),
         "queues": _queues(),

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from config import metrics
+from tests.support.dashboard import dashboard_queries, grouped_labels, metric_names, runnable
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -113,11 +114,6 @@ def mounted(service: dict[str, Any], target: str) -> Path:
     raise AssertionError(f"nothing is mounted at {target}")
 
 
-def dashboard_queries() -> list[str]:
-    dashboard = json.loads((DEPLOY / "grafana/dashboards/chat.json").read_text())
-    return [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
-
-
 def test_prometheus_scrapes_the_web_and_every_worker_with_the_metrics_token() -> None:
     services = compose()["services"]
     prometheus = services["prometheus"]
@@ -213,3 +209,14 @@ def test_prometheus_accepts_the_config_and_every_dashboard_query(tmp_path: Path)
         timeout=60,
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_the_dashboard_reader_finds_each_querys_metrics_and_grouping_labels() -> None:
+    # What the Prometheus e2e test (tests/e2e/test_prometheus_scrape.py) checks against a scrape.
+    query = "histogram_quantile(0.95, sum by (le, model) (rate(chat_x_bucket[$__rate_interval])))"
+
+    assert metric_names(query) == {"chat_x_bucket"}
+    assert grouped_labels(query) == {"chat_x_bucket": {"le", "model"}}
+    assert metric_names('sum(vllm:num_requests_running{pid="1"})') == {"vllm:num_requests_running"}
+    assert runnable(query).endswith("(rate(chat_x_bucket[1m])))")
+    assert all(metric_names(query) for query in dashboard_queries())

@@ -11,9 +11,10 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.models import User
+from accounts.selectors import LAST_USED_RESOLUTION
 from accounts.services import token_issue
 from api.models import SCOPES, ApiKey
-from api.selectors import LAST_USED_RESOLUTION, api_key_authenticate
+from api.selectors import api_key_authenticate
 from api.services import api_key_create, api_key_revoke
 from config.errors import ApiError
 

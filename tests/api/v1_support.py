@@ -5,16 +5,20 @@ closing message, the usage record), after publishing its deltas to the generatio
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 import redis
+from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from api.v1 import completions, workers
 from chat import events, selectors
 from chat.events import generation_group
-from chat.generation import deltas
+from chat.generation import admission, deltas, stop
 from chat.generation.record import Ending
 from chat.protocol import GenerationDelta
 from inference.services import generation_end
@@ -118,3 +122,56 @@ def group_subscribers(generation_id: str) -> int:
         return int(counts[0][1])
     finally:
         client.close()
+
+
+# --- the disconnect tests: a client that leaves a completion while a generation is held -------
+
+
+@dataclass
+class HeldCompletion:
+    """A user's key, and a stand-in worker that holds every generation the key starts (see
+    `holding_worker`); `send` records what the application sends into `sent`."""
+
+    raw_key: str
+    worker: FakeWorker
+    sent: list[dict[str, Any]] = field(default_factory=list)
+
+    async def send(self, message: dict[str, Any]) -> None:
+        self.sent.append(message)
+
+    def generation_id(self) -> str:
+        return str(self.worker.tasks[0]["kwargs"]["generation_id"])
+
+
+def holding_worker(*, chat_env: Any, monkeypatch: pytest.MonkeyPatch) -> FakeWorker:
+    """A stand-in worker that receives every generation and never answers it (so it stays
+    running until stopped), with every model's queue served, and a request whose client has
+    gone waiting only half a second for its generation to end."""
+    worker = FakeWorker(loop=asyncio.get_running_loop(), hold=True, record=chat_env)
+    monkeypatch.setattr(admission.celery_app, "send_task", worker.send_task)
+    monkeypatch.setattr(workers, "queue_served", lambda queue: True)
+    monkeypatch.setattr(completions, "ABANDONED_WAIT_SECONDS", 0.5)
+    return worker
+
+
+def completion_request(*, stream: bool) -> asyncio.Queue[dict[str, Any]]:
+    """The ASGI receive queue of a one-message chat completion, its body already in it; put
+    `{"type": "http.disconnect"}` in it to have the client leave."""
+    body = {
+        "model": "smollm2-135m",
+        "messages": [{"role": "user", "content": "Say hello."}],
+        "stream": stream,
+    }
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    inbox.put_nowait({"type": "http.request", "body": json.dumps(body).encode()})
+    return inbox
+
+
+async def stopped_and_released(generation_id: str) -> None:
+    """Wait (10 s at most) until the generation is asked to stop, the websocket's stop path,
+    and no request is subscribed to its group any more."""
+    async with asyncio.timeout(10):
+        while not await sync_to_async(stop.requested)(generation_id=generation_id):
+            await asyncio.sleep(0.05)
+        while await sync_to_async(group_subscribers)(generation_id):
+            await asyncio.sleep(0.05)

@@ -253,3 +253,8 @@ def test_a_client_that_gives_up_on_a_plain_completion_stops_its_generation(
     assert per_source["api"]["generations"] == 1
     assert per_source["api"]["completion_tokens"] == completion_tokens
     assert per_source["ws"]["generations"] == 0
+    # The same bill under the key that asked for it, named as the user named it.
+    assert [
+        (row["key_id"], row["name"], row["prefix"], row["generations"], row["completion_tokens"])
+        for row in usage["per_key"]
+    ] == [(key["id"], key["name"], key["prefix"], 1, completion_tokens)]

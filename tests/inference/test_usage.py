@@ -5,14 +5,12 @@ registry; the user's usage endpoint; the admin. Endings go through the real conv
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
-from django.utils import timezone
 
 from chat import selectors, services
 from chat.generation import lifecycle
@@ -21,6 +19,7 @@ from inference import streaming
 from inference.models import LanguageModel, UsageRecord
 from inference.services import generation_end, usage_cost, usage_record_create
 from tests.inference.fakes import FakeClock, RecordingLayer
+from tests.inference.usage_support import record
 
 pytestmark = pytest.mark.django_db
 
@@ -266,28 +265,6 @@ async def test_a_redelivered_task_bills_a_generation_whose_worker_died_before_bi
 
 
 # --- GET /api/usage ----------------------------------------------------------------------------
-
-
-def record(
-    user: Any,
-    model: str,
-    *,
-    days_ago: int = 0,
-    tokens: tuple[int, int] = (10, 5),
-    source: str = "ws",
-) -> None:
-    UsageRecord.objects.create(
-        source=source,
-        generation_id=uuid.uuid4().hex,
-        user=user,
-        model=model,
-        prompt_tokens=tokens[0],
-        completion_tokens=tokens[1],
-        cost=Decimal("0.25"),
-        finish_reason="stop",
-        duration_ms=100,
-        created_at=timezone.now() - timedelta(days=days_ago),
-    )
 
 
 def test_usage_lists_the_users_tokens_and_cost_per_day_and_per_model(user: Any) -> None:

@@ -48,3 +48,17 @@ def test_the_chart_library_is_vendored_as_a_static_file() -> None:
     assert found is not None
     with open(found, "rb") as script:
         assert b"Chart.js v4.6.2" in script.read(200)
+
+
+def test_the_admins_home_page_links_to_the_dashboard_above_the_models(superuser: User) -> None:
+    client = Client()
+    client.force_login(superuser)
+
+    home = client.get("/admin/")
+
+    assert home.status_code == 200
+    html = home.content.decode()
+    console = html.index('id="staff-console"')
+    link = html.index('<a href="/admin/dashboard/">Dashboard</a>', console)
+    assert link < html.index('href="/admin/accounts/user/"')  # the models are still listed, after
+    assert client.get("/admin/dashboard/").status_code == 200  # where it leads

@@ -35,6 +35,7 @@ def _bill(user: User, model: str, *, ttft: int, duration: int, completion: int) 
         time_to_first_token_ms=ttft,
         duration_ms=duration,
         finish_reason="stop",
+        plan=user.plan.name,  # as billing keeps it (inference.services.usage_record_create)
     )
 
 

@@ -4,6 +4,7 @@ per group over every user's usage records (PostgreSQL), as JSON pages and as CSV
 from __future__ import annotations
 
 import csv
+import importlib
 import io
 import uuid
 from collections.abc import Callable
@@ -12,11 +13,13 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.apps import apps as django_apps
 from django.test import Client
 from django.utils import timezone
 
 from accounts.models import Plan, User
 from inference.models import UsageRecord
+from inference.services import usage_record_create
 from tests.staff.conftest import bearer
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -35,6 +38,8 @@ def _record(
         completion_tokens=completion,
         cost=Decimal(cost),
         finish_reason="stop",
+        # The plan at the time, as billing keeps it (inference.services.usage_record_create).
+        plan=user.plan.name if user is not None else "",
         **extra,
     )
 
@@ -88,6 +93,51 @@ def test_grouped_by_user_and_by_plan(superuser: User, records: dict[str, User]) 
         (bob.pk, bob.email, 40),
     ]
     assert [(r["plan"], r["generations"]) for r in by_plan] == [("pro", 2), ("free", 1)]
+
+
+def test_a_bill_keeps_the_plan_it_was_made_under_when_its_user_changes_plans(
+    superuser: User, make_user: Callable[..., User]
+) -> None:
+    pro, _ = Plan.objects.get_or_create(name="pro")
+    user = make_user()  # on the default plan, free
+    bill = {
+        "user_id": user.pk,
+        "model_name": "m",
+        "prompt_tokens": 3,
+        "completion_tokens": 4,
+        "finish_reason": "stop",
+        "time_to_first_token_ms": None,
+        "duration_ms": 10,
+    }
+    usage_record_create(generation_id=uuid.uuid4().hex, **bill)
+    user.plan = pro
+    user.save()
+    usage_record_create(generation_id=uuid.uuid4().hex, **bill)
+    usage_record_create(generation_id=uuid.uuid4().hex, **bill)
+
+    by_plan = _get(superuser, "group_by=plan").json()["results"]
+    stats = Client().get("/api/admin/stats?hours=1", **bearer(superuser)).json()
+
+    assert [(r["plan"], r["generations"]) for r in by_plan] == [("pro", 2), ("free", 1)]
+    assert sorted((r["plan"], r["generations"]) for r in stats["usage_by_plan"]) == [
+        ("free", 1),
+        ("pro", 2),
+    ]
+
+
+def test_bills_from_before_plans_were_kept_take_their_users_plan_now(
+    make_user: Callable[..., User],
+) -> None:
+    pro, _ = Plan.objects.get_or_create(name="pro")
+    user = make_user(plan=pro)
+    _record(user, "m", 1, 1, "0")
+    _record(None, "m", 1, 1, "0")
+    UsageRecord.objects.update(plan="")  # as the rows were before the migration
+    backfill = importlib.import_module("inference.migrations.0010_usage_record_keeps_its_plan")
+
+    backfill.bills_before_take_their_users_plan_now(django_apps, None)
+
+    assert sorted(UsageRecord.objects.values_list("plan", flat=True)) == ["", "pro"]
 
 
 def test_grouped_by_day_newest_first_and_since_reaches_back(

@@ -123,6 +123,20 @@ export interface ApiKey {
   usage?: { generations: number; prompt_tokens: number; completion_tokens: number; cost: number };
 }
 
+/** One row of `GET /api/usage`'s `per_key`: what one of the user's keys used in the period. */
+export interface KeyUsage {
+  key_id: number;
+  /** null: the key is not the user's (or no longer exists); only its id is known. */
+  name: string | null;
+  prefix: string | null;
+  revoked: boolean;
+  generations: number;
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  cost: number;
+}
+
 /** The answer to a key's creation: the only time the whole `key` is sent. */
 export interface CreatedApiKey extends ApiKey {
   key: string;

@@ -1,5 +1,5 @@
 import { useEffect, useState } from "preact/hooks";
-import { ApiError, auth, type Plan, usage } from "../api/rest";
+import { ApiError, auth, type KeyUsage, type Plan, usage } from "../api/rest";
 import { planRows } from "../state/plan";
 import { Icon } from "./icons";
 
@@ -99,6 +99,54 @@ function PlanSection({ plan }: { plan: Plan }) {
   );
 }
 
+const isKeyUsage = (row: unknown): row is KeyUsage =>
+  typeof row === "object" && row !== null && typeof (row as KeyUsage).key_id === "number" && typeof (row as KeyUsage).total_tokens === "number";
+
+/** GET /api/usage's `per_key`: each API key's requests and tokens in the period, most first. */
+function KeyUsageSection({ rows, truncated }: { rows: KeyUsage[]; truncated: boolean }) {
+  return (
+    <section class="usage-section" data-testid="key-usage" aria-labelledby="key-usage-title">
+      <h2 id="key-usage-title">Per API key</h2>
+      {rows.length ? (
+        <div class="table-scroll">
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Key</th>
+                <th scope="col">Prefix</th>
+                <th scope="col">Requests</th>
+                <th scope="col">Tokens</th>
+                <th scope="col">Cost</th>
+              </tr>
+            </thead>
+            <tbody>
+              {rows.map((row) => (
+                <tr key={row.key_id} data-testid="key-usage-row" data-key-id={row.key_id}>
+                  <th scope="row">
+                    {row.name ?? `Key #${row.key_id}`}
+                    {row.revoked && <span class="hint"> (revoked)</span>}
+                  </th>
+                  <td>{row.prefix ? `${row.prefix}…` : "—"}</td>
+                  <td>{formatValue(row.generations)}</td>
+                  <td title={`${formatValue(row.prompt_tokens)} in, ${formatValue(row.completion_tokens)} out`}>{formatValue(row.total_tokens)}</td>
+                  <td>{formatValue(row.cost)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      ) : (
+        <p class="hint">No API key was used in this period.</p>
+      )}
+      {truncated && (
+        <p class="hint" data-testid="key-usage-truncated">
+          Only the most used keys are listed.
+        </p>
+      )}
+    </section>
+  );
+}
+
 /**
  * The user's usage from GET /api/usage, and their plan with what is left of it from
  * GET /api/auth/me (read again here: what is left changes with every message). The view follows the shape the server sends (lists of
@@ -128,7 +176,10 @@ export function UsageView({ onMenu }: { onMenu(): void }) {
   const sections: preact.JSX.Element[] = [];
   if (state.kind === "ready") {
     for (const [key, value] of Object.entries(state.data)) {
-      if (Array.isArray(value)) sections.push(<RecordTable key={key} title={key} rows={value.filter((v) => typeof v === "object" && v) as Record<string, unknown>[]} />);
+      if (key === "per_key_truncated" && "per_key" in state.data) continue; // shown with per_key
+      if (key === "per_key" && Array.isArray(value) && value.every(isKeyUsage)) {
+        sections.push(<KeyUsageSection key={key} rows={value} truncated={state.data.per_key_truncated === true} />);
+      } else if (Array.isArray(value)) sections.push(<RecordTable key={key} title={key} rows={value.filter((v) => typeof v === "object" && v) as Record<string, unknown>[]} />);
       else if (value && typeof value === "object") sections.push(<Facts key={key} title={key} data={value as Record<string, unknown>} />);
       else scalars[key] = value;
     }
