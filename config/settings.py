@@ -115,11 +115,28 @@ DATABASE_URL = env_url(
 # worker's threads. Size PostgreSQL's max_connections (or a pooler) for all processes' threads;
 # the test stacks use 0, since a test run keeps several stacks up on one server.
 DATABASE_CONN_MAX_AGE = env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
+# Connections in this process's pool (psycopg_pool; 0: no pool, one connection per thread as
+# DATABASE_CONN_MAX_AGE says). The web server sets 16 for itself (config/server.py): under ASGI
+# Django runs each HTTP request's synchronous code on a thread of its own, so persistent
+# per-thread connections pile up, one per request, until PostgreSQL refuses more clients
+# (measured: 95 connections after 50 sign-ups, then HTTP 500; docs/operations.md). A pooled
+# connection goes back to the pool when Django closes it, and is checked before it is lent.
+DATABASE_POOL_MAX_SIZE = env_int("DATABASE_POOL_MAX_SIZE", 0, minimum=0)
 DATABASES = {
     "default": dj_database_url.parse(
-        DATABASE_URL, conn_max_age=DATABASE_CONN_MAX_AGE, conn_health_checks=True
+        DATABASE_URL,
+        conn_max_age=0 if DATABASE_POOL_MAX_SIZE else DATABASE_CONN_MAX_AGE,
+        # With a pool, Django has the pool check a connection before lending it.
+        conn_health_checks=True,
     )
 }
+if DATABASE_POOL_MAX_SIZE:
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DATABASE_POOL_MAX_SIZE,
+        # Seconds a thread waits for a free connection before its request fails.
+        "timeout": 30,
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: cache (rate limits, throttles), channel layer, Celery broker ----------------------
