@@ -37,42 +37,52 @@ class _Request(Generic[Result]):
 class Coalescer(Generic[Result]):
     """`call(texts)` returns `run(texts)`'s items for these texts, one per text, in order;
     `run` sees the texts of every call waiting at that moment, concatenated, and must return
-    one item per text. An exception from `run` is raised in every caller of that batch."""
+    one item per text. An exception from `run` is raised in every caller of that batch. At
+    most `parallel` calls of `run` at once (1 for an engine that cannot run twice at once)."""
 
-    def __init__(self, run: Callable[[list[str]], list[Result]], *, max_texts: int = 64) -> None:
+    def __init__(
+        self,
+        run: Callable[[list[str]], list[Result]],
+        *,
+        max_texts: int = 64,
+        parallel: int = 1,
+    ) -> None:
         self._run = run
         self._max_texts = max_texts
+        self._parallel = parallel
         self._mutex = threading.Lock()
         self._queue: list[_Request[Result]] = []
-        self._busy = False
+        self._running = 0
 
     def call(self, texts: list[str]) -> list[Result]:
         request: _Request[Result] = _Request(list(texts))
         with self._mutex:
-            self._queue.append(request)
-            leading = not self._busy
-            self._busy = True
+            leading = self._running < self._parallel
+            if leading:
+                self._running += 1
+            else:
+                self._queue.append(request)
         if not leading:
             request.ready.wait()
             if not request.lead:
                 return self._outcome(request)
-        # This thread makes the call, for its own texts and those queued before it.
-        batch = self._take()
+        # This thread makes a call, for its own texts and those queued before it.
+        batch = self._take(request)
         self._execute(batch)
         self._hand_over()
         return self._outcome(request)
 
-    def _take(self) -> list[_Request[Result]]:
-        """The oldest waiting requests whose texts fit in one call (at least one)."""
+    def _take(self, first: _Request[Result]) -> list[_Request[Result]]:
+        """`first` and the oldest queued requests whose texts fit in one call with it."""
         with self._mutex:
-            count = total = 0
+            count, total = 0, len(first.texts)
             for queued in self._queue:
-                if count and total + len(queued.texts) > self._max_texts:
+                if total + len(queued.texts) > self._max_texts:
                     break
                 count += 1
                 total += len(queued.texts)
             batch, self._queue = self._queue[:count], self._queue[count:]
-        return batch
+        return [first, *batch]
 
     def _execute(self, batch: list[_Request[Result]]) -> None:
         texts = [text for queued in batch for text in queued.texts]
@@ -92,12 +102,13 @@ class Coalescer(Generic[Result]):
             queued.ready.set()
 
     def _hand_over(self) -> None:
-        """The next call is made by the oldest request still queued, on its own thread."""
+        """The next call is made by the oldest request still queued, on its own thread; with
+        none queued, this call's slot is free."""
         with self._mutex:
             if not self._queue:
-                self._busy = False
+                self._running -= 1
                 return
-            following = self._queue[0]
+            following = self._queue.pop(0)
         following.lead = True
         following.ready.set()
 

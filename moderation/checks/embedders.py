@@ -37,6 +37,9 @@ MAX_TOKENS = 128
 # the order, first come first served, where a lock let a thread wait behind any number of
 # later ones.
 MAX_BATCH = 64
+# MiniLM batches computed at once: torch runs each on one thread (MODERATION_SEMANTIC_TORCH_
+# THREADS), so two keep both cores of this machine busy, as the unbatched calls did.
+MINILM_PARALLEL = 2
 E5_MAX_BATCH = 8
 
 
@@ -75,9 +78,11 @@ class MiniLMEncoder:
         # truncation or padding; tokenising takes ~0.1 ms, so a lock costs nothing.
         self._tokenizer_lock = threading.Lock()
         # Concurrent callers (16 messages checked at once on the web pool's threads) are joined
-        # into one forward pass (`coalesce.py`): with one torch thread per call they fought
-        # over 2 cores, and a batch of 16 short texts costs about 5 times one.
-        self._calls: Coalescer[np.ndarray] = Coalescer(self._encode_batch, max_texts=MAX_BATCH)
+        # into forward passes (`coalesce.py`): with one torch thread per call they fought over
+        # 2 cores, and a batch of 16 short texts costs about 5 times one.
+        self._calls: Coalescer[np.ndarray] = Coalescer(
+            self._encode_batch, max_texts=MAX_BATCH, parallel=MINILM_PARALLEL
+        )
 
     def token_count(self, text: str) -> int:
         """Word pieces of `text` with the model's [CLS] and [SEP] (usage reporting)."""

@@ -102,3 +102,29 @@ def test_e5_batched_across_threads_gives_each_text_the_vector_it_gets_alone() ->
     with ThreadPoolExecutor(max_workers=12) as pool:
         together = np.stack(list(pool.map(lambda text: encoder.encode([text])[0], texts)))
     assert np.allclose(alone, together, atol=1e-4)
+
+
+def test_with_two_parallel_calls_a_second_caller_starts_at_once_and_later_ones_queue() -> None:
+    calls: list[list[str]] = []
+    running = threading.Semaphore(0)
+    release = threading.Event()
+
+    def run(texts: list[str]) -> list[str]:
+        calls.append(list(texts))
+        running.release()
+        release.wait(5)
+        return list(texts)
+
+    coalescer: Coalescer[str] = Coalescer(run, parallel=2)
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        first = pool.submit(coalescer.call, ["a"])
+        assert running.acquire(timeout=5)
+        second = pool.submit(coalescer.call, ["b"])
+        assert running.acquire(timeout=5)  # did not wait for the first call to end
+        rest = [pool.submit(coalescer.call, [t]) for t in ("c", "d", "e")]
+        time.sleep(0.05)
+        assert len(calls) == 2  # no third call while two run
+        release.set()
+        assert [f.result(5) for f in (first, second, *rest)] == [["a"], ["b"], ["c"], ["d"], ["e"]]
+    assert sorted(t for call in calls for t in call) == ["a", "b", "c", "d", "e"]
+    assert len(calls) <= 4  # c, d and e went in one or two calls, not one each
