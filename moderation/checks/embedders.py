@@ -33,14 +33,15 @@ MAX_TOKENS = 128
 # Texts (segments) per model call when concurrent callers are joined (`coalesce.py`); a check
 # sends at most 40 segments, and a larger request runs alone. MiniLM's cost per text falls with
 # the batch (11 ms alone, 3.6 ms in 16, 2.9 ms in 64 on this machine); e5's engine does not
-# (23-36 ms per text at any size on one core), so its calls are kept short: what it gains is
-# the order, first come first served, where a lock let a thread wait behind any number of
-# later ones.
+# (23-36 ms per text at any size on one core), so each caller's texts are their own call
+# (`E5_MAX_BATCH`): joined, every text of a batch waited for the whole batch (8 texts: ~270
+# ms). What e5 gains is the order, first come first served, where a lock let a thread wait
+# behind any number of later ones.
 MAX_BATCH = 64
 # MiniLM batches computed at once: torch runs each on one thread (MODERATION_SEMANTIC_TORCH_
 # THREADS), so two keep both cores of this machine busy, as the unbatched calls did.
 MINILM_PARALLEL = 2
-E5_MAX_BATCH = 8
+E5_MAX_BATCH = 1
 
 
 class Embedder(Protocol):
