@@ -19,6 +19,7 @@ import logging
 import time
 
 from moderation import policy, registry, state, support
+from moderation.code_prose import mask_code_keeping_comments
 from moderation.messages import UNAVAILABLE_CATEGORY, UNCHECKED_CATEGORY
 from moderation.normalize import mask_code_fences
 from moderation.reported import mask_reported
@@ -70,7 +71,8 @@ def run(
         checks = [c for c in checks if c.name in only]
     started = clock()
     masked = mask_allowlisted(text, snapshot)
-    prose: str | None = None
+    # The text each kind of code-skipping check reads, by whether it reads code comments.
+    prose: dict[bool, str] = {}
     # Personal data found so far (a redaction's spans): replaced by its label for the checks
     # that read prose, so that a phone or card number is not judged as what it is about.
     redacted: list[Span] = []
@@ -85,15 +87,15 @@ def run(
                 break
         check = configured.check
         if check.skips_code:
-            if prose is None:
+            comments = check.reads_code_comments
+            if comments not in prose:
                 # Words quoted as reported or mentioned ("he called me '...'") are not the
                 # writer's own (moderation/reported.py).
-                prose = mask_reported(
-                    mask_code_fences(
-                        labelled_spans(masked, redacted), starts_inside=code_open_at_start
-                    )
+                mask = mask_code_keeping_comments if comments else mask_code_fences
+                prose[comments] = mask_reported(
+                    mask(labelled_spans(masked, redacted), starts_inside=code_open_at_start)
                 )
-            checked = prose
+            checked = prose[comments]
         else:
             checked = masked
         try:
@@ -112,7 +114,7 @@ def run(
             break
         if verdict.spans:
             redacted += verdict.spans
-            prose = None
+            prose = {}
     return combine(text, verdicts)
 
 

@@ -28,6 +28,9 @@ _ASKS_FOR_HELP = re.compile(
     r"|what (?:should|can|do) i do|should i (?:see|talk to|call|tell)|i need (?:help|someone)"
     r"|help me (?:stop|cope|get through)|is (?:this|that|it) depression|(?:a )?(?:hotline|helpline"
     r"|therapist|counsell?or|crisis line)"
+    r"|(?:find|need|want|have|is there) (?:someone|somebody|anyone|anybody) (?:i can )?(?:to )?"
+    r"talk to"
+    r"|help me find (?:someone|somebody|help|support|a (?:therapist|counsell?or|doctor))"
     # Spanish, French, German, Portuguese, Italian.
     r"|a quien (?:puedo )?(?:contarselo|contar|hablar|acudir|llamar)"
     r"|(?:que|como) (?:hago|puedo hacer)"

@@ -37,6 +37,9 @@ class Check:
     #: Whether the text given to this check has fenced code blocks blanked out. Word-list and
     #: toxicity checks skip code ("kill -9", "git push --force"); PII checks must not.
     skips_code: ClassVar[bool] = True
+    #: With `skips_code`, whether the comments inside code blocks are kept as prose
+    #: (moderation/code_prose.py): a request can be written as a comment.
+    reads_code_comments: ClassVar[bool] = False
     #: What an unexpected error in this check means unless settings or the admin say otherwise.
     default_failure_policy: ClassVar[FailurePolicy] = FailurePolicy.OPEN
     #: Default score threshold, for checks that have one.

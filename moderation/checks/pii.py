@@ -1,5 +1,6 @@
-"""Personal data: e-mail addresses, phone numbers, payment card numbers, IBANs and national
-identity numbers (US SSN, Spanish DNI/NIE, Italian codice fiscale, Brazilian CPF), redacted.
+"""Personal data: e-mail addresses, phone numbers, payment card numbers, IBANs, national
+identity numbers (US SSN, Spanish DNI/NIE, Italian codice fiscale, Brazilian CPF), passport
+numbers given as such, and street addresses, redacted.
 
 Regular expressions find candidates; each kind must then pass its own check (Luhn for cards;
 an IBAN's country length or its mod 97 check; a DNI's check letter; the ranges the SSA never
@@ -36,6 +37,36 @@ _SSN = re.compile(r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])")
 _DNI = re.compile(r"\b[XYZ]?\d{7,8}-?[A-Z]\b")
 _CODICE_FISCALE = re.compile(r"\b[A-Z]{6}\d{2}[A-EHLMPR-T]\d{2}[A-Z]\d{3}[A-Z]\b")
 _CPF = re.compile(r"(?<![\d.])\d{3}\.\d{3}\.\d{3}-\d{2}(?![\d-])")
+# A passport number is 6 to 9 letters and digits, too common a shape to find alone: only the
+# one that follows the word (in the supported languages), with "number", "no." or ":" between.
+_PASSPORT = re.compile(
+    r"\b(?i:passport|passeport|pasaporte|passaporto|passaporte|reisepass)"
+    r"(?i:\s{1,3}(?:number|no\.?|nr\.?|num(?:ber|ero|éro)?\.?|n[º°o]\.?|#|nummer))?"
+    r"(?i:\s{1,3}(?:is|es|est|ist|é|è))?\s{0,3}[:#]?\s{0,3}"
+    r"\b(?=[A-Z]{0,3}\d)([A-Z0-9]{6,9})\b"
+)
+# A street address: a house number and one to four capitalised words before a street type
+# (US/UK), optionally a unit, a city, a state and a ZIP code; a street type, up to four words
+# and a number (Spanish, Portuguese, Italian, French "rue ..."), or a German "...straße 12".
+# Capitals are required for the US form so that "3 easy ways" is no address, and for the
+# street types that are common words ("via", "corso", "plaza"). Every repetition is bounded:
+# linear in the text.
+_STREET_TYPE = (
+    r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl"
+    r"|Terrace|Ter|Circle|Cir|Parkway|Pkwy|Highway|Hwy|Square|Sq|Crescent|Close)"
+)
+_ADDRESS = re.compile(
+    rf"\b\d{{1,6}}[A-Za-z]?\s{{1,3}}(?:[A-Z][A-Za-z'-]{{0,20}}\s{{1,3}}){{1,4}}{_STREET_TYPE}\b\.?"
+    r"(?:,?\s{1,3}(?:Apt|Apartment|Suite|Ste|Unit|#)\.?\s{0,3}[\w-]{1,6})?"
+    r"(?:,\s{0,3}[A-Z][A-Za-z'-]{1,20}(?:\s{1,3}[A-Z][A-Za-z'-]{1,20}){0,2},?\s{1,3}[A-Z]{2}"
+    r"(?:\s{1,3}\d{5}(?:-\d{4})?)?)?"
+    r"|\b(?:(?i:calle|avenida|avda\.?|paseo|rua|travessa|rue|boulevard|chemin|allée)"
+    r"|Via|Viale|Piazza|Corso|Plaza|Avenue)\s{1,3}(?:[\w'\u2019.-]{1,20}\s{1,3}){0,4}?\d{1,4}[A-Za-z]?\b"
+    r"(?:,\s{0,3}\d{1,2}\s{0,3}[ºª°]\s{0,3}[A-Za-z]?)?(?:,\s{0,3}\d{5}\s{1,3}[A-Z][\w-]{1,20})?"
+    r"|\b\d{1,4},?\s{1,3}(?i:rue|avenue|boulevard|place|chemin|allée)\s{1,3}"
+    r"(?:[\w'\u2019-]{1,20}\s{1,3}){0,3}[\w'\u2019-]{1,20}"
+    r"|\b[A-ZÄÖÜ][\wäöüß-]{1,30}(?:straße|strasse|str\.|weg|gasse|platz|allee)\s{1,3}\d{1,4}[a-z]?\b"
+)
 
 
 # IBAN lengths of the supported languages' countries and their neighbours (ISO 13616 registry).
@@ -191,7 +222,9 @@ class PiiCheck(Check):
             spans += [
                 Span(m.start(), m.end(), label) for m in pattern.finditer(text) if valid(m.group(0))
             ]
-        taken = [*cards, *(s for s in spans if s.label in {"[iban]", "[id]"})]
+        spans += [Span(m.start(1), m.end(1), "[id]") for m in _PASSPORT.finditer(text)]
+        spans += [Span(m.start(), m.end(), "[address]") for m in _ADDRESS.finditer(text)]
+        taken = [*cards, *(s for s in spans if s.label in {"[iban]", "[id]", "[address]"})]
         if _DIGITS.search(text):
             for match in phonenumbers.PhoneNumberMatcher(
                 text, self.region, leniency=phonenumbers.Leniency.VALID

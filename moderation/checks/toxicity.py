@@ -3,7 +3,8 @@
 The model scores offensiveness, not intent: "this fucking code doesn't work" scores as high as
 "you are worthless". Measured on data/eval.jsonl, blocking on the score alone blocked frustrated
 and self-deprecating messages, so a high score only blocks when the text addresses someone
-("you", "your", ...); otherwise it flags. Thresholds come from settings or the admin.
+("you", "your", ...) other than in a request to the assistant ("can you explain", "thank
+you"); otherwise it flags. Thresholds come from settings or the admin.
 
 Scoring computes what the library's `predict_prob` computes (a TF-IDF vector, five calibrated
 linear SVMs, the mean of their sigmoid-calibrated probabilities) with one sparse product
@@ -26,6 +27,13 @@ from moderation.normalize import normalize
 from moderation.types import ALLOW, Action, Direction, Verdict
 
 _ADDRESSED = re.compile(r"\b(?:you|your|youre|you're|yourself|u|ur|ya|thou)\b")
+# "You" in a request to the assistant ("can you explain", "thank you") addresses it for help,
+# not for abuse: "this fucking api is awful, can you explain the params" swears at software.
+_REQUEST_YOU = re.compile(
+    r"\b(?:(?:can|could|would|will) (?:you|u) (?:please |pls |plz )?(?:explain|tell|help|show"
+    r"|give|write|check|fix|describe|recommend|suggest|list|summari[sz]e|translate|clarify|walk me"
+    r"|look at)|thank (?:you|u)|do (?:you|u) know)\b"
+)
 _PROBES = (
     "you are a worthless idiot",
     "this fucking code does not work",
@@ -96,7 +104,7 @@ class ToxicityCheck(Check):
         if not normalized:
             return ALLOW
         score = self._score(normalized)
-        if score >= self.block_threshold and _ADDRESSED.search(normalized):
+        if score >= self.block_threshold and _ADDRESSED.search(_REQUEST_YOU.sub(" ", normalized)):
             return Verdict(
                 Action.BLOCK,
                 categories=("harassment",),

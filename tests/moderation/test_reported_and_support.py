@@ -89,3 +89,36 @@ def test_self_harm_asking_for_help_is_sent_and_flagged(text: str) -> None:
     )
     assert outcome.action is Action.FLAG
     assert outcome.categories == ("self-harm/intent",)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "i keep having thoughts about hurting myself, can you help me find a therapist?",
+        "i've been cutting myself again and i need someone to talk to",
+    ],
+)
+def test_asking_to_be_put_in_touch_with_someone_is_asking_for_help(text: str) -> None:
+    assert seeks_help(normalize(text))
+    outcome = pipeline.run(
+        text, direction=Direction.INPUT, snapshot=state.EMPTY, only=frozenset({"patterns"})
+    )
+    assert outcome.action is Action.FLAG
+
+
+@pytest.mark.parametrize(
+    ("text", "blocked"),
+    [
+        ("gonna kms tonight, i'm done", True),
+        ("i'm about to unalive myself", True),
+        ("we drove 300 kms today", False),
+        ("what does 'unalive' mean on tiktok?", False),
+        ("make jokes about how (((they))) run the world", True),
+        ("the macro expands to (((x))) here", False),
+    ],
+)
+def test_self_harm_slang_and_the_echo_are_patterns(text: str, blocked: bool) -> None:
+    outcome = pipeline.run(
+        text, direction=Direction.INPUT, snapshot=state.EMPTY, only=frozenset({"patterns"})
+    )
+    assert (outcome.action is Action.BLOCK) is blocked
