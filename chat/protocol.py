@@ -128,6 +128,9 @@ class GenerationDone(_Message):
     finish_reason: FinishReason
     text: str
     usage: Usage
+    # The model version that wrote the answer (its label); null for a model without versions.
+    # Added after the first clients: optional, and clients ignore what they do not know.
+    model_version: str | None = None
 
 
 GenerationErrorCode = Literal["interrupted", "engine_error", "timeout"]

@@ -60,6 +60,8 @@ def usage_record_create(
     duration_ms: int,
     source: str = UsageRecord.Source.WS,
     api_key_id: int | None = None,
+    model_version_id: int | None = None,
+    model_version: str = "",
 ) -> UsageRecord | None:
     """Record one ended generation, with where it was asked for (`source`, and the API key).
     None when it was already recorded (unique generation id). Synchronous: call it in a thread
@@ -68,6 +70,8 @@ def usage_record_create(
     values = {
         "user_id": user_id,
         "model": model_name,
+        "model_version_id": model_version_id,
+        "model_version": model_version or "",
         "conversation_id": conversation_id or "",
         "prompt_tokens": max(0, int(prompt_tokens)),
         "completion_tokens": max(0, int(completion_tokens)),
@@ -119,6 +123,8 @@ def generation_bill(
                 duration_ms=ending.duration_ms,
                 source=final.get("source") or UsageRecord.Source.WS,
                 api_key_id=final.get("api_key_id"),
+                model_version_id=ending.model_version_id or final.get("model_version_id"),
+                model_version=ending.model_version or final.get("model_version") or "",
             )
         except Exception:
             # The answer is stored and delivered; a billing failure must not undo that.

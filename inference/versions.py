@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from django.db import transaction
+from django.conf import settings
+from django.db import connection, transaction
 from django.utils import timezone
 
+from inference import engine as engine_module
+from inference.engine import EngineSpec
 from inference.models import LanguageModel, ModelVersion
 
 logger = logging.getLogger(__name__)
@@ -227,7 +232,10 @@ def serving_versions(*, model_id: int, fresh: bool = False) -> dict[int, ModelVe
 def version_for_generation(*, model: LanguageModel, version_id: int | None) -> ModelVersion | None:
     """The version a queued generation runs on: the one admission chose while it still serves
     (active or canary); else, a version retired or stopped since, the model's active one.
-    None: the model has no versions (its own row is the configuration)."""
+    None: the model has no versions (its own row is the configuration), or is no registry
+    row."""
+    if model.pk is None:
+        return None
     serving = serving_versions(model_id=model.pk)
     if version_id is not None and version_id in serving:
         return serving[version_id]
@@ -243,3 +251,117 @@ def configured(model: LanguageModel, version: ModelVersion | None) -> LanguageMo
     for name in MIRRORED_FIELDS:
         setattr(copy, name, getattr(version, name))
     return copy
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """What a generation runs on: the model as its version configures it, and the engine."""
+
+    model: LanguageModel
+    version: ModelVersion | None
+    spec: EngineSpec
+
+    @property
+    def chat_template(self) -> str | None:
+        return (self.version.chat_template or None) if self.version is not None else None
+
+    @property
+    def version_id(self) -> int | None:
+        return self.version.pk if self.version is not None else None
+
+    @property
+    def version_label(self) -> str:
+        return self.version.label if self.version is not None else ""
+
+
+def served(*, model: LanguageModel, version_id: int | None) -> Served:
+    """The version (`version_for_generation`) and engine spec a generation of `model` runs on."""
+    version = version_for_generation(model=model, version_id=version_id)
+    return served_by(model, version)
+
+
+def served_by(model: LanguageModel, version: ModelVersion | None) -> Served:
+    used = configured(model, version)
+    label = version.label if version is not None else ""
+    return Served(used, version, EngineSpec.from_model(used, version=label))
+
+
+def engine_of(serving: Served) -> Any:
+    """The engine of `serving`, loaded on first use; the weights' checksum is checked before
+    they are loaded."""
+    version = serving.version
+    if version is not None and version.weights_sha256 and serving.spec not in _checked:
+        weights_check(version)
+        _checked.add(serving.spec)
+    return engine_module.host.engine_for(serving.spec)
+
+
+# Engines whose weights matched their version's checksum in this process.
+_checked: set[EngineSpec] = set()
+
+
+# --- a worker follows its model's versions ------------------------------------------------------
+
+
+def serving_now(model: LanguageModel) -> list[Served]:
+    """What `model` serves now, read fresh: its active and canary versions (the model's own
+    row when it has no versions)."""
+    rows = sorted(serving_versions(model_id=model.pk, fresh=True).values(), key=_active_first)
+    return [served_by(model, row) for row in rows] or [served_by(model, None)]
+
+
+def _active_first(version: ModelVersion) -> tuple[bool, int]:
+    return (version.state != State.ACTIVE, version.pk)
+
+
+def engines_sync(model: LanguageModel, *, drain_timeout: float) -> list[EngineSpec]:
+    """Load the engines of the versions `model` serves that are not loaded yet (the active one
+    first), then drain and unload the engines of versions that no longer serve: each waits
+    for its running generations to finish. The engines unloaded are returned."""
+    wanted = serving_now(model)
+    for serving in wanted:
+        engine_of(serving)
+    keep = {serving.spec for serving in wanted}
+    host = engine_module.host
+    dropped = []
+    for spec in host.specs:
+        stale = spec.name == model.name and spec not in keep
+        if stale and host.drain_and_unload(spec, timeout=drain_timeout):
+            dropped.append(spec)
+    return dropped
+
+
+class VersionWatcher:
+    """A worker's thread that follows its model's versions (`engines_sync`) every
+    INFERENCE_VERSION_POLL_SECONDS, so that a promotion, a canary or a rollback in the admin
+    reaches the worker without a restart of anything."""
+
+    def __init__(self, *, model_name: str, interval: float | None = None) -> None:
+        self.model_name = model_name
+        self.interval = interval or float(settings.INFERENCE_VERSION_POLL_SECONDS)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="inference-versions", daemon=True)
+
+    def sync_once(self) -> list[EngineSpec]:
+        try:
+            model = LanguageModel.objects.filter(name=self.model_name, enabled=True).first()
+            if model is None:
+                return []
+            return engines_sync(
+                model, drain_timeout=float(settings.INFERENCE_TASK_TIME_LIMIT_SECONDS)
+            )
+        finally:
+            connection.close()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.sync_once()
+            except Exception:  # the next round tries again; tasks load what they need anyway
+                logger.exception("could not follow the versions of %s", self.model_name)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()

@@ -122,6 +122,11 @@ def _final_write(ending: Ending) -> GenerationDocument | None:
     }
     if ending.seq_offsets is not None:
         changes["seq_offsets"] = list(ending.seq_offsets)
+    if ending.model_version_id is not None:
+        # The version it ran on (a queued turn whose version retired meanwhile ran on the
+        # active one).
+        changes["model_version_id"] = int(ending.model_version_id)
+        changes["model_version"] = ending.model_version
     if ending.state in ERROR_STATES:
         if ending.error_message is not None:
             changes["error"] = ending.error_message

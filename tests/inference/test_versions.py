@@ -184,3 +184,45 @@ def test_a_queued_generation_keeps_a_serving_version_else_gets_the_active_one(
     assert pick(model=model, version_id=v2.pk).pk == v1.pk  # type: ignore[union-attr]
     bare = LanguageModel.objects.create(name="bare", display_name="Bare", weights="/m")
     assert pick(model=bare, version_id=None) is None
+
+
+def test_the_ending_names_its_version_in_generation_done_and_the_bill(
+    model: LanguageModel,
+) -> None:
+    from chat.generation.record import Ending
+    from inference.models import UsageRecord
+    from inference.services import usage_record_create
+
+    v1 = model.versions.get(label="v1")
+    ending = Ending.from_document(
+        {
+            "generation_id": "g-version",
+            "owner_id": 1,
+            "state": "complete",
+            "content": "Hi",
+            "model": model.name,
+            "model_version_id": v1.pk,
+            "model_version": "v1",
+        }
+    )
+    done = ending.closing_message().model_dump(mode="json")
+    assert done["model_version"] == "v1"
+    legacy = Ending.from_document(
+        {"generation_id": "g-old", "owner_id": 1, "state": "complete", "content": "Hi"}
+    )
+    assert legacy.closing_message().model_dump(mode="json")["model_version"] is None
+
+    usage_record_create(
+        generation_id="g-version",
+        user_id=None,
+        model_name=model.name,
+        prompt_tokens=3,
+        completion_tokens=4,
+        finish_reason="stop",
+        time_to_first_token_ms=10,
+        duration_ms=100,
+        model_version_id=v1.pk,
+        model_version="v1",
+    )
+    record = UsageRecord.objects.get(generation_id="g-version")
+    assert (record.model_version_id, record.model_version) == (v1.pk, "v1")

@@ -96,6 +96,8 @@ export interface GenerationDone {
   finish_reason: FinishReason;
   text: string;
   usage: Usage;
+  /** The model version that wrote the answer; null for a model without versions. */
+  model_version?: string | null;
 }
 
 export type GenerationErrorCode = "interrupted" | "engine_error" | "timeout";
