@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.dispatch import Signal
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
@@ -391,6 +392,11 @@ def message_create_assistant(
     return _message_insert(conversation_id=conversation_id, owner_id=owner_id, document=document)
 
 
+# Sent after a user rates an answer: sender the store's message, `generation_id`, `owner_id`,
+# `rating` (1 or -1). The bill mirrors it for per-version statistics (inference.versions).
+feedback_changed = Signal()
+
+
 def message_feedback_set(
     *, message_id: str, owner_id: int, rating: int, comment: str
 ) -> dict | None:
@@ -412,4 +418,11 @@ def message_feedback_set(
         {"_id": message_id, "owner_id": owner_id, "deleted": {"$ne": True}},
         {"$set": {"feedback": {"rating": rating, "comment": comment}, "feedback_at": now()}},
     )
+    if message.get("generation_id"):
+        feedback_changed.send(
+            sender=MESSAGES,
+            generation_id=message["generation_id"],
+            owner_id=owner_id,
+            rating=rating,
+        )
     return selectors.message_get(message_id=message_id, owner_id=owner_id)

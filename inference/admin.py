@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django import forms
@@ -8,6 +9,7 @@ from django.contrib.admin.helpers import ActionForm
 from django.db.models import QuerySet, Sum
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
+from django.utils import timezone
 
 from inference import versions
 from inference.models import LanguageModel, ModelVersion, UsageRecord
@@ -105,9 +107,13 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "canary_share",
         "weights",
         "context_length",
+        "answers",
+        "ttft_ms",
+        "tokens_per_s",
+        "moderated",
+        "thumbs_up",
         "previous",
         "activated_at",
-        "retired_at",
     )
     list_filter = ("state", "model")
     search_fields = ("label", "model__name", "notes", "weights")
@@ -160,6 +166,36 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 # What a version serves with never changes under it: make a new version.
                 fields += self.CONFIG_FIELDS
         return fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ModelVersion]:
+        # The figures that decide a promotion: over the last STATS_DAYS days' answers.
+        since = timezone.now() - timedelta(days=versions.STATS_DAYS)
+        return versions.versions_with_stats(super().get_queryset(request), since=since)
+
+    @admin.display(description=f"answers ({versions.STATS_DAYS} d)", ordering="stat_answers")
+    def answers(self, obj: ModelVersion) -> int:
+        return int(getattr(obj, "stat_answers", None) or 0)
+
+    @admin.display(description="TTFT (ms)", ordering="stat_ttft_ms")
+    def ttft_ms(self, obj: ModelVersion) -> str:
+        value = getattr(obj, "stat_ttft_ms", None)
+        return "-" if value is None else f"{value:.0f}"
+
+    @admin.display(description="tokens/s", ordering="stat_tokens_per_s")
+    def tokens_per_s(self, obj: ModelVersion) -> str:
+        value = getattr(obj, "stat_tokens_per_s", None)
+        return "-" if value is None else f"{value:.1f}"
+
+    @admin.display(description="moderated", ordering="stat_moderated")
+    def moderated(self, obj: ModelVersion) -> str:
+        value = getattr(obj, "stat_moderated", None)
+        return "-" if value is None else f"{value:.1%}"
+
+    @admin.display(description="thumbs up (ratings)", ordering="stat_thumbs_up")
+    def thumbs_up(self, obj: ModelVersion) -> str:
+        value = getattr(obj, "stat_thumbs_up", None)
+        ratings = int(getattr(obj, "stat_ratings", None) or 0)
+        return "-" if value is None else f"{value:.0%} ({ratings})"
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # A version that answered is named by its answers and bills: retire it instead.

@@ -172,6 +172,9 @@ class UsageRecord(models.Model):
     # depend on `api`; the bill outlives the key).
     source = models.CharField(max_length=8, choices=Source.choices, default=Source.WS)
     api_key_id = models.PositiveBigIntegerField(null=True, blank=True)
+    # The user's thumbs on the answer (1 up, -1 down; null: none), copied from the store when
+    # they rate it (`chat.services.feedback_changed`): per-version statistics read it here.
+    feedback_rating = models.SmallIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:

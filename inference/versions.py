@@ -17,11 +17,13 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Avg, Count, F, FloatField, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import Cast, NullIf
 from django.utils import timezone
 
 from inference import engine as engine_module
 from inference.engine import EngineSpec
-from inference.models import LanguageModel, ModelVersion
+from inference.models import LanguageModel, ModelVersion, UsageRecord
 
 logger = logging.getLogger(__name__)
 
@@ -365,3 +367,54 @@ class VersionWatcher:
 
     def stop(self) -> None:
         self._stop.set()
+
+
+# --- per-version statistics ---------------------------------------------------------------------
+
+STATS_DAYS = 30  # the window the admin's figures cover
+
+
+def feedback_mirror(*, generation_id: str, owner_id: int, rating: int, **_: Any) -> None:
+    """Copy a user's rating of an answer onto its bill (the owner's own record only)."""
+    UsageRecord.objects.filter(generation_id=generation_id, user_id=owner_id).update(
+        feedback_rating=rating
+    )
+
+
+def _per_version(since: Any, value: Any) -> Subquery:
+    """One figure of the version's usage records since `since` (the records' version index)."""
+    records = UsageRecord.objects.filter(model_version_id=OuterRef("pk"), created_at__gte=since)
+    return Subquery(
+        records.order_by().values("model_version_id").annotate(value=value).values("value")[:1]
+    )
+
+
+def versions_with_stats(queryset: QuerySet[ModelVersion], *, since: Any) -> QuerySet[ModelVersion]:
+    """`queryset` annotated with each version's figures over its answers since `since`:
+    `stat_answers`; `stat_ttft_ms` (mean time to first token); `stat_tokens_per_s` (tokens
+    after the first over the time after it, per answer of two or more tokens, summed);
+    `stat_moderated` (share of answers output moderation cut); `stat_ratings` and
+    `stat_thumbs_up` (share of rated answers rated up). Computed in PostgreSQL, per row of
+    the page, each over one version's window of records."""
+    decoding = Q(time_to_first_token_ms__isnull=False, completion_tokens__gt=1)
+    tokens = Sum(F("completion_tokens") - 1, filter=decoding)
+    seconds = Sum(F("duration_ms") - F("time_to_first_token_ms"), filter=decoding)
+    rated = Q(feedback_rating__isnull=False)
+    return queryset.annotate(
+        stat_answers=_per_version(since, Count("id")),
+        stat_ttft_ms=_per_version(since, Avg("time_to_first_token_ms")),
+        stat_tokens_per_s=_per_version(
+            since, Cast(tokens, FloatField()) * 1000.0 / NullIf(seconds, 0)
+        ),
+        stat_moderated=_per_version(
+            since,
+            Cast(Count("id", filter=Q(finish_reason="moderated")), FloatField())
+            / NullIf(Count("id"), 0),
+        ),
+        stat_ratings=_per_version(since, Count("id", filter=rated)),
+        stat_thumbs_up=_per_version(
+            since,
+            Cast(Count("id", filter=Q(feedback_rating=1)), FloatField())
+            / NullIf(Count("id", filter=rated), 0),
+        ),
+    )

@@ -226,3 +226,69 @@ def test_the_ending_names_its_version_in_generation_done_and_the_bill(
     )
     record = UsageRecord.objects.get(generation_id="g-version")
     assert (record.model_version_id, record.model_version) == (v1.pk, "v1")
+
+
+def _bill(version: ModelVersion | None, number: int, **fields: object) -> None:
+    from inference.models import UsageRecord
+
+    values: dict[str, object] = {
+        "generation_id": f"g-{version.label if version else 'none'}-{number}",
+        "model": "smollm2-135m",
+        "model_version_id": version.pk if version else None,
+        "model_version": version.label if version else "",
+        "prompt_tokens": 10,
+        "completion_tokens": 11,
+        "time_to_first_token_ms": 100,
+        "duration_ms": 1100,
+        "finish_reason": "stop",
+    }
+    values.update(fields)
+    UsageRecord.objects.create(**values)
+
+
+def test_per_version_statistics_are_computed_in_postgresql(model: LanguageModel) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    v1 = model.versions.get(label="v1")
+    v2 = draft(model, "v2")
+    # v1: 4 answers, TTFT 100 ms, 10 tokens after the first in 1 s; one moderated; 2 up, 1 down.
+    _bill(v1, 1, feedback_rating=1)
+    _bill(v1, 2, feedback_rating=1)
+    _bill(v1, 3, feedback_rating=-1, finish_reason="moderated")
+    _bill(v1, 4)
+    # v2: 2 answers, TTFT 300 ms, 10 tokens in 0.5 s, one 1-token answer (no decoding rate).
+    _bill(v2, 1, time_to_first_token_ms=300, duration_ms=800, feedback_rating=-1)
+    _bill(v2, 2, time_to_first_token_ms=300, completion_tokens=1, duration_ms=300)
+    # Outside the window, and of no version: not counted.
+    _bill(v2, 3, time_to_first_token_ms=9000, created_at=timezone.now() - timedelta(days=40))
+    _bill(None, 1)
+
+    since = timezone.now() - timedelta(days=30)
+    rows = {v.label: v for v in versions.versions_with_stats(model.versions.all(), since=since)}
+
+    one, two = rows["v1"], rows["v2"]
+    assert (one.stat_answers, one.stat_ttft_ms) == (4, 100)  # type: ignore[attr-defined]
+    assert one.stat_tokens_per_s == pytest.approx(10.0)  # type: ignore[attr-defined]
+    assert one.stat_moderated == pytest.approx(0.25)  # type: ignore[attr-defined]
+    assert (one.stat_ratings, one.stat_thumbs_up) == (3, pytest.approx(2 / 3))  # type: ignore[attr-defined]
+    assert (two.stat_answers, two.stat_ttft_ms) == (2, 300)  # type: ignore[attr-defined]
+    assert two.stat_tokens_per_s == pytest.approx(20.0)  # type: ignore[attr-defined]
+    assert two.stat_moderated == 0  # type: ignore[attr-defined]
+    assert (two.stat_ratings, two.stat_thumbs_up) == (1, 0)  # type: ignore[attr-defined]
+
+
+def test_a_rating_reaches_the_owners_bill_only(model: LanguageModel) -> None:
+    from accounts.models import User
+    from chat.services import feedback_changed
+    from inference.models import UsageRecord
+
+    owner = User.objects.create_user(email="owner@example.org", password="x" * 12)
+    v1 = model.versions.get(label="v1")
+    _bill(v1, 1, user=owner)
+
+    feedback_changed.send(sender="test", generation_id="g-v1-1", owner_id=owner.pk + 1, rating=1)
+    assert UsageRecord.objects.get(generation_id="g-v1-1").feedback_rating is None
+    feedback_changed.send(sender="test", generation_id="g-v1-1", owner_id=owner.pk, rating=-1)
+    assert UsageRecord.objects.get(generation_id="g-v1-1").feedback_rating == -1

@@ -93,3 +93,26 @@ def test_a_serving_versions_configuration_is_read_only(admin_client: Client) -> 
     assert "weights" not in active_form.context["adminform"].form.fields
     assert "weights" in draft_form.context["adminform"].form.fields
     assert "state" not in draft_form.context["adminform"].form.fields
+
+
+def test_the_version_list_shows_each_versions_figures(admin_client: Client) -> None:
+    from inference.models import UsageRecord
+
+    v1 = ModelVersion.objects.get(label="v1")
+    for number, rating in enumerate((1, 1, -1, None)):
+        UsageRecord.objects.create(
+            generation_id=f"g{number}",
+            model="smollm2-135m",
+            model_version_id=v1.pk,
+            model_version="v1",
+            completion_tokens=21,
+            time_to_first_token_ms=250,
+            duration_ms=1250,
+            finish_reason="moderated" if number == 3 else "stop",
+            feedback_rating=rating,
+        )
+
+    page = admin_client.get("/admin/inference/modelversion/").content.decode()
+
+    for shown in ("250", "20.0", "25.0%", "67% (3)"):
+        assert shown in page, shown
