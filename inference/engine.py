@@ -171,6 +171,7 @@ class EngineHost:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._count_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._engines: dict[EngineSpec, AsyncLLM] = {}
@@ -239,12 +240,13 @@ class EngineHost:
         if spec is None:
             yield
             return
-        with self._lock:
+        # Its own lock: never wait behind an engine that is loading (that holds `_lock`).
+        with self._count_lock:
             self._running[spec] = self._running.get(spec, 0) + 1
         try:
             yield
         finally:
-            with self._lock:
+            with self._count_lock:
                 self._running[spec] -= 1
                 self._used_at[spec] = time.monotonic()
 
@@ -292,7 +294,7 @@ class EngineHost:
         `timeout` seconds (it stays loaded)."""
         deadline = time.monotonic() + timeout
         while True:
-            with self._lock:
+            with self._lock, self._count_lock:
                 if spec not in self._engines:
                     return True
                 idle = self._running.get(spec, 0) == 0

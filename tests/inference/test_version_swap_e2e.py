@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import time
 import uuid
 from pathlib import Path
@@ -20,9 +21,11 @@ from tests.inference.conftest import vllm_pids
 pytestmark = [pytest.mark.e2e]
 
 
-async def _generate(engine: Any, spec: EngineSpec, tokens: int) -> tuple[int, float]:
+async def _generate(
+    engine: Any, spec: EngineSpec, tokens: int, times: list[float] | None = None
+) -> tuple[int, float]:
     """Stream `tokens` tokens on `engine`, held like the worker holds it; the count and when
-    the last one came."""
+    the last one came (and when each output came, into `times`)."""
     from vllm import SamplingParams
     from vllm.sampling_params import RequestOutputKind
 
@@ -32,6 +35,8 @@ async def _generate(engine: Any, spec: EngineSpec, tokens: int) -> tuple[int, fl
         prompt = {"prompt_token_ids": engine.get_tokenizer().encode("Tell me a long story.")}
         async for output in engine.generate(prompt, params, uuid.uuid4().hex):
             count += len(output.outputs[0].token_ids)
+            if times is not None:
+                times.append(time.monotonic())
     return count, time.monotonic()
 
 
@@ -51,7 +56,10 @@ def test_a_new_version_loads_beside_the_old_which_drains_then_unloads(
         old_engine = host.engine_for(old)
         first_load = time.monotonic() - started
         old_children = set(host._children[old])
-        running = asyncio.run_coroutine_threadsafe(_generate(old_engine, old, 160), host.loop)
+        times: list[float] = []
+        running = asyncio.run_coroutine_threadsafe(
+            _generate(old_engine, old, 160, times), host.loop
+        )
         while host.running(old) == 0:
             time.sleep(0.05)
 
@@ -74,10 +82,13 @@ def test_a_new_version_loads_beside_the_old_which_drains_then_unloads(
 
         count, _ = host.run(_generate(new_engine, new, 16), timeout=120)
         assert count == 16, "the new version answers"
+        # The new engine is built on the engine loop, which the old one's stream shares:
+        # that stream pauses meanwhile (docs/models.md).
+        pause = max(b - a for a, b in itertools.pairwise(times))
         print(
             f"\nversion swap on this machine: first engine {first_load:.1f} s, second engine "
             f"loaded beside a streaming one {second_load:.1f} s, drain of the old one and its "
-            f"unload {drained:.1f} s"
+            f"unload {drained:.1f} s, longest pause of the old stream {pause:.1f} s"
         )
     finally:
         for spec in (old, new):
