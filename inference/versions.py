@@ -375,10 +375,16 @@ STATS_DAYS = 30  # the window the admin's figures cover
 
 
 def feedback_mirror(*, generation_id: str, owner_id: int, rating: int, **_: Any) -> None:
-    """Copy a user's rating of an answer onto its bill (the owner's own record only)."""
-    UsageRecord.objects.filter(generation_id=generation_id, user_id=owner_id).update(
-        feedback_rating=rating
-    )
+    """Copy a user's rating of an answer onto its bill (the owner's own record only). The
+    rating is stored with the message already: a failure here is logged, never the user's."""
+    try:
+        UsageRecord.objects.filter(generation_id=generation_id, user_id=owner_id).update(
+            feedback_rating=rating
+        )
+    except Exception:
+        logger.warning(
+            "could not copy the rating of %s onto its bill", generation_id, exc_info=True
+        )
 
 
 def _per_version(since: Any, value: Any) -> Subquery:
