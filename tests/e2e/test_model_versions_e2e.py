@@ -40,7 +40,8 @@ def billed_version(stack: Stack, generation_id: str) -> str:
         "from inference.models import UsageRecord as U;"
         f"print(U.objects.get(generation_id='{generation_id}').model_version)"
     )
-    return manage(stack, "shell", "-c", code).strip()
+    # The last line: Django's shell first says what it imported.
+    return manage(stack, "shell", "-c", code).strip().splitlines()[-1]
 
 
 def wait_for_log(stack: Stack, text: str, *, timeout: float) -> None:
