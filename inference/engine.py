@@ -271,8 +271,14 @@ class EngineHost:
             )
             started = time.monotonic()
             before = {child.pid for child in engine_children()}
-            # Built on the loop thread so that everything vLLM binds to a loop binds to ours.
-            engine = asyncio.run_coroutine_threadsafe(_create_engine(spec), loop).result()
+            if self._engines:
+                # Another version streams on the loop: build this one off it, so that those
+                # streams do not pause for the load. vLLM starts its output handler, and
+                # pyzmq binds its sockets, on the loop of the first request: ours.
+                engine = _create_engine_here(spec)
+            else:
+                # Built on the loop thread so that everything vLLM binds to a loop binds to ours.
+                engine = asyncio.run_coroutine_threadsafe(_create_engine(spec), loop).result()
             self._engines[spec] = engine
             self._children[spec] = {child.pid for child in engine_children()} - before
             self._latest = spec
@@ -380,6 +386,10 @@ async def _stop_output_handler(engine: Any) -> None:
 
 
 async def _create_engine(spec: EngineSpec) -> AsyncLLM:
+    return _create_engine_here(spec)
+
+
+def _create_engine_here(spec: EngineSpec) -> AsyncLLM:
     from vllm.v1.engine.async_llm import AsyncLLM
 
     return AsyncLLM.from_engine_args(engine_args(spec), stat_loggers=engine_stat_loggers())
