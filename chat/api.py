@@ -70,6 +70,7 @@ def message_json(message: dict[str, Any]) -> dict[str, Any]:
         out["usage"] = message.get("usage")
         out["generation_id"] = message.get("generation_id")
         out["seq"] = message.get("seq") or 0
+        out["model_version"] = message.get("model_version")  # None: a model without versions
     out["feedback"] = message.get("feedback")
     return out
 

@@ -134,6 +134,9 @@ class GenerationDone(_Message):
     model: str | None = None
     # True when the response cache answered (the engine did no work; usage is what was billed).
     cached: bool = False
+    # The model version that wrote the answer (its label); null for a model without versions.
+    # Added after the first clients: optional, and clients ignore what they do not know.
+    model_version: str | None = None
 
 
 GenerationErrorCode = Literal["interrupted", "engine_error", "timeout"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.dispatch import Signal
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
@@ -185,6 +186,16 @@ def conversation_hide(*, conversation_id: str, owner_id: int) -> None:
         )
 
 
+def conversation_version_pin(*, conversation_id: str, owner_id: int, model: str, id: int) -> None:
+    """Pin the model version that answers the conversation's turns (chat.generation.versions)."""
+    owner_checked(owner_id)
+    if selectors.valid_id(conversation_id):
+        get_db()[CONVERSATIONS].update_one(
+            {"_id": conversation_id, "owner_id": owner_id},
+            {"$set": {"model_version": {"model": str(model), "id": int(id)}}},
+        )
+
+
 def conversation_purge(*, conversation_id: str, owner_id: int) -> None:
     """Remove a conversation and its messages from the store for good (a stateless request's,
     once its answer has ended)."""
@@ -329,13 +340,15 @@ def message_create_assistant(
     queue: str | None = None,
     source: str | None = None,
     api_key_id: int | None = None,
+    model_version: Any = None,
 ) -> dict:
     """A queued answer to the user message `parent_id`, with a new `generation_id` (or the one
     given, chosen by the caller with `new_id()`); it becomes the conversation's current leaf.
     `options` (temperature, max_tokens, system_prompt) are stored for the worker, and `queue`,
     the model queue it waits on, for whoever ends it (see `chat.generation.lifecycle`).
     `source` and `api_key_id` (`chat.generation.record.SOURCES`; None: the websocket's) are
-    for its bill, which the worker writes."""
+    for its bill, which the worker writes; `model_version` (a `VersionChoice`), the model
+    version chosen to write it."""
     owner_checked(owner_id)
     if generation_id is not None and not selectors.valid_id(generation_id):
         raise _invalid("generation_id", "must be an id")
@@ -371,7 +384,17 @@ def message_create_assistant(
         document["source"] = source
     if api_key_id is not None:
         document["api_key_id"] = api_key_id
+    if model_version is not None:
+        # The version chosen to write it (`chat.generation.versions.VersionChoice`); the
+        # worker records the one it actually ran on when it starts.
+        document["model_version_id"] = int(model_version.id)
+        document["model_version"] = str(model_version.label)
     return _message_insert(conversation_id=conversation_id, owner_id=owner_id, document=document)
+
+
+# Sent after a user rates an answer: sender the store's message, `generation_id`, `owner_id`,
+# `rating` (1 or -1). The bill mirrors it for per-version statistics (inference.versions).
+feedback_changed = Signal()
 
 
 def message_feedback_set(
@@ -395,4 +418,11 @@ def message_feedback_set(
         {"_id": message_id, "owner_id": owner_id, "deleted": {"$ne": True}},
         {"$set": {"feedback": {"rating": rating, "comment": comment}, "feedback_at": now()}},
     )
+    if message.get("generation_id"):
+        feedback_changed.send(
+            sender=MESSAGES,
+            generation_id=message["generation_id"],
+            owner_id=owner_id,
+            rating=rating,
+        )
     return selectors.message_get(message_id=message_id, owner_id=owner_id)

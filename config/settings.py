@@ -362,6 +362,9 @@ INFERENCE_TASK_TIME_LIMIT_SECONDS = env_int("INFERENCE_TASK_TIME_LIMIT_SECONDS",
 INFERENCE_ENGINE_METRICS = env_bool("INFERENCE_ENGINE_METRICS", True)
 # Start the engine when the worker starts instead of on its first task.
 INFERENCE_PRELOAD = env_bool("INFERENCE_PRELOAD", True)
+# How often a worker reads its model's serving versions: it loads a new active or canary
+# version's engine, and drains then unloads one that stopped serving (docs/models.md).
+INFERENCE_VERSION_POLL_SECONDS = env_float("INFERENCE_VERSION_POLL_SECONDS", 5.0, minimum=0.5)
 # Benchmarks only: generate exactly max_tokens (the end-of-sequence token is ignored).
 INFERENCE_IGNORE_EOS = env_bool("INFERENCE_IGNORE_EOS", False)
 # After a conversation's first answer, the model writes its title (low priority).

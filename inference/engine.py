@@ -18,7 +18,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,14 +49,17 @@ class EngineSpec:
     weights: str
     tokenizer: str | None = None
     max_model_len: int | None = None
+    version: str = ""  # the model version's label; "" for a model without versions
 
     @classmethod
-    def from_model(cls, model: LanguageModel) -> EngineSpec:
+    def from_model(cls, model: LanguageModel, *, version: str = "") -> EngineSpec:
+        """`model`'s engine (configured by its `version`: inference.versions.configured)."""
         return cls(
             name=model.name,
             weights=model.weights_location,
             tokenizer=model.tokenizer_location,
             max_model_len=model.context_length,
+            version=version,
         )
 
 
@@ -162,15 +165,22 @@ def engine_children() -> list[Any]:
 
 
 class EngineHost:
-    """Owns the loop thread and the one engine of this process. Thread-safe."""
+    """Owns the loop thread and the engines of this process: one per version of its model
+    that serves (the active one, and a canary beside it), and for a while one more that
+    drains (docs/models.md, "How a worker changes version"). Thread-safe."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._count_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._engine: AsyncLLM | None = None
-        self._spec: EngineSpec | None = None
-        self._child_pids: set[int] = set()
+        self._engines: dict[EngineSpec, AsyncLLM] = {}
+        self._children: dict[EngineSpec, set[int]] = {}
+        # Generations streaming on each engine, and when each was last handed out: an engine
+        # is unloaded only with none running and none handed out for DRAIN_GRACE_SECONDS.
+        self._running: dict[EngineSpec, int] = {}
+        self._used_at: dict[EngineSpec, float] = {}
+        self._latest: EngineSpec | None = None
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -202,88 +212,162 @@ class EngineHost:
             future.cancel()
             raise
 
-    # --- the engine -------------------------------------------------------------------------
+    # --- the engines ------------------------------------------------------------------------
 
     @property
     def spec(self) -> EngineSpec | None:
-        return self._spec
+        """The engine loaded last (None: none)."""
+        return self._latest if self._latest in self._engines else next(iter(self._engines), None)
+
+    @property
+    def specs(self) -> list[EngineSpec]:
+        return list(self._engines)
+
+    def loaded(self, spec: EngineSpec) -> bool:
+        return spec in self._engines
 
     @property
     def child_pids(self) -> set[int]:
-        """PIDs of the vLLM processes the engine started (empty when none runs)."""
-        return set(self._child_pids)
+        """PIDs of the vLLM processes the engines started (empty when none runs)."""
+        return set().union(*self._children.values()) if self._children else set()
+
+    def running(self, spec: EngineSpec) -> int:
+        return self._running.get(spec, 0)
+
+    @contextlib.contextmanager
+    def holding(self, spec: EngineSpec | None) -> Iterator[None]:
+        """Count a generation streaming on `spec`'s engine: it is not unloaded meanwhile."""
+        if spec is None:
+            yield
+            return
+        # Its own lock: never wait behind an engine that is loading (that holds `_lock`).
+        with self._count_lock:
+            self._running[spec] = self._running.get(spec, 0) + 1
+        try:
+            yield
+        finally:
+            with self._count_lock:
+                self._running[spec] -= 1
+                self._used_at[spec] = time.monotonic()
 
     def engine_for(self, spec: EngineSpec) -> AsyncLLM:
-        """The engine hosting `spec`, started on first use (about 25 s on a CPU)."""
-        engine = self._engine
-        if engine is not None and self._spec == spec:
+        """The engine hosting `spec`, started on first use (about 25 s on a CPU). Versions of
+        one model each get an engine; another model is refused (`EngineMismatch`)."""
+        engine = self._engines.get(spec)
+        if engine is not None:
+            self._used_at[spec] = time.monotonic()
             return engine
         with self._lock:
-            if self._engine is not None:
-                if self._spec != spec:
-                    raise EngineMismatch(
-                        f"this worker hosts {self._spec.name if self._spec else '?'}, "
-                        f"not {spec.name}"
-                    )
-                return self._engine
+            if spec in self._engines:
+                self._used_at[spec] = time.monotonic()
+                return self._engines[spec]
+            other = next(iter(self._engines), None)
+            if other is not None and other.name != spec.name:
+                raise EngineMismatch(f"this worker hosts {other.name}, not {spec.name}")
             loop = self._loop_locked()
             prepare_environment()
-            logger.info("starting the vLLM engine for %s from %s", spec.name, spec.weights)
+            logger.info(
+                "starting the vLLM engine for %s %s from %s", spec.name, spec.version, spec.weights
+            )
             started = time.monotonic()
             before = {child.pid for child in engine_children()}
-            # Built on the loop thread so that everything vLLM binds to a loop binds to ours.
-            self._engine = asyncio.run_coroutine_threadsafe(_create_engine(spec), loop).result()
-            self._spec = spec
-            self._child_pids = {child.pid for child in engine_children()} - before
+            if self._engines:
+                # Another version streams on the loop: build this one off it, so that those
+                # streams do not pause for the load. vLLM starts its output handler, and
+                # pyzmq binds its sockets, on the loop of the first request: ours.
+                engine = _create_engine_here(spec)
+            else:
+                # Built on the loop thread so that everything vLLM binds to a loop binds to ours.
+                engine = asyncio.run_coroutine_threadsafe(_create_engine(spec), loop).result()
+            self._engines[spec] = engine
+            self._children[spec] = {child.pid for child in engine_children()} - before
+            self._latest = spec
+            self._used_at[spec] = time.monotonic()
             logger.info(
-                "vLLM engine for %s ready in %.1fs (children %s)",
+                "vLLM engine for %s %s ready in %.1fs (children %s)",
                 spec.name,
+                spec.version,
                 time.monotonic() - started,
-                sorted(self._child_pids),
+                sorted(self._children[spec]),
             )
-            return self._engine
+            return engine
+
+    def drain_and_unload(
+        self, spec: EngineSpec, *, timeout: float, grace: float = 5.0, poll: float = 0.5
+    ) -> bool:
+        """Wait until no generation streams on `spec`'s engine and none was handed out for
+        `grace` seconds, then stop that engine and its processes. False: still busy after
+        `timeout` seconds (it stays loaded)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock, self._count_lock:
+                if spec not in self._engines:
+                    return True
+                idle = self._running.get(spec, 0) == 0
+                quiet = time.monotonic() - self._used_at.get(spec, 0.0) >= grace
+                if idle and quiet:
+                    engine = self._engines.pop(spec)
+                    pids = self._children.pop(spec, set())
+                    self._running.pop(spec, None)
+                    self._used_at.pop(spec, None)
+                    loop = self._loop
+                    break
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(poll)
+        logger.info("unloading the vLLM engine of %s %s", spec.name, spec.version)
+        _engine_stop(engine, loop, pids, timeout=20.0)
+        return True
 
     def shutdown(self, timeout: float = 20.0) -> None:
-        """Stop the engine, its child processes and the loop. Safe to call more than once."""
-        import psutil
-
+        """Stop the engines, their child processes and the loop. Safe to call more than once."""
         with self._lock:
-            engine, self._engine, self._spec = self._engine, None, None
+            engines, self._engines = self._engines, {}
+            children, self._children = self._children, {}
+            self._running, self._used_at, self._latest = {}, {}, None
             loop, thread = self._loop, self._thread
             self._loop = self._thread = None
-            pids, self._child_pids = self._child_pids, set()
         if loop is not None and loop.is_running():
             # The stop listener lives on this loop: let it close its Redis connection rather
             # than be destroyed pending when the loop goes.
             with contextlib.suppress(Exception):
                 asyncio.run_coroutine_threadsafe(_stop_listener_here(), loop).result(5)
-        if engine is not None:
-            logger.info("shutting the vLLM engine down")
-            try:
-                if loop is not None and loop.is_running():
-                    # Stop reading outputs first: otherwise the reader sees the engine core
-                    # go away and logs a spurious EngineDeadError.
-                    asyncio.run_coroutine_threadsafe(_stop_output_handler(engine), loop).result(5)
-                engine.shutdown(timeout=timeout)
-            except Exception:
-                logger.exception("vLLM engine shutdown failed")
+        for spec, engine in engines.items():
+            _engine_stop(engine, loop, children.get(spec, set()), timeout=timeout)
         if loop is not None:
             loop.call_soon_threadsafe(loop.stop)
             if thread is not None:
                 thread.join(timeout)
             if not loop.is_running():
                 loop.close()
-        # vLLM normally reaps its processes; whatever is left is stopped by PID.
-        survivors = []
-        for pid in pids:
-            with contextlib.suppress(psutil.Error):
-                process = psutil.Process(pid)
-                process.terminate()
-                survivors.append(process)
-        _, alive = psutil.wait_procs(survivors, timeout=5)
-        for process in alive:
-            with contextlib.suppress(psutil.Error):
-                process.kill()
+
+
+def _engine_stop(
+    engine: Any, loop: asyncio.AbstractEventLoop | None, pids: set[int], *, timeout: float
+) -> None:
+    """Stop one engine, then whatever of its processes is left, by PID."""
+    import psutil
+
+    logger.info("shutting the vLLM engine down")
+    try:
+        if loop is not None and loop.is_running():
+            # Stop reading outputs first: otherwise the reader sees the engine core go away
+            # and logs a spurious EngineDeadError.
+            asyncio.run_coroutine_threadsafe(_stop_output_handler(engine), loop).result(5)
+        engine.shutdown(timeout=timeout)
+    except Exception:
+        logger.exception("vLLM engine shutdown failed")
+    # vLLM normally reaps its processes; whatever is left is stopped by PID.
+    survivors = []
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            process = psutil.Process(pid)
+            process.terminate()
+            survivors.append(process)
+    _, alive = psutil.wait_procs(survivors, timeout=5)
+    for process in alive:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
 
 
 async def _stop_listener_here() -> None:
@@ -302,6 +386,10 @@ async def _stop_output_handler(engine: Any) -> None:
 
 
 async def _create_engine(spec: EngineSpec) -> AsyncLLM:
+    return _create_engine_here(spec)
+
+
+def _create_engine_here(spec: EngineSpec) -> AsyncLLM:
     from vllm.v1.engine.async_llm import AsyncLLM
 
     return AsyncLLM.from_engine_args(engine_args(spec), stat_loggers=engine_stat_loggers())

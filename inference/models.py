@@ -7,7 +7,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 
@@ -180,6 +180,10 @@ class UsageRecord(models.Model):
     )
     # The registry name at the time (models can be renamed or removed later).
     model = models.CharField(max_length=128, db_index=True)
+    # The version that wrote it (`ModelVersion`'s id and label, kept as plain values: the bill
+    # outlives the version); null for models without versions and for older records.
+    model_version_id = models.PositiveBigIntegerField(null=True, blank=True)
+    model_version = models.CharField(max_length=64, blank=True)
     conversation_id = models.CharField(max_length=64, blank=True)
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
@@ -201,11 +205,19 @@ class UsageRecord(models.Model):
     # per plan stays what it was when a user changes plans, or a plan is renamed. Empty: not
     # known (a user already deleted when plans began to be kept).
     plan = models.CharField(max_length=64, blank=True, default="")
+    # The user's thumbs on the answer (1 up, -1 down; null: none), copied from the store when
+    # they rate it (`chat.services.feedback_changed`): per-version statistics read it here.
+    feedback_rating = models.SmallIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
         ordering = ("-created_at",)
-        indexes = [models.Index(fields=["user", "created_at"], name="inference_usage_user_day")]
+        indexes = [
+            models.Index(fields=["user", "created_at"], name="inference_usage_user_day"),
+            # Per-version statistics (inference.versions.version_stats) read a window of one
+            # model's versions.
+            models.Index(fields=["model_version_id", "created_at"], name="inference_usage_version"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.generation_id} ({self.model}, {self.finish_reason})"
@@ -294,3 +306,103 @@ class Route(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} -> {self.model.name}"
+
+
+class ModelVersion(models.Model):
+    """One version of a model: the weights it loads and how it answers. A model serves its
+    `active` version and, when there is one, a `canary` on `canary_share` percent of new
+    conversations (inference.versions; docs/models.md). At most one of each per model.
+
+    `previous` is the version that was active when this one became active: what a rollback
+    makes active again."""
+
+    class State(models.TextChoices):
+        DRAFT = "draft"
+        CANARY = "canary"
+        ACTIVE = "active"
+        RETIRED = "retired"
+
+    model = models.ForeignKey(LanguageModel, on_delete=models.CASCADE, related_name="versions")
+    label = models.SlugField(max_length=64, help_text="Unique per model, e.g. v2 or 2026-12-05.")
+    notes = models.TextField(blank=True)
+    weights = models.CharField(
+        max_length=500,
+        help_text="An absolute path, a path relative to INFERENCE_MODEL_DIR, or a hub id.",
+    )
+    weights_sha256 = models.CharField(
+        max_length=64,
+        blank=True,
+        validators=[RegexValidator(r"^[0-9a-f]{64}$", "64 lowercase hex digits")],
+        help_text=(
+            "The weights' checksum (inference.versions.weights_digest: every file under the "
+            "directory, by relative path). Set: the worker checks it before loading, and "
+            "refuses weights that differ. Empty: not checked."
+        ),
+    )
+    tokenizer = models.CharField(
+        max_length=500, blank=True, help_text="Same rules as weights; empty: the weights' own."
+    )
+    chat_template = models.TextField(
+        blank=True, help_text="A Jinja chat template; empty: the tokenizer's own."
+    )
+    context_length = models.PositiveIntegerField(default=8192, validators=[MinValueValidator(16)])
+    default_temperature = models.FloatField(default=0.7, validators=[MinValueValidator(0.0)])
+    default_top_p = models.FloatField(
+        default=1.0, validators=[MinValueValidator(0.01), MaxValueValidator(1.0)]
+    )
+    default_min_p = models.FloatField(
+        default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)]
+    )
+    default_max_tokens = models.PositiveIntegerField(default=512, validators=[MinValueValidator(1)])
+    state = models.CharField(max_length=8, choices=State.choices, default=State.DRAFT)
+    canary_share = models.PositiveSmallIntegerField(
+        default=0,
+        validators=[MaxValueValidator(100)],
+        help_text="Percent of new conversations (and regenerations) a canary answers: 1 to 100.",
+    )
+    previous = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The version active before this one became active: what a rollback restores.",
+    )
+    activated_at = models.DateTimeField(null=True, blank=True)
+    retired_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("model", "-created_at")
+        constraints = [
+            models.UniqueConstraint(fields=["model", "label"], name="inference_version_label"),
+            models.UniqueConstraint(
+                fields=["model"],
+                condition=models.Q(state="active"),
+                name="inference_version_one_active",
+            ),
+            models.UniqueConstraint(
+                fields=["model"],
+                condition=models.Q(state="canary"),
+                name="inference_version_one_canary",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    models.Q(state="canary", canary_share__gte=1, canary_share__lte=100)
+                    | (~models.Q(state="canary") & models.Q(canary_share=0))
+                ),
+                name="inference_version_canary_share",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model.name}@{self.label}"
+
+    @property
+    def weights_location(self) -> str:
+        return resolve_location(self.weights)
+
+    @property
+    def tokenizer_location(self) -> str:
+        return resolve_location(self.tokenizer) if self.tokenizer else self.weights_location

@@ -5,6 +5,7 @@ the vLLM priority, and what happened while it waited (a stop, a lost earlier att
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -21,11 +22,11 @@ from chat import selectors
 from chat.generation import stop, waiting
 from chat.generation.record import FINAL_STATES
 from config import metrics
-from inference import engine as engine_module
 from inference.cache import CacheLookup, cache_lookup
 from inference.engine import EngineSpec
 from inference.models import LanguageModel
 from inference.selectors import model_get_enabled
+from inference.versions import engine_of, served
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,9 @@ class GenerationJob:
     prompt_token_ids: list[int]
     sampling_params: Any
     model_name: str = ""
+    model_version_id: int | None = None  # the version it runs on (None: no versions)
+    model_version: str = ""
+    spec: EngineSpec | None = None  # the engine it runs on, held while it streams
     conversation_id: str = ""
     queue: str = ""
     priority: int = 0  # vLLM's: lower is served first
@@ -92,10 +96,19 @@ def chat_messages(*, system_prompt: str | None, path: list[dict[str, Any]]) -> l
     return messages
 
 
-def prompt_token_ids(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
-    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+def prompt_token_ids(
+    tokenizer: Any, messages: list[dict[str, str]], *, chat_template: str | None = None
+) -> list[int]:
+    """`chat_template`: a model version's own (None: the tokenizer's)."""
+    own = {} if chat_template is None else {"chat_template": chat_template}
+    text = tokenizer.apply_chat_template(
+        messages, tokenize=False, add_generation_prompt=True, **own
+    )
     # The template already wrote the special tokens; adding them again would double the BOS.
     return list(tokenizer.encode(text, add_special_tokens=False))
+
+
+_prompt_token_ids = prompt_token_ids
 
 
 # Stands for the system prompt while one turn is measured: what a turn adds does not depend on
@@ -108,7 +121,12 @@ def _too_long() -> GenerationRefused:
 
 
 def prompt_fit(
-    tokenizer: Any, messages: list[dict[str, str]], *, context_length: int, min_output: int
+    tokenizer: Any,
+    messages: list[dict[str, str]],
+    *,
+    context_length: int,
+    min_output: int,
+    chat_template: str | None = None,
 ) -> list[int]:
     """The prompt's tokens, dropping the oldest turns (never the system prompt or the last
     message) until `min_output` tokens of answer fit in the context.
@@ -120,6 +138,7 @@ def prompt_fit(
     Only a template whose turns do not add up exactly costs one more render per turn that
     the estimate missed by."""
     budget = context_length - min_output
+    prompt_token_ids = functools.partial(_prompt_token_ids, chat_template=chat_template)
     ids = prompt_token_ids(tokenizer, messages)
     if len(ids) <= budget:
         return ids
@@ -286,6 +305,12 @@ def generation_prepare(
     model = model_cached(name=message.get("model"))
     if model is None:
         raise GenerationRefused(f"The model {message.get('model')!r} is not available.")
+    try:
+        # The version admission chose, while it serves; else the model's active one.
+        serving = served(model=model, version_id=message.get("model_version_id"))
+    finally:
+        connection.close()
+    model = serving.model
     waiting_next = _leave_waiting_queue(model.queue, generation_id)
     metrics.generation_started(model=model.name, admitted_at=message.get("created_at"))
     conversation = selectors.conversation_get(
@@ -299,23 +324,26 @@ def generation_prepare(
     options = message.get("options") or {}
     system_prompt = options.get("system_prompt") or (conversation or {}).get("system_prompt")
     messages = chat_messages(system_prompt=system_prompt, path=path)
-    # Before the engine is touched: a hit needs neither its tokenizer nor its time.
+    # Before the engine is touched: a hit needs neither its tokenizer nor its time. Entries
+    # are the serving version's own.
     cache = cache_lookup(
         model=model,
         owner_id=owner_id,
         messages=messages,
         sampling=sampling_for(model, options, prompt_tokens=0),
+        version="" if serving.version_id is None else str(serving.version_id),
     )
     if cache.hit is not None:
         engine: Any = cache.engine()
         ids: list[int] = []
     else:
-        engine = engine_module.host.engine_for(EngineSpec.from_model(model))
+        engine = engine_of(serving)
         ids = prompt_fit(
             engine.get_tokenizer(),
             messages,
             context_length=model.context_length,
             min_output=min(64, model.max_output_tokens),
+            chat_template=serving.chat_template,
         )
     if priority is None:
         priority = user_priority(owner_id=owner_id)
@@ -326,6 +354,9 @@ def generation_prepare(
         prompt_token_ids=ids,
         sampling_params=sampling_for(model, options, prompt_tokens=len(ids)),
         model_name=model.name,
+        model_version_id=serving.version_id,
+        model_version=serving.version_label,
+        spec=serving.spec if cache.hit is None else None,  # a hit holds no engine
         conversation_id=message.get("conversation_id") or "",
         queue=model.queue,
         priority=vllm_priority(priority),

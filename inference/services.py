@@ -63,6 +63,8 @@ def usage_record_create(
     api_key_id: int | None = None,
     cached: bool = False,
     saved_tokens: int = 0,
+    model_version_id: int | None = None,
+    model_version: str = "",
 ) -> UsageRecord | None:
     """Record one ended generation, with where it was asked for (`source`, and the API key).
     None when it was already recorded (unique generation id). Synchronous: call it in a thread
@@ -75,6 +77,8 @@ def usage_record_create(
     values = {
         "user_id": user_id,
         "model": model_name,
+        "model_version_id": model_version_id,
+        "model_version": model_version or "",
         "conversation_id": conversation_id or "",
         "prompt_tokens": max(0, int(prompt_tokens)),
         "completion_tokens": max(0, int(completion_tokens)),
@@ -131,6 +135,8 @@ def generation_bill(
                 api_key_id=final.get("api_key_id"),
                 cached=ending.cached,
                 saved_tokens=ending.saved_tokens,
+                model_version_id=ending.model_version_id or final.get("model_version_id"),
+                model_version=ending.model_version or final.get("model_version") or "",
             )
         except Exception:
             # The answer is stored and delivered; a billing failure must not undo that.

@@ -246,14 +246,18 @@ async def generation_stream(
             never_started = True
         else:
             # The engine request, from its submission to its last output (or its cut).
-            with tracing.span(
-                "engine.generate",
-                {
-                    "gen_ai.request.model": job.model_name,
-                    "gen_ai.usage.input_tokens": len(job.prompt_token_ids),
-                    "vllm.request_id": request_id,
-                },
-                kind="client",
+            # Its engine is held meanwhile: a version change unloads it once drained.
+            with (
+                engine_module.host.holding(job.spec),
+                tracing.span(
+                    "engine.generate",
+                    {
+                        "gen_ai.request.model": job.model_name,
+                        "gen_ai.usage.input_tokens": len(job.prompt_token_ids),
+                        "vllm.request_id": request_id,
+                    },
+                    kind="client",
+                ),
             ):
                 generator = job.engine.generate(
                     prompt, job.sampling_params, request_id, priority=job.priority
@@ -364,6 +368,8 @@ def _ending(
         prompt_tokens=len(job.prompt_token_ids),
         completion_tokens=state.completion_tokens,
         model_name=job.model_name,
+        model_version_id=job.model_version_id,
+        model_version=job.model_version,
         conversation_id=job.conversation_id,
         time_to_first_token_ms=None if first is None else round((first - started_at) * 1000),
         duration_ms=round((now - started_at) * 1000),

@@ -24,9 +24,8 @@ from django.conf import settings
 from django.db import connection
 
 from chat import events, selectors, services
-from inference import engine as engine_module
-from inference.engine import EngineSpec
 from inference.prepare import MAX_USER_PRIORITY, model_cached, prompt_token_ids
+from inference.versions import engine_of, served
 
 logger = logging.getLogger(__name__)
 
@@ -192,8 +191,14 @@ def title_prepare(*, generation_id: str, owner_id: int) -> TitleJob | None:
         model = model_cached(name=answer.get("model")) if answer and question else None
         if answer is None or question is None or model is None:
             return None
-        engine = engine_module.host.engine_for(EngineSpec.from_model(model))
-        ids = prompt_token_ids(engine.get_tokenizer(), title_messages(question["content"]))
+        # On the version that wrote the answer, while it serves (else the active one).
+        serving = served(model=model, version_id=answer.get("model_version_id"))
+        engine = engine_of(serving)
+        ids = prompt_token_ids(
+            engine.get_tokenizer(),
+            title_messages(question["content"]),
+            chat_template=serving.chat_template,
+        )
         return TitleJob(answer["conversation_id"], owner_id, engine, ids)
     finally:
         connection.close()  # a pool thread of the engine loop

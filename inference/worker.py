@@ -24,7 +24,8 @@ from django.conf import settings
 
 from config import process
 from config.health import LIVE_WORKERS_KEY
-from inference.engine import EngineSpec, host
+from inference import versions
+from inference.engine import host
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +96,7 @@ class Liveness:
 
 
 _liveness: Liveness | None = None
+_watcher: versions.VersionWatcher | None = None
 
 
 def _consumed_queues(consumer: Any) -> list[str]:
@@ -120,11 +122,16 @@ def _preload(queues: list[str]) -> bool:
         logger.warning("no enabled model is served on queues %s", queues)
         return False
     try:
-        host.engine_for(EngineSpec.from_model(model))
+        # The engines of the versions it serves (the active one, and a canary); a thread
+        # follows the versions from then on (inference.versions).
+        versions.engines_sync(model, drain_timeout=0)
         host.run(_start_stop_listener(), timeout=10)
     except Exception:
         logger.exception("could not start the engine for %s", model.name)
         return False
+    global _watcher
+    _watcher = versions.VersionWatcher(model_name=model.name)
+    _watcher.start()
     return True
 
 
@@ -177,4 +184,6 @@ def on_worker_shutdown(**_: Any) -> None:
     # Celery's warm shutdown does not finish while the engine's processes run: stop them here.
     if _liveness is not None:
         _liveness.stop()
+    if _watcher is not None:
+        _watcher.stop()
     host.shutdown()

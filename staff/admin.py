@@ -123,6 +123,12 @@ class AuditedAdmin(admin.ModelAdmin):
         if not select_across:
             queryset = queryset.filter(pk__in=selected)
         targets = list(queryset[: ACTION_SNAPSHOT_MAX + 1])
+        # An action may change other rows than those selected (a version's rollback restores
+        # its model's previous version): the admin names them (`action_related_objects`).
+        related = getattr(self, "action_related_objects", None)
+        if related is not None and len(targets) <= ACTION_SNAPSHOT_MAX:
+            chosen = {(type(obj), obj.pk) for obj in targets}
+            targets += [obj for obj in related(targets) if (type(obj), obj.pk) not in chosen]
         response: HttpResponseBase | None = super().response_action(request, queryset)
         if len(targets) > ACTION_SNAPSHOT_MAX:
             audit_record(

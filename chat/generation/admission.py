@@ -25,7 +25,7 @@ from accounts.plans import PlanLimits, plan_limits_for_user
 from chat import events, limits, model_router, selectors, services, usage
 from chat.catalog import ModelInfo, model_info_get
 from chat.errors import ChatError
-from chat.generation import requests, slots, waiting
+from chat.generation import requests, slots, versions, waiting
 from chat.generation.record import SOURCE_API
 from chat.protocol import (
     ChatAccepted,
@@ -432,6 +432,9 @@ def chat_send_prepare(
                 options=_stored_options(options, model),
                 generation_id=generation_id,
                 queue=model.queue,
+                model_version=versions.turn_version(
+                    owner_id=owner_id, conversation=conversation, model_name=model.name
+                ),
             )
             return Stored(question, answer, updated)
 
@@ -487,6 +490,13 @@ def generation_regenerate_prepare(
                 options=answer.get("options") or {},
                 generation_id=generation_id,
                 queue=chosen.queue,
+                # A regeneration draws the version again (a canary's share of them).
+                model_version=versions.turn_version(
+                    owner_id=owner_id,
+                    conversation=conversation,
+                    model_name=chosen.name,
+                    rechoose=request_id,
+                ),
             )
             requests.regenerate_remember(
                 owner_id=owner_id, request_id=request_id, generation_id=sibling["generation_id"]
@@ -582,6 +592,9 @@ def stateless_prepare(
                     queue=checked_model.queue,
                     source=SOURCE_API,
                     api_key_id=api_key_id,
+                    model_version=versions.turn_version(
+                        owner_id=owner_id, conversation=conversation, model_name=checked_model.name
+                    ),
                 )
             except BaseException:
                 services.conversation_hide(conversation_id=conversation["id"], owner_id=owner_id)

@@ -124,6 +124,11 @@ def _final_write(ending: Ending) -> GenerationDocument | None:
         changes["seq_offsets"] = list(ending.seq_offsets)
     if ending.cached:
         changes["cached"], changes["saved_tokens"] = True, ending.saved_tokens
+    if ending.model_version_id is not None:
+        # The version it ran on (a queued turn whose version retired meanwhile ran on the
+        # active one).
+        changes["model_version_id"] = int(ending.model_version_id)
+        changes["model_version"] = ending.model_version
     if ending.state in ERROR_STATES:
         if ending.error_message is not None:
             changes["error"] = ending.error_message

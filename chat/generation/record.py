@@ -46,6 +46,8 @@ class GenerationDocument(TypedDict, total=False):
     parent_id: str
     role: Literal["assistant"]
     model: str
+    model_version_id: int  # the model version chosen at admission, then the one it ran on
+    model_version: str  # that version's label
     queue: str  # the model queue it was enqueued on
     options: dict[str, Any]
     generation_id: str
@@ -84,6 +86,8 @@ class Ending:
     completion_tokens: int = 0
     seq_offsets: list[int] | None = None
     model_name: str = ""
+    model_version_id: int | None = None  # the version that wrote it (None: no versions)
+    model_version: str = ""
     conversation_id: str = ""
     time_to_first_token_ms: int | None = None
     duration_ms: int = 0
@@ -132,6 +136,8 @@ class Ending:
             completion_tokens=int(usage.get("completion_tokens") or 0),
             seq_offsets=document.get("seq_offsets"),
             model_name=document.get("model") or "",
+            model_version_id=document.get("model_version_id"),
+            model_version=document.get("model_version") or "",
             conversation_id=document.get("conversation_id") or "",
             duration_ms=max(0, round(duration)),
             categories=list(moderation.get("categories") or []),
@@ -159,6 +165,7 @@ class Ending:
             usage=Usage(**self.usage),
             model=self.model_name or None,
             cached=self.cached,
+            model_version=self.model_version or None,
         )
 
     def closing_messages(self) -> list[ModerationBlocked | GenerationDone | GenerationError]:

@@ -40,11 +40,13 @@ def _files_stamp(location: str) -> list[tuple[str, int, int]]:
         return []
 
 
-def cache_namespace(model: Any) -> str:
-    """The version identity of `model` that every cache key carries: its name and a digest of
-    where its weights and tokenizer are and of their files. The one place to switch to a
-    registry version id once models have versions."""
+def cache_namespace(model: Any, version: str = "") -> str:
+    """The version identity of `model` that every cache key carries: its name, its registry
+    version (`version`: the ModelVersion id that serves it; another version, even on the same
+    weights, may have another template or sampling), and a digest of where its weights and
+    tokenizer are and of their files."""
     identity = {
+        "version": version,
         "weights": model.weights_location,
         "tokenizer": model.tokenizer_location,
         "files": [_files_stamp(model.weights_location), _files_stamp(model.tokenizer_location)],

@@ -121,14 +121,20 @@ def _plan_billing(owner_id: int) -> str:
 
 
 def cache_lookup(
-    *, model: Any, owner_id: int, messages: list[dict[str, str]], sampling: Any
+    *,
+    model: Any,
+    owner_id: int,
+    messages: list[dict[str, str]],
+    sampling: Any,
+    version: str = "",
 ) -> CacheLookup:
     """The request's cache entry and, when one answers it, the hit. `messages`: the whole
-    context as the chat template gets it; `sampling`: the engine's sampling parameters.
+    context as the chat template gets it; `sampling`: the engine's sampling parameters;
+    `version`: the model version that serves it (its entries are its own).
     Synchronous (Redis, PostgreSQL on a hit, the embedder for a semantic lookup)."""
     if not settings.INFERENCE_CACHE_TTL_SECONDS or not keys.deterministic(sampling):
         return CacheLookup()
-    namespace = keys.cache_namespace(model)
+    namespace = keys.cache_namespace(model, version)
     partition = keys.partition(model, owner_id)
     key = keys.answer_key(
         namespace=namespace, partition=partition, messages=messages, sampling=sampling

@@ -354,3 +354,19 @@ def test_a_wrong_method_is_a_405(alice: User) -> None:
 
     assert response.status_code == 405
     assert response["Allow"] == "GET"
+
+
+def test_a_rating_reaches_the_answers_bill_for_per_version_figures(alice: User) -> None:
+    from inference.models import UsageRecord
+
+    ids = _conversation_with_answer(alice)
+    answer = selectors.message_get(message_id=ids["answer"], owner_id=alice.pk)
+    assert answer is not None
+    UsageRecord.objects.create(
+        generation_id=answer["generation_id"], user=alice, model="m", finish_reason="stop"
+    )
+
+    response = _post(_client(alice), f"/api/messages/{ids['answer']}/feedback", {"rating": 1})
+
+    assert response.status_code == 200
+    assert UsageRecord.objects.get(generation_id=answer["generation_id"]).feedback_rating == 1

@@ -4,6 +4,7 @@ vLLM (lower is sooner there)."""
 
 from __future__ import annotations
 
+import contextlib
 import types
 import uuid
 from typing import Any
@@ -61,6 +62,7 @@ async def test_a_started_generation_leaves_the_queue_and_the_others_move_up(
         stop_sequences=[],
         weights_location="/nowhere",
         tokenizer_location="/nowhere",
+        pk=None,  # no registry row: no versions
     )
     engine = FakeEngine(["Hello", " there"], clock)
     engine.get_tokenizer = FakeTokenizer  # type: ignore[attr-defined]
@@ -75,7 +77,11 @@ async def test_a_started_generation_leaves_the_queue_and_the_others_move_up(
     store.paths["u1"] = [{"id": "u1", "role": "user", "content": "Hi there"}]
     monkeypatch.setattr(prepare, "model_cached", lambda *, name: model)
     monkeypatch.setattr(
-        engine_module, "host", types.SimpleNamespace(engine_for=lambda spec: engine)
+        engine_module,
+        "host",
+        types.SimpleNamespace(
+            engine_for=lambda spec: engine, holding=lambda spec: contextlib.nullcontext()
+        ),
     )
     monkeypatch.setattr(streaming, "get_channel_layer", lambda: layer)
     monkeypatch.setattr(streaming, "_moderator", lambda job: PassThroughModerator())

@@ -102,6 +102,8 @@ export interface GenerationDone {
   model?: string | null;
   /** True when the response cache answered; absent from older servers. */
   cached?: boolean;
+  /** The model version that wrote the answer; null for a model without versions. */
+  model_version?: string | null;
 }
 
 export type GenerationErrorCode = "interrupted" | "engine_error" | "timeout";
