@@ -10,6 +10,10 @@ from __future__ import annotations
 import os
 from urllib.parse import urlsplit
 
+# Set by the web server (config/server.py) in its own environment before the settings load:
+# they then give it the web server's database pool (WEB_DATABASE_POOL_MAX_SIZE).
+WEB_SERVER_MARK = "CHAT_IS_WEB_SERVER"
+
 
 class ImproperlyConfiguredEnv(Exception):
     """An environment variable holds a value the project cannot use."""

@@ -28,6 +28,7 @@ from typing import Any
 from daphne.cli import CommandLineInterface
 from daphne.server import Server
 
+from config.env import WEB_SERVER_MARK
 from config.logs import AccessLog
 
 # Daphne's own logger: its messages about applications keep their source.
@@ -42,10 +43,6 @@ FULL_CHECK_SECONDS = 60
 # opening nor in 2 minutes idle (docs/benchmarks.md, "Idle websockets per Daphne process").
 # Short-lived cycles still go at the next young collection (every 50,000 allocations).
 GC_THRESHOLDS = (50_000, 20, 10)
-# PostgreSQL connections of one web process (DATABASE_POOL_MAX_SIZE, unless set): Channels'
-# shared thread, the default executor's 6 threads on 2 cores, the admission threads, and the
-# HTTP requests of the moment.
-WEB_DATABASE_POOL_SIZE = 16
 
 
 class ChatServer(Server):
@@ -168,8 +165,8 @@ def daphne_arguments(argv: list[str], settings: Any) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     # Django runs each HTTP request's synchronous code on a thread of its own under ASGI: a
-    # pool, not one persistent connection per thread (config/settings.py).
-    os.environ.setdefault("DATABASE_POOL_MAX_SIZE", str(WEB_DATABASE_POOL_SIZE))
+    # pool, not one persistent connection per thread (WEB_DATABASE_POOL_MAX_SIZE).
+    os.environ[WEB_SERVER_MARK] = "1"
     import django
     from django.conf import settings
 

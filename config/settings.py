@@ -5,6 +5,7 @@ A local `.env` file, when present, fills in variables that the environment does 
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 from pathlib import Path
@@ -13,6 +14,7 @@ import dj_database_url
 from dotenv import load_dotenv
 
 from config.env import (
+    WEB_SERVER_MARK,
     ImproperlyConfiguredEnv,
     env_bool,
     env_choice,
@@ -116,12 +118,16 @@ DATABASE_URL = env_url(
 # the test stacks use 0, since a test run keeps several stacks up on one server.
 DATABASE_CONN_MAX_AGE = env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
 # Connections in this process's pool (psycopg_pool; 0: no pool, one connection per thread as
-# DATABASE_CONN_MAX_AGE says). The web server sets 16 for itself (config/server.py): under ASGI
-# Django runs each HTTP request's synchronous code on a thread of its own, so persistent
-# per-thread connections pile up, one per request, until PostgreSQL refuses more clients
-# (measured: 95 connections after 50 sign-ups, then HTTP 500; docs/operations.md). A pooled
-# connection goes back to the pool when Django closes it, and is checked before it is lent.
+# DATABASE_CONN_MAX_AGE says): workers and commands. The web server (config/server.py) always
+# pools, WEB_DATABASE_POOL_MAX_SIZE connections: under ASGI Django runs each HTTP request's
+# synchronous code on a thread of its own, so persistent per-thread connections pile up, one
+# per request, until PostgreSQL refuses more clients (measured: 95 connections after 50
+# sign-ups, then HTTP 500; docs/operations.md). A pooled connection goes back to the pool when
+# Django closes it, and is checked before it is lent.
 DATABASE_POOL_MAX_SIZE = env_int("DATABASE_POOL_MAX_SIZE", 0, minimum=0)
+WEB_DATABASE_POOL_MAX_SIZE = env_int("WEB_DATABASE_POOL_MAX_SIZE", 16, minimum=1)
+if os.environ.get(WEB_SERVER_MARK):
+    DATABASE_POOL_MAX_SIZE = WEB_DATABASE_POOL_MAX_SIZE
 DATABASES = {
     "default": dj_database_url.parse(
         DATABASE_URL,

@@ -4,7 +4,7 @@ Under ASGI, Django runs each HTTP request's synchronous code on a thread of its 
 production default of persistent connections (DATABASE_CONN_MAX_AGE=60) and no pool, each of
 those threads left its connection open: a web process reached PostgreSQL's 100 clients after
 about 50 sign-ups and answered 500 from then on (bench/admission.py found it). The web server
-now lends connections from a pool (config/server.py, DATABASE_POOL_MAX_SIZE)."""
+now lends connections from a pool (config/server.py, WEB_DATABASE_POOL_MAX_SIZE)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from django.conf import settings
 
 from chatclient.client import ChatClient
-from config.server import WEB_DATABASE_POOL_SIZE
 from tests.e2e.protocol_support import start_web_only
 
 pytestmark = pytest.mark.e2e
@@ -55,4 +55,4 @@ def test_sign_ups_with_persistent_connections_stay_within_the_pool(tmp_path: Pat
         stack.stop()
 
     assert len(set(tokens)) == SIGN_UPS  # every sign-up and sign-in answered, none 500
-    assert 1 <= held <= WEB_DATABASE_POOL_SIZE, held
+    assert 1 <= held <= settings.WEB_DATABASE_POOL_MAX_SIZE, held
