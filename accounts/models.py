@@ -110,6 +110,9 @@ class Plan(models.Model):
         max_length=8,
         choices=[("free", "free"), ("full", "full")],
         default="free",
+        # In the table too: plans written by code that predates the column (a web process of
+        # the previous release during a deploy, SQL by hand) get it.
+        db_default="free",
         help_text="An answer from the response cache: free (no tokens billed), or full (the "
         "tokens of the answer it repeats, as if generated).",
     )

@@ -239,6 +239,10 @@ def version_for_generation(*, model: LanguageModel, version_id: int | None) -> M
     if model.pk is None:
         return None
     serving = serving_versions(model_id=model.pk)
+    if version_id is not None and version_id not in serving:
+        # Admission may have chosen a version this worker's cache does not know yet (a canary
+        # started in the last seconds): read again before falling back to the active one.
+        serving = serving_versions(model_id=model.pk, fresh=True)
     if version_id is not None and version_id in serving:
         return serving[version_id]
     return next((v for v in serving.values() if v.state == State.ACTIVE), None)

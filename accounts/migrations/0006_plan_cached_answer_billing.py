@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='plan',
             name='cached_answer_billing',
-            field=models.CharField(choices=[('free', 'free'), ('full', 'full')], default='free', help_text='An answer from the response cache: free (no tokens billed), or full (the tokens of the answer it repeats, as if generated).', max_length=8),
+            field=models.CharField(choices=[('free', 'free'), ('full', 'full')], db_default='free', default='free', help_text='An answer from the response cache: free (no tokens billed), or full (the tokens of the answer it repeats, as if generated).', max_length=8),
         ),
     ]

@@ -21,7 +21,7 @@ from django.conf import settings as django_settings
 
 from accounts.models import Plan, User
 from chat import model_router, selectors
-from chat.generation import waiting
+from chat.generation import names, waiting
 from config.health import LIVE_WORKERS_KEY
 from inference.models import LanguageModel, Route, RoutingPolicy
 from tests.chat.consumer_support import MODEL, QUEUE, Client, Dispatched, connect
@@ -66,6 +66,11 @@ def workers(redis_client: redis.Redis) -> Iterator[Callable[..., None]]:
     """`workers(queue, ...)`: a live worker consuming those queues, as a worker advertises
     itself; all of them removed at the end."""
     hosts: list[str] = []
+    # Only this test's workers are live: earlier tests of the run may have left liveness
+    # entries in the same Redis database, and the router counts every live worker's room.
+    for stale in redis_client.zrange(LIVE_WORKERS_KEY, 0, -1):
+        redis_client.delete(f"chat:worker:{stale.decode()}")
+    redis_client.delete(LIVE_WORKERS_KEY)
 
     def live(*queues: str) -> None:
         host = f"test-{uuid.uuid4().hex[:10]}"
@@ -85,6 +90,11 @@ def workers(redis_client: redis.Redis) -> Iterator[Callable[..., None]]:
 def load(redis_client: redis.Redis) -> Iterator[Callable[..., None]]:
     """`load(queue, waiting=n, running=m)`: generations of nobody in a queue's sets."""
     added: list[tuple[str, str]] = []
+    # The queues hold only this test's generations (earlier tests share the Redis database).
+    for queue in (QUEUE, GEMMA_QUEUE):
+        redis_client.delete(
+            names.waiting_key(queue), names.waiting_since_key(queue), names.running_key(queue)
+        )
 
     def put(queue: str, *, waiting_count: int = 0, running: int = 0) -> list[str]:
         first = len(added)

@@ -104,7 +104,8 @@ async def test_a_websocket_client_chats_with_the_second_model(two_model_stack: S
     )
     assert conversation["model"] == GEMMA
     worker_log = Path(two_model_stack.workdir / "worker-gemma.log").read_text()
-    assert "vLLM engine for gemma3-270m ready" in worker_log
+    # The engine's line names the version it serves (docs/models.md): Gemma's first, v1.
+    assert "vLLM engine for gemma3-270m v1 ready" in worker_log
 
 
 async def test_auto_routes_by_task_to_each_real_engine(two_model_stack: Stack) -> None:

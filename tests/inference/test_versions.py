@@ -186,6 +186,20 @@ def test_a_queued_generation_keeps_a_serving_version_else_gets_the_active_one(
     assert pick(model=bare, version_id=None) is None
 
 
+def test_a_version_started_after_the_workers_last_read_is_read_again_not_replaced(
+    model: LanguageModel,
+) -> None:
+    v1 = model.versions.get(label="v1")
+    versions._serving_cache.clear()
+    assert set(versions.serving_versions(model_id=model.pk)) == {v1.pk}  # cached: v1 alone
+    v2 = draft(model, "v2")
+    versions.version_canary_start(version=v2, share=100)  # admission now draws v2
+
+    chosen = versions.version_for_generation(model=model, version_id=v2.pk)
+
+    assert chosen is not None and chosen.pk == v2.pk  # not the active one from a stale cache
+
+
 def test_the_ending_names_its_version_in_generation_done_and_the_bill(
     model: LanguageModel,
 ) -> None:
