@@ -33,7 +33,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.abuse import machine, start_web, users  # noqa: E402 - after the path
+from bench.abuse import machine, percentile, start_web, users  # noqa: E402 - after the path
 
 TARGET_P50_MS = 50.0
 TARGET_AT = 32
@@ -89,11 +89,6 @@ async def burst(sessions: list, round_number: int) -> tuple[list[float], Counter
 
     results = await asyncio.gather(*(one(i, s) for i, s in enumerate(sessions)))
     return [seconds for seconds, _ in results], Counter(kind for _, kind in results)
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def measure(base_url: str, concurrency: int, rounds: int) -> tuple[list[float], Counter]:
