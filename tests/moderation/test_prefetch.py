@@ -41,6 +41,21 @@ async def test_concurrent_texts_form_batches_and_the_first_does_not_wait() -> No
     assert all(result == {"bb": 2, "ccc": 3, "dddd": 4} for result in results[1:])
 
 
+async def test_a_burst_is_embedded_in_batches_of_at_most_batch_size_oldest_first() -> None:
+    batches: list[list[str]] = []
+
+    def compute(texts: list[str]) -> dict[str, Any]:
+        batches.append(texts)
+        return {text: len(text) for text in texts}
+
+    batcher = prefetch.Batcher(compute, batch_size=3)
+    texts = [str(n) * (n + 1) for n in range(8)]
+    results = await asyncio.gather(*(batcher.scores(text) for text in texts))
+
+    assert batches == [texts[0:3], texts[3:6], texts[6:8]]
+    assert all(result[text] == len(text) for text, result in zip(texts, results, strict=True))
+
+
 async def test_a_failed_batch_leaves_the_checks_to_compute_alone() -> None:
     def compute(texts: list[str]) -> dict[str, Any]:
         raise RuntimeError("model unavailable")
