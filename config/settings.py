@@ -13,6 +13,7 @@ from pathlib import Path
 import dj_database_url
 from dotenv import load_dotenv
 
+from config import db_pool
 from config.env import (
     WEB_SERVER_MARK,
     ImproperlyConfiguredEnv,
@@ -132,16 +133,19 @@ DATABASES = {
     "default": dj_database_url.parse(
         DATABASE_URL,
         conn_max_age=0 if DATABASE_POOL_MAX_SIZE else DATABASE_CONN_MAX_AGE,
-        # With a pool, Django has the pool check a connection before lending it.
+        # A reused connection is checked first; with a pool, only one idle for a while
+        # (config/db_pool.py: the check is a round trip on every checkout otherwise).
         conn_health_checks=True,
     )
 }
 if DATABASE_POOL_MAX_SIZE:
+    DATABASES["default"]["ENGINE"] = "config.postgresql"
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 1,
         "max_size": DATABASE_POOL_MAX_SIZE,
         # Seconds a thread waits for a free connection before its request fails.
         "timeout": 30,
+        "reset": db_pool.returned,
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
