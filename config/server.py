@@ -20,6 +20,7 @@ import asyncio
 import gc
 import logging
 import os
+import pprint
 import sys
 import time
 from concurrent.futures import CancelledError
@@ -43,6 +44,33 @@ FULL_CHECK_SECONDS = 60
 # opening nor in 2 minutes idle (docs/benchmarks.md, "Idle websockets per Daphne process").
 # Short-lived cycles still go at the next young collection (every 50,000 allocations).
 GC_THRESHOLDS = (50_000, 20, 10)
+
+
+class LazyPformat:
+    """`pprint.pformat(value)`, computed only when the text is used."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __str__(self) -> str:
+        return pprint.pformat(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+
+def lazy_autobahn_debug_text() -> None:
+    """autobahn pretty-prints two debug messages for every new websocket (its options and the
+    transport's details: `pformat` passed as a log argument) whether or not debug logging is
+    on: 15% of Daphne's CPU in a connect storm (py-spy, docs/benchmarks.md). Its module's
+    `pformat` becomes a lazy one, so the text is made only when a debug line is written; the
+    one other use there (`Timings.__str__`, which must return a str) keeps the eager one."""
+    from autobahn.websocket import protocol
+
+    protocol.pformat = LazyPformat  # type: ignore[assignment]
+    protocol.Timings.__str__ = lambda timings: pprint.pformat(timings._timings)  # type: ignore[method-assign]
 
 
 class ChatServer(Server):
@@ -181,6 +209,7 @@ def main(argv: list[str] | None = None) -> None:
     warm()  # before the server listens: the first users must not wait for the models
     process.tune()
     gc.set_threshold(*GC_THRESHOLDS)
+    lazy_autobahn_debug_text()
     cli = CommandLineInterface()
     cli.server_class = ChatServer
     cli.run(daphne_arguments(sys.argv[1:] if argv is None else argv, settings))

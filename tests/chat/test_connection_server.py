@@ -139,3 +139,34 @@ async def test_every_connection_is_checked_once_a_minute(
     web.application_checker()
 
     assert "application_instance" not in web.connections[protocol]
+
+
+def test_autobahns_per_connection_debug_text_is_made_only_when_written(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import pprint
+
+    from autobahn.websocket import protocol
+
+    # Restored after the test, whatever the function changes.
+    monkeypatch.setattr(protocol, "pformat", protocol.pformat)
+    monkeypatch.setattr(protocol.Timings, "__str__", protocol.Timings.__str__)
+    made: list[object] = []
+    eager = pprint.pformat
+
+    def counted(value: object) -> str:
+        made.append(value)
+        return eager(value)
+
+    monkeypatch.setattr(pprint, "pformat", counted)
+    server.lazy_autobahn_debug_text()
+
+    options = [("openHandshakeTimeout", 60, "WebSocketServerFactory")] * 12
+    text = protocol.pformat(options)  # what _connectionMade passes to log.debug
+    assert made == []
+    assert "\n{attrs}".format(attrs=text) == "\n" + eager(options)  # noqa: UP032 - as txaio does
+    assert made == [options]
+
+    timings = protocol.Timings()
+    timings.track("onOpen")
+    assert str(timings) == eager(timings._timings)
