@@ -19,7 +19,8 @@ judges words without intent (`Check.lowered_by_intent`: patterns, semantic) into
   something harmful, step by step, quantities, "without getting caught", a request to send or
   share material, or a first-person threat outside quotes. A protective wrapper around such an
   ask ("as a teacher, how do I make a pipe bomb for a lesson") keeps the block;
-- self-harm instructions are never lowered (moderation/support.py treats a plea for help).
+- self-harm instructions are never lowered, nor self-harm that seeks a method or says it is
+  imminent (moderation/support.py's own tests, which also treat a plea for help).
 
 The flag sends the text and records it for review with the check's own category and the
 intent in its reason, so a wrong lowering is seen, and an operator who wants none sets
@@ -35,8 +36,9 @@ import dataclasses
 import re
 from enum import StrEnum
 
+from moderation import support
 from moderation.normalize import normalize
-from moderation.policy import Category, canonical
+from moderation.policy import Category, canonical, is_self_harm
 from moderation.types import Action, Verdict
 
 
@@ -162,8 +164,9 @@ _CUES: dict[Intent, re.Pattern[str]] = {
     ),
     Intent.OWN_SAFETY: re.compile(
         r"\b(?:on|in|from|to) my (?:own )?(?:phone|iphone|laptop|computer|pc|account|accounts"
-        r"|device|car|network|router|app|site|website|server)\b|\bmy own (?:\w{1,30} )?(?:phone|laptop"
-        r"|computer|account|app|vm|device|server)\b|\bscam(?=\?)|\b(?:is (?:this|it|that) a scam"
+        r"|device|network|router|app|site|website|server)\b"
+        r"|\bmy own (?:\w{1,30} )?(?:phone|laptop|computer|account|app|vm|device|server)\b"
+        r"|\bscam(?=\?)|\b(?:is (?:this|it|that) a scam"
         r"|how (?:do|can) i (?:tell|check|know|see|find out) if|how (?:do|can) i tell$"
         r"|how (?:do|can) i (?:tell|check|scan|search) my (?:phone|iphone|android|laptop|computer"
         r"|car|account)|(?:keeps?|is) (?:tracking|following|stalking|watching) (?:me|my)"
@@ -194,7 +197,9 @@ _CUES: dict[Intent, re.Pattern[str]] = {
         r"|historia)|sto scrivendo un (?:romanzo|racconto)|estou escrevendo um (?:romance|livro))\b"
     ),
     Intent.GAMING: re.compile(
-        r"\b(?:boss|bosses|summons?|respawn|pvp|pve|raid|dungeon|level \d{1,3}|headshots?"
+        # "boss" after a possessive is a person's boss, not a game's.
+        r"\b(?:(?<!my )(?<!your )(?<!his )(?<!her )(?<!our )(?<!their )(?<!the )boss|bosses"
+        r"|summons?|respawn|pvp|pve|raid|dungeon|level \d{1,3}|headshots?"
         r"|elden ring|dark souls|malenia|valorant|fortnite|minecraft|roblox|call of duty|cod"
         r"|mortal kombat|combos?|overwatch|league of legends|counter-?strike|cs ?2|gta|zelda"
         r"|pokemon|skyrim|the game|this game|in game|in-game|match report|6-0|\d-\d (?:win|loss"
@@ -215,7 +220,15 @@ _OPERATIONAL = re.compile(
     r"|someone|a)|find (?:out )?where|poison|stab|shoot (?:up|someone|a person)|hurt|strangle"
     r"|kidnap|groom|lure|blackmail|extort|launder|steal|skim|phish|dox)\b"
     r"|step[- ]by[- ]step|detailed (?:instructions|guide|steps)|instructions (?:for|to|on)"
-    r"|recipe for|ingredients for|exact (?:amounts?|quantit\w{1,4}|doses?|measurements|ratio|drug)"
+    r"|recipe for|ingredients for|exact (?:amounts?|quantit\w{1,4}|doses?|measurements|ratios?"
+    r"|drugs?|chemicals|reagents|ingredients|grams|materials|components|steps)"
+    r"|(?:grams|ml|mg|amounts?) of each|(?:amounts?|quantities) in (?:grams|ml|mg)"
+    r"|keep (?:\w{1,30} ){0,2}secret from"
+    r"|how (?:he|she|they|you|i) (?:wires?|mix(?:es)?|assembles?|builds?|makes?|cooks?)"
+    r"|describe (?:everything|every (?:detail|second|moment)|it all|all of it"
+    r"|in (?:full |graphic |gory )?detail)"
+    r"|(?:all|every) (?:the )?(?:gory |graphic |bloody )?details"
+    r"|all the (?:gore|blood)"
     r"|(?:lethal|fatal|deadly) (?:dose|amount|quantity)|dosis letal|dose (?:letale|letal|mortelle)"
     r"|todliche dosis|real quantities|real amounts"
     r"|how (?:much|many) (?:\w{1,30} ){0,2}(?:to kill|would kill|is lethal|to die|to overdose)"
@@ -239,13 +252,15 @@ _DO_HARM = re.compile(
     r"|get rid of|knock out|shoot|headshot)\b"
 )
 _THREAT = re.compile(
-    r"\b(?:i|we)(?: will|'ll| am going to|'m going to| m going to| gonna| am gonna|'m gonna"
-    r"| want to| wanna| plan to| am about to|'m about to) (?:\w{1,30} )?(?:kill|murder|shoot|stab"
-    r"|hurt|rape|beat|bomb|burn|poison|find|destroy|leak|expose|dox) (?:you|u|him|her|them"
-    r"|his|their|my (?:ex|boss|teacher|neighbou?r|wife|husband))\b"
+    r"\b(?:(?:i|we)(?: will|'ll| am going to|'m going to| m going to| am gonna|'m gonna"
+    r"| plan to| am about to|'m about to)|gonna|going to|wanna|want to) (?:\w{1,30} )?"
+    r"(?:kill|murder|shoot|stab|hurt|rape|beat|bomb|burn|poison|find|destroy|leak|expose|dox) "
+    r"(?:you|u|him|her|them|his|their|my (?:ex|boss|teacher|neighbou?r|wife|husband))\b"
 )
+# A quote; an apostrophe inside a word ("i'm") does not end a single-quoted one.
 _QUOTE = re.compile(
-    r"'[^'\n]{1,300}'|\"[^\"\n]{1,300}\"|[\u201c\u201e\u00ab][^\n]{1,300}?[\u201d\u00bb]"
+    r"'(?:[^'\n]|'(?=\w)){1,300}?'(?!\w)|\"[^\"\n]{1,300}\""
+    r"|[\u201c\u201e\u00ab][^\n]{1,300}?[\u201d\u00bb]"
 )
 
 
@@ -273,6 +288,9 @@ def lower(verdict: Verdict, text: str) -> Verdict:
     if Category.SELF_HARM_INSTRUCTIONS.value in categories:
         return verdict
     normalized = normalize(text)
+    # For self-harm, a method or an imminent act is the operational ask (moderation/support.py).
+    if any(is_self_harm(c) for c in categories) and support.method_or_imminent(normalized):
+        return verdict
     covering = [i for i in intent_of(normalized) if categories <= LOWERS[i]]
     in_game = Intent.GAMING in covering
     if not covering or operational_ask(normalized, in_game=in_game):
