@@ -9,8 +9,9 @@ vocabulary of the harm and block; the intent says the text is about protection, 
 fiction or a game.
 
 `intent_of` finds such an intent, one of `Intent`, from cues in the six supported languages
-(English, Spanish, French, German, Portuguese, Italian). `lower` turns a block of a check that
-judges words without intent (`Check.lowered_by_intent`: patterns, semantic) into a flag when:
+(English, Spanish, French, German, Portuguese, Italian). On input, `lower` turns a block of a
+check that judges words without intent (`Check.lowered_by_intent`: patterns, semantic) into a
+flag when:
 
 - the text has an intent whose categories (`LOWERS`) cover every category the block names: a
   game makes "kill" a move, not a ghost story's "blood"; a parent's worry covers sexual
@@ -26,8 +27,12 @@ The flag sends the text and records it for review with the check's own category 
 intent in its reason, so a wrong lowering is seen, and an operator who wants none sets
 `MODERATION_PROTECTIVE_INTENT` off.
 
-Every pattern is an alternation of bounded phrases (no repetition longer than 60 characters),
-matched once over the normalised text (moderation/normalize.py): linear in the text.
+Not on output: a model's answer asks for nothing, so instructions given under a protective cue
+would pass.
+
+Every pattern is an alternation of phrases whose repetitions are bounded (at most 100
+characters in a gap, 30 in a word, 300 in a quote), matched once over the normalised text
+(moderation/normalize.py): linear in the text.
 """
 
 from __future__ import annotations

@@ -110,8 +110,13 @@ def run(
         verdict = policy.apply(verdict, snapshot.category_actions)
         # Someone asking for help with their own self-harm is answered, not refused.
         verdict = support.soften(verdict, checked)
-        # Harmful words in a protective intent, with no operational ask, are flagged.
-        if check.lowered_by_intent and settings.MODERATION_PROTECTIVE_INTENT:
+        # Harmful words in a protective intent, with no operational ask, are flagged. Input
+        # only: an answer holds no ask, so its instructions would pass under a cue.
+        if (
+            direction is Direction.INPUT
+            and check.lowered_by_intent
+            and settings.MODERATION_PROTECTIVE_INTENT
+        ):
             verdict = intent.lower(verdict, checked)
         if verdict.action is Action.ALLOW:
             continue

@@ -191,14 +191,7 @@ def nir_valid(candidate: str) -> bool:
 def personnummer_valid(candidate: str) -> bool:
     """Swedish personnummer: Luhn over the ten digits YYMMDDNNNC."""
     digits = [int(ch) for ch in candidate if ch.isdigit()][-10:]
-    total = 0
-    for index, digit in enumerate(digits):
-        if index % 2 == 0:
-            digit *= 2
-            if digit > 9:
-                digit -= 9
-        total += digit
-    return len(digits) == 10 and total % 10 == 0
+    return len(digits) == 10 and luhn_sum_valid(digits)
 
 
 def bsn_valid(candidate: str) -> bool:
@@ -234,8 +227,12 @@ _KEYWORD_IDENTIFIERS = (
 
 def luhn_valid(number: str) -> bool:
     digits = [int(ch) for ch in number if ch.isdigit()]
-    if not 13 <= len(digits) <= 19:
-        return False
+    return 13 <= len(digits) <= 19 and luhn_sum_valid(digits)
+
+
+def luhn_sum_valid(digits: list[int]) -> bool:
+    """Luhn: every second digit from the right doubled (less 9 past 9), the sum a multiple
+    of 10."""
     total = 0
     for index, digit in enumerate(reversed(digits)):
         if index % 2 == 1:
