@@ -176,7 +176,9 @@ _CUES: dict[Intent, re.Pattern[str]] = {
         r"|how (?:do|can) i (?:tell|check|scan|search) my (?:phone|iphone|android|laptop|computer"
         r"|car|account)|(?:keeps?|is) (?:tracking|following|stalking|watching) (?:me|my)"
         r"|(?:protect|secure|lock down) my|am i being (?:tracked|followed|watched)"
-        r"|hur kanner jag igen|es (?:esto|una) estafa|c'est une arnaque|ist das (?:ein )?betrug"
+        r"|how (?:do|can) i (?:recogni[sz]e|spot)|como (?:reconozco|reconheco)"
+        r"|comment reconnaitre|wie erkenne ich|come riconosco"
+        r"|es (?:esto|una) estafa|c'est une arnaque|ist das (?:ein )?betrug"
         r"|e golpe|e una truffa)\b"
     ),
     Intent.EDUCATION: re.compile(
