@@ -448,6 +448,9 @@ MODERATION_FAIL_CLOSED = env_list("MODERATION_FAIL_CLOSED", [])
 # Milliseconds the input checks of one message may take (0: no budget). Checked between
 # checks: a message whose checks have not all run by then is refused as "unchecked".
 MODERATION_INPUT_BUDGET_MS = env_int("MODERATION_INPUT_BUDGET_MS", 1000, minimum=0)
+# A block by a check that judges words without intent (patterns, semantic) becomes a flag when
+# the text shows a protective intent and makes no operational ask (moderation/intent.py).
+MODERATION_PROTECTIVE_INTENT = env_bool("MODERATION_PROTECTIVE_INTENT", True)
 MODERATION_PROFANITY_ACTION = env_choice(
     "MODERATION_PROFANITY_ACTION", "flag", choices={"flag", "block"}
 )

@@ -3,8 +3,9 @@
 Order of work: allowlisted phrases are blanked (they win over every check), fenced code and
 reported quotes (moderation/reported.py) are blanked for checks that skip code, each check runs
 under its failure policy, a self-harm block of someone asking for help becomes a flag
-(moderation/support.py), and the strictest action wins. The first block stops the run: later
-(often slower) checks cannot change it.
+(moderation/support.py), so does a pattern or semantic block of a text with a protective intent
+and no operational ask (moderation/intent.py), and the strictest action wins. The first block
+stops the run: later (often slower) checks cannot change it.
 
 A run may have a time budget (`budget_ms`; input: MODERATION_INPUT_BUDGET_MS). Checks run one
 after another and are not interrupted, so the budget is looked at before each check: once it
@@ -18,7 +19,9 @@ import dataclasses
 import logging
 import time
 
-from moderation import policy, registry, state, support
+from django.conf import settings
+
+from moderation import intent, policy, registry, state, support
 from moderation.code_prose import mask_code_keeping_comments
 from moderation.messages import UNAVAILABLE_CATEGORY, UNCHECKED_CATEGORY
 from moderation.normalize import mask_code_fences
@@ -107,6 +110,14 @@ def run(
         verdict = policy.apply(verdict, snapshot.category_actions)
         # Someone asking for help with their own self-harm is answered, not refused.
         verdict = support.soften(verdict, checked)
+        # Harmful words in a protective intent, with no operational ask, are flagged. Input
+        # only: an answer holds no ask, so its instructions would pass under a cue.
+        if (
+            direction is Direction.INPUT
+            and check.lowered_by_intent
+            and settings.MODERATION_PROTECTIVE_INTENT
+        ):
+            verdict = intent.lower(verdict, checked)
         if verdict.action is Action.ALLOW:
             continue
         verdicts.append(dataclasses.replace(verdict, check=configured.name))

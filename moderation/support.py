@@ -59,13 +59,14 @@ _IMMINENT = re.compile(
 )
 
 
+def method_or_imminent(normalized: str) -> bool:
+    """Whether `normalized` seeks a method or says self-harm is happening now or soon."""
+    return _SEEKS_METHOD.search(normalized) is not None or _IMMINENT.search(normalized) is not None
+
+
 def seeks_help(normalized: str) -> bool:
     """Whether `normalized` asks for help without seeking a method or saying it is imminent."""
-    return (
-        _ASKS_FOR_HELP.search(normalized) is not None
-        and _SEEKS_METHOD.search(normalized) is None
-        and _IMMINENT.search(normalized) is None
-    )
+    return _ASKS_FOR_HELP.search(normalized) is not None and not method_or_imminent(normalized)
 
 
 def soften(verdict: Verdict, text: str) -> Verdict:

@@ -40,6 +40,9 @@ class Check:
     #: With `skips_code`, whether the comments inside code blocks are kept as prose
     #: (moderation/code_prose.py): a request can be written as a comment.
     reads_code_comments: ClassVar[bool] = False
+    #: Whether this check judges words without the writer's intent, so that a block of a text
+    #: with a protective intent and no operational ask becomes a flag (moderation/intent.py).
+    lowered_by_intent: ClassVar[bool] = False
     #: What an unexpected error in this check means unless settings or the admin say otherwise.
     default_failure_policy: ClassVar[FailurePolicy] = FailurePolicy.OPEN
     #: Default score threshold, for checks that have one.

@@ -62,6 +62,7 @@ def load_groups(path: Path = PATTERNS_FILE) -> list[PatternGroup]:
 
 class PatternCheck(Check):
     name: ClassVar[str] = "patterns"
+    lowered_by_intent: ClassVar[bool] = True
 
     def __init__(self, *, threshold: float | None = None) -> None:
         super().__init__(threshold=threshold)

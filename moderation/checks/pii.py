@@ -1,6 +1,7 @@
 """Personal data: e-mail addresses, phone numbers, payment card numbers, IBANs, national
-identity numbers (US SSN, Spanish DNI/NIE, Italian codice fiscale, Brazilian CPF), passport
-numbers given as such, and street addresses, redacted.
+identity numbers (US SSN, Spanish DNI/NIE, Italian codice fiscale, Brazilian CPF, French NIR,
+Swedish personnummer, Dutch BSN), passport numbers given as such, and street addresses,
+redacted.
 
 Regular expressions find candidates; each kind must then pass its own check (Luhn for cards;
 an IBAN's country length or its mod 97 check; a DNI's check letter; the ranges the SSA never
@@ -37,13 +38,36 @@ _SSN = re.compile(r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])")
 _DNI = re.compile(r"\b[XYZ]?\d{7,8}-?[A-Z]\b")
 _CODICE_FISCALE = re.compile(r"\b[A-Z]{6}\d{2}[A-EHLMPR-T]\d{2}[A-Z]\d{3}[A-Z]\b")
 _CPF = re.compile(r"(?<![\d.])\d{3}\.\d{3}\.\d{3}-\d{2}(?![\d-])")
-# A passport number is 6 to 9 letters and digits, too common a shape to find alone: only the
-# one that follows the word (in the supported languages), with "number", "no." or ":" between.
+# A passport number is 6 to 9 letters and digits, too common a shape to find alone: only those
+# within PASSPORT_WINDOW characters after the word, in the supported languages and Dutch,
+# Swedish and Polish ("passport numbers 533380006 and 548812390").
 _PASSPORT = re.compile(
-    r"\b(?i:passport|passeport|pasaporte|passaporto|passaporte|reisepass)"
-    r"(?i:\s{1,3}(?:number|no\.?|nr\.?|num(?:ber|ero|éro)?\.?|n[º°o]\.?|#|nummer))?"
-    r"(?i:\s{1,3}(?:is|es|est|ist|é|è))?\s{0,3}[:#]?\s{0,3}"
-    r"\b(?=[A-Z]{0,3}\d)([A-Z0-9]{6,9})\b"
+    r"\b(?i:passports?|passeports?|pasaportes?|passaport[oi]|passaportes?|reisep[aä]ss?e?"
+    r"|paspoort|pass(?=nummer|nr)|paszport)"
+)
+_PASSPORT_ID = re.compile(r"\b(?=[A-Z]{0,3}\d)[A-Z0-9]{6,9}\b")
+PASSPORT_WINDOW = 60
+# National numbers whose shape alone is common: found after their keyword, up to 40 characters
+# without digits between, where any number of the shape is redacted (a mistyped check digit is
+# still the number a person gave as theirs, as for IBANs); without the keyword, only a number
+# whose check digits hold. France's NIR (sex, year, month, department, commune, order, key
+# 97 - number mod 97), Sweden's personnummer (date, serial, Luhn on the last ten digits), the
+# Dutch BSN (nine digits, always with its keyword and the 11-proof).
+_NIR_SHAPE = r"[12] ?\d{2} ?\d{2} ?(?:\d{2}|2[ABab]) ?\d{3} ?\d{3}(?: ?\d{2})"
+_NIR = re.compile(rf"(?<!\d)(?<!\d )({_NIR_SHAPE})(?! ?\d)")
+_NIR_KEYWORD = re.compile(
+    r"\b(?i:s[ée]cu(?:rit[ée] sociale)?|nir|insee|carte vitale)\b[^\d\n]{0,40}"
+    rf"({_NIR_SHAPE})(?! ?\d)"
+)
+_PERSONNUMMER_SHAPE = r"(?:19|20)?\d{2}(?:0[1-9]|1[0-2])(?:[0-2]\d|3[01]|[6-8]\d|9[01])[-+]?\d{4}"
+_PERSONNUMMER = re.compile(
+    r"(?<![\d-])((?:19|20)?\d{2}(?:0[1-9]|1[0-2])(?:[0-2]\d|3[01]|[6-8]\d|9[01])[-+]\d{4})(?![\d-])"
+)
+_PERSONNUMMER_KEYWORD = re.compile(
+    rf"\b(?i:personnumm?er|personnr|samordningsnummer)\b[^\d\n]{{0,40}}({_PERSONNUMMER_SHAPE})(?![\d-])"
+)
+_BSN_KEYWORD = re.compile(
+    r"\b(?i:bsn|burgerservicenummer|sofi-?nummer)\b[^\d\n]{0,40}(\d{4}\.?\d{2}\.?\d{3}|\d{9})(?![\d.])"
 )
 # A street address: a house number and one to four capitalised words before a street type
 # (US/UK), optionally a unit, a city, a state and a ZIP code; a street type, up to four words
@@ -156,6 +180,27 @@ def cpf_valid(candidate: str) -> bool:
     return True
 
 
+def nir_valid(candidate: str) -> bool:
+    """French NIR: the last two digits are 97 minus the first thirteen modulo 97 (Corsica's
+    2A and 2B read as 19 and 18)."""
+    compact = candidate.replace(" ", "").upper()
+    body = compact[:13].replace("2A", "19").replace("2B", "18")
+    return len(compact) == 15 and 97 - int(body) % 97 == int(compact[13:])
+
+
+def personnummer_valid(candidate: str) -> bool:
+    """Swedish personnummer: Luhn over the ten digits YYMMDDNNNC."""
+    digits = [int(ch) for ch in candidate if ch.isdigit()][-10:]
+    return len(digits) == 10 and luhn_sum_valid(digits)
+
+
+def bsn_valid(candidate: str) -> bool:
+    """Dutch BSN: the 11-proof, weights 9 down to 2 and -1 on the last digit."""
+    digits = [int(ch) for ch in candidate if ch.isdigit()]
+    weights = (9, 8, 7, 6, 5, 4, 3, 2, -1)
+    return len(digits) == 9 and sum(d * w for d, w in zip(digits, weights, strict=True)) % 11 == 0
+
+
 def _any(candidate: str) -> bool:
     return True
 
@@ -168,13 +213,26 @@ _IDENTIFIERS = (
     # These two shapes are distinctive enough on their own; a wrong check character is a typo.
     (_CODICE_FISCALE, _any, "[id]"),
     (_CPF, _any, "[id]"),
+    (_NIR, nir_valid, "[id]"),
+    (_PERSONNUMMER, personnummer_valid, "[id]"),
+)
+# Numbers after their keyword (group 1 is the number), and their check: the shape alone for the
+# NIR and the personnummer; the 11-proof for the BSN, nine digits being any number's shape.
+_KEYWORD_IDENTIFIERS = (
+    (_NIR_KEYWORD, _any),
+    (_PERSONNUMMER_KEYWORD, _any),
+    (_BSN_KEYWORD, bsn_valid),
 )
 
 
 def luhn_valid(number: str) -> bool:
     digits = [int(ch) for ch in number if ch.isdigit()]
-    if not 13 <= len(digits) <= 19:
-        return False
+    return 13 <= len(digits) <= 19 and luhn_sum_valid(digits)
+
+
+def luhn_sum_valid(digits: list[int]) -> bool:
+    """Luhn: every second digit from the right doubled (less 9 past 9), the sum a multiple
+    of 10."""
     total = 0
     for index, digit in enumerate(reversed(digits)):
         if index % 2 == 1:
@@ -222,7 +280,18 @@ class PiiCheck(Check):
             spans += [
                 Span(m.start(), m.end(), label) for m in pattern.finditer(text) if valid(m.group(0))
             ]
-        spans += [Span(m.start(1), m.end(1), "[id]") for m in _PASSPORT.finditer(text)]
+        for keyword, valid in _KEYWORD_IDENTIFIERS:
+            spans += [
+                Span(m.start(1), m.end(1), "[id]")
+                for m in keyword.finditer(text)
+                if valid(m.group(1))
+            ]
+        for word in _PASSPORT.finditer(text):
+            window = text[word.end() : word.end() + PASSPORT_WINDOW].split("\n", 1)[0]
+            spans += [
+                Span(word.end() + m.start(), word.end() + m.end(), "[id]")
+                for m in _PASSPORT_ID.finditer(window)
+            ]
         spans += [Span(m.start(), m.end(), "[address]") for m in _ADDRESS.finditer(text)]
         taken = [*cards, *(s for s in spans if s.label in {"[iban]", "[id]", "[address]"})]
         if _DIGITS.search(text):

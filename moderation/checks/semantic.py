@@ -374,6 +374,7 @@ class SemanticCheck(Check):
     """Blocks texts whose meaning is close to the harmful seed phrases (see module docstring)."""
 
     name: ClassVar[str] = "semantic"
+    lowered_by_intent: ClassVar[bool] = True
     reads_code_comments: ClassVar[bool] = True
     default_threshold: ClassVar[float | None] = 0.7
 

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from moderation.checks.pii import PiiCheck, dni_valid, iban_checksum_valid, ssn_valid
+from moderation.checks.pii import (
+    PiiCheck,
+    bsn_valid,
+    dni_valid,
+    iban_checksum_valid,
+    nir_valid,
+    personnummer_valid,
+    ssn_valid,
+)
 from moderation.types import Action, Direction
 
 
@@ -55,3 +63,52 @@ def test_the_checks_themselves() -> None:
     assert not iban_checksum_valid("GB83WEST12345698765432")
     assert ssn_valid("219-09-9999") and not ssn_valid("900-12-3456")
     assert dni_valid("12345678Z") and not dni_valid("12345678A")
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        # Blind set D's lines: check digits made up, so found by their keyword.
+        (
+            "Bonjour, mon numéro de sécu est 1 85 05 78 006 084 36, vous pouvez m'aider ?",
+            "1 85 05 78 006 084 36",
+        ),
+        ("mitt personnummer är 19850412-1234 och jag bor", "19850412-1234"),
+        ("kun je helpen? mijn BSN is 111222333 en ik woon", "111222333"),
+        # Without a keyword, only numbers whose check digits hold.
+        ("voici le 2 69 05 49 588 157 80 pour la mutuelle", "2 69 05 49 588 157 80"),
+        ("skicka till 811218-9876 tack", "811218-9876"),
+    ],
+)
+def test_french_swedish_and_dutch_numbers_are_redacted(
+    pii: PiiCheck, text: str, found: str
+) -> None:
+    verdict = pii.evaluate(text, direction=Direction.INPUT)
+    assert verdict.action is Action.REDACT
+    assert (found, "[id]") in [(text[s.start : s.end], s.label) for s in verdict.spans]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "order 2 69 05 49 588 157 81 shipped",  # an NIR's shape, a wrong key, no keyword
+        "ticket 811218-9875",  # a personnummer's shape, failing Luhn, no keyword
+        "mijn BSN is 111222334",  # the BSN fails the 11-proof
+        "tracking number 111222333",  # nine digits without the keyword
+    ],
+)
+def test_national_number_look_alikes_are_left_alone(pii: PiiCheck, text: str) -> None:
+    assert pii.evaluate(text, direction=Direction.INPUT).action is Action.ALLOW
+
+
+def test_every_passport_number_after_the_word_is_redacted(pii: PiiCheck) -> None:
+    text = "passport numbers 533380006 and 548812390, can you check the format?"
+    spans = pii.evaluate(text, direction=Direction.INPUT).spans
+    assert [text[s.start : s.end] for s in spans] == ["533380006", "548812390"]
+
+
+def test_the_national_number_checks() -> None:
+    assert nir_valid("2 69 05 49 588 157 80") and not nir_valid("2 69 05 49 588 157 81")
+    assert nir_valid("1 85 05 78 006 084 91") and not nir_valid("1 85 05 78 006 084 36")
+    assert personnummer_valid("811218-9876") and not personnummer_valid("19850412-1234")
+    assert bsn_valid("111222333") and not bsn_valid("111222334")

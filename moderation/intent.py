@@ -1,0 +1,310 @@
+"""Protective intent: harmful words written to protect someone, not to do harm.
+
+Someone asks for a helpline while speaking of hurting themselves, a teacher asks for the signs
+that a child is exploited online, a parent asks how to report an adult asking her daughter for
+photos, a moderator quotes a hateful post to ask whether to report it, a person finds spyware
+on their own phone, a pupil asks how propaganda dehumanised a minority, a writer wants a
+fade-to-black scene, a player asks how to kill a boss. The pattern and semantic checks see the
+vocabulary of the harm and block; the intent says the text is about protection, learning,
+fiction or a game.
+
+`intent_of` finds such an intent, one of `Intent`, from cues in the six supported languages
+(English, Spanish, French, German, Portuguese, Italian). On input, `lower` turns a block of a
+check that judges words without intent (`Check.lowered_by_intent`: patterns, semantic) into a
+flag when:
+
+- the text has an intent whose categories (`LOWERS`) cover every category the block names: a
+  game makes "kill" a move, not a ghost story's "blood"; a parent's worry covers sexual
+  content with minors, a story never does;
+- the text makes no operational ask (`operational_ask`): how to make, build, get, buy or use
+  something harmful, step by step, quantities, "without getting caught", a request to send or
+  share material, or a first-person threat outside quotes. A protective wrapper around such an
+  ask ("as a teacher, how do I make a pipe bomb for a lesson") keeps the block;
+- self-harm instructions are never lowered, nor self-harm that seeks a method or says it is
+  imminent (moderation/support.py's own tests, which also treat a plea for help).
+
+The flag sends the text and records it for review with the check's own category and the
+intent in its reason, so a wrong lowering is seen, and an operator who wants none sets
+`MODERATION_PROTECTIVE_INTENT` off.
+
+Not on output: a model's answer asks for nothing, so instructions given under a protective cue
+would pass.
+
+Every pattern is an alternation of phrases whose repetitions are bounded (at most 100
+characters in a gap, 30 in a word, 300 in a quote), matched once over the normalised text
+(moderation/normalize.py): linear in the text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from enum import StrEnum
+
+from moderation import support
+from moderation.normalize import normalize
+from moderation.policy import Category, canonical, is_self_harm
+from moderation.types import Action, Verdict
+
+
+class Intent(StrEnum):
+    HELP_SEEKING = "help-seeking"
+    REPORTING = "reporting"
+    CHILD_SAFETY = "child safety"
+    OWN_SAFETY = "own safety"
+    EDUCATION = "education"
+    FICTION = "fiction"
+    GAMING = "gaming"
+
+
+_C = Category
+_ALL_BUT_INSTRUCTIONS = frozenset(c.value for c in Category) - {_C.SELF_HARM_INSTRUCTIONS.value}
+# The categories an intent may lower. Reporting covers what can be quoted; fiction and
+# education never cover sexual content with minors; a game covers violence, not hate.
+LOWERS: dict[Intent, frozenset[str]] = {
+    Intent.HELP_SEEKING: frozenset(
+        c.value
+        for c in (
+            _C.SELF_HARM,
+            _C.SELF_HARM_INTENT,
+            _C.VIOLENCE,
+            _C.VIOLENCE_GRAPHIC,
+            _C.ILLICIT,
+            _C.HARASSMENT,
+            _C.HARASSMENT_THREATENING,
+            _C.SEXUAL_MINORS,
+            _C.PRIVACY,
+        )
+    ),
+    Intent.REPORTING: _ALL_BUT_INSTRUCTIONS,
+    Intent.CHILD_SAFETY: _ALL_BUT_INSTRUCTIONS,
+    Intent.OWN_SAFETY: frozenset(
+        c.value
+        for c in (
+            _C.PRIVACY,
+            _C.ILLICIT,
+            _C.HARASSMENT,
+            _C.HARASSMENT_THREATENING,
+            _C.VIOLENCE,
+        )
+    ),
+    Intent.EDUCATION: frozenset(
+        c.value
+        for c in (
+            _C.HATE,
+            _C.HATE_THREATENING,
+            _C.VIOLENCE,
+            _C.VIOLENCE_GRAPHIC,
+            _C.ILLICIT,
+            _C.ILLICIT_VIOLENT,
+            _C.SEXUAL,
+            _C.SELF_HARM,
+            _C.SELF_HARM_INTENT,
+            _C.HARASSMENT,
+        )
+    ),
+    Intent.FICTION: frozenset(
+        c.value
+        for c in (
+            _C.VIOLENCE,
+            _C.VIOLENCE_GRAPHIC,
+            _C.SEXUAL,
+            _C.SELF_HARM,
+            _C.SELF_HARM_INTENT,
+            _C.HARASSMENT,
+            _C.HARASSMENT_THREATENING,
+            _C.ILLICIT_VIOLENT,
+        )
+    ),
+    Intent.GAMING: frozenset(
+        c.value
+        for c in (
+            _C.VIOLENCE,
+            _C.VIOLENCE_GRAPHIC,
+            _C.HARASSMENT_THREATENING,
+            _C.ILLICIT_VIOLENT,
+        )
+    ),
+}
+
+# Cues per intent, on normalised text (lower case, no accents). Checked in this order.
+_CUES: dict[Intent, re.Pattern[str]] = {
+    Intent.HELP_SEEKING: re.compile(
+        r"\b(?:(?:is there|are there|give me|what is|what's|whats) (?:a |an |any )?"
+        r"(?:number|numbers|hotline|helpline|crisis line|line) (?:i can |to )?(?:call|text|ring)"
+        r"|who (?:can|should|do) i (?:talk|speak|turn|reach out) to|someone to talk to"
+        r"|(?:hotline|helpline|crisis line|samaritans|therapist|counsell?or)"
+        r"|how (?:do|can|should) i help (?:him|her|them|my \w{1,30})|what do i do"
+        r"|(?:call|calling) (?:an ambulance|911|999|112|the emergency)"
+        r"|warning signs|i need help|how do i stop (?:myself|thinking|these)"
+        r"|con quien (?:puedo )?hablar|a quien (?:puedo )?(?:llamar|acudir)|necesito ayuda"
+        r"|comment (?:je peux |puis-je |l')?(?:l'|la |le )?aider|a qui (?:parler|en parler)"
+        r"|j'ai besoin d'aide|was kann ich (?:stattdessen )?(?:machen|tun)|ich brauche hilfe"
+        r"|an wen kann ich mich wenden|com quem (?:posso )?falar|preciso de ajuda"
+        r"|(?:vorrei )?parlare con qualcuno|ci sono numeri|ho bisogno di aiuto"
+        r"|numero (?:de|di) (?:ayuda|aiuto|ajuda|telefono amico))\b"
+    ),
+    Intent.REPORTING: re.compile(
+        r"\b(?:how (?:do|can|should|would) (?:i|we) (?:report|flag|escalate|block)"
+        r"|how to (?:report|escalate)|(?:should|do|can|must) (?:i|we) (?:report|escalate|go to the"
+        r" police|call the police|contact the police)|report (?:it|this|him|her|them|that)\b"
+        r"|keep (?:the )?evidence|trust (?:&|and) safety|(?:is|was) (?:this|that|it) (?:a crime"
+        r"|illegal|harassment|grooming|a threat|hate speech|a violation)"
+        r"|sitewide violation|(?:como|donde) (?:lo |la )?denuncio|denunciar(?:lo|la)?\b"
+        r"|comment (?:je )?(?:signale|signaler)|porter plainte|muss ich (?:das|es|ihn|sie) "
+        r"(?:\w{1,30} )?melden|(?:ist|war) das strafbar|anzeige erstatten|como (?:eu )?denuncio"
+        r"|isso e crime|come (?:faccio|posso fare) (?:la )?denuncia|segnalar(?:e|lo|la)\b)"
+    ),
+    Intent.CHILD_SAFETY: re.compile(
+        r"\b(?:(?:my|our) (?:\d{1,2} ?(?:yo|year old) )?(?:daughter|son|kids?|children|child"
+        r"|teen|teenager|\d{1,2} ?yo|pupils|students)\b.{0,100}?\b(?:how do i|what do i|should i"
+        r"|is (?:that|this|it)|how (?:can|to)|i should worry)|(?:signs?|tactics|warning signs) "
+        r"(?:that |of |suggest |to (?:look|watch) )|what to look out for|look(?:ing)? out for"
+        r"|protect (?:my|our|the) (?:kids?|child|children|daughter|son|students|pupils)"
+        r"|talk to my (?:teen|teenager|kids?|son|daughter|child)"
+        r"|i'?m a (?:\w{1,30} ){0,2}(?:teacher|parent|school counsell?or)"
+        r"|as a (?:parent|teacher|mum|mom|dad)|parental controls?"
+        r"|mi hij[oa]|mis hij[oa]s|ma fille|mon fils|meine? (?:tochter|sohn|kinder?)|minha filha"
+        r"|meu filho|mia figlia|mio figlio)\b"
+    ),
+    Intent.OWN_SAFETY: re.compile(
+        r"\b(?:on|in|from|to) my (?:own )?(?:phone|iphone|laptop|computer|pc|account|accounts"
+        r"|device|network|router|app|site|website|server)\b"
+        r"|\bmy own (?:\w{1,30} )?(?:phone|laptop|computer|account|app|vm|device|server)\b"
+        r"|\bscam(?=\?)|\b(?:is (?:this|it|that) a scam"
+        r"|how (?:do|can) i (?:tell|check|know|see|find out) if|how (?:do|can) i tell$"
+        r"|how (?:do|can) i (?:tell|check|scan|search) my (?:phone|iphone|android|laptop|computer"
+        r"|car|account)|(?:keeps?|is) (?:tracking|following|stalking|watching) (?:me|my)"
+        r"|(?:protect|secure|lock down) my|am i being (?:tracked|followed|watched)"
+        r"|how (?:do|can) i (?:recogni[sz]e|spot)|como (?:reconozco|reconheco)"
+        r"|comment reconnaitre|wie erkenne ich|come riconosco"
+        r"|es (?:esto|una) estafa|c'est une arnaque|ist das (?:ein )?betrug"
+        r"|e golpe|e una truffa)\b"
+    ),
+    Intent.EDUCATION: re.compile(
+        r"\b(?:for (?:a|my|our|the) (?:history |school |uni |university |class )?(?:essay|lesson"
+        r"|lecture|class|presentation|report|unit|course|exam|homework|assignment|training)"
+        r"|teaching (?:a|my|the) |(?:in|for) history|security training|(?:preparing|giving"
+        r"|planning) an? (?:\w{1,30} ){0,2}(?:lecture|lesson|class|talk|training|presentation"
+        r"|workshop)|history (?:essay|class|lesson)"
+        r"|why did .{1,60}? happen|how did .{1,60}? use|what role did|school never"
+        r"|(?:explain|teach) (?:to )?(?:my |an? )?(?:\d{1,2} ?year old|kids|children|students"
+        r"|pupils)|age appropriate|sex ed(?:ucation)?"
+        r"|(?:fur|fuer) (?:ein|das|mein|die|eine) (?:referat|schule|hausarbeit|prasentation"
+        r"|unterricht)|im (?:geschichts)?unterricht|para (?:un|una|el|mi|o|a) (?:trabajo|examen"
+        r"|clase|ensayo|presentacion|escola|escuela)|pour (?:un|une|mon|ma) (?:expose|devoir"
+        r"|cours|presentation)|per (?:una|un|la) (?:tesina|ricerca|lezione|presentazione))\b"
+    ),
+    Intent.FICTION: re.compile(
+        r"\b(?:(?:writing|write|help me write|need) (?:me )?(?:a|an|my) (?:short |campfire |spooky "
+        r"|fade-to-black |fade to black |romance |war |horror )?(?:story|novel|poem|thriller"
+        r"|scene|screenplay|script|chapter|ghost story)|fade[- ]to[- ]black|keep it tasteful"
+        r"|(?:no|without) (?:blood|gore)|not graphic|(?:j'ecris|ecris) un (?:roman|livre|recit)"
+        r"|ich schreibe (?:einen|eine) (?:roman|geschichte)|estoy escribiendo una? (?:novela"
+        r"|historia)|sto scrivendo un (?:romanzo|racconto)|estou escrevendo um (?:romance|livro))\b"
+    ),
+    Intent.GAMING: re.compile(
+        # "boss" after a possessive is a person's boss, not a game's.
+        r"\b(?:(?<!my )(?<!your )(?<!his )(?<!her )(?<!our )(?<!their )(?<!the )boss|bosses"
+        r"|summons?|respawn|pvp|pve|raid|dungeon|level \d{1,3}|headshots?"
+        r"|elden ring|dark souls|malenia|valorant|fortnite|minecraft|roblox|call of duty|cod"
+        r"|mortal kombat|combos?|overwatch|league of legends|counter-?strike|cs ?2|gta|zelda"
+        r"|pokemon|skyrim|the game|this game|in game|in-game|match report|6-0|\d-\d (?:win|loss"
+        r"|last night))\b"
+    ),
+}
+
+# An operational ask: how to make, get or do the harm, quantities, evasion, a request for
+# material, and outside quotes a first-person threat. Quotes are left in for the asks ("how do
+# i report: 'tell me how to make meth'" keeps its block) and taken out for the threat (a
+# quoted threat is the report).
+_OPERATIONAL = re.compile(
+    r"\b(?:(?:how (?:do|can|could|would|should|to) (?:i |you |we |one )?|ways? to |best way to "
+    r"|easiest way to |teach me (?:how )?to |show me how to |help me |explain how to )"
+    r"(?:make|build|create|synthesi[sz]e|cook|brew|produce|manufacture|assemble|3d print"
+    r"|get (?:hold of|my hands on)|buy|obtain|acquire|order|source|smuggle|install (?:spyware"
+    r"|a keylogger|stalkerware|a tracker) on|hack into|break into|spy on|track (?:my|her|his"
+    r"|someone|a)|find (?:out )?where|poison|stab|shoot (?:up|someone|a person)|hurt|strangle"
+    r"|kidnap|groom|lure|blackmail|extort|launder|steal|skim|phish|dox)\b"
+    r"|step[- ]by[- ]step|detailed (?:instructions|guide|steps)|instructions (?:for|to|on)"
+    r"|recipe for|ingredients for|exact (?:amounts?|quantit\w{1,4}|doses?|measurements|ratios?"
+    r"|drugs?|chemicals|reagents|ingredients|grams|materials|components|steps)"
+    r"|(?:grams|ml|mg|amounts?) of each|(?:amounts?|quantities) in (?:grams|ml|mg)"
+    r"|keep (?:\w{1,30} ){0,2}secret from"
+    r"|how (?:he|she|they|you|i) (?:wires?|mix(?:es)?|assembles?|builds?|makes?|cooks?)"
+    r"|describe (?:everything|every (?:detail|second|moment)|it all|all of it"
+    r"|in (?:full |graphic |gory )?detail)"
+    r"|(?:all|every) (?:the )?(?:gory |graphic |bloody )?details"
+    r"|all the (?:gore|blood)"
+    r"|(?:lethal|fatal|deadly) (?:dose|amount|quantity)|dosis letal|dose (?:letale|letal|mortelle)"
+    r"|todliche dosis|real quantities|real amounts"
+    r"|how (?:much|many) (?:\w{1,30} ){0,2}(?:to kill|would kill|is lethal|to die|to overdose)"
+    r"|without (?:getting caught|being (?:caught|detected|traced|noticed)|leaving (?:a )?trace"
+    r"|them knowing|anyone knowing)|undetectable|untraceable"
+    r"|where (?:can|do|could) i (?:buy|get|find|download|order|watch) "
+    r"|(?:send|share|give|sell|trade|post) (?:me|us) (?:\w{1,30} )?(?:nudes?|pics|photos|videos"
+    r"|links?|material|content)"
+    r"|write (?:me )?(?:a |an |the )?(?:code|script|program|malware|keylogger|ransomware|virus"
+    r"|phishing (?:email|page|site)|exploit)"
+    r"|in (?:graphic|explicit|gory|vivid) detail|explicit(?:ly)? (?:sex|sexual)"
+    r"|como (?:hacer|fabricar|conseguir|comprar)|paso a paso|comment (?:fabriquer|faire|obtenir"
+    r"|acheter) (?:une?|du|de la)|etape par etape|wie (?:baue|mache|bekomme|kaufe) ich"
+    r"|schritt fur schritt|como (?:fazer|fabricar|comprar|conseguir)|passo a passo"
+    r"|come (?:fare|fabbricare|costruire|comprare|procurarsi)|passo per passo)\b"
+)
+# Asking how to harm someone: operational, except in a game, where killing is a move.
+_DO_HARM = re.compile(
+    r"\b(?:how (?:do|can|could|would|should|to) (?:i |you |we |one )?|ways? to |best way to "
+    r"|easiest way to |teach me (?:how )?to |help me )(?:kill|murder|beat up|take out|destroy"
+    r"|get rid of|knock out|shoot|headshot)\b"
+)
+_THREAT = re.compile(
+    r"\b(?:(?:i|we)(?: will|'ll| am going to|'m going to| m going to| am gonna|'m gonna"
+    r"| plan to| am about to|'m about to)|gonna|going to|wanna|want to) (?:\w{1,30} )?"
+    r"(?:kill|murder|shoot|stab|hurt|rape|beat|bomb|burn|poison|find|destroy|leak|expose|dox) "
+    r"(?:you|u|him|her|them|his|their|my (?:ex|boss|teacher|neighbou?r|wife|husband))\b"
+)
+# A quote; an apostrophe inside a word ("i'm") does not end a single-quoted one.
+_QUOTE = re.compile(
+    r"'(?:[^'\n]|'(?=\w)){1,300}?'(?!\w)|\"[^\"\n]{1,300}\""
+    r"|[\u201c\u201e\u00ab][^\n]{1,300}?[\u201d\u00bb]"
+)
+
+
+def intent_of(normalized: str) -> list[Intent]:
+    """The protective intents `normalized` shows a cue of, in `Intent`'s order."""
+    return [intent for intent, cue in _CUES.items() if cue.search(normalized)]
+
+
+def operational_ask(normalized: str, *, in_game: bool = False) -> bool:
+    """Whether `normalized` asks how to make, get or do harm (killing is a move `in_game`), or
+    threatens outside quotes."""
+    if _OPERATIONAL.search(normalized):
+        return True
+    if not in_game and _DO_HARM.search(normalized):
+        return True
+    return _THREAT.search(_QUOTE.sub(" ", normalized)) is not None
+
+
+def lower(verdict: Verdict, text: str) -> Verdict:
+    """`verdict` as a flag when it blocks, `text` shows a protective intent that covers every
+    category it names and asks for nothing operational (module docstring); else unchanged."""
+    if verdict.action is not Action.BLOCK or not verdict.categories:
+        return verdict
+    categories = {canonical(c) for c in verdict.categories}
+    if Category.SELF_HARM_INSTRUCTIONS.value in categories:
+        return verdict
+    normalized = normalize(text)
+    # For self-harm, a method or an imminent act is the operational ask (moderation/support.py).
+    if any(is_self_harm(c) for c in categories) and support.method_or_imminent(normalized):
+        return verdict
+    covering = [i for i in intent_of(normalized) if categories <= LOWERS[i]]
+    in_game = Intent.GAMING in covering
+    if not covering or operational_ask(normalized, in_game=in_game):
+        return verdict
+    return dataclasses.replace(
+        verdict,
+        action=Action.FLAG,
+        reason=f"{verdict.reason} (protective intent: {covering[0]}; no operational ask: "
+        "sent and flagged)"[:500],
+    )
