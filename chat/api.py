@@ -80,6 +80,9 @@ def conversation_summary_json(conversation: dict[str, Any]) -> dict[str, Any]:
         "id": conversation["id"],
         "title": conversation["title"],
         "model": conversation.get("model"),
+        # What the next turn asks for when it names no model: "auto" for a conversation
+        # started with the router, else its model.
+        "model_choice": conversation.get("model_choice") or conversation.get("model"),
         "updated_at": conversation["updated_at"],
         "archived": bool(conversation.get("archived")),
     }

@@ -153,6 +153,8 @@ export interface ConversationSummary {
   id: string;
   title: string;
   model: string | null;
+  /** What a turn that names no model asks for: "auto" for a conversation started with Auto. */
+  model_choice?: string | null;
   updated_at: string;
   archived: boolean;
 }
