@@ -21,7 +21,7 @@ from django.conf import settings as django_settings
 
 from accounts.models import Plan, User
 from chat import model_router, selectors
-from chat.api import conversation_summary_json
+from chat.api import conversation_json
 from chat.generation import names, waiting
 from config.health import LIVE_WORKERS_KEY
 from inference.models import LanguageModel, Route, RoutingPolicy
@@ -310,7 +310,7 @@ async def test_a_conversation_started_with_auto_routes_its_next_turns_again(
     # The conversation remembers the choice beside the model of its first answer, as before.
     assert conversation is not None
     assert (conversation["model"], conversation["model_choice"]) == (MODEL, "auto")
-    summary = conversation_summary_json(conversation)
+    summary = conversation_json(conversation)
     assert (summary["model"], summary["model_choice"]) == (MODEL, "auto")
     await client.close()
 
@@ -330,7 +330,7 @@ async def test_a_conversation_started_with_a_named_model_keeps_it_without_a_choi
 
     assert await sync_to_async(answer_model)(second, user.pk) == GEMMA
     assert conversation is not None and "model_choice" not in conversation
-    assert conversation_summary_json(conversation)["model_choice"] == GEMMA
+    assert conversation_json(conversation)["model_choice"] == GEMMA
     await client.close()
 
 
