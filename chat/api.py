@@ -90,6 +90,9 @@ def conversation_json(conversation: dict[str, Any]) -> dict[str, Any]:
         "created_at": conversation["created_at"],
         "system_prompt": conversation.get("system_prompt"),
         "current_leaf_id": conversation.get("current_leaf_id"),
+        # What the next turn asks for when it names no model: "auto" for a conversation
+        # started with the router, else its model.
+        "model_choice": conversation.get("model_choice") or conversation.get("model"),
     }
 
 

@@ -80,8 +80,16 @@ def live_conversation(conversation_id: str, owner_id: int) -> dict[str, Any]:
 
 
 def conversation_create(
-    *, owner_id: int, title: str, model: str, system_prompt: str | None = None
+    *,
+    owner_id: int,
+    title: str,
+    model: str,
+    system_prompt: str | None = None,
+    model_choice: str | None = None,
 ) -> dict:
+    """A new conversation answered by `model`. `model_choice`: what the user asked for when it
+    is not that model itself ("auto": the router chose `model`), which the conversation's
+    next turns ask for again; `model` keeps the first answer's model, as before."""
     moment = now()
     document = {
         "_id": new_id(),
@@ -99,6 +107,8 @@ def conversation_create(
         "deleted": False,
         "message_count": 0,
     }
+    if model_choice is not None and model_choice != model:
+        document["model_choice"] = _model(model_choice)
     get_db()[CONVERSATIONS].insert_one(document)
     return document_out(document)  # type: ignore[return-value]
 

@@ -13,7 +13,12 @@ from django.utils import timezone
 from accounts.decorators import login_required_api
 from accounts.plans import plan_limits_for_user
 from config.errors import ApiError, api_view
-from inference.selectors import model_list_enabled, usage_summary, usage_tokens_today
+from inference.selectors import (
+    auto_offered,
+    model_list_allowed,
+    usage_summary,
+    usage_tokens_today,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -24,9 +29,11 @@ USAGE_MAX_DAYS = 366
 @api_view("GET")
 @login_required_api
 def model_list(request: HttpRequest) -> JsonResponse:
-    """The enabled models the user's plan allows, with the plan's output cap."""
+    """The enabled models the user's plan allows, with the plan's output cap, and whether
+    `model: "auto"` is offered (`auto_offered`: two models or more, as `/v1/models` lists it)."""
     plan = plan_limits_for_user(user_id=int(request.user.pk or 0))
     cap = plan.max_output_tokens if plan is not None else None
+    allowed = model_list_allowed(plan=plan)
     results = [
         {
             "name": model.name,
@@ -36,10 +43,11 @@ def model_list(request: HttpRequest) -> JsonResponse:
             "max_output_tokens": min(model.max_output_tokens, cap or model.max_output_tokens),
             "default": model.is_default,
         }
-        for model in model_list_enabled()
-        if plan is None or plan.allows_model(model.name)
+        for model in allowed
     ]
-    return JsonResponse({"results": results, "next_cursor": None})
+    return JsonResponse(
+        {"results": results, "next_cursor": None, "auto_offered": auto_offered(allowed)}
+    )
 
 
 def _days(request: HttpRequest) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sized
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -11,6 +11,7 @@ from django.db.models import Count, F, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from accounts.plans import PlanLimits
 from inference.models import LanguageModel, UsageRecord
 
 
@@ -25,6 +26,18 @@ def model_get_enabled(*, name: str | None) -> LanguageModel | None:
 def model_list_enabled() -> list[LanguageModel]:
     """Every enabled model, the default first, then by name."""
     return list(LanguageModel.objects.filter(enabled=True).order_by("-is_default", "name"))
+
+
+def model_list_allowed(*, plan: PlanLimits | None) -> list[LanguageModel]:
+    """The enabled models `plan` allows (None: every enabled one), the default first."""
+    return [m for m in model_list_enabled() if plan is None or plan.allows_model(m.name)]
+
+
+def auto_offered(models: Sized) -> bool:
+    """Whether `model: "auto"` is offered to a user whose plan allows `models` (enabled ones):
+    when there is a choice to make, two models or more. `/api/models`, `/v1/models` and the
+    browser's picker (`offersAuto` in frontend/src/state/models.ts) follow this one rule."""
+    return len(models) > 1
 
 
 def model_list_served(*, names: str) -> list[LanguageModel]:

@@ -61,6 +61,9 @@ logger = logging.getLogger(__name__)
 FINISH_REASONS = {"stop": "stop", "length": "length", "moderated": "content_filter"}
 # `inference.prepare`'s refusal of a prompt that does not fit the context.
 TOO_LONG_MESSAGE = "The message is too long for this model's context."
+# Whether the response cache answered a request that was not streamed (a stream's headers go
+# out before that is known; its last chunks carry `cached`), as CDNs and proxies say it.
+CACHE_HEADER = "X-Cache"
 # How long an abandoned stream's generation is awaited after its stop, before its stand-in
 # conversation is left to the reaper (hidden all the same).
 ABANDONED_WAIT_SECONDS = 120.0
@@ -88,7 +91,10 @@ async def admitted(**arguments: Any) -> Prepared:
     return await loop.run_in_executor(_admission, functools.partial(_admitted, **arguments))
 
 
-def _usage(closing: dict[str, Any]) -> dict[str, int]:
+def _usage(closing: dict[str, Any]) -> dict[str, Any]:
+    """The closing's usage in OpenAI's shape: the tokens billed (a cached answer's are what the
+    plan bills for it: none by default), and, as OpenAI reports prompt caching, the prompt
+    tokens served from the response cache (all of them on a hit, none otherwise)."""
     usage = closing.get("usage") or {}
     prompt, completion = (
         int(usage.get("prompt_tokens") or 0),
@@ -98,7 +104,19 @@ def _usage(closing: dict[str, Any]) -> dict[str, int]:
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": prompt if _cached(closing) else 0},
     }
+
+
+def _cached(closing: dict[str, Any]) -> bool:
+    return bool(closing.get("cached"))
+
+
+def fingerprint(model: str, version: str) -> str | None:
+    """OpenAI's `system_fingerprint` ("the backend configuration that the model runs with"):
+    the model and the version that serves it, which is what decides whether a seeded request
+    is answered the same again. None for a model without versions."""
+    return f"{model}@{version}" if version else None
 
 
 def _closing_error(closing: dict[str, Any]) -> OpenAIError:
@@ -125,6 +143,7 @@ class Completion:
         self.id = f"chatcmpl-{uuid.uuid4().hex}"
         self.created = int(time.time())
         self.generation_id = new_id()
+        self.model_version = ""  # admission's choice, then the one that wrote the answer
         self.conversation_id = ""
         self.follower = Follower(get_channel_layer(), key.user_id, self.generation_id)
         self.streaming = False  # the SSE body has begun (see EventStream)
@@ -169,6 +188,7 @@ class Completion:
                 raise from_api_error(error) from None
             raise
         self.conversation_id = prepared.accepted.conversation_id
+        self.model_version = prepared.model_version
         if prepared.model is not None:
             self.model = prepared.model  # "auto": the model the router chose
         try:
@@ -246,7 +266,7 @@ class Completion:
             "object": "chat.completion.chunk",
             "created": self.created,
             "model": self.model.name,
-            "system_fingerprint": None,
+            "system_fingerprint": fingerprint(self.model.name, self.model_version),
             "choices": choices,
         }
         if self.request.include_usage:
@@ -254,9 +274,18 @@ class Completion:
         body.update(extra)
         return b"data: " + json.dumps(body, ensure_ascii=False).encode() + b"\n\n"
 
-    def delta_chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+    def delta_chunk(
+        self, delta: dict[str, Any], finish_reason: str | None = None, **extra: Any
+    ) -> bytes:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
-        return self.chunk([choice])
+        return self.chunk([choice], **extra)
+
+    def ended(self) -> dict[str, Any]:
+        """The closing message, once the generation has ended; the version it names is the
+        one that wrote the answer."""
+        closing = self.follower.ending.closing if self.follower.ending else {}
+        self.model_version = closing.get("model_version") or self.model_version
+        return closing
 
     async def events(self) -> AsyncIterator[bytes]:
         """The SSE stream: a role chunk, content chunks, the finish chunk, the usage chunk
@@ -269,13 +298,16 @@ class Completion:
                 if text:
                     yield self.delta_chunk({"content": text})
             ended = True
-            closing = self.follower.ending.closing if self.follower.ending else {}
+            closing = self.ended()
             if closing.get("type") == "generation.error":
                 yield b"data: " + json.dumps(_closing_error(closing).as_body()).encode() + b"\n\n"
             else:
-                yield self.delta_chunk({}, finish_reason=_finish_reason(closing))
+                # Whether the response cache answered is known only now: the chunks that end
+                # the stream say it (a field beyond OpenAI's, which clients ignore).
+                cached = _cached(closing)
+                yield self.delta_chunk({}, finish_reason=_finish_reason(closing), cached=cached)
                 if self.request.include_usage:
-                    yield self.chunk([], usage=_usage(closing))
+                    yield self.chunk([], usage=_usage(closing), cached=cached)
             yield b"data: [DONE]\n\n"
         finally:
             # Cancelled (the client disconnected) or closed early: in a task of its own, since
@@ -294,16 +326,16 @@ class Completion:
             cleanup.add_done_callback(_cleanups.discard)
             raise
         await self.finish()
-        closing = self.follower.ending.closing if self.follower.ending else {}
+        closing = self.ended()
         if closing.get("type") == "generation.error":
             return error_response(_closing_error(closing))
-        return JsonResponse(
+        response = JsonResponse(
             {
                 "id": self.id,
                 "object": "chat.completion",
                 "created": self.created,
                 "model": self.model.name,
-                "system_fingerprint": None,
+                "system_fingerprint": fingerprint(self.model.name, self.model_version),
                 "choices": [
                     {
                         "index": 0,
@@ -313,8 +345,11 @@ class Completion:
                     }
                 ],
                 "usage": _usage(closing),
+                "cached": _cached(closing),
             }
         )
+        response[CACHE_HEADER] = "hit" if _cached(closing) else "miss"
+        return response
 
 
 class EventStream:

@@ -100,6 +100,7 @@ class Prepared:
     dispatch: Dispatch | None  # None: a repeated request, already started
     conversation_updated: ConversationUpdated | None = None
     model: ModelInfo | None = None  # the model that answers (None: a repeated request)
+    model_version: str = ""  # the label of the version chosen for it ("": none, or repeated)
 
 
 def _title_from(content: str) -> str:
@@ -331,7 +332,13 @@ def _admitted(
     accepted = requests.accepted(
         request_id=request_id, user_message=stored.question, assistant=stored.answer
     )
-    return Prepared(accepted, dispatch, stored.conversation_updated, checked.model)
+    return Prepared(
+        accepted,
+        dispatch,
+        stored.conversation_updated,
+        checked.model,
+        str(stored.answer.get("model_version") or ""),
+    )
 
 
 # --- chat.send ----------------------------------------------------------------------------------
@@ -358,11 +365,19 @@ def _send_target(
         if parent is None or parent["conversation_id"] != conversation["id"]:
             raise ChatError("not_found", "No such message.")
     model = _resolve_model(
-        message.model or conversation["model"], plan, _send_prompt(message, conversation)
+        message.model or conversation_model_choice(conversation),
+        plan,
+        _send_prompt(message, conversation),
     )
     if message.parent_id is None and "parent_id" in message.model_fields_set:
         return conversation, model, None
     return conversation, model, message.parent_id or conversation.get("current_leaf_id")
+
+
+def conversation_model_choice(conversation: dict) -> str:
+    """What a turn that names no model asks for: the conversation's choice ("auto" for one
+    started with it, so that each turn is routed again), else the model of its first answer."""
+    return str(conversation.get("model_choice") or conversation["model"])
 
 
 def _send_prompt(message: ChatSend, conversation: dict | None) -> tuple[list[str], str]:
@@ -415,6 +430,7 @@ def chat_send_prepare(
                     title=_title_from(content),
                     model=model.name,
                     system_prompt=options.system_prompt if options else None,
+                    model_choice=message.model,
                 )
                 updated = events.conversation_updated(conversation)
             question = services.message_create_user(
@@ -478,7 +494,7 @@ def generation_regenerate_prepare(
         _room_check(conversation, adding=1)
         question_text = question.get("content") or ""
         prompt = [conversation.get("system_prompt") or "", question_text], question_text
-        chosen = _resolve_model(model or conversation["model"], plan, prompt)
+        chosen = _resolve_model(model or conversation_model_choice(conversation), plan, prompt)
         _queue_check(chosen)
 
         def store() -> Stored:
@@ -568,7 +584,10 @@ def stateless_prepare(
 
         def store() -> Stored:
             conversation = services.conversation_create(
-                owner_id=owner_id, title=_title_from(contents[-1]), model=checked_model.name
+                owner_id=owner_id,
+                title=_title_from(contents[-1]),
+                model=checked_model.name,
+                model_choice=model,
             )
             try:
                 parent_id: str | None = None

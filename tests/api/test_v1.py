@@ -242,7 +242,13 @@ async def test_a_completion_is_answered_in_openais_shape_billed_and_not_kept(
             "finish_reason": "stop",
         }
     ]
-    assert completion["usage"] == {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
+    assert completion["usage"] == {
+        "prompt_tokens": 7,
+        "completion_tokens": 3,
+        "total_tokens": 10,
+        "prompt_tokens_details": {"cached_tokens": 0},
+    }
+    assert completion["cached"] is False and response["X-Cache"] == "miss"
     task = worker.tasks[0]
     generation_id = task["kwargs"]["generation_id"]
     await asyncio.gather(*worker.answered)
@@ -329,7 +335,13 @@ async def test_a_streamed_completion_sends_openais_chunks_usage_and_done(
     assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
     assert chunks[-2]["choices"][0]["delta"] == {}
     assert chunks[-1]["choices"] == []
-    assert chunks[-1]["usage"] == {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
+    assert chunks[-1]["usage"] == {
+        "prompt_tokens": 7,
+        "completion_tokens": 3,
+        "total_tokens": 10,
+        "prompt_tokens_details": {"cached_tokens": 0},
+    }
+    assert chunks[-2]["cached"] is False and chunks[-1]["cached"] is False
     assert all(chunk["usage"] is None for chunk in chunks[:-1])
 
 

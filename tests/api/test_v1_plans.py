@@ -75,7 +75,7 @@ async def test_v1_models_lists_only_the_models_the_plan_allows(
     inside = await get(narrow, "/v1/models/other")
 
     assert [model["id"] for model in listed.json()["data"]] == ["other"]
-    assert [model["id"] for model in listed_all.json()["data"]] == [MODEL, "other"]
+    assert [model["id"] for model in listed_all.json()["data"]] == [MODEL, "other", "auto"]
     assert outside.status_code == 404
     assert outside.json()["error"] == {
         "message": f"The model '{MODEL}' does not exist or you do not have access to it.",

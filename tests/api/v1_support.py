@@ -32,6 +32,7 @@ class FakeWorker:
     state: str = "complete"
     hold: bool = False  # never answer (a generation that keeps its slot)
     error_message: str | None = None  # end with generation.error (state "failed")
+    cached: bool = False  # end as the response cache's answer (the worker's `CacheLookup.bill`)
     tasks: list[dict[str, Any]] = field(default_factory=list)
     answered: list[asyncio.Future[Any]] = field(default_factory=list)
     # The consumer tests' record of hand-offs (`tests.chat.consumer_support.dispatched`), whose
@@ -77,6 +78,8 @@ class FakeWorker:
             # for "auto").
             model_name=await asyncio.to_thread(stored_model, generation_id, owner_id),
         )
+        ending.cached = self.cached
+        ending.model_version = await asyncio.to_thread(stored_version, generation_id, owner_id)
         if self.error_message is not None:
             ending.state, ending.finish_reason = "failed", None
             ending.error_code, ending.error_message = "engine_error", self.error_message
@@ -88,6 +91,12 @@ class FakeWorker:
 def stored_model(generation_id: str, owner_id: int) -> str:
     document = selectors.message_by_generation(generation_id=generation_id, owner_id=owner_id)
     return str((document or {}).get("model") or "smollm2-135m")
+
+
+def stored_version(generation_id: str, owner_id: int) -> str:
+    """The label of the version admission chose for it ("": the model has none)."""
+    document = selectors.message_by_generation(generation_id=generation_id, owner_id=owner_id)
+    return str((document or {}).get("model_version") or "")
 
 
 def completion_scope(raw_key: str) -> dict[str, Any]:

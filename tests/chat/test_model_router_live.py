@@ -21,6 +21,7 @@ from django.conf import settings as django_settings
 
 from accounts.models import Plan, User
 from chat import model_router, selectors
+from chat.api import conversation_json
 from chat.generation import names, waiting
 from config.health import LIVE_WORKERS_KEY
 from inference.models import LanguageModel, Route, RoutingPolicy
@@ -257,6 +258,79 @@ async def test_regenerate_with_auto_asks_the_router_again(
     assert again["type"] == "chat.accepted", again
     assert await sync_to_async(answer_model)(first, user.pk) == MODEL
     assert await sync_to_async(answer_model)(again, user.pk) == GEMMA
+    await client.close()
+
+
+async def next_frame(client: Client) -> dict:
+    frame = await client.receive()
+    while frame["type"] == "conversation.updated":
+        frame = await client.receive()
+    return frame
+
+
+async def send(client: Client, content: str, **fields: Any) -> dict:
+    """A chat.send and its answer, as `auto_send` without asking for auto."""
+    frame = await client.chat_send(content, **fields)
+    while frame["type"] == "conversation.updated":
+        frame = await client.receive()
+    if frame["type"] == "chat.accepted":
+        await client.settle()
+    return frame
+
+
+async def test_a_conversation_started_with_auto_routes_its_next_turns_again(
+    chat_env: Dispatched, two_models: None, workers: Any, make_user: Any, redis_client: Any
+) -> None:
+    await sync_to_async(workers)(QUEUE)
+    user = await sync_to_async(make_user)()
+    client = await connect(user)
+    first = await auto_send(client)
+    # SmolLM2's worker goes away; Gemma's comes up. The next turns name no model.
+    await sync_to_async(redis_client.delete)(LIVE_WORKERS_KEY)
+    await sync_to_async(workers)(GEMMA_QUEUE)
+
+    second = await send(client, "And then?", conversation_id=first["conversation_id"])
+    await client.send(
+        {
+            "type": "generation.regenerate",
+            "message_id": first["assistant_message_id"],
+            "request_id": uuid.uuid4().hex,
+        }
+    )
+    regenerated = await next_frame(client)
+    conversation = await sync_to_async(selectors.conversation_get)(
+        conversation_id=first["conversation_id"], owner_id=user.pk
+    )
+
+    assert second["type"] == "chat.accepted", second
+    assert regenerated["type"] == "chat.accepted", regenerated
+    assert await sync_to_async(answer_model)(first, user.pk) == MODEL
+    assert await sync_to_async(answer_model)(second, user.pk) == GEMMA
+    assert await sync_to_async(answer_model)(regenerated, user.pk) == GEMMA
+    # The conversation remembers the choice beside the model of its first answer, as before.
+    assert conversation is not None
+    assert (conversation["model"], conversation["model_choice"]) == (MODEL, "auto")
+    summary = conversation_json(conversation)
+    assert (summary["model"], summary["model_choice"]) == (MODEL, "auto")
+    await client.close()
+
+
+async def test_a_conversation_started_with_a_named_model_keeps_it_without_a_choice(
+    chat_env: Dispatched, two_models: None, workers: Any, make_user: Any
+) -> None:
+    await sync_to_async(workers)(QUEUE, GEMMA_QUEUE)
+    user = await sync_to_async(make_user)()
+    client = await connect(user)
+    first = await send(client, "hello", model=GEMMA)
+
+    second = await send(client, "again", conversation_id=first["conversation_id"])
+    conversation = await sync_to_async(selectors.conversation_get)(
+        conversation_id=first["conversation_id"], owner_id=user.pk
+    )
+
+    assert await sync_to_async(answer_model)(second, user.pk) == GEMMA
+    assert conversation is not None and "model_choice" not in conversation
+    assert conversation_json(conversation)["model_choice"] == GEMMA
     await client.close()
 
 

@@ -182,6 +182,8 @@ export interface Conversation extends ConversationSummary {
   messages: ApiMessage[];
   current_leaf_id: string | null;
   system_prompt?: string | null;
+  /** What a turn that names no model asks for: "auto" for a conversation started with Auto. */
+  model_choice?: string | null;
   /** Set when the conversation has more messages than one response carries (docs/protocol.md). */
   messages_next_cursor?: string | null;
 }

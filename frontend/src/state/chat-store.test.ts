@@ -189,6 +189,21 @@ describe("ChatStore", () => {
     expect(socket.sentOfType("generation.regenerate")[0]).toMatchObject({ message_id: "a1", model: "auto" });
   });
 
+  it("opens a conversation started with Auto on Auto, and one on a named model on that model", async () => {
+    const conversation = (id: string, model_choice: string) => ({
+      id, title: "T", model: "smollm2-135m", model_choice, updated_at: "2025-01-01T00:00:00Z",
+      archived: false, messages: [], current_leaf_id: null,
+    });
+    const bodies = [conversation("c8", "auto"), conversation("c9", "smollm2-135m")];
+    vi.stubGlobal("fetch", vi.fn(async () => new Response(JSON.stringify(bodies.shift()), { status: 200 })));
+    const { store } = setup();
+    await store.open("c8");
+    expect(store.getSnapshot()).toMatchObject({ conversationId: "c8", model: "auto" });
+    store.setModel("gemma3-270m");
+    await store.open("c9");
+    expect(store.getSnapshot()).toMatchObject({ conversationId: "c9", model: "smollm2-135m" });
+  });
+
   it("regenerates on the conversation's model when a named model is picked", () => {
     const { store, socket } = setup();
     store.setModel("smollm2-135m");

@@ -195,7 +195,11 @@ export class ChatStore {
       leafId,
       status: "ready",
       // Auto stays picked across conversations until the user picks a model.
-      model: this.snapshot.model === AUTO_MODEL ? AUTO_MODEL : (conversation.model ?? null),
+      // A conversation started with Auto shows Auto: its turns are routed again.
+      model:
+        this.snapshot.model === AUTO_MODEL
+          ? AUTO_MODEL
+          : (conversation.model_choice ?? conversation.model ?? null),
       systemPrompt: systemPrompt || readLocal(systemPromptKey(conversation.id)),
       activeGenerationId,
     });
