@@ -18,14 +18,13 @@ import pytest
 import redis
 from asgiref.sync import sync_to_async
 from django.conf import settings as django_settings
-from django.test import AsyncClient
 
 from api.models import ApiKey
 from chat import model_router
 from chat.generation import admission
 from config.health import LIVE_WORKERS_KEY
 from inference.models import LanguageModel, UsageRecord
-from tests.api.v1_support import FakeWorker
+from tests.api.v1_support import FakeWorker, post
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -74,15 +73,6 @@ async def worker(chat_env: Any, monkeypatch: pytest.MonkeyPatch) -> FakeWorker:
     fake = FakeWorker(loop=asyncio.get_running_loop(), record=chat_env)
     monkeypatch.setattr(admission.celery_app, "send_task", fake.send_task)
     return fake
-
-
-async def post(raw: str, body: Any) -> Any:
-    return await AsyncClient().post(
-        "/v1/chat/completions",
-        json.dumps(body),
-        content_type="application/json",
-        headers={"Authorization": f"Bearer {raw}"},
-    )
 
 
 @pytest.mark.parametrize(("served", "expected"), [((MODEL, GEMMA), MODEL), ((GEMMA,), GEMMA)])

@@ -24,7 +24,7 @@ from api.models import ApiKey
 from api.v1 import workers
 from chat.generation import admission
 from inference.models import LanguageModel, ModelVersion
-from tests.api.v1_support import FakeWorker
+from tests.api.v1_support import FakeWorker, post
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -47,15 +47,6 @@ def active_version(label: str) -> None:
     updated = ModelVersion.objects.filter(model=model, state="active").update(label=label)
     if not updated:
         ModelVersion.objects.create(model=model, label=label, weights="w", state="active")
-
-
-async def post(raw: str, body: Any) -> Any:
-    return await AsyncClient().post(
-        "/v1/chat/completions",
-        json.dumps(body),
-        content_type="application/json",
-        headers={"Authorization": f"Bearer {raw}"},
-    )
 
 
 async def streamed_chunks(raw: str, body: Any) -> list[dict[str, Any]]:

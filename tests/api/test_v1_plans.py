@@ -6,7 +6,6 @@ is 429 where `pro` goes on, and a plan change applies to the next request."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +20,7 @@ from api.v1.errors import from_api_error
 from chat.errors import ChatError
 from chat.generation import admission
 from inference.models import LanguageModel
-from tests.api.v1_support import FakeWorker
+from tests.api.v1_support import FakeWorker, post
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -41,15 +40,6 @@ def on_plan(make_key: Callable[..., tuple[str, ApiKey]], make_user: Any, name: s
     plan, _ = Plan.objects.update_or_create(name=name, defaults=limits)
     user = make_user(plan=plan)
     return make_key(user=user)[0], user
-
-
-async def post(raw: str, body: Any) -> Any:
-    return await AsyncClient().post(
-        "/v1/chat/completions",
-        json.dumps(body),
-        content_type="application/json",
-        headers={"Authorization": f"Bearer {raw}"},
-    )
 
 
 async def get(raw: str, path: str) -> Any:

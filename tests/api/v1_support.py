@@ -14,6 +14,7 @@ import redis
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.test import AsyncClient
 
 from api.v1 import completions, workers
 from chat import events, selectors
@@ -184,3 +185,13 @@ async def stopped_and_released(generation_id: str) -> None:
             await asyncio.sleep(0.05)
         while await sync_to_async(group_subscribers)(generation_id):
             await asyncio.sleep(0.05)
+
+
+async def post(raw: str, body: Any) -> Any:
+    """A `/v1/chat/completions` request with the API key `raw`, through Django's test client."""
+    return await AsyncClient().post(
+        "/v1/chat/completions",
+        json.dumps(body),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {raw}"},
+    )

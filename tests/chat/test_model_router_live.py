@@ -232,16 +232,24 @@ async def test_auto_never_leaves_the_users_plan(
     await client.close()
 
 
-async def test_regenerate_with_auto_asks_the_router_again(
-    chat_env: Dispatched, two_models: None, workers: Any, make_user: Any, redis_client: Any
-) -> None:
+async def auto_answered_then_gemma_alone(
+    make_user: Any, workers: Any, redis_client: Any
+) -> tuple[Any, Client, dict]:
+    """A new user's `auto` message answered by SmolLM2 (the only live worker); then SmolLM2's
+    worker goes away and Gemma's comes up."""
     await sync_to_async(workers)(QUEUE)
     user = await sync_to_async(make_user)()
     client = await connect(user)
     first = await auto_send(client)
-    # SmolLM2's worker goes away; Gemma's comes up.
     await sync_to_async(redis_client.delete)(LIVE_WORKERS_KEY)
     await sync_to_async(workers)(GEMMA_QUEUE)
+    return user, client, first
+
+
+async def test_regenerate_with_auto_asks_the_router_again(
+    chat_env: Dispatched, two_models: None, workers: Any, make_user: Any, redis_client: Any
+) -> None:
+    user, client, first = await auto_answered_then_gemma_alone(make_user, workers, redis_client)
 
     await client.send(
         {
@@ -251,9 +259,7 @@ async def test_regenerate_with_auto_asks_the_router_again(
             "model": "auto",
         }
     )
-    again = await client.receive()
-    while again["type"] == "conversation.updated":
-        again = await client.receive()
+    again = await next_frame(client)
 
     assert again["type"] == "chat.accepted", again
     assert await sync_to_async(answer_model)(first, user.pk) == MODEL
@@ -281,13 +287,7 @@ async def send(client: Client, content: str, **fields: Any) -> dict:
 async def test_a_conversation_started_with_auto_routes_its_next_turns_again(
     chat_env: Dispatched, two_models: None, workers: Any, make_user: Any, redis_client: Any
 ) -> None:
-    await sync_to_async(workers)(QUEUE)
-    user = await sync_to_async(make_user)()
-    client = await connect(user)
-    first = await auto_send(client)
-    # SmolLM2's worker goes away; Gemma's comes up. The next turns name no model.
-    await sync_to_async(redis_client.delete)(LIVE_WORKERS_KEY)
-    await sync_to_async(workers)(GEMMA_QUEUE)
+    user, client, first = await auto_answered_then_gemma_alone(make_user, workers, redis_client)
 
     second = await send(client, "And then?", conversation_id=first["conversation_id"])
     await client.send(
