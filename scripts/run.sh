@@ -54,9 +54,12 @@ trap cleanup INT TERM EXIT
 
 # Restart a worker that exits, as a process supervisor would: an engine that died makes its
 # worker exit on purpose, and Celery's Redis transport can exit on a lost broker.
+# Stopped (SIGINT from the terminal, then SIGTERM from cleanup), it waits until the child has
+# gone: a signal that arrives during `wait` ends the wait early, and a worker's warm shutdown
+# (its engine's included) can outlast the first one.
 supervise() {
     local child
-    trap 'kill -TERM "$child" 2>/dev/null; wait "$child"; exit 0' TERM INT
+    trap 'kill -TERM "$child" 2>/dev/null; while kill -0 "$child" 2>/dev/null; do wait "$child"; done; exit 0' TERM INT
     while :; do
         "$@" &
         child=$!
