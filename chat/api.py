@@ -21,7 +21,7 @@ from django.utils import timezone
 from accounts.decorators import login_required_api
 from chat import events, selectors, services
 from chat.errors import ChatError
-from chat.generation.admission import system_prompt_checked
+from chat.generation.admission import conversation_model_choice, system_prompt_checked
 from config.errors import NotFound, api_view, json_body
 
 PATCH_FIELDS = frozenset({"title", "archived", "system_prompt"})
@@ -92,7 +92,7 @@ def conversation_json(conversation: dict[str, Any]) -> dict[str, Any]:
         "current_leaf_id": conversation.get("current_leaf_id"),
         # What the next turn asks for when it names no model: "auto" for a conversation
         # started with the router, else its model.
-        "model_choice": conversation.get("model_choice") or conversation.get("model"),
+        "model_choice": conversation_model_choice(conversation),
     }
 
 

@@ -329,6 +329,7 @@ class Completion:
         closing = self.ended()
         if closing.get("type") == "generation.error":
             return error_response(_closing_error(closing))
+        cached = _cached(closing)
         response = JsonResponse(
             {
                 "id": self.id,
@@ -345,10 +346,10 @@ class Completion:
                     }
                 ],
                 "usage": _usage(closing),
-                "cached": _cached(closing),
+                "cached": cached,
             }
         )
-        response[CACHE_HEADER] = "hit" if _cached(closing) else "miss"
+        response[CACHE_HEADER] = "hit" if cached else "miss"
         return response
 
 

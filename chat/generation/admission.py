@@ -374,10 +374,10 @@ def _send_target(
     return conversation, model, message.parent_id or conversation.get("current_leaf_id")
 
 
-def conversation_model_choice(conversation: dict) -> str:
+def conversation_model_choice(conversation: dict) -> str | None:
     """What a turn that names no model asks for: the conversation's choice ("auto" for one
     started with it, so that each turn is routed again), else the model of its first answer."""
-    return str(conversation.get("model_choice") or conversation["model"])
+    return conversation.get("model_choice") or conversation.get("model")
 
 
 def _send_prompt(message: ChatSend, conversation: dict | None) -> tuple[list[str], str]:

@@ -59,10 +59,11 @@ _NIR_KEYWORD = re.compile(
     r"\b(?i:s[ée]cu(?:rit[ée] sociale)?|nir|insee|carte vitale)\b[^\d\n]{0,40}"
     rf"({_NIR_SHAPE})(?! ?\d)"
 )
-_PERSONNUMMER_SHAPE = r"(?:19|20)?\d{2}(?:0[1-9]|1[0-2])(?:[0-2]\d|3[01]|[6-8]\d|9[01])[-+]?\d{4}"
-_PERSONNUMMER = re.compile(
-    r"(?<![\d-])((?:19|20)?\d{2}(?:0[1-9]|1[0-2])(?:[0-2]\d|3[01]|[6-8]\d|9[01])[-+]\d{4})(?![\d-])"
-)
+# A personnummer's date (a samordningsnummer adds 60 to the day), then its serial and check
+# digit; alone it needs its separator, after its keyword not.
+_PERSONNUMMER_DATE = r"(?:19|20)?\d{2}(?:0[1-9]|1[0-2])(?:[0-2]\d|3[01]|[6-8]\d|9[01])"
+_PERSONNUMMER_SHAPE = rf"{_PERSONNUMMER_DATE}[-+]?\d{{4}}"
+_PERSONNUMMER = re.compile(rf"(?<![\d-])({_PERSONNUMMER_DATE}[-+]\d{{4}})(?![\d-])")
 _PERSONNUMMER_KEYWORD = re.compile(
     rf"\b(?i:personnumm?er|personnr|samordningsnummer)\b[^\d\n]{{0,40}}({_PERSONNUMMER_SHAPE})(?![\d-])"
 )
