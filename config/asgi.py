@@ -1,5 +1,6 @@
 """ASGI entry point: HTTP goes to Django, websockets to the chat consumer behind authentication,
-both with the client address settled from trusted proxies only."""
+both with their request id in every log line and the client address settled from trusted
+proxies only."""
 
 from __future__ import annotations
 
@@ -19,17 +20,21 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from accounts.ws_auth import WebsocketAuthMiddleware  # noqa: E402
 from chat.routing import ConnectRateMiddleware, websocket_urlpatterns  # noqa: E402
+from config.logs import RequestIds  # noqa: E402
 from config.proxy import ClientAddressMiddleware  # noqa: E402
 
-# The client's address is settled first, for both protocols (config/proxy.py).
-application = ClientAddressMiddleware(
-    ProtocolTypeRouter(
-        {
-            "http": django_asgi_app,
-            # Connection rates first: a refused handshake costs no authentication.
-            "websocket": ConnectRateMiddleware(
-                WebsocketAuthMiddleware(URLRouter(websocket_urlpatterns))
-            ),
-        }
+# Every line of a request or a connection names its request id, the response too
+# (config/logs.py); the client's address is settled next, for both protocols (config/proxy.py).
+application = RequestIds(
+    ClientAddressMiddleware(
+        ProtocolTypeRouter(
+            {
+                "http": django_asgi_app,
+                # Connection rates first: a refused handshake costs no authentication.
+                "websocket": ConnectRateMiddleware(
+                    WebsocketAuthMiddleware(URLRouter(websocket_urlpatterns))
+                ),
+            }
+        )
     )
 )

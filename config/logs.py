@@ -5,8 +5,11 @@ The ids live in context variables, set where they become known and read by `IdsF
 console handler, so a log call anywhere below gets them without passing them:
 - the websocket consumer, per frame (`chat.consumers`): request, user, conversation and
   generation ids;
-- `IdsMiddleware`, per HTTP request: a request id (the client's `X-Request-ID` when it is a
-  plausible one, else a new one, echoed in the response) and the user;
+- `RequestIds`, the outermost ASGI layer, per HTTP request and per websocket connection: a
+  request id (the client's `X-Request-ID` when it is a plausible one, else a new one), kept in
+  the scope (`scope_request_id`) so that the web server's access-log lines about it
+  (config/server.py), Django and the response's `X-Request-ID` all name the same one;
+- `IdsMiddleware`, per HTTP request in Django: that request id and the user;
 - a Celery task, from its message headers (`log_ids`, added by `task_published`): the ids of
   whatever published it, so a worker's lines carry the frame's request id; the generation task
   adds the generation and conversation it streams.
@@ -24,7 +27,7 @@ import logging
 import os
 import re
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextvars import ContextVar, Token
 from pathlib import Path
 from typing import Any
@@ -87,6 +90,28 @@ def adding(**ids: object) -> contextlib.AbstractContextManager[None]:
 def request_id_from(value: str | None) -> str:
     """The client's request id when it is a plausible one, else a new one."""
     return _clean(value) or uuid.uuid4().hex
+
+
+# Where an HTTP request's or a websocket connection's ASGI scope keeps its request id.
+SCOPE_KEY = "request_id"
+REQUEST_ID_HEADER = b"x-request-id"
+
+
+def scope_request_id(scope: dict[str, Any]) -> str:
+    """The request id of an HTTP request or a websocket connection: the one its scope holds,
+    else one chosen now (`request_id_from` its `X-Request-ID`) and kept in the scope, so that
+    whoever asks first (the web server, `RequestIds`, Django's `IdsMiddleware`) decides it for
+    all of them."""
+    found = scope.get(SCOPE_KEY)
+    if isinstance(found, str):
+        return found
+    given = next(
+        (value for name, value in scope.get("headers", ()) if name.lower() == REQUEST_ID_HEADER),
+        None,
+    )
+    request_id = request_id_from(given.decode("latin-1") if given is not None else None)
+    scope[SCOPE_KEY] = request_id
+    return request_id
 
 
 # --- formatting -----------------------------------------------------------------------------
@@ -202,19 +227,62 @@ class AccessLog:
             )
 
 
-# --- HTTP -------------------------------------------------------------------------------------
+# --- HTTP and websocket connections ------------------------------------------------------------
+
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class RequestIds:
+    """ASGI, around the whole application (config/asgi.py): an HTTP request or a websocket
+    connection runs with its request id (`scope_request_id`) in the log context, and every HTTP
+    response carries it as `X-Request-ID`, whichever layer answered (a static file and a redirect
+    too, which Django's middleware before `IdsMiddleware` answers). Daphne writes its access-log
+    line while the application sends the response's last part, so that line has the id too."""
+
+    def __init__(self, app: Callable[[dict[str, Any], Receive, Send], Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        request_id = scope_request_id(scope)
+        if scope["type"] == "websocket":
+            # A websocket's frames set their own ids (chat.consumers); Daphne sends no headers
+            # of an application's websocket.accept.
+            with log_context(request_id=request_id):
+                await self.app(scope, receive, send)
+            return
+
+        header = (REQUEST_ID_HEADER, request_id.encode())
+
+        async def send_with_id(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", ()))
+                if all(name.lower() != REQUEST_ID_HEADER for name, _ in headers):
+                    message = {**message, "headers": [*headers, header]}
+            await send(message)
+
+        with log_context(request_id=request_id):
+            await self.app(scope, receive, send_with_id)
 
 
 class IdsMiddleware:
     """Every HTTP request's log lines carry its request id and user; the response echoes the
     request id (`X-Request-ID`), so a client can quote it. After the middleware that set
-    `request.user` (session, bearer token)."""
+    `request.user` (session, bearer token). Under ASGI the id is the scope's (`RequestIds`,
+    the web server's access log); a request without a scope (the test client) gets one here."""
 
     def __init__(self, get_response: Callable[[Any], Any]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: Any) -> Any:
-        request_id = request_id_from(request.headers.get("X-Request-ID"))
+        scope = getattr(request, "scope", None)
+        if isinstance(scope, dict):
+            request_id = scope_request_id(scope)
+        else:
+            request_id = request_id_from(request.headers.get("X-Request-ID"))
         user = getattr(request, "user", None)
         user_id = user.pk if user is not None and user.is_authenticated else None
         with log_context(request_id=request_id, user_id=user_id):

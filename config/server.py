@@ -12,11 +12,17 @@ same settings the app reads (an explicit command-line flag still wins):
   autobahn only lets an application close with 1000 or 3000-4999.
 Per-message compression stays off: autobahn negotiates it only when a server opts in, and
 Daphne never does (tests/e2e/test_protocol_limits.py checks what a client is offered).
+
+Daphne's access log (config/logs.py, `AccessLog`) names each request's or connection's request
+id, the one its application logs and answers with (`X-Request-ID`): the server decides it when
+it makes the application (`config.logs.scope_request_id`), and its lines written from Twisted's
+callbacks, outside the application, run with it (`ChatWebSocketProtocol`, `log_ids`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import os
@@ -28,9 +34,10 @@ from typing import Any
 
 from daphne.cli import CommandLineInterface
 from daphne.server import Server
+from daphne.ws_protocol import WebSocketProtocol
 
 from config.env import WEB_SERVER_MARK
-from config.logs import AccessLog
+from config.logs import AccessLog, log_context, scope_request_id
 
 # Daphne's own logger: its messages about applications keep their source.
 daphne_logger = logging.getLogger("daphne.server")
@@ -95,6 +102,12 @@ class ChatServer(Server):
 
     def tune_websocket_factory(self) -> None:
         self.ws_factory.setProtocolOptions(failByDrop=False)
+        self.ws_factory.protocol = ChatWebSocketProtocol
+
+    def log_ids(self, protocol: Any) -> contextlib.AbstractContextManager[None]:
+        """The log context of a connection's request (its request id), for what Daphne writes
+        about it outside its application."""
+        return log_context(request_id=self.connections.get(protocol, {}).get("request_id"))
 
     # Daphne looks at every connection once a second, to reap ended applications and cancel
     # those still running 10 s (application_close_timeout) after their client left. With
@@ -107,6 +120,8 @@ class ChatServer(Server):
         self.to_check.add(protocol)
 
     def create_application(self, protocol: Any, scope: dict[str, Any]) -> Any:
+        if protocol in self.connections:
+            self.connections[protocol]["request_id"] = scope_request_id(scope)
         queue = super().create_application(protocol, scope)
         instance = self.connections.get(protocol, {}).get("application_instance")
         if instance is not None:
@@ -158,13 +173,40 @@ class ChatServer(Server):
                             "Exception inside application: %s", exception, exc_info=exception
                         )
                         if not disconnected:
-                            protocol.handle_exception(exception)
+                            with self.log_ids(protocol):  # its 500's access-log line
+                                protocol.handle_exception(exception)
             del details["application_instance"]
             instance = None
         if not instance and disconnected:
             del self.connections[protocol]
             return False
         return bool(disconnected)
+
+
+class ChatWebSocketProtocol(WebSocketProtocol):
+    """Daphne's websocket protocol, whose access-log lines (WSCONNECTING, WSCONNECT, WSREJECT,
+    WSDISCONNECT) name the connection's request id: Daphne writes them from Twisted's callbacks,
+    in no context of the connection's, so each of those runs in it."""
+
+    def _ids(self) -> contextlib.AbstractContextManager[None]:
+        server = getattr(self, "server", None)  # set by onConnect
+        return server.log_ids(self) if isinstance(server, ChatServer) else contextlib.nullcontext()
+
+    def applicationCreateWorked(self, application_queue: Any) -> None:
+        with self._ids():
+            super().applicationCreateWorked(application_queue)
+
+    def onOpen(self) -> None:
+        with self._ids():
+            super().onOpen()
+
+    def serverReject(self) -> None:
+        with self._ids():
+            super().serverReject()
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        with self._ids():
+            super().onClose(wasClean, code, reason)
 
 
 def with_backlog(endpoint: str, backlog: int) -> str:

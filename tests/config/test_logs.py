@@ -5,6 +5,7 @@ tests/e2e/test_observability_e2e.py."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -15,11 +16,12 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.http import HttpResponse
-from django.test import Client, RequestFactory
+from django.test import AsyncRequestFactory, Client, RequestFactory
 
 from accounts.models import User
 from accounts.services import token_issue
@@ -30,18 +32,23 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def lines() -> Iterator[io.StringIO]:
-    """What the logger `test.logs` writes through a handler configured as LOGGING's JSON one."""
+    """What the loggers `test.logs` and `daphne.access` (the web server's access log) write
+    through a handler configured as LOGGING's JSON one."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.addFilter(logs.IdsFilter())
     handler.setFormatter(logs.JsonFormatter())
-    logger = logging.getLogger("test.logs")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+    loggers = [logging.getLogger("test.logs"), logs.AccessLog.logger]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
     try:
         yield stream
     finally:
-        logger.removeHandler(handler)
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.removeHandler(handler)
+            logger.setLevel(level)
 
 
 def parsed(stream: io.StringIO) -> list[dict]:
@@ -177,24 +184,159 @@ def test_log_format_json_is_the_default_without_debug_and_text_with_it() -> None
 
 
 def test_the_access_log_is_json_without_query_strings(lines: io.StringIO) -> None:
-    access = logging.getLogger("daphne.access")
-    access.addHandler(handler := logging.StreamHandler(lines))
-    handler.addFilter(logs.IdsFilter())
-    handler.setFormatter(logs.JsonFormatter())
-    access.setLevel(logging.INFO)
-    try:
-        logs.AccessLog()(
-            "http",
-            "complete",
-            {"path": "/api/conversations?q=my+divorce+lawyer", "status": 200, "method": "GET",
-             "client": "127.0.0.1:5000", "size": 42},
-        )  # fmt: skip
-        logs.AccessLog()("websocket", "connected", {"path": "/ws/chat/", "client": "1.2.3.4:1"})
-    finally:
-        access.removeHandler(handler)
+    logs.AccessLog()(
+        "http",
+        "complete",
+        {"path": "/api/conversations?q=my+divorce+lawyer", "status": 200, "method": "GET",
+         "client": "127.0.0.1:5000", "size": 42},
+    )  # fmt: skip
+    logs.AccessLog()("websocket", "connected", {"path": "/ws/chat/", "client": "1.2.3.4:1"})
 
     http, websocket = parsed(lines)
     assert http["message"] == "GET /api/conversations 200" and http["status"] == 200
     assert (http["client"], http["bytes"]) == ("127.0.0.1:5000", 42)
     assert websocket["message"] == "WSCONNECT /ws/chat/"
     assert "divorce" not in lines.getvalue()
+
+
+# --- one request id per request or connection, from the web server to the response ------------
+
+
+def http_scope(*headers: tuple[bytes, bytes]) -> dict[str, Any]:
+    return {"type": "http", "method": "GET", "path": "/api/x", "headers": list(headers)}
+
+
+def test_a_scope_keeps_one_request_id_the_clients_when_plausible() -> None:
+    given = http_scope((b"X-Request-ID", b"client-req-3"))
+    implausible = http_scope((b"x-request-id", b"drop table; --"))
+    none = http_scope()
+
+    assert logs.scope_request_id(given) == "client-req-3" == given["request_id"]
+    made = logs.scope_request_id(implausible)
+    assert made != "drop table; --" and logs.PLAUSIBLE_ID.fullmatch(made)
+    assert logs.scope_request_id(implausible) == made  # decided once, by whoever asks first
+    assert logs.scope_request_id(none) != made
+
+
+async def test_the_asgi_layer_gives_the_lines_the_access_log_and_the_response_one_id(
+    lines: io.StringIO,
+) -> None:
+    """Daphne writes a response's access-log line inside the application's last `send`, as this
+    `send` does; a response whose application set no X-Request-ID gets the request's."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        logging.getLogger("test.logs").info("answering")
+        headers = [(b"content-type", b"text/plain")]
+        if scope["path"] == "/own":
+            headers.append((b"X-Request-ID", scope["request_id"].encode()))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+        if message["type"] == "http.response.body":
+            logs.AccessLog()("http", "complete", {"path": "/api/x", "status": 200, "method": "GET"})
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request"}
+
+    await logs.RequestIds(app)(http_scope(), receive, send)
+    await logs.RequestIds(app)(
+        {**http_scope((b"x-request-id", b"r-own")), "path": "/own"}, receive, send
+    )
+
+    made = dict(sent[0]["headers"])[b"x-request-id"].decode()
+    own_headers = [name.lower() for name, _ in sent[2]["headers"]]
+    answering, access, own_answering, own_access = parsed(lines)
+    assert answering["request_id"] == access["request_id"] == made
+    assert access["message"] == "GET /api/x 200"
+    assert own_answering["request_id"] == own_access["request_id"] == "r-own"
+    assert own_headers.count(b"x-request-id") == 1
+    assert logs.current() == {}
+
+
+async def test_a_websocket_connection_runs_with_its_request_id(lines: io.StringIO) -> None:
+    seen: list[dict[str, str]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        seen.append(logs.current())
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        pass
+
+    scope = {"type": "websocket", "path": "/ws/chat/", "headers": [(b"x-request-id", b"ws-1")]}
+    await logs.RequestIds(app)(scope, receive, send)
+    await logs.RequestIds(app)({"type": "lifespan"}, receive, send)
+
+    assert seen == [{"request_id": "ws-1"}, {}]
+
+
+def test_django_names_the_request_id_its_scope_holds() -> None:
+    seen: list[dict[str, str]] = []
+
+    def view(request: object) -> HttpResponse:
+        seen.append(logs.current())
+        return HttpResponse()
+
+    request = AsyncRequestFactory().get("/", HTTP_X_REQUEST_ID="client-says")
+    scope: dict[str, Any] = request.scope  # type: ignore[assignment]
+    scope["request_id"] = "server-chose"  # the web server asked first
+    request.user = AnonymousUser()
+
+    response = logs.IdsMiddleware(view)(request)
+
+    assert response["X-Request-ID"] == "server-chose"
+    assert seen == [{"request_id": "server-chose"}]
+
+
+async def test_daphnes_lines_about_a_websocket_name_its_request_id(lines: io.StringIO) -> None:
+    """The connecting and disconnected lines, which Daphne writes from Twisted's callbacks and
+    not from the application, carry the id the server chose when it made the application."""
+    from config.server import ChatServer, ChatWebSocketProtocol
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+
+    web = ChatServer(application=app, endpoints=["tcp:port=0"], action_logger=print)
+    connection = ChatWebSocketProtocol()
+    connection.server = web  # as Daphne's onConnect sets them
+    connection.request = SimpleNamespace(path="/ws/chat/")
+    connection.client_addr = ["127.0.0.1", 5000]
+    web.connections = {}  # made by run()
+    web.protocol_connected(connection)
+    scope = {"type": "websocket", "path": "/ws/chat/", "headers": [(b"x-request-id", b"ws-2")]}
+
+    queue = web.create_application(connection, scope)
+    connection.applicationCreateWorked(queue)
+    connection.onClose(True, 1000, None)
+    await web.connections[connection]["application_instance"]
+
+    connecting, disconnected = parsed(lines)
+    assert connecting["message"] == "WSCONNECTING /ws/chat/"
+    assert disconnected["message"] == "WSDISCONNECT /ws/chat/"
+    assert connecting["request_id"] == disconnected["request_id"] == scope["request_id"] == "ws-2"
+    assert logs.current() == {}
+
+
+async def test_a_failed_applications_500_is_logged_with_its_request_id() -> None:
+    from config.server import ChatServer
+
+    class Request:
+        def handle_exception(self, exception: BaseException) -> None:
+            seen.append(logs.current())  # where Daphne writes the 500 and its access line
+
+    seen: list[dict[str, str]] = []
+    web = ChatServer(application=None, endpoints=["tcp:port=0"])
+    request = Request()
+    failed = asyncio.get_running_loop().create_future()
+    failed.set_exception(RuntimeError("the view failed"))
+    web.connections = {request: {"application_instance": failed, "request_id": "r-500"}}
+
+    web.check_application(request)
+
+    assert seen == [{"request_id": "r-500"}]

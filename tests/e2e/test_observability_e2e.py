@@ -2,6 +2,8 @@
 PostgreSQL, Redis), for one chat message sent over a real websocket:
 - every process writes JSON lines; the message's lines carry its ids, in the web process and
   in the worker, and no line holds the message's text;
+- Daphne's access-log lines name the request id of their HTTP request (the one its own lines
+  and its `X-Request-ID` name) or of their websocket connection;
 - the processes export their spans over OTLP/HTTP to a receiver in this test, and the message
   is one connected trace from the websocket frame in the web process to the closing write in
   the worker;
@@ -15,6 +17,8 @@ import json
 import os
 import re
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -45,6 +49,9 @@ class Observed:
     user_id: int
     conversation_id: str
     secret: str  # the part of the content no line may hold, even cut from the rest
+    # HTTP requests made before the chat: path -> (status, the response's X-Request-ID)
+    http: dict[str, tuple[int, str]]
+    http_request_id: str  # the id the client gave the first of them
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +77,13 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observed]:
         secret = uuid.uuid4().hex[:12]
         content = f"My locker code is {secret}; please keep it secret."
         request_id = f"obs-{uuid.uuid4().hex[:12]}"
+        # Two requests whose ids the access log must name: one the client gives (/metrics
+        # without a credential, whose 401 Django logs too), one the server makes.
+        http_request_id = f"http-{uuid.uuid4().hex[:12]}"
+        http = {
+            "/metrics": http_get(stack, "/metrics", request_id=http_request_id),
+            "/readyz": http_get(stack, "/readyz"),
+        }
 
         async def chat() -> tuple[dict[str, Any], GenerationResult]:
             async with user.connect() as session:
@@ -102,10 +116,22 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observed]:
             int(me["id"]),
             accepted["conversation_id"],
             secret,
+            http,
+            http_request_id,
         )
     finally:
         stack.stop()
         receiver.stop()
+
+
+def http_get(stack: Stack, path: str, *, request_id: str | None = None) -> tuple[int, str]:
+    headers = {"X-Request-ID": request_id} if request_id else {}
+    request = urllib.request.Request(stack.base_url + path, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.headers["X-Request-ID"]
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers["X-Request-ID"]
 
 
 # What reaches the worker's log without going through Python's logging, and so cannot be JSON:
@@ -159,6 +185,29 @@ def test_every_process_logs_json_with_the_message_ids_and_never_its_text(
         assert observed.content not in text and observed.secret not in text, name
         answer = observed.result.final["text"]  # type: ignore[index]
         assert len(answer) < 12 or answer not in text, f"the answer is in the {name} log"
+
+
+def test_the_access_log_names_the_request_id_of_each_request_and_connection(
+    observed: Observed,
+) -> None:
+    lines = json_lines(observed.stack, "web")
+    access = [line for line in lines if line["logger"] == "daphne.access"]
+    assert access and all(line.get("request_id") for line in access), access[:3]
+    (refused, (status, given)), (ready, (ready_status, made)) = observed.http.items()
+    assert (status, given) == (401, observed.http_request_id)
+    assert ready_status == 200 and made and made != given
+    for path, request_id, answered in ((refused, given, 401), (ready, made, 200)):
+        (line,) = [line for line in access if line["request_id"] == request_id]
+        assert line["message"] == f"GET {path} {answered}"
+    # The request's own line (Django's about the 401) names it too.
+    own = [line for line in lines if line.get("request_id") == given and line not in access]
+    assert [line["message"] for line in own] == ["Unauthorized: /metrics"], own
+    # A websocket connection's lines (the chat's) share one id, its handshake's.
+    by_connection: dict[str, list[str]] = {}
+    for line in access:
+        if line["message"].startswith("WS"):
+            by_connection.setdefault(line["request_id"], []).append(line["message"].split()[0])
+    assert list(by_connection.values()) == [["WSCONNECTING", "WSCONNECT", "WSDISCONNECT"]]
 
 
 def trace_of(spans: list[ReceivedSpan], generation_id: str) -> list[ReceivedSpan]:
