@@ -10,4 +10,5 @@ class ChatConfig(AppConfig):
         from chat import signals, usage
 
         signals.connect()
+        signals.catalog_connect()
         plan_left_reader_register(usage.plan_left)

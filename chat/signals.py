@@ -9,6 +9,9 @@
 
 Each publishes once, after the change is committed; a lost event is caught by the
 connection's own periodic check (chat.consumers, CHAT_CREDENTIALS_RECHECK_SECONDS).
+
+A save or a deletion of a model or a version drops this process's snapshot of the registry
+(`chat.catalog`).
 """
 
 from __future__ import annotations
@@ -18,12 +21,12 @@ from typing import Any
 
 from django.contrib.auth import user_logged_out
 from django.db import transaction
-from django.db.models.signals import post_save, pre_save
+from django.db.models.signals import post_delete, post_save, pre_save
 from pydantic import BaseModel
 
 from accounts.models import User
 from accounts.signals import credential_id, credential_revoked
-from chat import events
+from chat import catalog, events
 
 logger = logging.getLogger(__name__)
 CREDENTIAL_FIELDS = ("password", "is_active")
@@ -70,3 +73,25 @@ def connect() -> None:
     user_logged_out.connect(on_logged_out, dispatch_uid="chat.user_logged_out")
     pre_save.connect(before_user_saved, sender=User, dispatch_uid="chat.before_user_saved")
     post_save.connect(after_user_saved, sender=User, dispatch_uid="chat.after_user_saved")
+
+
+# --- the model catalog ---------------------------------------------------------------------------
+
+# The registry rows that `chat.catalog` keeps a snapshot of, by label (chat never imports
+# inference).
+CATALOG_MODELS = ("inference.LanguageModel", "inference.ModelVersion")
+
+
+def on_catalog_changed(sender: Any, **_: Any) -> None:
+    """A model or a version was saved or deleted in this process: drop the snapshot now, and
+    again once the change is committed (a reader in between may have read the old rows)."""
+    catalog.forget()
+    transaction.on_commit(catalog.forget)
+
+
+def catalog_connect() -> None:
+    for label in CATALOG_MODELS:
+        for signal, kind in ((post_save, "saved"), (post_delete, "deleted")):
+            signal.connect(
+                on_catalog_changed, sender=label, dispatch_uid=f"chat.catalog.{label}.{kind}"
+            )

@@ -297,6 +297,10 @@ READYZ_CACHE_SECONDS = env_float("READYZ_CACHE_SECONDS", 1.0, minimum=0.0)
 # admission's round trips to Redis and PostgreSQL (docs/benchmarks.md, "Admission").
 CHAT_ADMISSION_THREADS = env_int("CHAT_ADMISSION_THREADS", 1, minimum=1)
 CHAT_MAX_QUEUE_DEPTH = env_int("CHAT_MAX_QUEUE_DEPTH", 256, minimum=1)
+# Seconds a web process reuses its snapshot of the enabled models and their serving versions
+# (chat/catalog.py): an admin's edit made in another process applies within this time. 0: read
+# the registry at every admission.
+CHAT_CATALOG_SECONDS = env_float("CHAT_CATALOG_SECONDS", 1.0, minimum=0.0)
 # The by-task router's message embedding (chat/route_embedding.py): "static", MiniLM distilled
 # into a word-piece table (~0.1 ms a message), or "full", the whole model (~11 ms).
 ROUTER_EMBEDDING = env_choice("ROUTER_EMBEDDING", "static", choices={"static", "full"})

@@ -23,6 +23,15 @@ def redis_emptied() -> None:
     client.close()
 
 
+@pytest.fixture(autouse=True)
+def catalog_forgotten() -> None:
+    """Each test reads the model registry as its database holds it: a snapshot the last test
+    left (chat/catalog.py) describes rows its transaction has rolled back."""
+    from chat import catalog
+
+    catalog.forget()
+
+
 @pytest.fixture(scope="session")
 def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The real stack (Daphne, a Celery worker hosting vLLM with the default model, PostgreSQL,

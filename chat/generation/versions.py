@@ -7,8 +7,8 @@ the conversation) until the user regenerates an answer, which chooses again with
 regeneration's own key. A pinned version that no longer serves (retired, or a canary stopped)
 is chosen again.
 
-The registry lives in `inference`, which chat does not import: the versions are read through
-Django's app registry by label, like `chat.catalog` reads the models, one small query per turn.
+The registry lives in `inference`, which chat does not import: the versions come from
+`chat.catalog`'s snapshot of the registry, like the models.
 """
 
 from __future__ import annotations
@@ -17,9 +17,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from django.apps import apps
-
-from chat import services
+from chat import catalog, services
 
 # A share is a percentage; buckets give it two more digits of resolution.
 BUCKETS = 10_000
@@ -51,9 +49,7 @@ def choose(serving: list[dict[str, Any]], *, key: str) -> dict[str, Any] | None:
 
 
 def serving(*, model_name: str) -> list[dict[str, Any]]:
-    model_version = apps.get_model("inference", "ModelVersion")
-    rows = model_version.objects.filter(model__name=model_name, state__in=(ACTIVE, CANARY))
-    return list(rows.values("id", "label", "state", "canary_share")[:2])
+    return catalog.serving_versions(model_name=model_name)
 
 
 def turn_version(
