@@ -1,12 +1,16 @@
 """The queue of generations waiting for a worker, one sorted set per model queue in Redis.
 
 Admission adds a generation and reads the depth, the worker takes it out when it starts, its
-ending takes it out when it never started, and a resuming client reads its position.
+ending takes it out when it never started, and a resuming client reads its position. The two
+that every chat.send makes (`depth`, `add`) are one round trip each: a script, so that a
+burst's admissions wait on Redis as little as they can.
 """
 
 from __future__ import annotations
 
 import time
+from functools import cache
+from typing import Any
 
 from chat.generation.names import (
     running_key,
@@ -16,20 +20,44 @@ from chat.generation.names import (
 )
 from chat.redis_client import as_text, redis_client
 
+# KEYS: arrivals counter, waiting, since; ARGV: generation id, priority base, now. Arrival
+# order comes from a counter, not the clock: two sends in the same millisecond must not tie (a
+# float score of -priority * 1e12 + time() has only millisecond resolution left). Scores stay
+# below 2**44, exact in a Lua number. The arrival times are kept on their own, so that entries
+# nobody removed (a task lost with its worker) can be dropped by age: see `depth`.
+_ADD = """
+local arrival = redis.call('INCR', KEYS[1])
+redis.call('ZADD', KEYS[2], tonumber(ARGV[2]) + arrival, ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+return arrival
+"""
+
+# KEYS: waiting, since; ARGV: the arrival time before which an entry is stale ('' : none).
+# The stale are removed in chunks (Lua's unpack has a bounded stack).
+_DEPTH = """
+if ARGV[1] ~= '' then
+  local stale = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+  for first = 1, #stale, 1000 do
+    local chunk = {unpack(stale, first, math.min(first + 999, #stale))}
+    redis.call('ZREM', KEYS[1], unpack(chunk))
+    redis.call('ZREM', KEYS[2], unpack(chunk))
+  end
+end
+return redis.call('ZCARD', KEYS[1])
+"""
+
+
+@cache
+def _script(source: str) -> Any:
+    return redis_client().register_script(source)
+
 
 def add(*, queue: str, generation_id: str, priority: int) -> None:
     """Record a generation as waiting. Higher priority sorts first, then arrival order."""
-    now = time.time()
-    client = redis_client()
-    # Arrival order from a counter, not the clock: two sends in the same millisecond must not
-    # tie (a float score of -priority * 1e12 + time() has only millisecond resolution left).
-    arrival = int(client.incr(waiting_arrivals_key(queue)))
-    pipeline = client.pipeline()
-    pipeline.zadd(waiting_key(queue), {generation_id: (9 - priority) * 2**40 + arrival})
-    # Arrival times on their own, so that entries nobody removed (a task lost with its
-    # worker) can be dropped by age: see `depth`.
-    pipeline.zadd(waiting_since_key(queue), {generation_id: now})
-    pipeline.execute()
+    _script(_ADD)(
+        keys=[waiting_arrivals_key(queue), waiting_key(queue), waiting_since_key(queue)],
+        args=[generation_id, (9 - priority) * 2**40, time.time()],
+    )
 
 
 def remove(*, queue: str, generation_id: str) -> None:
@@ -75,16 +103,8 @@ def position(*, queue: str, generation_id: str) -> int | None:
 def depth(*, queue: str, stale_after: float | None = None) -> int:
     """How many generations wait on `queue`, first forgetting those waiting longer than
     `stale_after` seconds (no healthy queue holds a message that long)."""
-    client = redis_client()
-    if stale_after is not None:
-        since = waiting_since_key(queue)
-        stale = client.zrangebyscore(since, "-inf", time.time() - stale_after)
-        if stale:
-            pipeline = client.pipeline()
-            pipeline.zrem(waiting_key(queue), *stale)
-            pipeline.zrem(since, *stale)
-            pipeline.execute()
-    return int(client.zcard(waiting_key(queue)))
+    cutoff = "" if stale_after is None else repr(time.time() - stale_after)
+    return int(_script(_DEPTH)(keys=[waiting_key(queue), waiting_since_key(queue)], args=[cutoff]))
 
 
 def first(*, queue: str, count: int) -> list[str]:
