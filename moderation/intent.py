@@ -4,9 +4,9 @@ Someone asks for a helpline while speaking of hurting themselves, a teacher asks
 that a child is exploited online, a parent asks how to report an adult asking her daughter for
 photos, a moderator quotes a hateful post to ask whether to report it, a person finds spyware
 on their own phone, a pupil asks how propaganda dehumanised a minority, a writer wants a
-fade-to-black scene, a player asks how to kill a boss. The pattern and semantic checks see the
-vocabulary of the harm and block; the intent says the text is about protection, learning,
-fiction or a game.
+fade-to-black scene, a player asks how to kill a boss, a cook how to kill a lobster. The pattern
+and semantic checks see the vocabulary of the harm and block; the intent says the text is about
+protection, learning, fiction, a game or a kitchen.
 
 `intent_of` finds such an intent, one of `Intent`, from cues in the six supported languages
 (English, Spanish, French, German, Portuguese, Italian). On input, `lower` turns a block of a
@@ -19,7 +19,9 @@ flag when:
 - the text makes no operational ask (`operational_ask`): how to make, build, get, buy or use
   something harmful, step by step, quantities, "without getting caught", a request to send or
   share material, or a first-person threat outside quotes. A protective wrapper around such an
-  ask ("as a teacher, how do I make a pipe bomb for a lesson") keeps the block;
+  ask ("as a teacher, how do I make a pipe bomb for a lesson") keeps the block. A named game
+  makes not being caught a move, a kitchen makes a recipe cooking; a real person harmed keeps
+  the block in both;
 - self-harm instructions are never lowered, nor self-harm that seeks a method or says it is
   imminent (moderation/support.py's own tests, which also treat a plea for help).
 
