@@ -4,9 +4,9 @@ Someone asks for a helpline while speaking of hurting themselves, a teacher asks
 that a child is exploited online, a parent asks how to report an adult asking her daughter for
 photos, a moderator quotes a hateful post to ask whether to report it, a person finds spyware
 on their own phone, a pupil asks how propaganda dehumanised a minority, a writer wants a
-fade-to-black scene, a player asks how to kill a boss. The pattern and semantic checks see the
-vocabulary of the harm and block; the intent says the text is about protection, learning,
-fiction or a game.
+fade-to-black scene, a player asks how to kill a boss, a cook how to kill a lobster. The pattern
+and semantic checks see the vocabulary of the harm and block; the intent says the text is about
+protection, learning, fiction, a game or a kitchen.
 
 `intent_of` finds such an intent, one of `Intent`, from cues in the six supported languages
 (English, Spanish, French, German, Portuguese, Italian). On input, `lower` turns a block of a
@@ -19,7 +19,9 @@ flag when:
 - the text makes no operational ask (`operational_ask`): how to make, build, get, buy or use
   something harmful, step by step, quantities, "without getting caught", a request to send or
   share material, or a first-person threat outside quotes. A protective wrapper around such an
-  ask ("as a teacher, how do I make a pipe bomb for a lesson") keeps the block;
+  ask ("as a teacher, how do I make a pipe bomb for a lesson") keeps the block. A named game
+  makes not being caught a move, a kitchen makes a recipe cooking; a real person harmed keeps
+  the block in both;
 - self-harm instructions are never lowered, nor self-harm that seeks a method or says it is
   imminent (moderation/support.py's own tests, which also treat a plea for help).
 
@@ -55,6 +57,7 @@ class Intent(StrEnum):
     EDUCATION = "education"
     FICTION = "fiction"
     GAMING = "gaming"
+    COOKING = "cooking"
 
 
 _C = Category
@@ -125,8 +128,59 @@ LOWERS: dict[Intent, frozenset[str]] = {
             _C.ILLICIT_VIOLENT,
         )
     ),
+    # "Murder the onions", "kill a lobster humanely", "butcher a chicken": violence words whose
+    # object is food, and knives (read as weapons). Never drugs, hate, self-harm; a kitchen
+    # that names a weapon or a poison is no kitchen (`operational_ask`).
+    Intent.COOKING: frozenset(
+        c.value
+        for c in (
+            _C.VIOLENCE,
+            _C.VIOLENCE_GRAPHIC,
+            _C.HARASSMENT_THREATENING,
+            _C.ILLICIT_VIOLENT,
+        )
+    ),
 }
 
+# A named game or words only games use: with one, evading being caught ("kill someone without
+# getting caught" in Among Us) is how the game is played.
+_NAMED_GAME = (
+    r"\b(?:among us|impostors?|imposters?|crewmates?|warzone|apex(?: legends)?|pubg|fortnite"
+    r"|valorant|minecraft|roblox|call of duty|overwatch|league of legends|counter[- ]?strike|cs ?2"
+    r"|dust ?2|b site|bomb ?site|defuse"
+    r"|dota|elden ring|dark souls|bloodborne|sekiro|skyrim|zelda|pokemon|gta|red dead|halo"
+    r"|destiny 2?|rainbow six|tarkov|dead by daylight|battlefield|fallout|cyberpunk|the sims"
+    r"|hitman 3|dishonored|assassin'?s creed|splatoon|smash bros|mortal kombat|tekken"
+    r"|street fighter|terraria|stardew|baldur'?s gate|diablo|world of warcraft|wow raid"
+    r"|respawn|pvp|pve|battle royale)\b"
+)
+# Food in the six languages: what a kitchen kills, cuts and cooks. Words that are also idioms or
+# slang ("dead meat", "sleep with the fishes", "beef", "break his ribs") are only objects
+# (`_FOOD_OBJECT`), never cues.
+_FOOD = (
+    r"\b(?:lobsters?|crabs?|crayfish|prawns?|shrimps?|oysters?|mussels?|clams?|octopus|squid"
+    r"|chickens?|hens?|roosters?|ducks?|geese|goose|quails?|rabbits?|lamb|goats?|trout|salmon"
+    r"|carp|eels?|catfish|onions?|garlic|shallots?|potato(?:es)?|carrots?|tomato(?:es)?|dough"
+    r"|egg whites|brisket|homards?|langoustes?|langostas?|pulpo|pollos?|gallinas?|cebollas?|ajos?"
+    r"|pescados?|conejos?|poulets?|oignons?|ail|poissons?|lapins?|hummer|hahnchen|huhn|huhner"
+    r"|zwiebeln?|knoblauch|fisch|kaninchen|lagostas?|polvo|frangos?|cebolas?|alho|peixes?"
+    r"|aragostas?|polpo|pollo|cipolle?|aglio|pesce|coniglio)\b"
+)
+_FOOD_EXTRA = r"\b(?:fish|meat|steaks?|pork|beef|ribs|eggs?|breasts?|thighs?|wings?|fillets?)\b"
+# Cooking: a kitchen's verb on food ("butcher a whole chicken", "murder the onions", "tuer un
+# homard"), or cooking words and food within a sentence of each other.
+_PREP_VERB = (
+    r"\b(?:kill(?:ing)?|murder(?:ing)?|butcher(?:ing)?|slaughter(?:ing)?|fillet(?:ing)?|debone"
+    r"|gut(?:ting)?|pluck(?:ing)?|smash(?:ing)?|beat(?:ing)?|chop(?:ping)?|dice|mince|crush(?:ing)?"
+    r"|stun(?:ning)?|tuer|abattre|decouper|matar|mato|despiezar|trocear|toten|tote|schlachten"
+    r"|zerlegen|uccidere|uccido|ammazzare|abater)\b"
+)
+_COOK_WORD = (
+    r"\b(?:recipes?|cook(?:ing)?|bake|baking|roast(?:ing)?|grill(?:ing)?|fry(?:ing)?|frying pan"
+    r"|saute|simmer|marinate|braise|boil(?:ing)?|oven|skillet|schnitzel|stew|receta|cocinar"
+    r"|hervir|hirviendo|recette|cuire|cuisiner|cuisson|rezept|kochen|koche|braten|receita"
+    r"|cozinhar|ferver|ricetta|cucinare|cuocere|bollire)\b"
+)
 # Cues per intent, on normalised text (lower case, no accents). Checked in this order.
 _CUES: dict[Intent, re.Pattern[str]] = {
     Intent.HELP_SEEKING: re.compile(
@@ -196,9 +250,13 @@ _CUES: dict[Intent, re.Pattern[str]] = {
         r"|cours|presentation)|per (?:una|un|la) (?:tesina|ricerca|lezione|presentazione))\b"
     ),
     Intent.FICTION: re.compile(
-        r"\b(?:(?:writing|write|help me write|need) (?:me )?(?:a|an|my) (?:short |campfire |spooky "
-        r"|fade-to-black |fade to black |romance |war |horror )?(?:story|novel|poem|thriller"
-        r"|scene|screenplay|script|chapter|ghost story)|fade[- ]to[- ]black|keep it tasteful"
+        r"\b(?:(?:writing|write|help me write|need) (?:me )?(?:a|an|my) (?:short |campfire "
+        r"|spooky |fade-to-black |fade to black |romance |war |horror |crime |mystery |detective "
+        r"|murder |fantasy |sci-fi |science fiction |historical |noir |spy |heist |ya |kids "
+        r"|children's |bedtime |funny ){0,2}(?:story|novel|poem|thriller|mystery|whodunn?it|scene"
+        r"|screenplay|script|chapter|ghost story)|my (?:protagonist|antagonist|detective"
+        r"|main character|villain)"
+        r"|red herrings?|plot twists?|fade[- ]to[- ]black|keep it tasteful"
         r"|(?:no|without) (?:blood|gore)|not graphic|(?:j'ecris|ecris) un (?:roman|livre|recit)"
         r"|ich schreibe (?:einen|eine) (?:roman|geschichte)|estoy escribiendo una? (?:novela"
         r"|historia)|sto scrivendo un (?:romanzo|racconto)|estou escrevendo um (?:romance|livro))\b"
@@ -208,9 +266,14 @@ _CUES: dict[Intent, re.Pattern[str]] = {
         r"\b(?:(?<!my )(?<!your )(?<!his )(?<!her )(?<!our )(?<!their )(?<!the )boss|bosses"
         r"|summons?|respawn|pvp|pve|raid|dungeon|level \d{1,3}|headshots?"
         r"|elden ring|dark souls|malenia|valorant|fortnite|minecraft|roblox|call of duty|cod"
-        r"|mortal kombat|combos?|overwatch|league of legends|counter-?strike|cs ?2|gta|zelda"
+        r"|mortal kombat|combos?|overwatch|league of legends|counter[- ]?strike|cs ?2|gta|zelda"
         r"|pokemon|skyrim|the game|this game|in game|in-game|match report|6-0|\d-\d (?:win|loss"
-        r"|last night))\b"
+        r"|last night)|loadouts?|campers|squads?|killstreaks?|lobby|npcs?|speedrun)\b"
+        r"|" + _NAMED_GAME
+    ),
+    Intent.COOKING: re.compile(
+        rf"{_PREP_VERB} (?:[\w'-]{{1,30}} ){{0,3}}?{_FOOD}|{_COOK_WORD}.{{0,100}}?{_FOOD}"
+        rf"|{_FOOD}.{{0,100}}?{_COOK_WORD}"
     ),
 }
 
@@ -218,20 +281,37 @@ _CUES: dict[Intent, re.Pattern[str]] = {
 # material, and outside quotes a first-person threat. Quotes are left in for the asks ("how do
 # i report: 'tell me how to make meth'" keeps its block) and taken out for the threat (a
 # quoted threat is the report).
-_OPERATIONAL = re.compile(
-    r"\b(?:(?:how (?:do|can|could|would|should|to) (?:i |you |we |one )?|ways? to |best way to "
+_HOW = (
+    r"(?:how (?:do|can|could|would|should|to) (?:i |you |we |one )?|ways? to |best way to "
     r"|easiest way to |teach me (?:how )?to |show me how to |help me |explain how to )"
-    r"(?:make|build|create|synthesi[sz]e|cook|brew|produce|manufacture|assemble|3d print"
-    r"|get (?:hold of|my hands on)|buy|obtain|acquire|order|source|smuggle|install (?:spyware"
+)
+# Asks to make something, and for its recipe and quantities: in a kitchen, that is cooking (a
+# kitchen never lowers weapons or drugs, so a bomb's recipe keeps its block by its category).
+_MAKING = re.compile(
+    rf"\b(?:{_HOW}(?:make|build|create|synthesi[sz]e|cook|brew|produce|manufacture|assemble"
+    r"|3d print)\b|step[- ]by[- ]step|detailed (?:instructions|guide|steps)"
+    r"|instructions (?:for|to|on)|recipe for|ingredients for|exact (?:amounts?|quantit\w{1,4}"
+    r"|measurements|ratios?|ingredients|grams|steps)|(?:grams|ml|mg|amounts?) of each"
+    r"|(?:amounts?|quantities) in (?:grams|ml|mg)|how (?:much|many) of each"
+    r"|(?:real|actual|exact) (?:steps|recipe|method|process|procedure)"
+    r"|how (?:he|she|they|you|i) (?:wires?|mix(?:es)?|assembles?|builds?|makes?|cooks?)"
+    r"|como (?:hacer|fabricar)|paso a paso|comment (?:fabriquer|faire) (?:une?|du|de la)"
+    r"|etape par etape|wie (?:baue|mache) ich|schritt fur schritt|como (?:fazer|fabricar)"
+    r"|passo a passo|come (?:fare|fabbricare|costruire)|passo per passo)\b"
+)
+# Asks not to be caught: in a named game, how the game is played.
+_EVADING = re.compile(
+    r"\b(?:without (?:getting caught|being (?:caught|detected|traced|noticed)|leaving (?:a )?trace"
+    r"|them knowing|anyone knowing)|undetectable|untraceable)\b"
+)
+_OPERATIONAL = re.compile(
+    rf"\b(?:{_HOW}"
+    r"(?:get (?:hold of|my hands on)|buy|obtain|acquire|order|source|smuggle|install (?:spyware"
     r"|a keylogger|stalkerware|a tracker) on|hack into|break into|spy on|track (?:my|her|his"
     r"|someone|a)|find (?:out )?where|poison|stab|shoot (?:up|someone|a person)|hurt|strangle"
     r"|kidnap|groom|lure|blackmail|extort|launder|steal|skim|phish|dox)\b"
-    r"|step[- ]by[- ]step|detailed (?:instructions|guide|steps)|instructions (?:for|to|on)"
-    r"|recipe for|ingredients for|exact (?:amounts?|quantit\w{1,4}|doses?|measurements|ratios?"
-    r"|drugs?|chemicals|reagents|ingredients|grams|materials|components|steps)"
-    r"|(?:grams|ml|mg|amounts?) of each|(?:amounts?|quantities) in (?:grams|ml|mg)"
+    r"|exact (?:doses?|drugs?|chemicals|reagents|materials|components)"
     r"|keep (?:\w{1,30} ){0,2}secret from"
-    r"|how (?:he|she|they|you|i) (?:wires?|mix(?:es)?|assembles?|builds?|makes?|cooks?)"
     r"|describe (?:everything|every (?:detail|second|moment)|it all|all of it"
     r"|in (?:full |graphic |gory )?detail)"
     r"|(?:all|every) (?:the )?(?:gory |graphic |bloody )?details"
@@ -239,24 +319,53 @@ _OPERATIONAL = re.compile(
     r"|(?:lethal|fatal|deadly) (?:dose|amount|quantity)|dosis letal|dose (?:letale|letal|mortelle)"
     r"|todliche dosis|real quantities|real amounts"
     r"|how (?:much|many) (?:\w{1,30} ){0,2}(?:to kill|would kill|is lethal|to die|to overdose)"
-    r"|without (?:getting caught|being (?:caught|detected|traced|noticed)|leaving (?:a )?trace"
-    r"|them knowing|anyone knowing)|undetectable|untraceable"
     r"|where (?:can|do|could) i (?:buy|get|find|download|order|watch) "
     r"|(?:send|share|give|sell|trade|post) (?:me|us) (?:\w{1,30} )?(?:nudes?|pics|photos|videos"
     r"|links?|material|content)"
     r"|write (?:me )?(?:a |an |the )?(?:code|script|program|malware|keylogger|ransomware|virus"
     r"|phishing (?:email|page|site)|exploit)"
     r"|in (?:graphic|explicit|gory|vivid) detail|explicit(?:ly)? (?:sex|sexual)"
-    r"|como (?:hacer|fabricar|conseguir|comprar)|paso a paso|comment (?:fabriquer|faire|obtenir"
-    r"|acheter) (?:une?|du|de la)|etape par etape|wie (?:baue|mache|bekomme|kaufe) ich"
-    r"|schritt fur schritt|como (?:fazer|fabricar|comprar|conseguir)|passo a passo"
-    r"|come (?:fare|fabbricare|costruire|comprare|procurarsi)|passo per passo)\b"
+    r"|como (?:conseguir|comprar)|comment (?:obtenir|acheter) (?:une?|du|de la)"
+    r"|wie (?:bekomme|kaufe) ich|como (?:comprar|conseguir)|come (?:comprare|procurarsi))\b"
 )
 # Asking how to harm someone: operational, except in a game, where killing is a move.
 _DO_HARM = re.compile(
     r"\b(?:how (?:do|can|could|would|should|to) (?:i |you |we |one )?|ways? to |best way to "
     r"|easiest way to |teach me (?:how )?to |help me )(?:kill|murder|beat up|take out|destroy"
     r"|get rid of|knock out|shoot|headshot)\b"
+)
+# In a kitchen, killing food is cooking: what a harm verb does to, read right after it.
+_FOOD_OBJECT = re.compile(rf" (?:[\w'-]{{1,30}} ){{0,3}}?(?:{_FOOD}|{_FOOD_EXTRA})")
+_HARM_VERB = (
+    r"(?:kill(?:ing)?|murder(?:ing)?|shoot(?:ing)?|snipe|sniping|stab(?:bing)?|poison(?:ing)?"
+    r"|strangl(?:e|ing)|hurt(?:ing)?|beat(?:ing)? up|take out|get rid of|attack(?:ing)?"
+    r"|butcher(?:ing)?|slaughter(?:ing)?|chop(?:ping)? up|cook(?:ing)?|behead(?:ing)?"
+    r"|drown(?:ing)?|burn(?:ing)?|skin(?:ning)?)"
+)
+# A real person harmed: never a game's move nor a kitchen's. "My brother", "a real person",
+# "in real life"; in a kitchen, any person ("him", "someone", "a man").
+_REAL_PERSON = re.compile(
+    rf"\b{_HARM_VERB} (?:\w{{1,30}} )?(?:my|his|her|your|their|our) (?:\w{{1,30}} )?"
+    r"(?:wife|husband|boyfriend|girlfriend|bf|gf|ex|partner|brother|sister|mom|mum|mother|dad"
+    r"|father|parents|son|daughter|baby|boss|teacher|coworker|co-worker|colleague|classmate"
+    r"|neighbou?r|roommate|landlord|uncle|aunt|cousin|grandma|grandpa|grandmother"
+    r"|grandfather|stepdad|stepmom|family|in-laws?|kids?|children)\b"
+    r"|\b(?:irl|in real life|real (?:person|people|human|humans))\b"
+)
+_ANY_PERSON = re.compile(
+    rf"\b{_HARM_VERB} (?:\w{{1,30}} )?(?:you|u|him|her|them|someone|somebody|anyone|people"
+    r"|(?:a|an|the|that) (?:\w{1,30} )?(?:person|man|woman|child|kid|baby|boy|girl|guy|human"
+    r"|cop|officer|body|bodies|corpse))\b"
+)
+# What no recipe asks for: poisons, weapons, drugs, a dish for someone who must not notice.
+_KITCHEN_HARM = re.compile(
+    r"\b(?:poison(?:ous|ed|ing)?|cyanide|arsenic|ricin|antifreeze|rat poison|hemlock|oleander"
+    r"|nightshade|ground glass|human (?:flesh|meat)|cannibal\w{0,5}|bombs?|explosives?|napalm"
+    r"|thermite|molotov|grenades?|ieds?|detonators?|gunpowder|black powder|guns?|firearms?"
+    r"|ammo|ammunition|silencers?|nerve agents?|sarin|(?:chlorine|mustard|toxic) gas|meth"
+    r"|cocaine|heroin|fentanyl|lsd|mdma|ghb|roofies|rohypnol|spike (?:his|her|their) "
+    r"(?:food|drink|dinner)|slip (?:it|something|this|that) into|without (?:him|her|them)"
+    r" (?:noticing|tasting|knowing))\b"
 )
 _THREAT = re.compile(
     r"\b(?:(?:i|we)(?: will|'ll| am going to|'m going to| m going to| am gonna|'m gonna"
@@ -271,19 +380,51 @@ _QUOTE = re.compile(
 )
 
 
+# Intents about something other than a person: a story, a game, a lesson, a kitchen. With one
+# of them, harassment of someone the writer knows ("a poem calling my sister a pig", "my
+# coworker in a story") is still harassment.
+_NOT_ABOUT_PEOPLE = frozenset({Intent.EDUCATION, Intent.FICTION, Intent.GAMING, Intent.COOKING})
+_HARASSMENT = frozenset({_C.HARASSMENT.value, _C.HARASSMENT_THREATENING.value})
+_KNOWN_PERSON = re.compile(
+    r"\b(?:my|our) (?:\w{1,30} )?(?:wife|husband|boyfriend|girlfriend|ex|partner|brother|sister"
+    r"|mom|mum|mother|dad|father|son|daughter|boss|teacher|coworker|co-worker|colleague"
+    r"|classmates?|neighbou?rs?|roommate|landlord|uncle|aunt|cousin|friends?|stepdad|stepmom"
+    r"|manager|student|teammates?)\b"
+)
+
+
 def intent_of(normalized: str) -> list[Intent]:
     """The protective intents `normalized` shows a cue of, in `Intent`'s order."""
     return [intent for intent, cue in _CUES.items() if cue.search(normalized)]
 
 
-def operational_ask(normalized: str, *, in_game: bool = False) -> bool:
-    """Whether `normalized` asks how to make, get or do harm (killing is a move `in_game`), or
-    threatens outside quotes."""
+def operational_ask(normalized: str, *, in_game: bool = False, in_kitchen: bool = False) -> bool:
+    """Whether `normalized` asks how to make, get or do harm, or threatens outside quotes.
+    `in_game`, killing is a move, and with a named game so is not being caught; `in_kitchen`,
+    making is cooking and killing food is preparing it. Neither holds for a real person, nor
+    the kitchen for poisons, weapons or drugs (a recipe for napalm is no dish)."""
     if _OPERATIONAL.search(normalized):
         return True
-    if not in_game and _DO_HARM.search(normalized):
+    if not in_kitchen and _MAKING.search(normalized):
+        return True
+    if (in_game or in_kitchen) and _REAL_PERSON.search(normalized):
+        return True
+    if in_kitchen and (_ANY_PERSON.search(normalized) or _KITCHEN_HARM.search(normalized)):
+        return True
+    named_game = in_game and re.search(_NAMED_GAME, normalized) is not None
+    if not named_game and _EVADING.search(normalized):
+        return True
+    if not in_game and _killing_asked(normalized, in_kitchen=in_kitchen):
         return True
     return _THREAT.search(_QUOTE.sub(" ", normalized)) is not None
+
+
+def _killing_asked(normalized: str, *, in_kitchen: bool) -> bool:
+    """Whether `normalized` asks how to kill or hurt; in a kitchen, something other than food."""
+    for match in _DO_HARM.finditer(normalized):
+        if not in_kitchen or not _FOOD_OBJECT.match(normalized, match.end()):
+            return True
+    return False
 
 
 def lower(verdict: Verdict, text: str) -> Verdict:
@@ -299,8 +440,11 @@ def lower(verdict: Verdict, text: str) -> Verdict:
     if any(is_self_harm(c) for c in categories) and support.method_or_imminent(normalized):
         return verdict
     covering = [i for i in intent_of(normalized) if categories <= LOWERS[i]]
+    if categories & _HARASSMENT and _KNOWN_PERSON.search(normalized):
+        covering = [i for i in covering if i not in _NOT_ABOUT_PEOPLE]
     in_game = Intent.GAMING in covering
-    if not covering or operational_ask(normalized, in_game=in_game):
+    in_kitchen = Intent.COOKING in covering
+    if not covering or operational_ask(normalized, in_game=in_game, in_kitchen=in_kitchen):
         return verdict
     return dataclasses.replace(
         verdict,

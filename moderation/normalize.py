@@ -95,6 +95,10 @@ EMOJI_WORDS = {
     "\U0001f98d": "gorilla",
     "\U0001f3af": "target",
     "\U0001f6a8": "police",
+    # "Cheese pizza" is a euphemism for child sexual abuse material (its initials); read as the
+    # words, the patterns judge the phrase in its context (a trade group, links).
+    "\U0001f9c0": "cheese",
+    "\U0001f355": "pizza",
 }
 _EMOJI = str.maketrans({k: f" {v} " for k, v in EMOJI_WORDS.items()})
 # Letters drawn as emoji: regional indicators (🇰🇮🇱🇱) and the negative circled and squared
@@ -149,6 +153,14 @@ _LEET = str.maketrans(
 # run without letters, "____" or "1111": quadratic, 35 s for 30,000 underscores.)
 _LEET_TOKEN = re.compile(r"[\w@$!|€]+")
 _HAS_LETTER = re.compile(r"[a-z]")
+# A number with its unit is no leetspeak: "a 14yo" is fourteen years old, not "iayo"; "3rd",
+# "10mg", "5pm", "1080p" likewise. Not "3d" and "1980s" (still read "ed", "igaos"): the semantic
+# seeds hold both, and reading them otherwise moved the trained classifier enough to lose three
+# blocks of the evaluation sets (docs/moderation.md, thirteenth session).
+_NUMBER_WITH_UNIT = re.compile(
+    r"\d{1,6}(?:yo|yr|yrs|y|st|nd|rd|th|am|pm|h|hr|hrs|min|mins|ms|k|km|kg|g|mg|mcg|ml|l|lb"
+    r"|lbs|kcal|cal|p|x|gb|mb|tb|mm|cm|m|ft|in|e|eme|er|ans|anos|anni|jahre?|j)"
+)
 _HAS_LEET = re.compile(r"[0-9@$!|€]")
 # Single letters split by short separators: "f u c k", "f.u.c.k", "k i l l   m y   b o s s",
 # "b.e.s.t w.a.y". Three letters at least. Each letter must stand alone (no letter before or
@@ -202,6 +214,8 @@ def vocabulary() -> frozenset[str]:
 def _deleet(match: re.Match[str]) -> str:
     token = match.group(0)
     if not _HAS_LEET.search(token) or not _HAS_LETTER.search(token):
+        return token
+    if _NUMBER_WITH_UNIT.fullmatch(token):
         return token
     # A trailing "!" is punctuation ("stop!"), not an "i".
     stripped = token.rstrip("!")

@@ -31,6 +31,8 @@ _ASKS_FOR_HELP = re.compile(
     r"|(?:find|need|want|have|is there) (?:someone|somebody|anyone|anybody) (?:i can )?(?:to )?"
     r"talk to"
     r"|help me find (?:someone|somebody|help|support|a (?:therapist|counsell?or|doctor))"
+    r"|is there (?:a |an |any )?(?:number|line|hotline|helpline|someone|somebody|anyone)"
+    r"|i (?:just |really )?need to (?:talk|speak) to (?:someone|somebody|anyone|a person)"
     # Spanish, French, German, Portuguese, Italian.
     r"|a quien (?:puedo )?(?:contarselo|contar|hablar|acudir|llamar)"
     r"|(?:que|como) (?:hago|puedo hacer)"
@@ -59,9 +61,39 @@ _IMMINENT = re.compile(
 )
 
 
+# The time of the help asked for, not of an act: "a number I can call tonight", "someone to talk
+# to today". Only set aside when the text also says the writer will not act (`_DISAVOWS`).
+_HELP_WHEN = re.compile(
+    r"\b(?:call|text|ring|talk(?: to)?|speak(?: to)?|reach|see|contact|llamar|hablar|appeler"
+    r"|parler|anrufen|sprechen|ligar|falar|chiamare|parlare) (?:\w{1,30} ){0,3}?(?:tonight|today"
+    r"|right now|this (?:evening|weekend|week)|tomorrow|esta noche|hoy|ce soir|aujourd'hui|heute"
+    r"|hoje|esta noite|stasera|oggi)\b"
+)
+# The writer says they will not act on the thoughts (not "I don't want to do it", which is also
+# said of an act one feels forced into).
+_DISAVOWS = re.compile(
+    r"\bi (?:do not|don't|dont|won't|wont|will not) (?:want to |plan to |intend to |mean to )?"
+    r"(?:do anything|act on (?:it|them|this)|hurt myself)"
+    r"|\bi(?:'m| am|m) not (?:going to|gonna|planning to) (?:do anything|act on (?:it|them)"
+    r"|hurt myself)|\bi(?:'m| am|m) (?:safe|not in danger)\b"
+    r"|\bno (?:quiero|voy a) hacer nada|\bje ne (?:veux|vais) rien faire"
+    r"|\bich (?:will|werde) nichts (?:tun|machen)|\bnao (?:quero|vou) fazer nada"
+    r"|\bnon (?:voglio|ho intenzione di) fare (?:niente|nulla)"
+)
+
+
+def imminent(normalized: str) -> bool:
+    """Whether `normalized` says self-harm is happening now or soon. A time word that dates the
+    help asked for ("a number I can call tonight") does not count when the writer also says they
+    will not act ("I don't want to do anything"); "goodbye", "already took" always do."""
+    if _DISAVOWS.search(normalized):
+        normalized = _HELP_WHEN.sub(" ", normalized)
+    return _IMMINENT.search(normalized) is not None
+
+
 def method_or_imminent(normalized: str) -> bool:
     """Whether `normalized` seeks a method or says self-harm is happening now or soon."""
-    return _SEEKS_METHOD.search(normalized) is not None or _IMMINENT.search(normalized) is not None
+    return _SEEKS_METHOD.search(normalized) is not None or imminent(normalized)
 
 
 def seeks_help(normalized: str) -> bool:

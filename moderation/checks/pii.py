@@ -1,7 +1,7 @@
 """Personal data: e-mail addresses, phone numbers, payment card numbers, IBANs, national
 identity numbers (US SSN, Spanish DNI/NIE, Italian codice fiscale, Brazilian CPF, French NIR,
-Swedish personnummer, Dutch BSN), passport numbers given as such, and street addresses,
-redacted.
+Swedish personnummer, Dutch BSN, German tax ID, Turkish T.C. kimlik number), passport numbers
+given as such, UK phone numbers, and street addresses, redacted.
 
 Regular expressions find candidates; each kind must then pass its own check (Luhn for cards;
 an IBAN's country length or its mod 97 check; a DNI's check letter; the ranges the SSA never
@@ -68,7 +68,28 @@ _PERSONNUMMER_KEYWORD = re.compile(
     rf"\b(?i:personnumm?er|personnr|samordningsnummer)\b[^\d\n]{{0,40}}({_PERSONNUMMER_SHAPE})(?![\d-])"
 )
 _BSN_KEYWORD = re.compile(
-    r"\b(?i:bsn|burgerservicenummer|sofi-?nummer)\b[^\d\n]{0,40}(\d{4}\.?\d{2}\.?\d{3}|\d{9})(?![\d.])"
+    r"\b(?i:bsn|burgerservicenummer|sofi-?nummer|citizen service number)\b[^\d\n]{0,40}"
+    r"(\d{4}\.?\d{2}\.?\d{3}|\d{9})(?!\.?\d)"
+)
+# The German tax ID (Steuer-Identifikationsnummer): eleven digits, the first not 0, the last a
+# check digit (ISO 7064 MOD 11,10); after its keyword, since eleven digits are any number.
+_STEUER_ID_KEYWORD = re.compile(
+    r"\b(?i:steuer-?id(?:entifikationsnummer)?|steuer-identifikationsnummer|idnr|id-nr"
+    r"|identifikationsnummer)\b\.?[^\d\n]{0,40}"
+    r"([1-9]\d ?\d{3} ?\d{3} ?\d{3}|[1-9]\d{10})(?!\.?\d)"
+)
+# The Turkish identity number (T.C. kimlik no): eleven digits, the first not 0, two check
+# digits; after its keyword.
+_TC_KIMLIK_KEYWORD = re.compile(
+    r"(?:\b(?i:t\.?\s?c\.?(?:\s?kimlik)?|kimlik)(?:\s?(?i:no|numaras[\u0131i]|numara|nr))?\.?)"
+    r"[^\d\n]{0,40}(?<!\d)([1-9]\d{10})(?!\.?\d)"
+)
+# UK numbers, which `phonenumbers` only reads as valid in its GB region, and not at all in the
+# ranges set aside for examples and fiction (07700 900xxx): +44 and ten digits, or a mobile's
+# 07 and nine digits, spaced or not.
+_UK_PHONE = re.compile(
+    r"(?<!\w)(?<!\+)\+44[ -]?(?:\(0\)[ -]?)?[1-37-9](?:[ -]?\d){9}(?![\d-])"
+    r"|(?<![\d-])(?<!\+)07\d{3}[ -]?\d{3}[ -]?\d{3}(?![\d-])"
 )
 # A street address: a house number and one to four capitalised words before a street type
 # (US/UK), optionally a unit, a city, a state and a ZIP code; a street type, up to four words
@@ -202,6 +223,28 @@ def bsn_valid(candidate: str) -> bool:
     return len(digits) == 9 and sum(d * w for d, w in zip(digits, weights, strict=True)) % 11 == 0
 
 
+def steuer_id_valid(candidate: str) -> bool:
+    """German tax ID: the last digit checks the first ten (ISO 7064 MOD 11,10)."""
+    digits = [int(ch) for ch in candidate if ch.isdigit()]
+    if len(digits) != 11:
+        return False
+    product = 10
+    for digit in digits[:10]:
+        total = (digit + product) % 10 or 10
+        product = total * 2 % 11
+    return (11 - product) % 10 == digits[10]
+
+
+def tc_kimlik_valid(candidate: str) -> bool:
+    """Turkish identity number: the tenth digit is 7 times the odd-placed of the first nine
+    less the even-placed, modulo 10; the eleventh, the sum of the first ten modulo 10."""
+    digits = [int(ch) for ch in candidate if ch.isdigit()]
+    if len(digits) != 11 or digits[0] == 0:
+        return False
+    odd, even = sum(digits[0:9:2]), sum(digits[1:8:2])
+    return (odd * 7 - even) % 10 == digits[9] and sum(digits[:10]) % 10 == digits[10]
+
+
 def _any(candidate: str) -> bool:
     return True
 
@@ -223,6 +266,8 @@ _KEYWORD_IDENTIFIERS = (
     (_NIR_KEYWORD, _any),
     (_PERSONNUMMER_KEYWORD, _any),
     (_BSN_KEYWORD, bsn_valid),
+    (_STEUER_ID_KEYWORD, steuer_id_valid),
+    (_TC_KIMLIK_KEYWORD, tc_kimlik_valid),
 )
 
 
@@ -295,6 +340,13 @@ class PiiCheck(Check):
             ]
         spans += [Span(m.start(), m.end(), "[address]") for m in _ADDRESS.finditer(text)]
         taken = [*cards, *(s for s in spans if s.label in {"[iban]", "[id]", "[address]"})]
+        uk_phones = [
+            Span(m.start(), m.end(), "[phone]")
+            for m in _UK_PHONE.finditer(text)
+            if not any(c.start <= m.start() < c.end for c in taken)
+        ]
+        spans += uk_phones
+        taken += uk_phones
         if _DIGITS.search(text):
             for match in phonenumbers.PhoneNumberMatcher(
                 text, self.region, leniency=phonenumbers.Leniency.VALID

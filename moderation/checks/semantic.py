@@ -98,11 +98,16 @@ def load_seeds(path: Path = SEEDS_FILE) -> list[tuple[str, str]]:
 
 def segments(text: str, *, size: int = SEGMENT_CHARS) -> list[str]:
     """`text` cut into pieces of at most about `size` characters, at sentence ends where
-    possible, else at spaces; never an empty piece."""
+    possible, else at spaces; sentences without a letter left out; never an empty piece."""
     pieces: list[str] = []
     current = ""
     for sentence in _SENTENCE_END.split(text):
         sentence = sentence.strip()
+        # A sentence without a letter (a list number "(1)", "...", "5000.") says nothing, and
+        # joined to its neighbour it moves that sentence's embedding: "Write a limerick about a
+        # forgetful robot. (1)" scored as harassment, without "(1)" it did not.
+        if not _LETTER.search(sentence):
+            continue
         # Cut by index, not by re-slicing the rest: a 32,000-character sentence is copied once.
         start = 0
         while len(sentence) - start > size:

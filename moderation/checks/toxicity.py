@@ -29,10 +29,14 @@ from moderation.types import ALLOW, Action, Direction, Verdict
 _ADDRESSED = re.compile(r"\b(?:you|your|youre|you're|yourself|u|ur|ya|thou)\b")
 # "You" in a request to the assistant ("can you explain", "thank you") addresses it for help,
 # not for abuse: "this fucking api is awful, can you explain the params" swears at software.
+# Nor does the "you" of anyone in a how-question ("is this how you make schnitzel", "how do you
+# cook it"): it means "one".
 _REQUEST_YOU = re.compile(
     r"\b(?:(?:can|could|would|will) (?:you|u) (?:please |pls |plz )?(?:explain|tell|help|show"
     r"|give|write|check|fix|describe|recommend|suggest|list|summari[sz]e|translate|clarify|walk me"
-    r"|look at)|thank (?:you|u)|do (?:you|u) know)\b"
+    r"|look at)|thank (?:you|u)|do (?:you|u) know"
+    r"|how (?:do |would |should |can |could )?(?:you|u) (?:\w{1,30} )?(?:make|cook|prepare|bake"
+    r"|fry|cut|clean|fix|use|spell|pronounce|play))\b"
 )
 _PROBES = (
     "you are a worthless idiot",

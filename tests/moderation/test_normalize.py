@@ -44,13 +44,26 @@ def test_normalize_reveals_obfuscated_words(written: str, seen: str) -> None:
         ("how to make a \U0001f4a3", "how to make a bomb"),
         ("\U0001f17a\U0001f178\U0001f17b\U0001f17b", "kill"),  # negative squared letters
         ("a b0mb-ass pie", "a great pie"),  # praise slang, read as what it means
+        ("a \U0001f9c0\U0001f355 trade group", "a cheese pizza trade group"),  # a euphemism
+        ("h0w d33p d0 1 cut", "how deep do 1 cut"),  # leetspeak beside a lone number
     ],
 )
 def test_normalize_undoes_each_kind_of_obfuscation(written: str, seen: str) -> None:
     assert normalize(written) == seen
 
 
-@pytest.mark.parametrize("text", ["I paid $400 in 2000", "1 + 1 = 2", "stop!"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I paid $400 in 2000",
+        "1 + 1 = 2",
+        "stop!",
+        # A number with its unit is no leetspeak: an age stays an age.
+        "a 14yo and a 16yr old",
+        "take 500mg at 10pm, the 3rd dose",
+        "une eleve de 6e",
+    ],
+)
 def test_normalize_leaves_numbers_and_punctuation_alone(text: str) -> None:
     assert normalize(text) == text.lower()
 

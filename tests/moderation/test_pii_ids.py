@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
+import time
+
 import pytest
 
+from moderation.checks import pii as pii_module
 from moderation.checks.pii import (
     PiiCheck,
     bsn_valid,
@@ -12,6 +16,8 @@ from moderation.checks.pii import (
     nir_valid,
     personnummer_valid,
     ssn_valid,
+    steuer_id_valid,
+    tc_kimlik_valid,
 )
 from moderation.types import Action, Direction
 
@@ -112,3 +118,68 @@ def test_the_national_number_checks() -> None:
     assert nir_valid("1 85 05 78 006 084 91") and not nir_valid("1 85 05 78 006 084 36")
     assert personnummer_valid("811218-9876") and not personnummer_valid("19850412-1234")
     assert bsn_valid("111222333") and not bsn_valid("111222334")
+
+
+@pytest.mark.parametrize(
+    ("text", "found", "label"),
+    [
+        ("Seine Steuer-ID ist 86 095 742 719, er wohnt in Kassel.", "86 095 742 719", "[id]"),
+        ("Steueridentifikationsnummer: 86095742719.", "86095742719", "[id]"),
+        ("IdNr. 86095742719 bitte eintragen", "86095742719", "[id]"),
+        ("her BSN is 111222333. does the form look right?", "111222333", "[id]"),
+        ("his citizen service number: 1112.22.333", "1112.22.333", "[id]"),
+        ("Annemin TC kimlik numaras\u0131 10000000146, formda nereye?", "10000000146", "[id]"),
+        ("T.C. Kimlik No: 10000000146", "10000000146", "[id]"),
+        ("text her on +44 7700 900318 when you land", "+44 7700 900318", "[phone]"),
+        ("call 07700 900123 after six", "07700 900123", "[phone]"),
+        ("office: +44 (0)20 7946 0018.", "+44 (0)20 7946 0018", "[phone]"),
+        ("mob 07700900123", "07700900123", "[phone]"),
+    ],
+)
+def test_german_turkish_dutch_english_and_uk_numbers_are_redacted(
+    pii: PiiCheck, text: str, found: str, label: str
+) -> None:
+    verdict = pii.evaluate(text, direction=Direction.INPUT)
+    assert verdict.action is Action.REDACT
+    assert [(text[s.start : s.end], s.label) for s in verdict.spans] == [(found, label)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Steuer-ID 86095742718 (wrong check digit)",
+        "order number 86095742719 shipped",  # eleven digits without the keyword
+        "kimlik no 10000000147",  # the second check digit fails
+        "TC 00000000000",  # the first digit may not be 0
+        "serial 0770090012345",  # longer than a UK mobile
+        "invoice 44 7700 900318",  # no plus sign: not the country code
+    ],
+)
+def test_tax_identity_and_uk_look_alikes_are_left_alone(pii: PiiCheck, text: str) -> None:
+    assert pii.evaluate(text, direction=Direction.INPUT).action is Action.ALLOW
+
+
+def test_the_german_and_turkish_checks() -> None:
+    assert steuer_id_valid("86095742719") and not steuer_id_valid("86095742718")
+    assert steuer_id_valid("57 392 184 645")
+    assert tc_kimlik_valid("10000000146") and not tc_kimlik_valid("10000000147")
+    assert tc_kimlik_valid("38461520706") and not tc_kimlik_valid("38461520716")
+
+
+def test_the_new_number_patterns_repeat_nothing_without_a_bound() -> None:
+    # Every quantifier bounded: linear in the message (issue 14's rule for the built-in checks).
+    patterns = (
+        pii_module._STEUER_ID_KEYWORD,
+        pii_module._TC_KIMLIK_KEYWORD,
+        pii_module._UK_PHONE,
+        pii_module._BSN_KEYWORD,
+    )
+    for pattern in patterns:
+        assert re.findall(r"(?<!\\)[+*]", pattern.pattern) == [], pattern.pattern
+
+
+def test_hostile_digit_runs_after_the_keywords_are_judged_quickly(pii: PiiCheck) -> None:
+    text = ("Steuer-ID TC kimlik no +44 07" + " 1" * 10) * 1000
+    started = time.perf_counter()
+    pii.evaluate(text, direction=Direction.INPUT)
+    assert time.perf_counter() - started < 2.0

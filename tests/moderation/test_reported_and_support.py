@@ -4,9 +4,11 @@ asking for help with their own self-harm is answered rather than refused
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from moderation import pipeline, state
+from moderation import pipeline, state, support
 from moderation.normalize import normalize
 from moderation.reported import mask_reported
 from moderation.support import seeks_help
@@ -122,3 +124,47 @@ def test_self_harm_slang_and_the_echo_are_patterns(text: str, blocked: bool) -> 
         text, direction=Direction.INPUT, snapshot=state.EMPTY, only=frozenset({"patterns"})
     )
     assert (outcome.action is Action.BLOCK) is blocked
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I've been thinking about killing myself a lot lately and it scares me. Is there a "
+        "number I can call tonight? I don't want to do anything, I just need to talk to someone",
+        "i keep thinking about hurting myself. i'm not going to do anything, is there someone i "
+        "can talk to today?",
+    ],
+)
+def test_a_time_that_dates_the_help_asked_for_is_not_an_imminent_act(text: str) -> None:
+    assert seeks_help(normalize(text))
+    outcome = pipeline.run(
+        text, direction=Direction.INPUT, snapshot=state.EMPTY, only=frozenset({"patterns"})
+    )
+    assert outcome.action is Action.FLAG
+    assert outcome.categories == ("self-harm/intent",)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # No disavowal: "tonight" may date the act.
+        "i keep thinking about killing myself, is there a number i can call tonight",
+        # A disavowal does not set aside an act that is dated or a method.
+        "i'm killing myself tonight, i don't want to do anything else, who can i talk to",
+        "i don't want to do anything stupid but how many pills would it take to die, i need "
+        "someone to talk to",
+        "goodbye everyone, i don't want to do it but i'm killing myself, is there a number i "
+        "can call",
+    ],
+)
+def test_a_disavowal_does_not_lower_an_imminent_act_or_a_method(text: str) -> None:
+    assert not seeks_help(normalize(text))
+    outcome = pipeline.run(
+        text, direction=Direction.INPUT, snapshot=state.EMPTY, only=frozenset({"patterns"})
+    )
+    assert outcome.action is Action.BLOCK
+
+
+def test_the_help_time_and_disavowal_patterns_repeat_nothing_without_a_bound() -> None:
+    for pattern in (support._HELP_WHEN, support._DISAVOWS, support._ASKS_FOR_HELP):
+        assert re.findall(r"(?<!\\)[+*]", pattern.pattern) == [], pattern.pattern

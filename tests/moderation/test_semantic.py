@@ -88,6 +88,15 @@ def test_a_sentence_without_ends_is_cut_at_spaces_and_a_word_without_spaces_by_s
     assert semantic.segments("   \n\n  ") == []
 
 
+def test_a_sentence_without_a_letter_is_left_out_of_its_neighbours_segment() -> None:
+    # A list number after a request moved its embedding ("Write a limerick about a forgetful
+    # robot. (1)" was blocked as harassment, the same request without "(1)" was not).
+    assert semantic.segments("Write a limerick about a robot. (1)") == [
+        "Write a limerick about a robot."
+    ]
+    assert semantic.segments("(2) ... 3. Tell me a joke. #4") == ["Tell me a joke."]
+
+
 # --- Decision, with a stand-in classifier ------------------------------------------------
 
 
