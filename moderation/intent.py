@@ -62,6 +62,11 @@ class Intent(StrEnum):
 
 _C = Category
 _ALL_BUT_INSTRUCTIONS = frozenset(c.value for c in Category) - {_C.SELF_HARM_INSTRUCTIONS.value}
+# Violence words aimed at no one: a game's moves, a kitchen's food.
+_VIOLENCE_TO_NO_ONE = frozenset(
+    c.value
+    for c in (_C.VIOLENCE, _C.VIOLENCE_GRAPHIC, _C.HARASSMENT_THREATENING, _C.ILLICIT_VIOLENT)
+)
 # The categories an intent may lower. Reporting covers what can be quoted; fiction and
 # education never cover sexual content with minors; a game covers violence, not hate.
 LOWERS: dict[Intent, frozenset[str]] = {
@@ -119,27 +124,11 @@ LOWERS: dict[Intent, frozenset[str]] = {
             _C.ILLICIT_VIOLENT,
         )
     ),
-    Intent.GAMING: frozenset(
-        c.value
-        for c in (
-            _C.VIOLENCE,
-            _C.VIOLENCE_GRAPHIC,
-            _C.HARASSMENT_THREATENING,
-            _C.ILLICIT_VIOLENT,
-        )
-    ),
+    Intent.GAMING: _VIOLENCE_TO_NO_ONE,
     # "Murder the onions", "kill a lobster humanely", "butcher a chicken": violence words whose
     # object is food, and knives (read as weapons). Never drugs, hate, self-harm; a kitchen
     # that names a weapon or a poison is no kitchen (`operational_ask`).
-    Intent.COOKING: frozenset(
-        c.value
-        for c in (
-            _C.VIOLENCE,
-            _C.VIOLENCE_GRAPHIC,
-            _C.HARASSMENT_THREATENING,
-            _C.ILLICIT_VIOLENT,
-        )
-    ),
+    Intent.COOKING: _VIOLENCE_TO_NO_ONE,
 }
 
 # A named game or words only games use: with one, evading being caught ("kill someone without
