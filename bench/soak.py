@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/soak.py --minutes 30      # by hand, on an otherwise idle machine
     .venv/bin/python bench/soak.py --minutes 1       # the short run CI makes (tests/e2e)
+    .venv/bin/python bench/soak.py --minutes 20 --trace-memory   # where memory grows
 
 The stack is the real one (Daphne, a Celery worker hosting the default model, Celery beat with
 the reaper, PostgreSQL, Redis, the embedded store), with the default limits. Many users each
@@ -16,7 +17,10 @@ At the end it checks, and prints:
 - nothing leaked: no concurrent-generation slot, waiting-queue entry or connection slot left
   in Redis once everything ended and every client closed;
 - flat memory: each process's RSS (with its children: the engine) after warm-up and at the end
-  (checked when the run is 10 minutes or longer: a short run has no steady state).
+  (checked when the run is 10 minutes or longer: a short run has no steady state). With
+  `--trace-memory` the processes trace their allocations (config/memtrace.py): a baseline at
+  the warm-up, and at the end one file per process in the stack's `memtrace` folder naming the
+  allocation sites that grew most.
 
 It exits 1 when an invariant fails.
 """
@@ -283,6 +287,34 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
+def _catches(pid: int, signum: int) -> bool:
+    """Whether process `pid` has a handler for `signum` (Linux: SigCgt in /proc): only those
+    are sent the memory trace's signal, whose default action would end the others."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    caught = next(
+        (line.split()[1] for line in status.splitlines() if line.startswith("SigCgt")), "0"
+    )
+    return bool(int(caught, 16) >> (signum - 1) & 1)
+
+
+def _memory_reports(stack: Any) -> None:
+    """Ask every process of the stack that traces its memory (config/memtrace.py) for a
+    report: a baseline the first time, what grew since the next."""
+    import signal
+
+    import psutil
+
+    for process in stack.processes.values():
+        with contextlib.suppress(psutil.NoSuchProcess):
+            tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(True)]
+            for member in tree:
+                if _catches(member.pid, signal.SIGUSR2):
+                    os.kill(member.pid, signal.SIGUSR2)
+
+
 def _rss(stack: Any) -> dict[str, int]:
     return {name: _tree_rss(process.pid) for name, process in stack.processes.items()}
 
@@ -332,12 +364,17 @@ def _check_answers(tally: Tally, stored: dict[str, dict[str, Any]]) -> list[str]
     return problems
 
 
-def soak(*, minutes: float, users: int, abusers: int, seed: int) -> dict[str, Any]:
-    """Run the soak; its figures and the list of broken invariants (empty: all held)."""
+def soak(
+    *, minutes: float, users: int, abusers: int, seed: int, trace_memory: bool = False
+) -> dict[str, Any]:
+    """Run the soak; its figures and the list of broken invariants (empty: all held).
+    `trace_memory`: the processes trace their allocations (config/memtrace.py) from the
+    warm-up to the end, and the report says where each one's memory grew."""
     from chatclient.client import ChatClient
     from tests.support.stack import start_stack
 
     workdir = Path(tempfile.mkdtemp(prefix="soak-stack-"))
+    traces = workdir / "memtrace"
     stack = start_stack(
         workdir=workdir,
         database=os.environ.get("SOAK_DATABASE", "chat_soak"),
@@ -353,6 +390,7 @@ def soak(*, minutes: float, users: int, abusers: int, seed: int) -> dict[str, An
             "DJANGO_HSTS_SECONDS": "0",
             # Its users register and sign in over the API at once: no verification email.
             "ACCOUNTS_VERIFY_EMAIL": "false",
+            **({"MEMORY_TRACE_DIR": str(traces)} if trace_memory else {}),
         },
     )
     rng = random.Random(seed)
@@ -373,6 +411,8 @@ def soak(*, minutes: float, users: int, abusers: int, seed: int) -> dict[str, An
             async def warm_up() -> None:
                 await asyncio.sleep(min(120.0, minutes * 60 * 0.2))
                 warm["rss"] = _rss(stack)
+                if trace_memory:
+                    _memory_reports(stack)
 
             await asyncio.gather(
                 warm_up(),
@@ -386,6 +426,9 @@ def soak(*, minutes: float, users: int, abusers: int, seed: int) -> dict[str, An
         asyncio.run(run())
         elapsed = time.monotonic() - started
         end_rss = _rss(stack)
+        if trace_memory:
+            _memory_reports(stack)
+            time.sleep(30)  # a snapshot of a large process takes a while
         stored: dict[str, dict[str, Any]] = {}
         for person in people:
             for conversation in person.conversations:
@@ -419,6 +462,7 @@ def soak(*, minutes: float, users: int, abusers: int, seed: int) -> dict[str, An
             "rss_after_warm_up_mb": {k: round(v / 2**20) for k, v in warm["rss"].items()},
             "rss_at_end_mb": {k: round(v / 2**20) for k, v in end_rss.items()},
             "rss_growth": {k: f"{v:+.1%}" for k, v in growth.items()},
+            **({"memory_traces": str(traces)} if trace_memory else {}),
             "problems": problems,
         }
     finally:
@@ -433,9 +477,20 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=8)
     parser.add_argument("--abusers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--trace-memory",
+        action="store_true",
+        help="trace allocations from the warm-up on; reports in the stack's memtrace folder",
+    )
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    result = soak(minutes=args.minutes, users=args.users, abusers=args.abusers, seed=args.seed)
+    result = soak(
+        minutes=args.minutes,
+        users=args.users,
+        abusers=args.abusers,
+        seed=args.seed,
+        trace_memory=args.trace_memory,
+    )
     for name, value in result.items():
         if name != "problems":
             print(f"{name}: {value}")

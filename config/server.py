@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> None:
     import django
     from django.conf import settings
 
-    from config import process
+    from config import memtrace, process
 
     if settings.LOG_FORMAT == "json":
         # Progress bars (loading the moderation models) are no log lines.
@@ -251,6 +251,7 @@ def main(argv: list[str] | None = None) -> None:
     warm()  # before the server listens: the first users must not wait for the models
     process.tune()
     gc.set_threshold(*GC_THRESHOLDS)
+    memtrace.install()  # a soak's diagnosis only (MEMORY_TRACE_DIR)
     lazy_autobahn_debug_text()
     cli = CommandLineInterface()
     cli.server_class = ChatServer

@@ -22,7 +22,7 @@ import redis
 from celery.signals import celeryd_after_setup, worker_ready, worker_shutdown
 from django.conf import settings
 
-from config import process
+from config import memtrace, process
 from config.health import LIVE_WORKERS_KEY
 from inference import versions
 from inference.engine import host
@@ -150,6 +150,7 @@ def _preload_then_advertise(queues: list[str], liveness: Liveness) -> None:
 @celeryd_after_setup.connect
 def on_worker_setup(sender: str, instance: Any, **_: Any) -> None:
     process.tune()
+    memtrace.install()  # a soak's diagnosis only (MEMORY_TRACE_DIR)
     queues = instance.app.amqp.queues
     if _serves_models(list(queues.consume_from or {})):
         queues.select_add(settings.INFERENCE_MAINTENANCE_QUEUE)
