@@ -1,8 +1,9 @@
 """Where a long-running process's memory goes: a diagnosis for the soak's flat-memory check
 (`bench/soak.py --trace-memory`), off unless asked for.
 
-With `MEMORY_TRACE_DIR` set, `install()` (called by the web server and the workers once they
-have loaded what they keep for life) starts tracing Python's allocations (`tracemalloc`, with
+With `MEMORY_TRACE_DIR` set, `install()` (called by the web server once it has loaded what it
+keeps for life, and by the maintenance worker; not by a worker that loads an engine, whose
+start it slows past the stack's patience) starts tracing Python's allocations (`tracemalloc`, with
 `MEMORY_TRACE_FRAMES` frames each) and makes SIGUSR2 write a report to
 `<MEMORY_TRACE_DIR>/<pid>.txt`: the first signal takes the baseline, each later one writes
 the allocation sites that grew most since it, largest first, with their tracebacks. A process

@@ -150,10 +150,13 @@ def _preload_then_advertise(queues: list[str], liveness: Liveness) -> None:
 @celeryd_after_setup.connect
 def on_worker_setup(sender: str, instance: Any, **_: Any) -> None:
     process.tune()
-    memtrace.install()  # a soak's diagnosis only (MEMORY_TRACE_DIR)
     queues = instance.app.amqp.queues
     if _serves_models(list(queues.consume_from or {})):
         queues.select_add(settings.INFERENCE_MAINTENANCE_QUEUE)
+    else:
+        # A soak's diagnosis (MEMORY_TRACE_DIR); not where an engine loads: traced, its start
+        # took longer than the stack waits (5 minutes).
+        memtrace.install()
 
 
 @worker_ready.connect
