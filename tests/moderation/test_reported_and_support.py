@@ -76,6 +76,16 @@ def test_method_seeking_or_imminent_self_harm_is_not_softened(text: str) -> None
     assert outcome.action is Action.BLOCK
 
 
+def _sent_and_flagged_for_help(text: str) -> None:
+    """Asking for help: sent, and flagged for review as self-harm intent (the support path)."""
+    assert seeks_help(normalize(text))
+    outcome = pipeline.run(
+        text, direction=Direction.INPUT, snapshot=state.EMPTY, only=frozenset({"patterns"})
+    )
+    assert outcome.action is Action.FLAG
+    assert outcome.categories == ("self-harm/intent",)
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -85,12 +95,7 @@ def test_method_seeking_or_imminent_self_harm_is_not_softened(text: str) -> None
     ],
 )
 def test_self_harm_asking_for_help_is_sent_and_flagged(text: str) -> None:
-    assert seeks_help(normalize(text))
-    outcome = pipeline.run(
-        text, direction=Direction.INPUT, snapshot=state.EMPTY, only=frozenset({"patterns"})
-    )
-    assert outcome.action is Action.FLAG
-    assert outcome.categories == ("self-harm/intent",)
+    _sent_and_flagged_for_help(text)
 
 
 @pytest.mark.parametrize(
@@ -136,12 +141,7 @@ def test_self_harm_slang_and_the_echo_are_patterns(text: str, blocked: bool) -> 
     ],
 )
 def test_a_time_that_dates_the_help_asked_for_is_not_an_imminent_act(text: str) -> None:
-    assert seeks_help(normalize(text))
-    outcome = pipeline.run(
-        text, direction=Direction.INPUT, snapshot=state.EMPTY, only=frozenset({"patterns"})
-    )
-    assert outcome.action is Action.FLAG
-    assert outcome.categories == ("self-harm/intent",)
+    _sent_and_flagged_for_help(text)
 
 
 @pytest.mark.parametrize(
