@@ -48,19 +48,24 @@ _lock = threading.Lock()
 _snapshot: _Snapshot | None = None
 
 
+def model_info_from(row: Any) -> ModelInfo:
+    """What chat reads of a registry row (`inference.LanguageModel`)."""
+    return ModelInfo(
+        name=row.name,
+        queue=row.queue,
+        context_length=row.context_length,
+        max_output_tokens=row.max_output_tokens,
+        default_max_tokens=row.default_max_tokens,
+    )
+
+
 def _read() -> _Snapshot:
     language_model = apps.get_model("inference", "LanguageModel")
     rows = language_model.objects.filter(enabled=True).order_by("name")
     models: dict[str, ModelInfo] = {}
     default = None
     for row in rows:
-        models[row.name] = ModelInfo(
-            name=row.name,
-            queue=row.queue,
-            context_length=row.context_length,
-            max_output_tokens=row.max_output_tokens,
-            default_max_tokens=row.default_max_tokens,
-        )
+        models[row.name] = model_info_from(row)
         if row.is_default and default is None:
             default = row.name
     serving: dict[str, list[dict[str, Any]]] = {}

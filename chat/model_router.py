@@ -40,7 +40,7 @@ from django.conf import settings
 from django.db.models import Sum
 
 from accounts.plans import PlanLimits
-from chat.catalog import ModelInfo
+from chat.catalog import ModelInfo, model_info_from
 from chat.errors import ChatError
 from chat.generation import waiting
 from chat.redis_client import as_text, redis_client
@@ -256,13 +256,7 @@ def _read_config() -> _Config:
     rows = language_model.objects.filter(enabled=True).order_by("name")
     candidates = tuple(
         Candidate(
-            info=ModelInfo(
-                name=row.name,
-                queue=row.queue,
-                context_length=row.context_length,
-                max_output_tokens=row.max_output_tokens,
-                default_max_tokens=row.default_max_tokens,
-            ),
+            info=model_info_from(row),
             price=float(row.price_prompt_per_1k + row.price_completion_per_1k),
         )
         for row in rows
