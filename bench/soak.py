@@ -272,16 +272,22 @@ async def _abuser_loop(client: Any, tally: Tally, deadline: float, rng: random.R
         await asyncio.sleep(rng.uniform(0.2, 1.0))
 
 
-def _tree_rss(pid: int) -> int:
+def _tree(pid: int) -> list[Any]:
+    """The process `pid` and all its descendants (psutil processes); empty once it has gone."""
     import psutil
 
     try:
         process = psutil.Process(pid)
-        members = [process, *process.children(recursive=True)]
+        return [process, *process.children(recursive=True)]
     except psutil.NoSuchProcess:
-        return 0
+        return []
+
+
+def _tree_rss(pid: int) -> int:
+    import psutil
+
     total = 0
-    for member in members:
+    for member in _tree(pid):
         with contextlib.suppress(psutil.NoSuchProcess):
             total += member.memory_info().rss
     return total
@@ -305,13 +311,10 @@ def _memory_reports(stack: Any) -> None:
     report: a baseline the first time, what grew since the next."""
     import signal
 
-    import psutil
-
     for process in stack.processes.values():
-        with contextlib.suppress(psutil.NoSuchProcess):
-            tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(True)]
-            for member in tree:
-                if _catches(member.pid, signal.SIGUSR2):
+        for member in _tree(process.pid):
+            if _catches(member.pid, signal.SIGUSR2):
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(member.pid, signal.SIGUSR2)
 
 
