@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
 from django.conf import settings
+from django.db import connection
 
 from tests.support.stack import Stack, start_stack
 
@@ -21,6 +23,21 @@ def redis_emptied() -> None:
     client = redis.Redis.from_url(settings.REDIS_URL)
     client.flushdb()
     client.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def test_database_released(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """The test database is dropped at the end only if no session uses it. Threads of this
+    process keep theirs open for reuse (DATABASE_CONN_MAX_AGE, as in a server): Channels' shared
+    sync thread, the admission pools, the auth middleware's. They are idle by now and no other
+    process uses this run's own test database, so their sessions are ended here; otherwise the
+    drop fails and every run leaves its database behind."""
+    yield
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
 
 
 @pytest.fixture(autouse=True)
