@@ -25,13 +25,13 @@ def redis_emptied() -> None:
     client.close()
 
 
-@pytest.fixture(scope="session", autouse=True)
-def test_database_released(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
-    """The test database is dropped at the end only if no session uses it. Threads of this
-    process keep theirs open for reuse (DATABASE_CONN_MAX_AGE, as in a server): Channels' shared
-    sync thread, the admission pools, the auth middleware's. They are idle by now and no other
-    process uses this run's own test database, so their sessions are ended here; otherwise the
-    drop fails and every run leaves its database behind."""
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """pytest-django's test database, dropped at the end only if no session uses it. Threads
+    of this process keep theirs open for reuse (DATABASE_CONN_MAX_AGE, as in a server):
+    Channels' shared sync thread, the admission pools, the auth middleware's. They are idle by
+    now and no other process uses this run's own test database, so their sessions are ended
+    here; otherwise the drop fails and every run leaves its database behind."""
     yield
     with django_db_blocker.unblock(), connection.cursor() as cursor:
         cursor.execute(
