@@ -3,6 +3,8 @@
     .venv/bin/python bench/soak.py --minutes 30      # by hand, on an otherwise idle machine
     .venv/bin/python bench/soak.py --minutes 1       # the short run CI makes (tests/e2e)
     .venv/bin/python bench/soak.py --minutes 20 --trace-memory   # where memory grows
+    MEMORY_TRACE_FRAMES=0 .venv/bin/python bench/soak.py --minutes 12 --trace-memory
+                        # native memory, threads and object types only, the engine's worker too
 
 The stack is the real one (Daphne, a Celery worker hosting the default model, Celery beat with
 the reaper, PostgreSQL, Redis, the embedded store), with the default limits. Many users each
@@ -322,6 +324,19 @@ def _rss(stack: Any) -> dict[str, int]:
     return {name: _tree_rss(process.pid) for name, process in stack.processes.items()}
 
 
+def _member_rss(stack: Any) -> dict[str, int]:
+    """Each process of the stack's trees, by name and pid: which member of a tree grew (a
+    worker or its engine)."""
+    import psutil
+
+    sizes = {}
+    for name, process in stack.processes.items():
+        for member in _tree(process.pid):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                sizes[f"{name}/{member.name()}/{member.pid}"] = member.memory_info().rss
+    return sizes
+
+
 def _leaks(stack: Any) -> dict[str, int]:
     """Keys that still hold members: generation slots, waiting queues, connection slots."""
     import redis
@@ -415,6 +430,7 @@ def soak(
                 await asyncio.sleep(min(120.0, minutes * 60 * 0.2))
                 warm["rss"] = _rss(stack)
                 if trace_memory:
+                    warm["members"] = _member_rss(stack)
                     _memory_reports(stack)
 
             await asyncio.gather(
@@ -429,7 +445,13 @@ def soak(
         asyncio.run(run())
         elapsed = time.monotonic() - started
         end_rss = _rss(stack)
+        members = {}
         if trace_memory:
+            end_members = _member_rss(stack)
+            members = {
+                name: f"{warm['members'].get(name, 0) / 2**20:.0f} -> {size / 2**20:.0f}"
+                for name, size in end_members.items()
+            }
             _memory_reports(stack)
             time.sleep(30)  # a snapshot of a large process takes a while
         stored: dict[str, dict[str, Any]] = {}
@@ -465,7 +487,9 @@ def soak(
             "rss_after_warm_up_mb": {k: round(v / 2**20) for k, v in warm["rss"].items()},
             "rss_at_end_mb": {k: round(v / 2**20) for k, v in end_rss.items()},
             "rss_growth": {k: f"{v:+.1%}" for k, v in growth.items()},
-            **({"memory_traces": str(traces)} if trace_memory else {}),
+            **(
+                {"rss_by_process_mb": members, "memory_traces": str(traces)} if trace_memory else {}
+            ),
             "problems": problems,
         }
     finally:

@@ -2,28 +2,98 @@
 (`bench/soak.py --trace-memory`), off unless asked for.
 
 With `MEMORY_TRACE_DIR` set, `install()` (called by the web server once it has loaded what it
-keeps for life, and by the maintenance worker; not by a worker that loads an engine, whose
-start it slows past the stack's patience) starts tracing Python's allocations (`tracemalloc`, with
-`MEMORY_TRACE_FRAMES` frames each) and makes SIGUSR2 write a report to
-`<MEMORY_TRACE_DIR>/<pid>.txt`: the first signal takes the baseline, each later one writes
-the allocation sites that grew most since it, largest first, with their tracebacks. A process
-forked afterwards (Celery's embedded beat) inherits the tracing and the handler, and writes
-its own file. Tracing costs CPU and memory: a diagnosis, never a production setting.
+keeps for life, and by the Celery workers) makes SIGUSR2 write a report to
+`<MEMORY_TRACE_DIR>/<pid>.txt`: the first signal takes the baseline, each later one writes what
+grew since it. Every report holds what Python's own view misses:
+
+- the C allocator's (glibc's `mallinfo2`): memory it has handed out and not had back, and
+  memory freed but kept in its arenas. Growth "in use" is native memory something still
+  holds (a C library's buffers, a leak); growth "free" is fragmentation;
+- the process's threads, and the Python objects by type (the types whose count grew most: a
+  leaked connection or thread is a small Python object with a large native part).
+
+`MEMORY_TRACE_FRAMES` > 0 (the default, 12) also traces Python's allocations (`tracemalloc`,
+that many frames each), and the report names the allocation sites that grew most, with their
+tracebacks. Tracing costs CPU and memory, and a worker that loads an engine starts too slowly
+under it (past the stack's 5 minutes): such a worker installs the report only with
+`MEMORY_TRACE_FRAMES=0`. A process forked afterwards (Celery's embedded beat) inherits the
+handler, and writes its own file. A diagnosis, never a production setting.
 """
 
 from __future__ import annotations
 
+import collections
+import ctypes
+import gc
 import os
 import signal
+import threading
 import tracemalloc
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
 TOP_SITES = 15
-_baseline: dict[int, tracemalloc.Snapshot] = {}  # by pid: a forked child takes its own
+TOP_TYPES = 15
 
 
-def _snapshot() -> tracemalloc.Snapshot:
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    native: dict[str, float]
+    types: collections.Counter[str]
+    snapshot: tracemalloc.Snapshot | None
+
+
+_baseline: dict[int, Baseline] = {}  # by pid: a forked child takes its own
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+            "uordblks", "fordblks", "keepcost",
+        )
+    ]  # fmt: skip
+
+
+def native() -> dict[str, float]:
+    """The C allocator's figures in MB (empty where glibc's `mallinfo2` is not there, as under
+    jemalloc or musl), the process's RSS and its threads."""
+    figures: dict[str, float] = {}
+    try:
+        mallinfo2 = ctypes.CDLL(None).mallinfo2
+    except (OSError, AttributeError):
+        mallinfo2 = None
+    if mallinfo2 is not None:
+        mallinfo2.restype = _MallInfo2
+        info = mallinfo2()
+        figures |= {
+            "malloc in use": (info.uordblks + info.hblkhd) / 2**20,
+            "malloc free in arenas": info.fordblks / 2**20,
+            "malloc mmapped": info.hblkhd / 2**20,
+        }
+    status = Path("/proc/self/status").read_text()
+    for line in status.splitlines():
+        if line.startswith(("VmRSS:", "Threads:")):
+            name, value = line.split(":", 1)
+            number = float(value.split()[0])
+            figures["rss" if name == "VmRSS" else "threads"] = (
+                number / 1024 if name == "VmRSS" else number
+            )
+    figures["python threads"] = threading.active_count()
+    return figures
+
+
+def _types() -> collections.Counter[str]:
+    return collections.Counter(
+        f"{type(thing).__module__}.{type(thing).__qualname__}" for thing in gc.get_objects()
+    )
+
+
+def _snapshot() -> tracemalloc.Snapshot | None:
+    if not tracemalloc.is_tracing():
+        return None
     # Allocations of the tracing itself are not the process's.
     return tracemalloc.take_snapshot().filter_traces(
         (tracemalloc.Filter(False, tracemalloc.__file__),)
@@ -33,20 +103,31 @@ def _snapshot() -> tracemalloc.Snapshot:
 def report(directory: Path) -> str:
     """Take the baseline (the first call in this process) or write what grew since it."""
     pid = os.getpid()
-    snapshot = _snapshot()
+    now = Baseline(native=native(), types=_types(), snapshot=_snapshot())
     baseline = _baseline.get(pid)
     if baseline is None:
-        _baseline[pid] = snapshot
-        text = f"pid {pid}: baseline taken, {_traced_mb():.1f} MB traced\n"
+        _baseline[pid] = now
+        lines = [f"pid {pid}: baseline taken, {_traced_mb():.1f} MB traced"]
+        lines += [f"{name}: {value:.1f}" for name, value in now.native.items()]
     else:
-        lines = [f"pid {pid}: {_traced_mb():.1f} MB traced; the sites that grew most"]
-        for stat in snapshot.compare_to(baseline, "traceback")[:TOP_SITES]:
-            lines.append(
-                f"{stat.size_diff / 2**20:+.2f} MB, {stat.count_diff:+d} blocks "
-                f"(now {stat.size / 2**20:.2f} MB)"
-            )
-            lines.extend(f"    {line}" for line in stat.traceback.format(most_recent_first=True))
-        text = "\n".join(lines) + "\n"
+        lines = [f"pid {pid}: {_traced_mb():.1f} MB traced"]
+        lines += [
+            f"{name}: {baseline.native.get(name, 0):.1f} -> {value:.1f}"
+            for name, value in now.native.items()
+        ]
+        grown = now.types.copy()
+        grown.subtract(baseline.types)
+        lines.append("object types whose count grew most:")
+        lines += [f"{count:+d} {name}" for name, count in grown.most_common(TOP_TYPES) if count]
+        if now.snapshot is not None and baseline.snapshot is not None:
+            lines.append("the sites that grew most")
+            for stat in now.snapshot.compare_to(baseline.snapshot, "traceback")[:TOP_SITES]:
+                lines.append(
+                    f"{stat.size_diff / 2**20:+.2f} MB, {stat.count_diff:+d} blocks "
+                    f"(now {stat.size / 2**20:.2f} MB)"
+                )
+                lines += [f"    {line}" for line in stat.traceback.format(most_recent_first=True)]
+    text = "\n".join(lines) + "\n"
     directory.mkdir(parents=True, exist_ok=True)
     (directory / f"{pid}.txt").write_text(text, encoding="utf-8")
     return text
@@ -56,12 +137,19 @@ def _traced_mb() -> float:
     return tracemalloc.get_traced_memory()[0] / 2**20
 
 
-def install() -> bool:
-    """Start tracing and answer SIGUSR2, when `MEMORY_TRACE_DIR` asks for it; False when not."""
+def frames() -> int:
+    return max(0, int(os.environ.get("MEMORY_TRACE_FRAMES", "12")))
+
+
+def install(*, engine: bool = False) -> bool:
+    """Answer SIGUSR2 (and trace Python's allocations, unless `MEMORY_TRACE_FRAMES` is 0), when
+    `MEMORY_TRACE_DIR` asks for it; False when not. `engine`: the process loads a model, whose
+    start tracing slows too much: it installs only without tracing."""
     directory = os.environ.get("MEMORY_TRACE_DIR", "")
-    if not directory or tracemalloc.is_tracing():
+    if not directory or tracemalloc.is_tracing() or (engine and frames()):
         return False
-    tracemalloc.start(max(1, int(os.environ.get("MEMORY_TRACE_FRAMES", "12"))))
+    if frames():
+        tracemalloc.start(frames())
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         report(Path(directory))

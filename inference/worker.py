@@ -151,12 +151,10 @@ def _preload_then_advertise(queues: list[str], liveness: Liveness) -> None:
 def on_worker_setup(sender: str, instance: Any, **_: Any) -> None:
     process.tune()
     queues = instance.app.amqp.queues
-    if _serves_models(list(queues.consume_from or {})):
+    serves_models = _serves_models(list(queues.consume_from or {}))
+    if serves_models:
         queues.select_add(settings.INFERENCE_MAINTENANCE_QUEUE)
-    else:
-        # A soak's diagnosis (MEMORY_TRACE_DIR); not where an engine loads: traced, its start
-        # took longer than the stack waits (5 minutes).
-        memtrace.install()
+    memtrace.install(engine=serves_models)  # a soak's diagnosis (MEMORY_TRACE_DIR)
 
 
 @worker_ready.connect
