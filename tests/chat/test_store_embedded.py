@@ -3,8 +3,11 @@ across restarts. Child processes are real (`spawn`: a fresh interpreter, like a 
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import multiprocessing
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +148,48 @@ def test_a_new_client_on_the_same_directory_sees_committed_writes(tmp_path: Path
     writer.update_one({"_id": "a"}, {"$inc": {"n": 2}})
 
     assert reader.find_one({"_id": "a"}) == {"_id": "a", "n": 3}
+
+
+def _files_open_on(path: Path) -> int:
+    """This process's open file descriptors on `path` and its WAL files."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            count += os.readlink(f"/proc/self/fd/{fd}").startswith(str(path))
+    return count
+
+
+def test_a_threads_connections_close_when_the_thread_ends(tmp_path: Path) -> None:
+    """Without waiting for the cyclic collector (a connection's statement cache refers back to
+    it): the reaper's short-lived threads piled up open connections and their page caches."""
+    client = SQLiteClient(tmp_path)
+    path = client.directory / "chat.sqlite3"
+    client["chat"]["things"].insert_one({"_id": "main"})
+    held_by_this_thread = _files_open_on(path)
+    during: list[int] = []
+    after: list[int] = []
+
+    def work() -> None:
+        client["chat"]["things"].insert_one({"_id": threading.current_thread().name})
+        during.append(_files_open_on(path))
+
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(3):
+            thread = threading.Thread(target=work)
+            thread.start()
+            thread.join()
+            after.append(_files_open_on(path))
+    finally:
+        if collecting:
+            gc.enable()
+    assert all(count > held_by_this_thread for count in during)  # its own connection
+    # Closed with its thread. SQLite keeps one closed descriptor of a file that another
+    # connection of the process has locked, for reuse, hence "at most one more": not growing.
+    assert after[0] <= held_by_this_thread + 1
+    assert after == [after[0]] * 3, (held_by_this_thread, during, after)
+    assert client["chat"]["things"].count_documents({}) == 4
 
 
 def test_a_forked_child_opens_its_own_client(settings: Any, tmp_path: Path) -> None:
