@@ -9,8 +9,10 @@ grew since it. Every report holds what Python's own view misses:
 - the C allocator's (glibc's `mallinfo2`): memory it has handed out and not had back, and
   memory freed but kept in its arenas. Growth "in use" is native memory something still
   holds (a C library's buffers, a leak); growth "free" is fragmentation;
-- the process's threads, and the Python objects by type (the types whose count grew most: a
-  leaked connection or thread is a small Python object with a large native part).
+- the process's threads, and the live Python objects by type (the types whose count grew
+  most: a leaked connection or thread is a small Python object with a large native part).
+  Each report runs a full collection first and says what it freed: cyclic garbage (a dropped
+  SQLite connection, an exception with its frames) holds memory until one runs.
 
 `MEMORY_TRACE_FRAMES` > 0 (the default, 12) also traces Python's allocations (`tracemalloc`,
 that many frames each), and the report names the allocation sites that grew most, with their
@@ -103,14 +105,22 @@ def _snapshot() -> tracemalloc.Snapshot | None:
 def report(directory: Path) -> str:
     """Take the baseline (the first call in this process) or write what grew since it."""
     pid = os.getpid()
+    # Live objects only: cyclic garbage waits for a full collection, however long that takes
+    # in a large process; what it held is counted before the collection and freed by it.
+    held = native()
+    unreachable = gc.collect()
     now = Baseline(native=native(), types=_types(), snapshot=_snapshot())
+    collection = (
+        f"a full collection freed {unreachable} objects; malloc in use "
+        f"{held.get('malloc in use', 0):.1f} -> {now.native.get('malloc in use', 0):.1f}"
+    )
     baseline = _baseline.get(pid)
     if baseline is None:
         _baseline[pid] = now
         lines = [f"pid {pid}: baseline taken, {_traced_mb():.1f} MB traced"]
-        lines += [f"{name}: {value:.1f}" for name, value in now.native.items()]
+        lines += [collection, *(f"{name}: {value:.1f}" for name, value in now.native.items())]
     else:
-        lines = [f"pid {pid}: {_traced_mb():.1f} MB traced"]
+        lines = [f"pid {pid}: {_traced_mb():.1f} MB traced", collection]
         lines += [
             f"{name}: {baseline.native.get(name, 0):.1f} -> {value:.1f}"
             for name, value in now.native.items()
