@@ -12,9 +12,11 @@ RUN npm run build
 FROM python:3.11-slim-bookworm AS base
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
     HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 DATA_DIR=/data
-RUN apt-get update && apt-get install -y --no-install-recommends curl libpq5 \
+RUN apt-get update && apt-get install -y --no-install-recommends curl libpq5 libjemalloc2 \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --create-home --uid 10001 app && mkdir -p /data && chown app /data
+# jemalloc as every process's C allocator, as `make run` has it (APP_ALLOCATOR, .env.example).
+ENV LD_PRELOAD=libjemalloc.so.2
 WORKDIR /app
 # Every package comes from the hashed lock files (requirements/, `make lock`): pip checks each
 # file it installs against its hash and resolves nothing (--no-deps: the locks list everything).

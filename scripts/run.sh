@@ -19,6 +19,17 @@ while IFS='=' read -r key value || [[ -n $key ]]; do
     [[ -v $key ]] || export "$key=$value"
 done < .env
 
+# The C allocator (APP_ALLOCATOR): jemalloc, preloaded into every process started below, where
+# it is installed. glibc's malloc fragments under the web server's threads: its RSS kept growing
+# in the soak, which jemalloc's did not (docs/benchmarks.md, "Fourteenth session").
+if [ "${APP_ALLOCATOR:-jemalloc}" = jemalloc ]; then
+    if ldconfig -p | grep -q 'libjemalloc\.so\.2 '; then
+        export LD_PRELOAD="libjemalloc.so.2${LD_PRELOAD:+:$LD_PRELOAD}"
+    else
+        echo "APP_ALLOCATOR=jemalloc but libjemalloc.so.2 is not installed: glibc's malloc it is"
+    fi
+fi
+
 # Prometheus multiprocess mode: every process below writes its samples here and /metrics
 # merges them (config/metrics.py). Emptied at each start: a previous run's samples would count.
 export PROMETHEUS_MULTIPROC_DIR=${PROMETHEUS_MULTIPROC_DIR:-${DATA_DIR:-var}/metrics}

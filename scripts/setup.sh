@@ -48,6 +48,13 @@ if [ ! -e "$stamp" ]; then
     touch "$stamp"
 fi
 
+# jemalloc, the C allocator scripts/run.sh preloads (APP_ALLOCATOR in .env.example).
+if ! ldconfig -p | grep -q 'libjemalloc\.so\.2 '; then
+    step "installing jemalloc, the processes' C allocator (Debian package)"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libjemalloc2 >/dev/null; } \
+        || echo "could not install libjemalloc2: the app runs on glibc's malloc (APP_ALLOCATOR)"
+fi
+
 if $with_test_tools; then
     if [ ! -x /usr/bin/chromium ]; then
         step "installing Chromium for the browser tests (Debian package)"

@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -148,6 +149,18 @@ def daphne_argv(*, port: int) -> list[str]:
     ]  # fmt: skip
 
 
+def allocator_env(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The C allocator scripts/run.sh gives the app's processes: jemalloc preloaded where it
+    is installed, unless APP_ALLOCATOR says "system"."""
+    if environ.get("APP_ALLOCATOR", "jemalloc") != "jemalloc":
+        return {}
+    listed = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True).stdout
+    if "libjemalloc.so.2 " not in listed:
+        return {}
+    preloaded = environ.get("LD_PRELOAD", "")
+    return {"LD_PRELOAD": ":".join(filter(None, ["libjemalloc.so.2", preloaded]))}
+
+
 def _manage(env: dict[str, str], *args: str) -> None:
     subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=env, check=True)
 
@@ -193,6 +206,7 @@ def start_stack(
         "DATABASE_CONN_MAX_AGE": "0",
         # Every process of the stack writes its metrics here; /metrics merges them.
         "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics"),
+        **allocator_env(),
         **(extra_env or {}),
     }
     Path(env["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
