@@ -306,13 +306,13 @@ _CUES: dict[Intent, re.Pattern[str]] = {
         # A question about past events: how many died, who was convicted.
         r"|how many (?:\w{1,30} ){0,2}(?:died|were killed|were murdered|perished|lost their lives"
         r"|were deported)|who was (?:convicted|sentenced|responsible|tried)"
-        r"|war crimes? (?:trial|tribunal)|genocide|holocaust"
+        r"|war crimes? (?:trial|tribunal)"
         r"|cuantas (?:personas|victimas) (?:murieron|fueron asesinadas|fallecieron)"
         r"|combien de (?:personnes|gens|victimes) (?:sont mortes|ont ete tuees|ont peri)"
         r"|combien de morts|wie viele (?:menschen|personen|opfer|tote) (?:wurden|sind|starben"
-        r"|kamen|gab es)|wer wurde (?:dafur |dafuer )?verurteilt|volkermord"
+        r"|kamen|gab es)|wer wurde (?:dafur |dafuer )?verurteilt"
         r"|quantas (?:pessoas|vitimas) (?:morreram|foram mortas)"
-        r"|quante (?:persone|vittime) (?:sono morte|morirono|furono uccise)|genocidio"
+        r"|quante (?:persone|vittime) (?:sono morte|morirono|furono uccise)"
         # Sexual health.
         r"|condoms?|contracepti\w{1,5}|birth control|morning after pill|safer? sex|stis?|stds?"
         r"|condon(?:es)?|anticonceptiv\w{1,3}|preservatifs?|kondome?|verhutung\w{0,2}"
