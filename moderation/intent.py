@@ -349,7 +349,8 @@ _CUES: dict[Intent, re.Pattern[str]] = {
         r"\b(?:sfx|special effects|practical effects|fake blood|stage blood|movie blood"
         r"|(?:sfx |special effects |halloween |stage |theatre |theater |film )make-?up"
         r"|prosthetics?|liquid latex|scar wax|prop (?:knife|knives|blood|weapon|wound)s?"
-        r"|(?:horror|short|student|indie) (?:short|film|movie)|filmmakers?|film shoot"
+        # Making a film, not watching one: "a horror short", "short film", never "horror movie".
+        r"|(?:horror|student|indie) short|short film|student film|filmmakers?|film shoot"
         r"|on camera|cosplay|haunted house|stage combat|sangre falsa|efectos especiales"
         r"|faux sang|effets speciaux|kunstblut|spezialeffekte|sangue finto|effetti speciali"
         r"|sangue falso|efeitos especiais)\b"
