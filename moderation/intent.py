@@ -58,6 +58,10 @@ class Intent(StrEnum):
     FICTION = "fiction"
     GAMING = "gaming"
     COOKING = "cooking"
+    SELF_DEFENCE = "self-defence"
+    PRODUCTION = "film and stage effects"
+    ANIMALS = "pests and game"
+    ABOUT_ONESELF = "about oneself"
 
 
 _C = Category
@@ -96,6 +100,8 @@ LOWERS: dict[Intent, frozenset[str]] = {
             _C.VIOLENCE,
         )
     ),
+    # "Where do I hit an attacker so I can run": violence done to whoever attacks the writer.
+    Intent.SELF_DEFENCE: _VIOLENCE_TO_NO_ONE,
     Intent.EDUCATION: frozenset(
         c.value
         for c in (
@@ -129,6 +135,15 @@ LOWERS: dict[Intent, frozenset[str]] = {
     # object is food, and knives (read as weapons). Never drugs, hate, self-harm; a kitchen
     # that names a weapon or a poison is no kitchen (`operational_ask`).
     Intent.COOKING: _VIOLENCE_TO_NO_ONE,
+    # Fake blood, a slit throat in scar wax, a prop knife: the harm is make-up. The semantic
+    # check reads some of it as illicit; a drug, a poison or a weapon is never a prop
+    # (`operational_ask`, as in a kitchen).
+    Intent.PRODUCTION: _VIOLENCE_TO_NO_ONE | {_C.ILLICIT.value},
+    # Rats in the attic, bedbugs, a wild boar's calibre: killing an animal that is a pest or
+    # game. Pets are no cue ("poison the neighbour's cat" keeps its block).
+    Intent.ANIMALS: _VIOLENCE_TO_NO_ONE,
+    # "Roast me": the writer is the target and asks for it. Not threats.
+    Intent.ABOUT_ONESELF: frozenset({_C.HARASSMENT.value}),
 }
 
 # A named game or words only games use: with one, evading being caught ("kill someone without
@@ -153,7 +168,10 @@ _FOOD = (
     r"|egg whites|brisket|homards?|langoustes?|langostas?|pulpo|pollos?|gallinas?|cebollas?|ajos?"
     r"|pescados?|conejos?|poulets?|oignons?|ail|poissons?|lapins?|hummer|hahnchen|huhn|huhner"
     r"|zwiebeln?|knoblauch|fisch|kaninchen|lagostas?|polvo|frangos?|cebolas?|alho|peixes?"
-    r"|aragostas?|polpo|pollo|cipolle?|aglio|pesce|coniglio)\b"
+    r"|aragostas?|polpo|pollo|cipolle?|aglio|pesce|coniglio"
+    r"|cakes?|cupcakes?|brownies?|cookies?|chocolate|desserts?|pastry|pastries|tortas?|tartas?"
+    r"|postres?|gateaux?|chocolat|kuchen|torten?|schokolade|bolos?|chocolate|dolces?|dolci"
+    r"|cioccolato)\b"
 )
 _FOOD_EXTRA = r"\b(?:fish|meat|steaks?|pork|beef|ribs|eggs?|breasts?|thighs?|wings?|fillets?)\b"
 # Cooking: a kitchen's verb on food ("butcher a whole chicken", "murder the onions", "tuer un
@@ -169,6 +187,42 @@ _COOK_WORD = (
     r"|saute|simmer|marinate|braise|boil(?:ing)?|oven|skillet|schnitzel|stew|receta|cocinar"
     r"|hervir|hirviendo|recette|cuire|cuisiner|cuisson|rezept|kochen|koche|braten|receita"
     r"|cozinhar|ferver|ricetta|cucinare|cuocere|bollire)\b"
+)
+# Pests and game in the six languages: what pest control and hunting kill. No pets.
+_PEST_OR_GAME = (
+    r"\b(?:rats?|mice|mouse|rodents?|cockroach(?:es)?|roaches|bed ?bugs?|wasps?|hornets?"
+    r"|termites?|moles?|fleas?|ticks|lice|ants|slugs|weevils|silverfish|boars?|wild boars?|deer"
+    r"|elk|moose|pheasants?|venison|ratas?|ratones?|cucarachas?|chinches|avispas?|termitas"
+    r"|pulgas?|jabali(?:es)?|ciervos?|souris|cafards?|punaises?(?: de lit)?|guepes?|frelons?"
+    r"|puces|sangliers?|chevreuils?|cerfs?|ratten|mause|kakerlaken|schaben|bettwanzen|wespen"
+    r"|hornissen|flohe|wildschweine?|rehe?|hirsche?|ratos?|baratas?|percevejos?|vespas?"
+    r"|javalis?|veados?|ratti|topi|scarafaggi|blatte|cimici|zanzare|cinghial[ei]|cervi|caprioli)\b"
+)
+_ANIMAL_VERB = (
+    r"\b(?:kill(?:ing)?|get rid of|exterminat(?:e|ing)|eliminat(?:e|ing)|trap(?:ping)?"
+    r"|shoot(?:ing)?|hunt(?:ing)?|field dress(?:ing)?|matar|exterminar|eliminar|cazar|tuer"
+    r"|exterminer|eliminer|chasser|se debarrasser (?:des|du|de la)|toten|bekampfen|loswerden"
+    r"|erlegen|schiessen|jagen|sterminare|eliminare|uccidere|cacciare|liberarmi (?:dei|delle)"
+    r"|cacar|livrar-me (?:dos|das))\b"
+)
+_HUNT_OR_PEST_WORD = (
+    r"\b(?:hunt(?:ing|er|ers)?|calibre|caliber|rifle|field dress(?:ing)?|pest control"
+    r"|exterminators?|infestation|infested|traps?|attic|humanely|caza|cazador|calibre"
+    r"|plaga|chasse|chasseur|calibre|nuisibles|jagd|jager|kaliber|aufbrechen|schadlinge?"
+    r"|befall|kammerjager|caccia|cacciatore|calibro|disinfestazione|infestazione|caca"
+    r"|cacador|calibre|praga)\b"
+)
+_SELF_DEFENCE = (
+    r"\b(?:self[- ]?defen[cs]e|defend (?:myself|herself|yourself|ourselves)|break free"
+    r"|(?:get|break) away from (?:an? |the |my )?(?:attacker|mugger|assailant)"
+    r"|an? (?:attacker|mugger|assailant)|if (?:someone|somebody|a man|a guy|a stranger) "
+    r"(?:grabs|attacks|jumps|corners|follows|chokes) me|defensa personal|defenderme"
+    r"|autodefense|me defendre|selbstverteidigung|mich (?:zu )?(?:verteidigen|wehren)"
+    r"|defesa pessoal|me defender|autodifesa|difesa personale|difendermi"
+    r"|se (?:alguem|alguien) me (?:agarrar|agarra|atacar|ataca)"
+    r"|si (?:alguien|quelqu'un) (?:me )?(?:agarra|ataca|m'attaque|me saisit)"
+    r"|wenn mich (?:jemand|einer) (?:packt|angreift|festhalt)"
+    r"|se qualcuno mi (?:afferra|aggredisce|attacca))\b"
 )
 # Cues per intent, on normalised text (lower case, no accents). Checked in this order.
 _CUES: dict[Intent, re.Pattern[str]] = {
@@ -222,7 +276,19 @@ _CUES: dict[Intent, re.Pattern[str]] = {
         r"|how (?:do|can) i (?:recogni[sz]e|spot)|como (?:reconozco|reconheco)"
         r"|comment reconnaitre|wie erkenne ich|come riconosco"
         r"|es (?:esto|una) estafa|c'est une arnaque|ist das (?:ein )?betrug"
-        r"|e golpe|e una truffa)\b"
+        r"|e golpe|e una truffa"
+        # One's own device in the other languages, and finding out whether it is watched.
+        r"|(?:auf|in) meinem (?:handy|telefon|smartphone|laptop|computer|rechner|konto|auto)"
+        r"|wie finde ich heraus,? ob|en mi (?:telefono|movil|celular|ordenador|computadora"
+        r"|cuenta|coche)|como (?:puedo )?saber si|sur mon (?:telephone|portable|ordinateur"
+        r"|compte|smartphone)|comment (?:savoir|verifier) si|no meu (?:celular|telefone"
+        r"|computador|carro)|como (?:posso )?saber se|sul mio (?:telefono|cellulare|computer"
+        r"|account|smartphone)|come (?:faccio a )?(?:sapere|capire|scoprire) se"
+        # One's own organisation's security: a test of one's own staff or systems.
+        r"|(?:our|my) own (?:staff|employees|team|users|company|organi[sz]ation|network"
+        r"|systems?|infrastructure|domain)|phishing (?:simulation|awareness|training|test)s?"
+        r"|penetration test\w{0,3}|pentest\w{0,3}|authori[sz]ed (?:test|pentest|engagement|scan)"
+        r"|security awareness)\b"
     ),
     Intent.EDUCATION: re.compile(
         r"\b(?:for (?:a|my|our|the) (?:history |school |uni |university |class )?(?:essay|lesson"
@@ -236,7 +302,21 @@ _CUES: dict[Intent, re.Pattern[str]] = {
         r"|(?:fur|fuer) (?:ein|das|mein|die|eine) (?:referat|schule|hausarbeit|prasentation"
         r"|unterricht)|im (?:geschichts)?unterricht|para (?:un|una|el|mi|o|a) (?:trabajo|examen"
         r"|clase|ensayo|presentacion|escola|escuela)|pour (?:un|une|mon|ma) (?:expose|devoir"
-        r"|cours|presentation)|per (?:una|un|la) (?:tesina|ricerca|lezione|presentazione))\b"
+        r"|cours|presentation)|per (?:una|un|la) (?:tesina|ricerca|lezione|presentazione)"
+        # A question about past events: how many died, who was convicted.
+        r"|how many (?:\w{1,30} ){0,2}(?:died|were killed|were murdered|perished|lost their lives"
+        r"|were deported)|who was (?:convicted|sentenced|responsible|tried)"
+        r"|war crimes? (?:trial|tribunal)"
+        r"|cuantas (?:personas|victimas) (?:murieron|fueron asesinadas|fallecieron)"
+        r"|combien de (?:personnes|gens|victimes) (?:sont mortes|ont ete tuees|ont peri)"
+        r"|combien de morts|wie viele (?:menschen|personen|opfer|tote) (?:wurden|sind|starben"
+        r"|kamen|gab es)|wer wurde (?:dafur |dafuer )?verurteilt"
+        r"|quantas (?:pessoas|vitimas) (?:morreram|foram mortas)"
+        r"|quante (?:persone|vittime) (?:sono morte|morirono|furono uccise)"
+        # Sexual health.
+        r"|condoms?|contracepti\w{1,5}|birth control|morning after pill|safer? sex|stis?|stds?"
+        r"|condon(?:es)?|anticonceptiv\w{1,3}|preservatifs?|kondome?|verhutung\w{0,2}"
+        r"|camisinhas?|anticoncepciona\w{1,3}|preservativ[oi]s?|contraccett\w{1,3})\b"
     ),
     Intent.FICTION: re.compile(
         r"\b(?:(?:writing|write|help me write|need) (?:me )?(?:a|an|my) (?:short |campfire "
@@ -263,6 +343,28 @@ _CUES: dict[Intent, re.Pattern[str]] = {
     Intent.COOKING: re.compile(
         rf"{_PREP_VERB} (?:[\w'-]{{1,30}} ){{0,3}}?{_FOOD}|{_COOK_WORD}.{{0,100}}?{_FOOD}"
         rf"|{_FOOD}.{{0,100}}?{_COOK_WORD}"
+    ),
+    Intent.SELF_DEFENCE: re.compile(_SELF_DEFENCE),
+    Intent.PRODUCTION: re.compile(
+        r"\b(?:sfx|special effects|practical effects|fake blood|stage blood|movie blood"
+        r"|(?:sfx |special effects |halloween |stage |theatre |theater |film )make-?up"
+        r"|prosthetics?|liquid latex|scar wax|prop (?:knife|knives|blood|weapon|wound)s?"
+        # Making a film, not watching one: "a horror short", "short film", never "horror movie".
+        r"|(?:horror|student|indie) short|short film|student film|filmmakers?|film shoot"
+        r"|on camera|cosplay|haunted house|stage combat|sangre falsa|efectos especiales"
+        r"|faux sang|effets speciaux|kunstblut|spezialeffekte|sangue finto|effetti speciali"
+        r"|sangue falso|efeitos especiais)\b"
+    ),
+    Intent.ANIMALS: re.compile(
+        rf"{_ANIMAL_VERB} (?:[\w'-]{{1,30}} ){{0,3}}?{_PEST_OR_GAME}"
+        rf"|{_HUNT_OR_PEST_WORD}.{{0,100}}?{_PEST_OR_GAME}|{_PEST_OR_GAME}.{{0,100}}?"
+        rf"{_HUNT_OR_PEST_WORD}"
+    ),
+    Intent.ABOUT_ONESELF: re.compile(
+        r"\b(?:roast me(?! (?:a|an|some|the|that|this|my|your)\b)"
+        r"|(?:insult|mock|make fun of|tear|rip) me(?: apart)?"
+        r"|(?:roast|destroy|insult) my (?:life|look|looks|outfit|setup|room|photo|pic|selfie|code"
+        r"|resume|cv)|clasheame|roastea?me|roaste-moi|clashe-moi|disse mich|beleidige mich)\b"
     ),
 }
 
@@ -325,6 +427,7 @@ _DO_HARM = re.compile(
 )
 # In a kitchen, killing food is cooking: what a harm verb does to, read right after it.
 _FOOD_OBJECT = re.compile(rf" (?:[\w'-]{{1,30}} ){{0,3}}?(?:{_FOOD}|{_FOOD_EXTRA})")
+_ANIMAL_OBJECT = re.compile(rf" (?:[\w'-]{{1,30}} ){{0,3}}?{_PEST_OR_GAME}")
 _HARM_VERB = (
     r"(?:kill(?:ing)?|murder(?:ing)?|shoot(?:ing)?|snipe|sniping|stab(?:bing)?|poison(?:ing)?"
     r"|strangl(?:e|ing)|hurt(?:ing)?|beat(?:ing)? up|take out|get rid of|attack(?:ing)?"
@@ -356,6 +459,12 @@ _KITCHEN_HARM = re.compile(
     r"(?:food|drink|dinner)|slip (?:it|something|this|that) into|without (?:him|her|them)"
     r" (?:noticing|tasting|knowing))\b"
 )
+# What no pest control or hunt needs: explosives, poison gas, a person's drink.
+_FIELD_HARM = re.compile(
+    r"\b(?:bombs?|explosives?|napalm|thermite|molotov|grenades?|ieds?|detonators?|dynamite"
+    r"|nerve agents?|sarin|(?:chlorine|mustard|toxic|poison) gas|ricin|anthrax|spike (?:his|her"
+    r"|their) (?:food|drink|dinner)|without (?:him|her|them) (?:noticing|tasting|knowing))\b"
+)
 _THREAT = re.compile(
     r"\b(?:(?:i|we)(?: will|'ll| am going to|'m going to| m going to| am gonna|'m gonna"
     r"| plan to| am about to|'m about to)|gonna|going to|wanna|want to) (?:\w{1,30} )?"
@@ -372,10 +481,20 @@ _QUOTE = re.compile(
 # Intents about something other than a person: a story, a game, a lesson, a kitchen. With one
 # of them, harassment of someone the writer knows ("a poem calling my sister a pig", "my
 # coworker in a story") is still harassment.
-_NOT_ABOUT_PEOPLE = frozenset({Intent.EDUCATION, Intent.FICTION, Intent.GAMING, Intent.COOKING})
+_NOT_ABOUT_PEOPLE = frozenset(
+    {
+        Intent.EDUCATION,
+        Intent.FICTION,
+        Intent.GAMING,
+        Intent.COOKING,
+        Intent.PRODUCTION,
+        Intent.ANIMALS,
+        Intent.ABOUT_ONESELF,
+    }
+)
 _HARASSMENT = frozenset({_C.HARASSMENT.value, _C.HARASSMENT_THREATENING.value})
 _KNOWN_PERSON = re.compile(
-    r"\b(?:my|our) (?:\w{1,30} )?(?:wife|husband|boyfriend|girlfriend|ex|partner|brother|sister"
+    r"\b(?:my|our) (?:\w{1,30} ){0,2}(?:wife|husband|boyfriend|girlfriend|ex|partner|brother|sister"
     r"|mom|mum|mother|dad|father|son|daughter|boss|teacher|coworker|co-worker|colleague"
     r"|classmates?|neighbou?rs?|roommate|landlord|uncle|aunt|cousin|friends?|stepdad|stepmom"
     r"|manager|student|teammates?)\b"
@@ -387,32 +506,44 @@ def intent_of(normalized: str) -> list[Intent]:
     return [intent for intent, cue in _CUES.items() if cue.search(normalized)]
 
 
-def operational_ask(normalized: str, *, in_game: bool = False, in_kitchen: bool = False) -> bool:
+def operational_ask(
+    normalized: str, *, in_game: bool = False, in_kitchen: bool = False, in_field: bool = False
+) -> bool:
     """Whether `normalized` asks how to make, get or do harm, or threatens outside quotes.
-    `in_game`, killing is a move, and with a named game so is not being caught; `in_kitchen`,
-    making is cooking and killing food is preparing it. Neither holds for a real person, nor
-    the kitchen for poisons, weapons or drugs (a recipe for napalm is no dish)."""
+    `in_game`, killing is a move, and with a named game so is not being caught; `in_kitchen`
+    (a kitchen, or a film's or stage's effects), making is cooking or crafting and killing food
+    is preparing it; `in_field` (pest control, hunting), killing a pest or game is no ask. None
+    holds for a real person, nor the kitchen for poisons, weapons or drugs (a recipe for napalm
+    is no dish, a prop bomb is a bomb), nor the field for explosives or poison gas."""
     if _OPERATIONAL.search(normalized):
         return True
     if not in_kitchen and _MAKING.search(normalized):
         return True
-    if (in_game or in_kitchen) and _REAL_PERSON.search(normalized):
+    if (in_game or in_kitchen or in_field) and _REAL_PERSON.search(normalized):
         return True
-    if in_kitchen and (_ANY_PERSON.search(normalized) or _KITCHEN_HARM.search(normalized)):
+    if (in_kitchen or in_field) and _ANY_PERSON.search(normalized):
+        return True
+    if in_kitchen and _KITCHEN_HARM.search(normalized):
+        return True
+    if in_field and _FIELD_HARM.search(normalized):
         return True
     named_game = in_game and re.search(_NAMED_GAME, normalized) is not None
     if not named_game and _EVADING.search(normalized):
         return True
-    if not in_game and _killing_asked(normalized, in_kitchen=in_kitchen):
+    if not in_game and _killing_asked(normalized, in_kitchen=in_kitchen, in_field=in_field):
         return True
     return _THREAT.search(_QUOTE.sub(" ", normalized)) is not None
 
 
-def _killing_asked(normalized: str, *, in_kitchen: bool) -> bool:
-    """Whether `normalized` asks how to kill or hurt; in a kitchen, something other than food."""
+def _killing_asked(normalized: str, *, in_kitchen: bool, in_field: bool = False) -> bool:
+    """Whether `normalized` asks how to kill or hurt; in a kitchen, something other than food;
+    in the field, something other than a pest or game."""
     for match in _DO_HARM.finditer(normalized):
-        if not in_kitchen or not _FOOD_OBJECT.match(normalized, match.end()):
-            return True
+        if in_kitchen and _FOOD_OBJECT.match(normalized, match.end()):
+            continue
+        if in_field and _ANIMAL_OBJECT.match(normalized, match.end()):
+            continue
+        return True
     return False
 
 
@@ -432,8 +563,11 @@ def lower(verdict: Verdict, text: str) -> Verdict:
     if categories & _HARASSMENT and _KNOWN_PERSON.search(normalized):
         covering = [i for i in covering if i not in _NOT_ABOUT_PEOPLE]
     in_game = Intent.GAMING in covering
-    in_kitchen = Intent.COOKING in covering
-    if not covering or operational_ask(normalized, in_game=in_game, in_kitchen=in_kitchen):
+    in_kitchen = Intent.COOKING in covering or Intent.PRODUCTION in covering
+    in_field = Intent.ANIMALS in covering
+    if not covering or operational_ask(
+        normalized, in_game=in_game, in_kitchen=in_kitchen, in_field=in_field
+    ):
         return verdict
     return dataclasses.replace(
         verdict,
