@@ -27,6 +27,7 @@ from __future__ import annotations
 import collections
 import ctypes
 import gc
+import json
 import os
 import signal
 import threading
@@ -88,9 +89,27 @@ def native() -> dict[str, float]:
 
 
 def _types() -> collections.Counter[str]:
-    return collections.Counter(
-        f"{type(thing).__module__}.{type(thing).__qualname__}" for thing in gc.get_objects()
-    )
+    """The live objects by type, counted in a forked child. Not here: `gc.get_objects()`
+    hands out every tracked object, a tuple another thread is still building included, and a
+    tuple with a second reference cannot grow (`SystemError: bad argument to internal
+    function` in that thread; it broke a vLLM output handler in the soak). The child has one
+    thread and only a copy of the others' objects."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: count, send, leave at once
+        try:
+            counts = collections.Counter(
+                f"{type(thing).__module__}.{type(thing).__qualname__}" for thing in gc.get_objects()
+            )
+            with os.fdopen(write, "w", encoding="utf-8") as pipe:
+                json.dump(counts, pipe)
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, encoding="utf-8") as pipe:
+        text = pipe.read()
+    os.waitpid(pid, 0)
+    return collections.Counter(json.loads(text) if text else {})
 
 
 def _snapshot() -> tracemalloc.Snapshot | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import tracemalloc
 from pathlib import Path
 
@@ -85,3 +86,27 @@ def test_an_engine_process_is_not_traced(monkeypatch: pytest.MonkeyPatch, tmp_pa
     monkeypatch.delenv("MEMORY_TRACE_FRAMES", raising=False)
     assert memtrace.install(engine=True) is False
     assert not tracemalloc.is_tracing()
+
+
+def test_counting_types_leaves_the_tuples_other_threads_are_building_alone() -> None:
+    """`gc.get_objects()` in this process made `tuple(generator)` fail in another thread
+    (`SystemError`, hundreds a second); the count runs in a forked child instead."""
+    errors: list[SystemError] = []
+    done = threading.Event()
+
+    def build_tuples() -> None:
+        while not done.is_set():
+            try:
+                tuple(str(number) for number in range(50))
+            except SystemError as error:
+                errors.append(error)
+
+    builder = threading.Thread(target=build_tuples)
+    builder.start()
+    try:
+        counts = [memtrace._types() for _ in range(20)]
+    finally:
+        done.set()
+        builder.join()
+    assert errors == []
+    assert all(count["builtins.tuple"] > 1000 for count in counts)
