@@ -15,8 +15,6 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
 RUN apt-get update && apt-get install -y --no-install-recommends curl libpq5 libjemalloc2 \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --create-home --uid 10001 app && mkdir -p /data && chown app /data
-# jemalloc as every process's C allocator, as `make run` has it (APP_ALLOCATOR, .env.example).
-ENV LD_PRELOAD=libjemalloc.so.2
 WORKDIR /app
 # Every package comes from the hashed lock files (requirements/, `make lock`): pip checks each
 # file it installs against its hash and resolves nothing (--no-deps: the locks list everything).
@@ -44,6 +42,8 @@ COPY --from=frontend /src/frontend/dist/ frontend/dist/
 RUN DJANGO_DEBUG=true python manage.py collectstatic --noinput -v 0
 USER app
 EXPOSE 8000
+# jemalloc as the web server's C allocator, as `make run` has it (APP_ALLOCATOR, .env.example).
+ENV LD_PRELOAD=libjemalloc.so.2
 # Daphne with the protocol's frame limit and keepalive from settings (config/server.py).
 CMD ["python", "-m", "config.server", "-b", "0.0.0.0", "-p", "8000", "config.asgi:application"]
 

@@ -19,12 +19,14 @@ while IFS='=' read -r key value || [[ -n $key ]]; do
     [[ -v $key ]] || export "$key=$value"
 done < .env
 
-# The C allocator (APP_ALLOCATOR): jemalloc, preloaded into every process started below, where
-# it is installed. glibc's malloc fragments under the web server's threads: its RSS kept growing
-# in the soak, which jemalloc's did not (docs/benchmarks.md, "Fourteenth session").
+# The C allocator (APP_ALLOCATOR): jemalloc for Daphne and the maintenance worker, where it is
+# installed. glibc's malloc fragments under the web server's threads: its RSS kept growing in
+# the soak, which jemalloc's did not (docs/benchmarks.md, "Fourteenth session"). Not the model
+# workers: their growth did not change, and an engine's load peaked higher under jemalloc.
+preload=()
 if [ "${APP_ALLOCATOR:-jemalloc}" = jemalloc ]; then
     if ldconfig -p | grep -q 'libjemalloc\.so\.2 '; then
-        export LD_PRELOAD="libjemalloc.so.2${LD_PRELOAD:+:$LD_PRELOAD}"
+        preload=(env "LD_PRELOAD=libjemalloc.so.2${LD_PRELOAD:+:$LD_PRELOAD}")
     else
         echo "APP_ALLOCATOR=jemalloc but libjemalloc.so.2 is not installed: glibc's malloc it is"
     fi
@@ -108,12 +110,12 @@ while read -r name queue; do
 done <<<"$served"
 # Beat embedded in a small maintenance worker: the reaper keeps running while every
 # inference worker is down (it is what notices that they are).
-supervise celery -A config --quiet worker -B -s "${DATA_DIR:-var}/celerybeat-schedule" -Q inference.maintenance \
+supervise "${preload[@]}" celery -A config --quiet worker -B -s "${DATA_DIR:-var}/celerybeat-schedule" -Q inference.maintenance \
     -P threads -c 2 -n "maintenance@%h" --without-gossip --without-mingle -l info \
     >>"$log_dir/beat.log" 2>&1 &
 pids+=($!)
 # Daphne with the protocol's frame limit and keepalive from settings (config/server.py).
-python -m config.server -b "$HOST" -p "$PORT" config.asgi:application >"$log_dir/web.log" 2>&1 &
+"${preload[@]}" python -m config.server -b "$HOST" -p "$PORT" config.asgi:application >"$log_dir/web.log" 2>&1 &
 pids+=($!)
 
 printf 'waiting for the worker to load the model'

@@ -41,12 +41,14 @@ class Stack:
     workdir: Path
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
-    def start_process(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+    def start_process(
+        self, name: str, argv: list[str], env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
         process = subprocess.Popen(
             argv,
             cwd=REPO,
-            env=self.env,
+            env={**self.env, **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -94,6 +96,7 @@ class Stack:
                 "-n", f"maintenance-{os.getpid()}@%h", "--without-gossip", "--without-mingle",
                 "-l", "info",
             ],
+            env=allocator_env(self.env),
         )  # fmt: skip
 
     def stop_process(self, name: str, *, sig: int = signal.SIGTERM, grace: float = 30.0) -> None:
@@ -150,8 +153,8 @@ def daphne_argv(*, port: int) -> list[str]:
 
 
 def allocator_env(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
-    """The C allocator scripts/run.sh gives the app's processes: jemalloc preloaded where it
-    is installed, unless APP_ALLOCATOR says "system"."""
+    """The C allocator scripts/run.sh gives the web server and the maintenance worker:
+    jemalloc preloaded where it is installed, unless APP_ALLOCATOR says "system"."""
     if environ.get("APP_ALLOCATOR", "jemalloc") != "jemalloc":
         return {}
     listed = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True).stdout
@@ -206,7 +209,6 @@ def start_stack(
         "DATABASE_CONN_MAX_AGE": "0",
         # Every process of the stack writes its metrics here; /metrics merges them.
         "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics"),
-        **allocator_env(),
         **(extra_env or {}),
     }
     Path(env["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
@@ -223,7 +225,7 @@ def start_stack(
     )
     try:
         stack.start_worker(concurrency=worker_concurrency)
-        stack.start_process("web", daphne_argv(port=port))
+        stack.start_process("web", daphne_argv(port=port), env=allocator_env(env))
         if with_beat:
             stack.start_beat()
         stack.wait_ready()
