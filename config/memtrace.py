@@ -77,13 +77,9 @@ def native() -> dict[str, float]:
             "malloc mmapped": info.hblkhd / 2**20,
         }
     status = Path("/proc/self/status").read_text()
-    for line in status.splitlines():
-        if line.startswith(("VmRSS:", "Threads:")):
-            name, value = line.split(":", 1)
-            number = float(value.split()[0])
-            figures["rss" if name == "VmRSS" else "threads"] = (
-                number / 1024 if name == "VmRSS" else number
-            )
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    figures["rss"] = float(fields["VmRSS"].split()[0]) / 1024  # kB
+    figures["threads"] = float(fields["Threads"])
     figures["python threads"] = threading.active_count()
     return figures
 
