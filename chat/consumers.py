@@ -83,7 +83,6 @@ _cleanups: set[asyncio.Future[None]] = set()
 class ChatConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         self.registered = False
-        self.refusals = 0  # frames refused in a row by the frame limits
         # generation_id -> highest seq relayed to this client.
         self.relayed_seq: dict[str, int] = {}
         self.credentials_checked = time.monotonic()
@@ -305,10 +304,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             except Exception as error:  # Redis away: the connection's own limit still holds
                 logger.warning("the per-user frame limit could not be read: %r", error)
         if wait is None:
-            self.refusals = 0
             return False
-        self.refusals += 1
-        if self.refusals >= settings.CHAT_FLOOD_CLOSE_AFTER_REFUSALS:
+        if limits.frame_refusal_closes(channel_name=self.channel_name):
             await self.close(code=CLOSE_FLOODING)
             return True
         await self.send_message(

@@ -190,13 +190,30 @@ def frame_connection_hit(*, channel_name: str) -> int | None:
     return _retry_after(limiter.get_window_stats(item, "frames", channel_name).reset_time)
 
 
+def frame_refusal_closes(*, channel_name: str) -> bool:
+    """Count one refused frame of a connection; True when it is the
+    `CHAT_FLOOD_CLOSE_AFTER_REFUSALS`th within a minute: the client keeps flooding, close it.
+    Counted in a window rather than in a row: a sustained flood faster than the limit gets
+    a frame in each time one slides out of the window, and would never be refused 50 in a row."""
+    item = _flood_item()
+    limiter = MovingWindowRateLimiter(_memory_storage())
+    limiter.hit(item, "refusals", channel_name)
+    return limiter.get_window_stats(item, "refusals", channel_name).remaining <= 0
+
+
+def _flood_item() -> RateLimitItem:
+    return RateLimitItemPerMinute(settings.CHAT_FLOOD_CLOSE_AFTER_REFUSALS)
+
+
 def frame_connection_forget(*, channel_name: str) -> None:
-    """Drop a closed connection's window now rather than when it expires."""
-    MovingWindowRateLimiter(_memory_storage()).clear(
+    """Drop a closed connection's windows now rather than when they expire."""
+    limiter = MovingWindowRateLimiter(_memory_storage())
+    limiter.clear(
         RateLimitItemPerSecond(settings.CHAT_FRAMES_PER_SECOND_PER_CONNECTION),
         "frames",
         channel_name,
     )
+    limiter.clear(_flood_item(), "refusals", channel_name)
 
 
 def connect_refused(*, credential: str | None, address: str | None) -> int | None:

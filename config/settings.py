@@ -279,6 +279,7 @@ CHAT_FRAMES_PER_SECOND_PER_CONNECTION = env_int(
     "CHAT_FRAMES_PER_SECOND_PER_CONNECTION", 10, minimum=1
 )
 CHAT_FRAMES_PER_MINUTE_PER_USER = env_int("CHAT_FRAMES_PER_MINUTE_PER_USER", 600, minimum=1)
+# A connection refused this many frames within a minute keeps flooding: it is closed with 4429.
 CHAT_FLOOD_CLOSE_AFTER_REFUSALS = env_int("CHAT_FLOOD_CLOSE_AFTER_REFUSALS", 50, minimum=1)
 # Messages a conversation may hold; a chat.send or regenerate into a full one is `too_large`.
 CHAT_MAX_MESSAGES_PER_CONVERSATION = env_int("CHAT_MAX_MESSAGES_PER_CONVERSATION", 1000, minimum=1)

@@ -5,7 +5,10 @@ connection that keeps flooding is closed with 4429. In process, on the real cons
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+import asyncio
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -93,3 +96,34 @@ async def test_a_connection_that_keeps_flooding_is_closed_with_4429(
     await fresh.send({"type": "ping"})
     assert await fresh.receive() == {"type": "pong"}
     await fresh.close()
+
+
+async def test_a_sustained_flood_is_closed_though_each_window_lets_some_frames_in(
+    chat_env: Dispatched, make_user: Any, settings: Settings
+) -> None:
+    """A client that keeps sending faster than its limit gets a frame in each time one leaves
+    the window, so its refusals never run 6 in a row; they are counted over a minute."""
+    settings.CHAT_FRAMES_PER_SECOND_PER_CONNECTION = 5
+    settings.CHAT_FLOOD_CLOSE_AFTER_REFUSALS = 6
+    user = await sync_to_async(make_user)()
+    client = await connect(user)
+
+    answers: list[str] = []
+    for burst in range(4):
+        if burst:
+            await asyncio.sleep(1.1)  # the per-second window empties
+        for _ in range(7):
+            await client.send({"type": "ping"})
+        output: dict[str, Any] = {}
+        for _ in range(7):
+            output = await client.communicator.receive_output(5)
+            if output["type"] == "websocket.close":
+                break
+            answers.append(json.loads(output["text"])["type"])
+        if output["type"] == "websocket.close":
+            break
+
+    assert output == {"type": "websocket.close", "code": 4429}
+    # Three bursts of five pongs and two refusals; the sixth refusal, in the third, closes it.
+    assert answers == (["pong"] * 5 + ["error"] * 2) * 2 + ["pong"] * 5 + ["error"]
+    await client.close()
