@@ -62,5 +62,16 @@ def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Run the browser tests last: Playwright's sync API leaves an event loop behind in this
-    process, and pytest-asyncio's tests that run after it would not be awaited."""
-    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+    process, and pytest-asyncio's tests that run after it would not be awaited.
+
+    Before them, the modules that use the in-process engine (`real_engine`, which lives until
+    the session ends): not before the end-to-end stacks, whose engines with it outgrew the
+    machine's memory in CI (stop 26: the two-model stack's Gemma engine was OOM-killed while
+    this process held an idle SmolLM2 engine since tests/api)."""
+    engine_modules = {item.module for item in items if "real_engine" in item.fixturenames}
+    items.sort(
+        key=lambda item: (
+            item.get_closest_marker("browser") is not None,
+            item.module in engine_modules,
+        )
+    )
