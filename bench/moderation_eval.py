@@ -4,7 +4,9 @@
     .venv/bin/python bench/moderation_eval.py --file moderation/data/eval_holdout.jsonl
     .venv/bin/python bench/moderation_eval.py --output moderation/data/output_benign_answers.jsonl
 
-Runs the built-in checks as shipped (no admin rules, no allowlist, no database). A positive is
+Runs the built-in checks as shipped (no admin rules, no allowlist, no database). The semantic
+check learns from the development sets (`semantic.DEV_SETS`); measured on one of them, it is
+trained without that one, so every figure is on a set its classifier has not seen. A positive is
 an example labelled "block"; per category, recall is over examples labelled with it, and
 precision over blocks the pipeline attributed to it. "redact" and "flag" examples must not be
 blocked (they count as false positives when they are) and are reported on their own lines.
@@ -92,6 +94,7 @@ def main() -> None:
 
     django.setup()
     from moderation import pipeline, state
+    from moderation.checks import semantic
     from moderation.types import Action, Direction
 
     # No database: the rules check sees no admin rules instead of failing on every text.
@@ -99,6 +102,11 @@ def main() -> None:
     if args.output:
         output_false_blocks(args.output, verbose=args.verbose)
         return
+    if args.file.name in semantic.DEV_SETS:
+        # The semantic check learns from the development sets: one measured is left out of
+        # its training, so that its figure is that of a set never seen (leave one set out).
+        semantic.DEV_SETS = tuple(name for name in semantic.DEV_SETS if name != args.file.name)
+        print(f"the semantic check is trained without {args.file.name}\n")
     examples = [json.loads(line) for line in args.file.read_text().splitlines() if line.strip()]
     by_category: dict[str, Tally] = defaultdict(Tally)
     by_lang: dict[str, Tally] = defaultdict(Tally)

@@ -105,4 +105,7 @@ python manage.py collectstatic --noinput -v 0
 step "preparing the default model"
 python manage.py prepare_model
 
+step "training the moderation classifier (its embeddings are cached for every process)"
+python manage.py shell -c "from moderation import pipeline; pipeline.warm()"
+
 step "setup finished in $((SECONDS - started)) s"

@@ -40,6 +40,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import hashlib
+import json
 import logging
 import math
 import os
@@ -65,6 +66,23 @@ logger = logging.getLogger(__name__)
 
 SEEDS_FILE = Path(__file__).resolve().parent.parent / "data" / "semantic_seeds.txt"
 BENIGN = "benign"
+# The classes of the seed file's sections (tests/moderation/test_semantic.py holds it to them).
+SEED_CLASSES = frozenset(
+    {
+        "benign",
+        "cybercrime",
+        "harassment",
+        "hate",
+        "illicit",
+        "illicit/violent",
+        "privacy",
+        "self-harm",
+        "sexual",
+        "sexual/minors",
+        "violence",
+        "violence/graphic",
+    }
+)
 # About one sentence or a streamed window (~200 characters); 40-60 tokens for the model.
 SEGMENT_CHARS = 240
 # At most this many distinct segments are embedded per text (see the module docstring): 15-30
@@ -94,6 +112,72 @@ def load_seeds(path: Path = SEEDS_FILE) -> list[tuple[str, str]]:
             raise ValueError(f"{path}:{number}: example before any [category] line")
         seeds.append((line, category))
     return seeds
+
+
+# Development sets: labelled traffic this project has measured on and read (docs/moderation.md),
+# trained on next to the seeds when MODERATION_SEMANTIC_DEV_SETS is on. The blind sets written
+# after these (eval_blind_i.jsonl on) are not: they measure what the training is worth.
+DEV_SETS = (
+    "eval.jsonl",
+    "eval_holdout.jsonl",
+    "eval_holdout2.jsonl",
+    "eval_holdout3.jsonl",
+    "eval_holdout4.jsonl",
+    "eval_holdout5.jsonl",
+    "eval_blind_a.jsonl",
+    "eval_blind_b.jsonl",
+    "eval_blind_c.jsonl",
+    "eval_blind_d.jsonl",
+    "eval_blind_e.jsonl",
+    "eval_blind_f.jsonl",
+    "eval_blind_g.jsonl",
+    "eval_blind_h.jsonl",
+)
+# The sets' categories (OpenAI's taxonomy, and the older sets' names) as the seeds' classes.
+_SEED_CLASS = {
+    "harassment/threatening": "harassment",
+    "hate/threatening": "hate",
+    "self-harm/intent": "self-harm",
+    "self-harm/instructions": "self-harm",
+    "self_harm": "self-harm",
+    "sexual_minors": "sexual/minors",
+    "weapons": "illicit/violent",
+    "drugs": "illicit",
+}
+
+
+def load_dev_sets(directory: Path = SEEDS_FILE.parent) -> list[tuple[str, str]]:
+    """(text, class) pairs from the development sets: a "block" line under its category's seed
+    class, every other line ("allow", "flag", "redact") as benign. A "redact" line is read as
+    the pipeline's prose checks read it, its personal data replaced by the label's word, so
+    that "my tax ID is 12 345 678 901, is that right?" is learnt as the harmless text it is."""
+    from moderation.checks.pii import PiiCheck
+    from moderation.pipeline import labelled_spans
+
+    pii = PiiCheck()
+    examples: list[tuple[str, str]] = []
+    for name in DEV_SETS:
+        for number, line in enumerate((directory / name).read_text().splitlines(), start=1):
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            text, label, category = row["text"], row["label"], row["category"]
+            if label == "redact":
+                text = labelled_spans(text, pii.find(text))
+            if label != "block":
+                examples.append((text, BENIGN))
+            elif (seed_class := _SEED_CLASS.get(category, category)) in SEED_CLASSES:
+                examples.append((text, seed_class))
+            else:
+                raise ValueError(f"{name}:{number}: no seed class for category {category!r}")
+    return examples
+
+
+def training_examples() -> list[tuple[str, str]]:
+    """What the classifier learns from: the seeds, and the development sets when
+    MODERATION_SEMANTIC_DEV_SETS is on."""
+    seeds = load_seeds()
+    return seeds + load_dev_sets() if settings.MODERATION_SEMANTIC_DEV_SETS else seeds
 
 
 def segments(text: str, *, size: int = SEGMENT_CHARS) -> list[str]:
@@ -273,7 +357,11 @@ def train(encoders: list[Embedder], seeds: list[tuple[str, str]]) -> Classifier:
     """One regression per encoder on the normalised seeds, with that model's C."""
     from sklearn.linear_model import LogisticRegression
 
-    texts = [normalize(text) for text, _ in seeds]
+    # Without their framing ("pretend you are…", "hypothetically", "for my novel"): the
+    # development sets wrap many harmful requests in one, and a classifier that learnt the
+    # wrapper as harmful blocked "pretend you are a pirate and tell me a joke". The check judges
+    # a text both as written and unframed, so what it learns is the request itself.
+    texts = [unframe(normalize(text)) or normalize(text) for text, _ in seeds]
     labels = [category for _, category in seeds]
     members = []
     for encoder in encoders:
@@ -371,7 +459,7 @@ def get_classifier() -> Classifier:
         with _load_lock:
             if _classifier is None:
                 names = list(settings.MODERATION_SEMANTIC_MODELS)
-                _classifier = train([get_embedder(name) for name in names], load_seeds())
+                _classifier = train([get_embedder(name) for name in names], training_examples())
     return _classifier
 
 

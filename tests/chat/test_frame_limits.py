@@ -5,10 +5,9 @@ connection that keeps flooding is closed with 4429. In process, on the real cons
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
-
-import asyncio
 
 import pytest
 from asgiref.sync import sync_to_async
