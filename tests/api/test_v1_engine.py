@@ -39,9 +39,17 @@ def engine_worker(
     chat_env: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> list[threading.Thread]:
-    """Enqueued generations run on the in-process engine, as a worker's task runs them."""
+    """Enqueued generations run on the in-process engine, as a worker's task runs them: the
+    model without versions, as `real_engine` hosts it. With the migration's seeded version
+    (a database no transactional test has flushed yet, as when this module runs first), the
+    task would start a second engine for `v1` and the test would watch the idle one."""
+    from chat import catalog
+    from inference.models import ModelVersion
     from moderation import pipeline
     from moderation.types import Direction
+
+    ModelVersion.objects.filter(model__name="smollm2-135m").delete()
+    catalog.forget()
 
     settings.INFERENCE_MODEL_DIR = model_root
     settings.INFERENCE_FLUSH_INTERVAL_SECONDS = 0.03
