@@ -478,7 +478,7 @@ MODERATION_SEMANTIC_BF16 = env_choice(
 # The sentence-embedding models whose seed-trained classifiers the semantic check averages
 # (moderation/checks/embedders.py): all-minilm-l6-v2 (English) and multilingual-e5-small.
 # Train the semantic check on the development sets (moderation/data/eval*.jsonl up to blind
-# set H, about 2,900 labelled lines in nine languages) besides its seed phrases. Off: the seeds
+# set H, 2,682 labelled lines in twelve languages) besides its seed phrases. Off: the seeds
 # alone, as before the fifteenth session (docs/moderation.md, "Blind set I").
 MODERATION_SEMANTIC_DEV_SETS = env_bool("MODERATION_SEMANTIC_DEV_SETS", True)
 MODERATION_SEMANTIC_MODELS = env_list(
