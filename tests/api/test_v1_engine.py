@@ -25,6 +25,7 @@ from inference.engine import host
 from inference.models import UsageRecord
 from inference.streaming import generation_run
 from tests.api.v1_support import completion_scope
+from tests.chat.consumer_support import engine_default_model
 from tests.inference.conftest import model_root, prepared_model_dir, real_engine  # noqa: F401
 from tests.inference.test_lifecycle_e2e import drained, in_thread, unfinished
 
@@ -39,17 +40,12 @@ def engine_worker(
     chat_env: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> list[threading.Thread]:
-    """Enqueued generations run on the in-process engine, as a worker's task runs them: the
-    model without versions, as `real_engine` hosts it. With the migration's seeded version
-    (a database no transactional test has flushed yet, as when this module runs first), the
-    task would start a second engine for `v1` and the test would watch the idle one."""
-    from chat import catalog
-    from inference.models import ModelVersion
+    """Enqueued generations run on the in-process engine, as a worker's task runs them, on
+    the model as `real_engine` hosts it (else the test would watch an idle engine)."""
     from moderation import pipeline
     from moderation.types import Direction
 
-    ModelVersion.objects.filter(model__name="smollm2-135m").delete()
-    catalog.forget()
+    engine_default_model()
 
     settings.INFERENCE_MODEL_DIR = model_root
     settings.INFERENCE_FLUSH_INTERVAL_SECONDS = 0.03

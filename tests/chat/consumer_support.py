@@ -53,6 +53,23 @@ def isolated_redis(settings: Settings) -> Iterator[str]:
 @pytest.fixture
 def default_model(transactional_db: None) -> Any:
     """The registry's default model (transactional tests flush the migration's seed)."""
+    return default_model_row()
+
+
+def engine_default_model() -> Any:
+    """The default model as `real_engine` (tests/inference/conftest.py) hosts it: without
+    versions. Where the migration's seeded version `v1` is still there (no transactional test
+    has flushed it yet), a generation would start a second engine for it in the process."""
+    from chat import catalog
+    from inference.models import ModelVersion
+
+    model = default_model_row()
+    ModelVersion.objects.filter(model=model).delete()
+    catalog.forget()
+    return model
+
+
+def default_model_row() -> Any:
     from inference.models import LanguageModel
 
     model, _ = LanguageModel.objects.get_or_create(

@@ -16,13 +16,17 @@ from pytest_django import Settings
 from chat.protocol import server_message_adapter
 from inference.engine import host
 from inference.streaming import generation_run
+from tests.chat.consumer_support import engine_default_model
 from tests.inference.fakes import FakeStore
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db, pytest.mark.usefixtures("billing")]
 
 
 @pytest.fixture
-def engine_settings(settings: Settings, model_root: Path, real_engine: Any) -> Settings:
+def engine_settings(settings: Settings, model_root: Path, real_engine: Any, db: None) -> Settings:
+    # The registry's row, whether or not a transactional test has flushed the seed before
+    # (this module runs after the end-to-end stacks: tests/conftest.py).
+    engine_default_model()
     settings.INFERENCE_MODEL_DIR = model_root
     settings.INFERENCE_FLUSH_INTERVAL_SECONDS = 0.03
     return settings
