@@ -19,11 +19,19 @@ from inference.streaming import generation_run
 from tests.chat.consumer_support import engine_default_model
 from tests.inference.fakes import FakeStore
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db, pytest.mark.usefixtures("billing")]
+pytestmark = [
+    pytest.mark.e2e,
+    # Transactional: the generation reads the model row from the engine's thread, on its own
+    # connection, which does not see a row created inside the test's open transaction.
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("billing"),
+]
 
 
 @pytest.fixture
-def engine_settings(settings: Settings, model_root: Path, real_engine: Any, db: None) -> Settings:
+def engine_settings(
+    settings: Settings, model_root: Path, real_engine: Any, transactional_db: None
+) -> Settings:
     # The registry's row, whether or not a transactional test has flushed the seed before
     # (this module runs after the end-to-end stacks: tests/conftest.py).
     engine_default_model()
