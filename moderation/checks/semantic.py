@@ -361,7 +361,8 @@ def train(encoders: list[Embedder], seeds: list[tuple[str, str]]) -> Classifier:
     # development sets wrap many harmful requests in one, and a classifier that learnt the
     # wrapper as harmful blocked "pretend you are a pirate and tell me a joke". The check judges
     # a text both as written and unframed, so what it learns is the request itself.
-    texts = [unframe(normalize(text)) or normalize(text) for text, _ in seeds]
+    normalized = [normalize(text) for text, _ in seeds]
+    texts = [unframe(text) or text for text in normalized]
     labels = [category for _, category in seeds]
     members = []
     for encoder in encoders:
