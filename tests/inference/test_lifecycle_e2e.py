@@ -22,21 +22,21 @@ from inference.engine import host
 from inference.models import UsageRecord
 from inference.streaming import generation_run
 
-# The registry's default model: transactional tests flush the migration's seed.
-from tests.chat.consumer_support import default_model  # noqa: F401
+from tests.chat.consumer_support import engine_default_model
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("default_model"),
-]
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def engine_settings(settings: Settings, model_root: Path, real_engine: Any) -> Settings:
+def engine_settings(
+    settings: Settings, model_root: Path, real_engine: Any, transactional_db: None
+) -> Settings:
     from moderation import pipeline
     from moderation.types import Direction
 
+    # The registry's default model as `real_engine` hosts it, whether or not a transactional
+    # test has flushed the migration's seed (its version `v1` would start a second engine).
+    engine_default_model()
     settings.INFERENCE_MODEL_DIR = model_root
     settings.INFERENCE_FLUSH_INTERVAL_SECONDS = 0.03
     # Load the output checks' models now: the first check in a process takes seconds, and
