@@ -19,7 +19,9 @@ At the end it checks, and prints:
 - nothing leaked: no concurrent-generation slot, waiting-queue entry or connection slot left
   in Redis once everything ended and every client closed;
 - flat memory: each process's RSS (with its children: the engine) after warm-up and at the end
-  (checked when the run is 10 minutes or longer: a short run has no steady state). With
+  (checked when the run is 10 minutes or longer: a short run has no steady state), with each
+  process of each tree at both points and each tree's RSS once a minute (whether a growth
+  levels off). With
   `--trace-memory` the processes trace their allocations (config/memtrace.py): a baseline at
   the warm-up, and at the end one file per process in the stack's `memtrace` folder naming the
   allocation sites that grew most.
@@ -424,17 +426,26 @@ def soak(
         started = time.monotonic()
         deadline = started + minutes * 60
         warm: dict[str, dict[str, int]] = {"rss": {}}
+        # Each process's RSS once a minute: whether a growth levels off or goes on.
+        series: dict[str, list[int]] = {}
 
         async def run() -> None:
             async def warm_up() -> None:
                 await asyncio.sleep(min(120.0, minutes * 60 * 0.2))
                 warm["rss"] = _rss(stack)
+                warm["members"] = _member_rss(stack)
                 if trace_memory:
-                    warm["members"] = _member_rss(stack)
                     _memory_reports(stack)
+
+            async def sample() -> None:
+                while time.monotonic() < deadline:
+                    for name, size in _rss(stack).items():
+                        series.setdefault(name, []).append(round(size / 2**20))
+                    await asyncio.sleep(min(60.0, max(0.0, deadline - time.monotonic())))
 
             await asyncio.gather(
                 warm_up(),
+                sample(),
                 *(_user_loop(person, deadline) for person in people),
                 *(
                     _abuser_loop(c, tally, deadline, random.Random(rng.random()))
@@ -445,13 +456,11 @@ def soak(
         asyncio.run(run())
         elapsed = time.monotonic() - started
         end_rss = _rss(stack)
-        members = {}
+        members = {
+            name: f"{warm['members'].get(name, 0) / 2**20:.0f} -> {size / 2**20:.0f}"
+            for name, size in _member_rss(stack).items()
+        }
         if trace_memory:
-            end_members = _member_rss(stack)
-            members = {
-                name: f"{warm['members'].get(name, 0) / 2**20:.0f} -> {size / 2**20:.0f}"
-                for name, size in end_members.items()
-            }
             _memory_reports(stack)
             time.sleep(30)  # a snapshot of a large process takes a while
         stored: dict[str, dict[str, Any]] = {}
@@ -487,9 +496,9 @@ def soak(
             "rss_after_warm_up_mb": {k: round(v / 2**20) for k, v in warm["rss"].items()},
             "rss_at_end_mb": {k: round(v / 2**20) for k, v in end_rss.items()},
             "rss_growth": {k: f"{v:+.1%}" for k, v in growth.items()},
-            **(
-                {"rss_by_process_mb": members, "memory_traces": str(traces)} if trace_memory else {}
-            ),
+            "rss_by_process_mb": members,
+            "rss_each_minute_mb": series,
+            **({"memory_traces": str(traces)} if trace_memory else {}),
             "problems": problems,
         }
     finally:
