@@ -21,7 +21,6 @@ from chat.protocol import server_message_adapter
 from inference.engine import host
 from inference.models import UsageRecord
 from inference.streaming import generation_run
-
 from tests.chat.consumer_support import engine_default_model
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
