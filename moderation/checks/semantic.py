@@ -58,6 +58,7 @@ from django.conf import settings
 
 from moderation.checks import Check, CheckError
 from moderation.checks.embedders import E5, MINILM, Embedder, get_embedder
+from moderation.code_prose import code_as_prose
 from moderation.framing import unframe
 from moderation.normalize import normalize
 from moderation.types import ALLOW, Action, Direction, Verdict
@@ -88,8 +89,9 @@ SEGMENT_CHARS = 240
 # At most this many distinct segments are embedded per text (see the module docstring): 15-30
 # ms each on one core, so at most about a second, against 13 s for 32,000 characters before.
 MAX_SEGMENTS = 32
-# Segments of the text without its framing (moderation/framing.py) judged besides those.
-UNFRAMED_SEGMENTS = 8
+# Segments of each other view of the text judged besides those: without its framing
+# (moderation/framing.py), and its code read as prose (moderation/code_prose.py).
+VIEW_SEGMENTS = 8
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|\n+")
 _CLAUSE_END = re.compile(r"(?<=[.!?;:,])\s+")
 _WORD = re.compile(r"\w+")
@@ -360,10 +362,19 @@ def train(encoders: list[Embedder], seeds: list[tuple[str, str]]) -> Classifier:
     # Without their framing ("pretend you are…", "hypothetically", "for my novel"): the
     # development sets wrap many harmful requests in one, and a classifier that learnt the
     # wrapper as harmful blocked "pretend you are a pirate and tell me a joke". The check judges
-    # a text both as written and unframed, so what it learns is the request itself.
+    # a text both as written and unframed, so what it learns is the request itself. (Learning
+    # each text both framed and bare was tried: set J, 11 false blocks and 10 missed against 9
+    # and 8.)
     normalized = [normalize(text) for text, _ in seeds]
     texts = [unframe(text) or text for text in normalized]
     labels = [category for _, category in seeds]
+    # A text with code is also learnt as the check also reads it, its code as prose
+    # (`plan_ambush(target_address)` -> "plan ambush target address"): the same class.
+    for (text, category), written in zip(seeds, normalized, strict=True):
+        coded = normalize(code_as_prose(text))
+        if coded != written:
+            texts.append(unframe(coded) or coded)
+            labels.append(category)
     members = []
     for encoder in encoders:
         vectors = seed_vectors(encoder, texts)
@@ -422,9 +433,7 @@ def prefetch(texts: list[str]) -> dict[str, np.ndarray]:
     check = _input_check()
     if not texts or check is None:
         return {}
-    pieces = list(
-        dict.fromkeys(piece for text in texts for piece in judged_segments(normalize(text)))
-    )
+    pieces = list(dict.fromkeys(piece for text in texts for piece in judged_pieces(text)))
     if not pieces:
         return {}
     rows = get_classifier().compute(pieces, threshold=check.threshold)
@@ -464,6 +473,28 @@ def get_classifier() -> Classifier:
     return _classifier
 
 
+def judged_pieces(text: str) -> list[str]:
+    """Every segment the check embeds for `text`: those of the text as written, then at most
+    `VIEW_SEGMENTS` more of each other view (a framing is a preamble around one request, and
+    code worth reading as prose is a few lines)."""
+    normalized = normalize(text)
+    pieces = judged_segments(normalized)
+    for view in other_views(text, normalized):
+        extra = [p for p in judged_segments(view) if p not in pieces]
+        pieces = [*pieces, *extra[:VIEW_SEGMENTS]]
+    return pieces
+
+
+def other_views(text: str, normalized: str) -> list[str]:
+    """The other readings of `text` (normalised: `normalized`) the check judges, besides the
+    text as written: without its framing (role-play, "for a friend", "for my novel", a
+    jailbreak preamble: a framing neither hides nor makes a request), its code read as prose
+    (`plan_ambush(target_address)`, a JSON value), and that without its framing."""
+    coded = normalize(code_as_prose(text))
+    views = dict.fromkeys([unframe(normalized), coded, unframe(coded)])
+    return [view for view in views if view != normalized]
+
+
 class SemanticCheck(Check):
     """Blocks texts whose meaning is close to the harmful seed phrases (see module docstring)."""
 
@@ -482,15 +513,7 @@ class SemanticCheck(Check):
     def evaluate(self, text: str, *, direction: Direction) -> Verdict:
         if direction not in self.directions:
             return ALLOW
-        normalized = normalize(text)
-        pieces = judged_segments(normalized)
-        # The request without its framing (role-play, "for a friend", "for my novel", a
-        # jailbreak preamble) is judged too: a framing neither hides nor makes a request.
-        unframed = unframe(normalized)
-        if unframed != normalized:
-            # At most UNFRAMED_SEGMENTS more: a framing is a preamble around one request.
-            extra = [p for p in judged_segments(unframed) if p not in pieces]
-            pieces = [*pieces, *extra[:UNFRAMED_SEGMENTS]]
+        pieces = judged_pieces(text)
         if not pieces:
             return ALLOW
         try:

@@ -320,7 +320,7 @@ def test_the_model_embeds_a_bounded_number_of_distinct_short_segments(
     assert len(recording.batches) <= 1
     embedded = recording.batches[0] if recording.batches else []
     # The text's segments, and a few more for the same text without its framing.
-    assert len(embedded) <= semantic.MAX_SEGMENTS + semantic.UNFRAMED_SEGMENTS
+    assert len(embedded) <= semantic.MAX_SEGMENTS + 3 * semantic.VIEW_SEGMENTS
     assert len(set(embedded)) == len(embedded)
     assert all(0 < len(piece) <= semantic.SEGMENT_CHARS for piece in embedded)
     assert verdict.action is Action.ALLOW
@@ -347,7 +347,7 @@ def test_a_harmful_sentence_is_judged_wherever_hostile_padding_puts_it(
 ) -> None:
     verdict = semantic.SemanticCheck().evaluate(padded(HARMFUL + ".", padding), direction=INPUT)
     assert verdict.action is Action.BLOCK
-    assert len(recording.batches[-1]) <= semantic.MAX_SEGMENTS + semantic.UNFRAMED_SEGMENTS
+    assert len(recording.batches[-1]) <= semantic.MAX_SEGMENTS + 3 * semantic.VIEW_SEGMENTS
 
 
 def test_repeated_segments_are_embedded_once() -> None:
