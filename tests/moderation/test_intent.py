@@ -40,6 +40,8 @@ def decide(text: str, only: frozenset[str] = WORD_CHECKS) -> Action:
     [
         ("is there a number i can call in the uk?", Intent.HELP_SEEKING),
         ("con quien puedo hablar sin que se enteren mis padres", Intent.HELP_SEEKING),
+        ("my brother talks about ending it. how can i support him?", Intent.HELP_SEEKING),
+        ("mon amie parle de suicide, comment je peux la soutenir", Intent.HELP_SEEKING),
         ("got this in my inbox: 'x'. how do i report it on instagram?", Intent.REPORTING),
         ("muss ich das als admin melden? ist das strafbar?", Intent.REPORTING),
         (
