@@ -16,7 +16,8 @@ Daphne never does (tests/e2e/test_protocol_limits.py checks what a client is off
 Daphne's access log (config/logs.py, `AccessLog`) names each request's or connection's request
 id, the one its application logs and answers with (`X-Request-ID`): the server decides it when
 it makes the application (`config.logs.scope_request_id`), and its lines written from Twisted's
-callbacks, outside the application, run with it (`ChatWebSocketProtocol`, `log_ids`).
+callbacks, outside the application, run with it (`ChatWebSocketProtocol`, `log_ids`). A
+websocket handshake's response carries it as `X-Request-ID` too, as every HTTP response does.
 """
 
 from __future__ import annotations
@@ -39,8 +40,9 @@ from daphne.ws_protocol import WebSocketProtocol
 from config.env import WEB_SERVER_MARK
 from config.logs import AccessLog, log_context, scope_request_id
 
-# Daphne's own logger: its messages about applications keep their source.
+# Daphne's own loggers: their messages keep their source.
 daphne_logger = logging.getLogger("daphne.server")
+daphne_ws_logger = logging.getLogger("daphne.ws_protocol")
 # Every connection's application is checked at least this often (see ChatServer).
 FULL_CHECK_SECONDS = 60
 # The cyclic collector's thresholds in the web server (CPython's are 700, 10, 10). A process
@@ -195,6 +197,21 @@ class ChatWebSocketProtocol(WebSocketProtocol):
     def applicationCreateWorked(self, application_queue: Any) -> None:
         with self._ids():
             super().applicationCreateWorked(application_queue)
+
+    def serverAccept(self, subprotocol: str | None = None) -> None:
+        """Daphne's accept, with the connection's request id in the handshake's response
+        (`X-Request-ID`, as on every HTTP response), so a client can quote it. Daphne passes
+        only the subprotocol to autobahn; autobahn takes (subprotocol, headers)."""
+        server = getattr(self, "server", None)
+        details = server.connections.get(self, {}) if isinstance(server, ChatServer) else {}
+        request_id = details.get("request_id")
+        if not request_id:
+            super().serverAccept(subprotocol)
+            return
+        with self._ids():
+            self.handshake_deferred.callback((subprotocol, {"X-Request-ID": request_id}))
+            del self.handshake_deferred
+            daphne_ws_logger.debug("WebSocket %s accepted by application", self.client_addr)
 
     def onOpen(self) -> None:
         with self._ids():

@@ -80,6 +80,27 @@ def test_no_per_message_compression_is_negotiated(protocol_stack: Stack) -> None
     assert asyncio.run(scenario()) == (None, [])
 
 
+def test_the_handshake_answers_with_the_connection_request_id(protocol_stack: Stack) -> None:
+    client = new_client(protocol_stack)
+    given = f"mobile-{uuid.uuid4().hex}"
+
+    async def request_id(headers: dict[str, str]) -> str | None:
+        async with connect(
+            protocol_stack.ws_url,
+            additional_headers={"Authorization": f"Bearer {client.token}", **headers},
+            proxy=None,
+        ) as connection:
+            assert connection.response is not None
+            return connection.response.headers.get("X-Request-ID")
+
+    # A plausible id the client gives is kept; without one the server chooses one per
+    # connection, as for HTTP requests.
+    assert asyncio.run(request_id({"X-Request-ID": given})) == given
+    chosen = {asyncio.run(request_id({})) for _ in range(2)}
+    assert None not in chosen and len(chosen) == 2
+    assert given in protocol_stack.log("web")
+
+
 def test_a_peer_that_stops_answering_pings_is_closed_after_interval_plus_timeout(
     protocol_stack: Stack,
 ) -> None:
