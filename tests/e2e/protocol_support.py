@@ -16,6 +16,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -116,18 +117,27 @@ def start_web_only(
     return stack
 
 
-@pytest.fixture(scope="session")
-def protocol_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    stack = start_web_only(
-        tmp_path_factory.mktemp("protocol-stack"),
-        database=DATABASE,
-        redis_db=REDIS_DB,
-        extra_env=LIMITS,
-    )
+@contextmanager
+def web_only(
+    workdir: Any, *, database: str, redis_db: int, extra_env: dict[str, str]
+) -> Iterator[Stack]:
+    """`start_web_only`'s stack, stopped when the block ends however it ends."""
+    stack = start_web_only(workdir, database=database, redis_db=redis_db, extra_env=extra_env)
     try:
         yield stack
     finally:
         stack.stop()
+
+
+@pytest.fixture(scope="session")
+def protocol_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with web_only(
+        tmp_path_factory.mktemp("protocol-stack"),
+        database=DATABASE,
+        redis_db=REDIS_DB,
+        extra_env=LIMITS,
+    ) as stack:
+        yield stack
 
 
 def stack_redis() -> redis.Redis:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from chatclient.client import ChatClient
-from tests.e2e.protocol_support import close_code, receive, send_and_receive, start_web_only
+from tests.e2e.protocol_support import close_code, receive, send_and_receive, web_only
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
@@ -25,7 +25,7 @@ FAILED_PER_ADDRESS = 3
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    stack = start_web_only(
+    with web_only(
         tmp_path_factory.mktemp("connect-rate"),
         database=DATABASE,
         redis_db=REDIS_DB,
@@ -33,11 +33,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "CHAT_CONNECTS_PER_MINUTE_PER_CREDENTIAL": str(PER_CREDENTIAL),
             "CHAT_FAILED_CONNECTS_PER_MINUTE_PER_ADDRESS": str(FAILED_PER_ADDRESS),
         },
-    )
-    try:
+    ) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 def signed_in(stack: Stack) -> ChatClient:

@@ -17,7 +17,7 @@ import pytest
 from django.conf import settings
 
 from chatclient.client import ChatClient
-from tests.e2e.protocol_support import start_web_only
+from tests.e2e.protocol_support import web_only
 
 pytestmark = pytest.mark.e2e
 
@@ -35,13 +35,12 @@ def connections_to(database: str) -> int:
 
 
 def test_sign_ups_with_persistent_connections_stay_within_the_pool(tmp_path: Path) -> None:
-    stack = start_web_only(
+    with web_only(
         tmp_path,
         database=DATABASE,
         redis_db=REDIS_DB,
         extra_env={"DATABASE_CONN_MAX_AGE": "60"},  # the production default
-    )
-    try:
+    ) as stack:
 
         def sign_up(_: int) -> str:
             client = ChatClient(stack.base_url)
@@ -51,8 +50,6 @@ def test_sign_ups_with_persistent_connections_stay_within_the_pool(tmp_path: Pat
         with ThreadPoolExecutor(8) as pool:
             tokens = list(pool.map(sign_up, range(SIGN_UPS)))
         held = connections_to(DATABASE)
-    finally:
-        stack.stop()
 
     assert len(set(tokens)) == SIGN_UPS  # every sign-up and sign-in answered, none 500
     assert 1 <= held <= settings.WEB_DATABASE_POOL_MAX_SIZE, held

@@ -37,7 +37,7 @@ from chat.generation.deltas import DELTA_LOG_TTL_SECONDS
 from chat.generation.names import delta_log_key
 from chat.protocol import GenerationDelta, GenerationDone, Usage, server_message_adapter
 from chatclient.client import ChatClient, ChatSession
-from tests.e2e.protocol_support import start_web_only
+from tests.e2e.protocol_support import web_only
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
@@ -58,7 +58,7 @@ ENGINE_CLIENTS = 12
 @pytest.fixture(scope="module")
 def delivery_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     unlimited = "1000000"
-    stack = start_web_only(
+    with web_only(
         tmp_path_factory.mktemp("delivery-stack"),
         database=DATABASE,
         redis_db=REDIS_DB,
@@ -70,11 +70,8 @@ def delivery_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "CHAT_MAX_QUEUE_DEPTH": unlimited,
             "REGISTRATION_IP_LIMIT": unlimited,
         },
-    )
-    try:
+    ) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 def stack_layer(stack: Stack) -> Any:

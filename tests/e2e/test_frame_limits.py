@@ -18,7 +18,7 @@ import pytest
 import websockets
 from websockets.asyncio.client import connect
 
-from tests.e2e.protocol_support import LIMITS, new_client, start_web_only
+from tests.e2e.protocol_support import LIMITS, new_client, web_only
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
@@ -34,7 +34,7 @@ RECV_WAIT = 60
 
 @pytest.fixture(scope="module")
 def flood_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    stack = start_web_only(
+    with web_only(
         tmp_path_factory.mktemp("frame-limits"),
         database=DATABASE,
         redis_db=REDIS_DB,
@@ -43,11 +43,8 @@ def flood_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "CHAT_FRAMES_PER_MINUTE_PER_USER": str(PER_USER),
             "CHAT_FLOOD_CLOSE_AFTER_REFUSALS": str(CLOSE_AFTER),
         },
-    )
-    try:
+    ) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 def test_a_ping_flood_is_refused_then_closed_while_others_are_answered(
