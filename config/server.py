@@ -40,9 +40,8 @@ from daphne.ws_protocol import WebSocketProtocol
 from config.env import WEB_SERVER_MARK
 from config.logs import AccessLog, log_context, scope_request_id
 
-# Daphne's own loggers: their messages keep their source.
+# Daphne's own logger: its messages about applications keep their source.
 daphne_logger = logging.getLogger("daphne.server")
-daphne_ws_logger = logging.getLogger("daphne.ws_protocol")
 # Every connection's application is checked at least this often (see ChatServer).
 FULL_CHECK_SECONDS = 60
 # The cyclic collector's thresholds in the web server (CPython's are 700, 10, 10). A process
@@ -198,20 +197,18 @@ class ChatWebSocketProtocol(WebSocketProtocol):
         with self._ids():
             super().applicationCreateWorked(application_queue)
 
-    def serverAccept(self, subprotocol: str | None = None) -> None:
-        """Daphne's accept, with the connection's request id in the handshake's response
-        (`X-Request-ID`, as on every HTTP response), so a client can quote it. Daphne passes
-        only the subprotocol to autobahn; autobahn takes (subprotocol, headers)."""
+    def onConnect(self, request: Any) -> Any:
+        """Daphne's handshake, answered with the connection's request id (`X-Request-ID`, as on
+        every HTTP response), so a client can quote it. Daphne resolves the handshake with the
+        subprotocol alone; autobahn also takes (subprotocol, headers). The application, and so
+        the id, is made within Daphne's `onConnect`."""
+        handshake = super().onConnect(request)
         server = getattr(self, "server", None)
         details = server.connections.get(self, {}) if isinstance(server, ChatServer) else {}
         request_id = details.get("request_id")
-        if not request_id:
-            super().serverAccept(subprotocol)
-            return
-        with self._ids():
-            self.handshake_deferred.callback((subprotocol, {"X-Request-ID": request_id}))
-            del self.handshake_deferred
-            daphne_ws_logger.debug("WebSocket %s accepted by application", self.client_addr)
+        if request_id:
+            handshake.addCallback(lambda subprotocol: (subprotocol, {"X-Request-ID": request_id}))
+        return handshake
 
     def onOpen(self) -> None:
         with self._ids():
