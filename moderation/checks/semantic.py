@@ -490,9 +490,11 @@ def other_views(text: str, normalized: str) -> list[str]:
     text as written: without its framing (role-play, "for a friend", "for my novel", a
     jailbreak preamble: a framing neither hides nor makes a request), its code read as prose
     (`plan_ambush(target_address)`, a JSON value), and that without its framing."""
+    views = [unframe(normalized)]
     coded = normalize(code_as_prose(text))
-    views = dict.fromkeys([unframe(normalized), coded, unframe(coded)])
-    return [view for view in views if view != normalized]
+    if coded != normalized:  # most texts have no code: their framing is read once
+        views += [coded, unframe(coded)]
+    return [view for view in dict.fromkeys(views) if view != normalized]
 
 
 class SemanticCheck(Check):
