@@ -238,6 +238,11 @@ _CUES: dict[Intent, re.Pattern[str]] = {
         r"|come (?:posso )?(?:aiutarl[oa]|sostenerl[oa]|stargli vicino|starle vicino)"
         r"|(?:call|calling) (?:an ambulance|911|999|112|the emergency)"
         r"|warning signs|i need help|how do i stop (?:myself|thinking|these)"
+        # "Warning signs" and "how do I tell whether someone is..." in the other languages.
+        r"|(?:woran|wie) erkenne ich,? ob|anzeichen (?:dafur|fur|dass)|warnsignale"
+        r"|senales de (?:alerta|que)|signes (?:d'alerte|que)|segnali (?:d'allarme|che)"
+        r"|sinais de (?:alerta|que)|como (?:se )?(?:si|se) (?:alguien|alguem|un amigo|um amigo)"
+        r"|come capire se (?:qualcuno|un amico|un'amica)|comment savoir si (?:quelqu'un|un ami)"
         r"|con quien (?:puedo )?hablar|a quien (?:puedo )?(?:llamar|acudir)|necesito ayuda"
         r"|comment (?:je peux |puis-je |l')?(?:l'|la |le )?aider|a qui (?:parler|en parler)"
         r"|j'ai besoin d'aide|was kann ich (?:stattdessen )?(?:machen|tun)|ich brauche hilfe"
@@ -252,6 +257,8 @@ _CUES: dict[Intent, re.Pattern[str]] = {
         r"|keep (?:the )?evidence|trust (?:&|and) safety|(?:is|was) (?:this|that|it) (?:a crime"
         r"|illegal|harassment|grooming|a threat|hate speech|a violation)"
         r"|sitewide violation|(?:como|donde) (?:lo |la )?denuncio|denunciar(?:lo|la)?\b"
+        # A survivor asking about the law: "is it too late to press charges".
+        r"|press(?:ing)? charges|statute of limitations|(?:too late|still possible) to report"
         r"|comment (?:je )?(?:signale|signaler)|porter plainte|muss ich (?:das|es|ihn|sie) "
         r"(?:\w{1,30} )?melden|(?:ist|war) das strafbar|anzeige erstatten|como (?:eu )?denuncio"
         r"|isso e crime|come (?:faccio|posso fare) (?:la )?denuncia|segnalar(?:e|lo|la)\b)"

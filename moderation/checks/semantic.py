@@ -92,6 +92,14 @@ MAX_SEGMENTS = 32
 # Segments of each other view of the text judged besides those: without its framing
 # (moderation/framing.py), and its code read as prose (moderation/code_prose.py).
 VIEW_SEGMENTS = 8
+# A text of at most `SHORT_WORDS` words ("dank je wel", "mach weiter bitte") is judged on
+# almost nothing: its embedding says more about its language than its meaning, and harmless
+# ones scored 0.8-0.98 in the blind sets while the harmful ones of the evaluation sets scored
+# 0.88-1.0 (docs/moderation.md, "Seventeenth session"). It is blocked only at
+# `SHORT_THRESHOLD`, or the check's threshold if that is higher; the word-list, pattern and
+# toxicity checks still read it as any text.
+SHORT_WORDS = 3
+SHORT_THRESHOLD = 0.95
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|\n+")
 _CLAUSE_END = re.compile(r"(?<=[.!?;:,])\s+")
 _WORD = re.compile(r"\w+")
@@ -518,8 +526,12 @@ class SemanticCheck(Check):
         pieces = judged_pieces(text)
         if not pieces:
             return ALLOW
+        assert self.threshold is not None
+        threshold = self.threshold
+        if max(len(_WORD.findall(piece)) for piece in pieces) <= SHORT_WORDS:
+            threshold = max(threshold, SHORT_THRESHOLD)
         try:
-            probabilities = self.classifier.scores(pieces, threshold=self.threshold)
+            probabilities = self.classifier.scores(pieces, threshold=threshold)
         except Exception as exc:  # torch/tokenizer errors: let the failure policy decide
             raise CheckError(f"semantic model failed: {type(exc).__name__}: {exc}") from exc
         classes = self.classifier.classes
@@ -529,8 +541,7 @@ class SemanticCheck(Check):
         harm = 1.0 - probabilities[:, benign]
         worst = int(np.argmax(harm))
         score = float(harm[worst])
-        assert self.threshold is not None
-        if score < self.threshold:
+        if score < threshold:
             return ALLOW
         row = probabilities[worst].copy()
         row[benign] = -1.0

@@ -161,16 +161,20 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> FakeClassifier:
 def test_blocks_with_the_most_likely_harmful_category_when_harm_reaches_threshold(
     fake: FakeClassifier,
 ) -> None:
-    verdict = semantic.SemanticCheck(threshold=0.85).evaluate("a VIOLENT threat", direction=INPUT)
+    verdict = semantic.SemanticCheck(threshold=0.85).evaluate(
+        "a VIOLENT threat to them", direction=INPUT
+    )
     assert verdict.action is Action.BLOCK
     assert verdict.categories == ("violence",)
     assert verdict.score == pytest.approx(0.9)
-    assert verdict.matched == "a violent threat"
+    assert verdict.matched == "a violent threat to them"
 
 
 def test_allows_when_harm_stays_below_threshold(fake: FakeClassifier) -> None:
     assert (
-        semantic.SemanticCheck(threshold=0.95).evaluate("a VIOLENT threat", direction=INPUT).action
+        semantic.SemanticCheck(threshold=0.95)
+        .evaluate("a VIOLENT threat to them", direction=INPUT)
+        .action
         is Action.ALLOW
     )
     assert semantic.SemanticCheck().evaluate("hello", direction=INPUT).action is Action.ALLOW
@@ -186,14 +190,65 @@ def test_a_long_text_is_judged_by_its_worst_segment(fake: FakeClassifier) -> Non
     assert "violent" in verdict.matched
 
 
+class ScoreClassifier:
+    """Gives every segment the same harm (violence) and records the threshold it was given."""
+
+    classes = ("benign", "violence")
+
+    def __init__(self, harm: float) -> None:
+        self.harm = harm
+        self.thresholds: list[float | None] = []
+
+    def scores(self, texts: list[str], *, threshold: float | None = None) -> np.ndarray:
+        self.thresholds.append(threshold)
+        return np.array([[1 - self.harm, self.harm] for _ in texts])
+
+
+@pytest.mark.parametrize(
+    ("text", "harm", "action"),
+    [
+        # Three words or fewer: judged at SHORT_THRESHOLD (0.95), not the check's 0.7.
+        ("dank je wel", 0.9, Action.ALLOW),
+        ("dank je wel", 0.97, Action.BLOCK),
+        # Four words: the check's own threshold.
+        ("thanks a lot, friend", 0.9, Action.BLOCK),
+        ("thanks a lot, friend", 0.6, Action.ALLOW),
+    ],
+)
+def test_a_text_of_three_words_or_fewer_needs_the_short_threshold(
+    monkeypatch: pytest.MonkeyPatch, text: str, harm: float, action: Action
+) -> None:
+    classifier = ScoreClassifier(harm)
+    monkeypatch.setattr(semantic, "get_classifier", lambda: classifier)
+    assert semantic.SemanticCheck(threshold=0.7).evaluate(text, direction=INPUT).action is action
+    # The later members' early exit is given the threshold the decision uses.
+    expected = semantic.SHORT_THRESHOLD if len(text.split()) <= semantic.SHORT_WORDS else 0.7
+    assert classifier.thresholds == [expected]
+
+
+def test_a_threshold_above_the_short_one_applies_to_short_texts_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    classifier = ScoreClassifier(0.97)
+    monkeypatch.setattr(semantic, "get_classifier", lambda: classifier)
+    verdict = semantic.SemanticCheck(threshold=0.99).evaluate("dank je wel", direction=INPUT)
+    assert verdict.action is Action.ALLOW
+    assert classifier.thresholds == [0.99]
+
+
 def test_output_is_not_judged_unless_enabled(fake: FakeClassifier) -> None:
     assert (
-        semantic.SemanticCheck().evaluate("a VIOLENT threat", direction=Direction.OUTPUT).action
+        semantic.SemanticCheck()
+        .evaluate("a VIOLENT threat to them", direction=Direction.OUTPUT)
+        .action
         is Action.ALLOW
     )
     with override_settings(MODERATION_SEMANTIC_DIRECTIONS=["input", "output"]):
         check = semantic.SemanticCheck()
-    assert check.evaluate("a VIOLENT threat", direction=Direction.OUTPUT).action is Action.BLOCK
+    assert (
+        check.evaluate("a VIOLENT threat to them", direction=Direction.OUTPUT).action
+        is Action.BLOCK
+    )
 
 
 def test_threshold_comes_from_settings_unless_given(fake: FakeClassifier) -> None:
