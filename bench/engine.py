@@ -32,6 +32,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 from inference.engine import (  # noqa: E402
     EngineSpec,
     engine_args,
+    engine_process_environment,
     engine_stat_loggers,
     prepare_environment,
 )
@@ -65,9 +66,10 @@ def start_engine(model_dir: str | Path = DEFAULT_MODEL_DIR, **overrides: Any) ->
     prepare_environment()
     spec = EngineSpec(name="bench", weights=str(model_dir), max_model_len=2048)
     # With the worker's stat loggers (vLLM's metrics, INFERENCE_ENGINE_METRICS), as it runs.
-    return AsyncLLM.from_engine_args(
-        engine_args(spec, **overrides), stat_loggers=engine_stat_loggers()
-    )
+    with engine_process_environment():
+        return AsyncLLM.from_engine_args(
+            engine_args(spec, **overrides), stat_loggers=engine_stat_loggers()
+        )
 
 
 def prompt_ids(engine: Any, text: str = PROMPT) -> list[int]:

@@ -371,6 +371,14 @@ INFERENCE_ENFORCE_EAGER = env_choice(
 )
 # KV cache size of vLLM's CPU backend (GiB); ignored on a GPU.
 INFERENCE_CPU_KVCACHE_GIB = env_int("INFERENCE_CPU_KVCACHE_GIB", 1, minimum=1)
+# oneDNN's process-wide cache of compiled kernels in the engine's processes (CPU only; unset
+# with "default": oneDNN's 1,024). vLLM keeps the kernels it reuses itself; a larger cache
+# only grows the engine's memory under varied traffic (docs/benchmarks.md).
+INFERENCE_ONEDNN_PRIMITIVE_CACHE = (
+    None
+    if env_str("INFERENCE_ONEDNN_PRIMITIVE_CACHE", "8") == "default"
+    else env_int("INFERENCE_ONEDNN_PRIMITIVE_CACHE", 8, minimum=0)
+)
 # Longest one generation may run; the broker's visibility timeout is set well above it.
 INFERENCE_TASK_TIME_LIMIT_SECONDS = env_int("INFERENCE_TASK_TIME_LIMIT_SECONDS", 600, minimum=10)
 # vLLM's own `vllm:*` metrics (queue, batch, KV cache, latencies per engine) on /metrics.

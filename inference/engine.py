@@ -152,6 +152,31 @@ def prepare_environment() -> None:
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(_setting("INFERENCE_CPU_KVCACHE_GIB")))
 
 
+# oneDNN's own cache of compiled matmul kernels. vLLM's CPU linear layers keep the kernels
+# they use, 32 per weight shape (by the number of tokens in the step), and each one also sits
+# in oneDNN's process-wide cache, 1,024 by default: a step of a token count not seen before
+# compiles one, so under varied traffic that cache filled for hours and the engine's worker
+# grew 200-300 MB (docs/benchmarks.md, "Seventeenth session").
+ONEDNN_CACHE_VARIABLE = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"
+
+
+@contextlib.contextmanager
+def engine_process_environment() -> Iterator[None]:
+    """The environment the engine processes vLLM starts now inherit: oneDNN's kernel cache
+    bounded (`INFERENCE_ONEDNN_PRIMITIVE_CACHE`) on a CPU. Set only while they start and then
+    restored, so that this process's own torch (the moderation's embeddings) keeps oneDNN's
+    default; an operator's own ONEDNN_PRIMITIVE_CACHE_CAPACITY wins."""
+    capacity = _setting("INFERENCE_ONEDNN_PRIMITIVE_CACHE")
+    if not _on_cpu() or capacity is None or ONEDNN_CACHE_VARIABLE in os.environ:
+        yield
+        return
+    os.environ[ONEDNN_CACHE_VARIABLE] = str(capacity)
+    try:
+        yield
+    finally:
+        os.environ.pop(ONEDNN_CACHE_VARIABLE, None)
+
+
 def engine_children() -> list[Any]:
     """The vLLM processes this process started (`VLLM::EngineCore`, `VLLM::Worker`, ...)."""
     import psutil
@@ -392,7 +417,8 @@ async def _create_engine(spec: EngineSpec) -> AsyncLLM:
 def _create_engine_here(spec: EngineSpec) -> AsyncLLM:
     from vllm.v1.engine.async_llm import AsyncLLM
 
-    return AsyncLLM.from_engine_args(engine_args(spec), stat_loggers=engine_stat_loggers())
+    with engine_process_environment():
+        return AsyncLLM.from_engine_args(engine_args(spec), stat_loggers=engine_stat_loggers())
 
 
 def engine_stat_loggers() -> list[Any] | None:

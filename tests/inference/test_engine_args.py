@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,29 @@ def test_enforce_eager_follows_the_setting_and_auto_the_platform(
     settings.INFERENCE_ENFORCE_EAGER = setting
     monkeypatch.setattr(engine, "_on_cpu", lambda: cpu)
     assert engine_args(spec).enforce_eager is eager
+
+
+def test_the_engine_processes_start_with_onednns_kernel_cache_bounded(
+    settings: Settings, on_cpu: pytest.MonkeyPatch
+) -> None:
+    on_cpu.delenv(engine.ONEDNN_CACHE_VARIABLE, raising=False)
+    settings.INFERENCE_ONEDNN_PRIMITIVE_CACHE = 8
+    with engine.engine_process_environment():
+        # What a process started now (vLLM's engine core, and its worker) inherits.
+        assert os.environ[engine.ONEDNN_CACHE_VARIABLE] == "8"
+    # This process's own torch (moderation's embeddings) keeps oneDNN's default.
+    assert engine.ONEDNN_CACHE_VARIABLE not in os.environ
+
+
+def test_an_operators_own_onednn_setting_or_default_is_left_alone(
+    settings: Settings, on_cpu: pytest.MonkeyPatch
+) -> None:
+    on_cpu.setenv(engine.ONEDNN_CACHE_VARIABLE, "256")
+    settings.INFERENCE_ONEDNN_PRIMITIVE_CACHE = 8
+    with engine.engine_process_environment():
+        assert os.environ[engine.ONEDNN_CACHE_VARIABLE] == "256"
+    assert os.environ[engine.ONEDNN_CACHE_VARIABLE] == "256"
+    on_cpu.delenv(engine.ONEDNN_CACHE_VARIABLE)
+    settings.INFERENCE_ONEDNN_PRIMITIVE_CACHE = None  # "default"
+    with engine.engine_process_environment():
+        assert engine.ONEDNN_CACHE_VARIABLE not in os.environ
