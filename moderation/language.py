@@ -40,11 +40,13 @@ def _get_identifier() -> Any:
     return _identifier
 
 
-def detect(text: str) -> Detected:
+def detect(text: str, *, min_probability: float = MIN_PROBABILITY) -> Detected:
+    """The language of `text`, or "" below `min_probability` (a lower bar suits a guess whose
+    mistakes cost little, such as which countries' phone numbers to look for)."""
     normalized = normalize(text)
     if sum(ch.isalpha() for ch in normalized) < MIN_LETTERS:
         return Detected("", 0.0)
     language, probability = _get_identifier().classify(normalized)
-    if probability < MIN_PROBABILITY:
+    if probability < min_probability:
         return Detected("", float(probability))
     return Detected(str(language), float(probability))

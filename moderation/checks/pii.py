@@ -84,6 +84,13 @@ _TC_KIMLIK_KEYWORD = re.compile(
     r"(?:\b(?i:t\.?\s?c\.?(?:\s?kimlik)?|kimlik)(?:\s?(?i:no|numaras[\u0131i]|numara|nr))?\.?)"
     r"[^\d\n]{0,40}(?<!\d)([1-9]\d{10})(?!\.?\d)"
 )
+# The Romanian personal numeric code (CNP): thirteen digits, the first 1-9, a check digit; and
+# the Polish PESEL: eleven digits, a check digit. After their keyword: any long number has their
+# shape, and one in ten or eleven passes a check digit by chance.
+_CNP_KEYWORD = re.compile(
+    r"\b(?i:cnp|cod numeric personal)\b\.?[^\d\n]{0,40}(?<!\d)([1-9]\d{12})(?!\.?\d)"
+)
+_PESEL_KEYWORD = re.compile(r"\b(?i:pesel)\b\.?[^\d\n]{0,40}(?<!\d)(\d{11})(?!\.?\d)")
 # UK numbers, which `phonenumbers` only reads as valid in its GB region, and not at all in the
 # ranges set aside for examples and fiction (07700 900xxx): +44 and ten digits, or a mobile's
 # 07 and nine digits, spaced or not.
@@ -245,6 +252,26 @@ def tc_kimlik_valid(candidate: str) -> bool:
     return (odd * 7 - even) % 10 == digits[9] and sum(digits[:10]) % 10 == digits[10]
 
 
+def cnp_valid(candidate: str) -> bool:
+    """Romanian CNP: the thirteenth digit is the first twelve weighted by 279146358279, modulo
+    11 (10 counts as 1)."""
+    digits = [int(ch) for ch in candidate if ch.isdigit()]
+    if len(digits) != 13:
+        return False
+    total = sum(d * int(w) for d, w in zip(digits, "279146358279", strict=False)) % 11
+    return (1 if total == 10 else total) == digits[12]
+
+
+def pesel_valid(candidate: str) -> bool:
+    """Polish PESEL: the eleventh digit completes the first ten, weighted 1, 3, 7, 9, to a
+    multiple of 10."""
+    digits = [int(ch) for ch in candidate if ch.isdigit()]
+    if len(digits) != 11:
+        return False
+    total = sum(d * w for d, w in zip(digits, (1, 3, 7, 9, 1, 3, 7, 9, 1, 3), strict=False))
+    return (10 - total % 10) % 10 == digits[10]
+
+
 def _any(candidate: str) -> bool:
     return True
 
@@ -268,7 +295,28 @@ _KEYWORD_IDENTIFIERS = (
     (_BSN_KEYWORD, bsn_valid),
     (_STEUER_ID_KEYWORD, steuer_id_valid),
     (_TC_KIMLIK_KEYWORD, tc_kimlik_valid),
+    (_CNP_KEYWORD, cnp_valid),
+    (_PESEL_KEYWORD, pesel_valid),
 )
+# Phone numbers written without their country code are valid only in their own country's plan:
+# besides the configured region (MODERATION_PHONE_REGION), those of the message's language
+# when it is known ("mi móvil 612 48 93 07" is a Spanish mobile, not a US number). Only in
+# messages up to `REGIONAL_PHONE_CHARS` long: each region is one more pass of phonenumbers'
+# slow matcher (0.3-0.7 s over 32,000 characters of digits).
+LANGUAGE_PHONE_REGIONS = {
+    "es": ("ES",),
+    "fr": ("FR",),
+    "de": ("DE", "AT", "CH"),
+    "it": ("IT",),
+    "pt": ("PT", "BR"),
+    "nl": ("NL", "BE"),
+    "pl": ("PL",),
+    "sv": ("SE",),
+    "ro": ("RO",),
+    "tr": ("TR",),
+}
+REGIONAL_PHONE_CHARS = 2_000
+PHONE_LANGUAGE_PROBABILITY = 0.5
 
 
 def luhn_valid(number: str) -> bool:
@@ -348,9 +396,24 @@ class PiiCheck(Check):
         spans += uk_phones
         taken += uk_phones
         if _DIGITS.search(text):
-            for match in phonenumbers.PhoneNumberMatcher(
-                text, self.region, leniency=phonenumbers.Leniency.VALID
-            ):
-                if not any(c.start <= match.start < c.end for c in taken):
-                    spans.append(Span(match.start, match.end, "[phone]"))
+            found: list[Span] = []
+            for region in self.phone_regions(text):
+                for match in phonenumbers.PhoneNumberMatcher(
+                    text, region, leniency=phonenumbers.Leniency.VALID
+                ):
+                    if not any(c.start <= match.start < c.end for c in [*taken, *found]):
+                        found.append(Span(match.start, match.end, "[phone]"))
+            spans += found
         return spans
+
+    def phone_regions(self, text: str) -> list[str]:
+        """The numbering plans phone numbers in `text` are read in: the configured region,
+        then those of the text's language (`LANGUAGE_PHONE_REGIONS`) in a short message."""
+        regions = [self.region]
+        if len(text) <= REGIONAL_PHONE_CHARS:
+            from moderation.language import detect
+
+            # A likely language is enough: a wrong guess only reads a number in one more plan.
+            language = detect(text, min_probability=PHONE_LANGUAGE_PROBABILITY).language
+            regions += LANGUAGE_PHONE_REGIONS.get(language, ())
+        return list(dict.fromkeys(regions))

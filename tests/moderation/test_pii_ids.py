@@ -11,10 +11,12 @@ from moderation.checks import pii as pii_module
 from moderation.checks.pii import (
     PiiCheck,
     bsn_valid,
+    cnp_valid,
     dni_valid,
     iban_checksum_valid,
     nir_valid,
     personnummer_valid,
+    pesel_valid,
     ssn_valid,
     steuer_id_valid,
     tc_kimlik_valid,
@@ -173,6 +175,8 @@ def test_the_new_number_patterns_repeat_nothing_without_a_bound() -> None:
         pii_module._TC_KIMLIK_KEYWORD,
         pii_module._UK_PHONE,
         pii_module._BSN_KEYWORD,
+        pii_module._CNP_KEYWORD,
+        pii_module._PESEL_KEYWORD,
     )
     for pattern in patterns:
         assert re.findall(r"(?<!\\)[+*]", pattern.pattern) == [], pattern.pattern
@@ -183,3 +187,54 @@ def test_hostile_digit_runs_after_the_keywords_are_judged_quickly(pii: PiiCheck)
     started = time.perf_counter()
     pii.evaluate(text, direction=Direction.INPUT)
     assert time.perf_counter() - started < 2.0
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("Numele meu e Ion, CNP 1870915400123, vă rog completați cererea.", "1870915400123"),
+        ("cod numeric personal: 2990101410015", "2990101410015"),
+        ("Mój PESEL to 44051401359, proszę wpisać go do formularza.", "44051401359"),
+    ],
+)
+def test_romanian_and_polish_numbers_are_redacted(pii: PiiCheck, text: str, found: str) -> None:
+    verdict = pii.evaluate(text, direction=Direction.INPUT)
+    assert verdict.action is Action.REDACT
+    assert [(text[s.start : s.end], s.label) for s in verdict.spans] == [(found, "[id]")]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "CNP 1870915400124",  # the check digit fails
+        "PESEL 44051401358",  # the check digit fails
+        "comanda 1870915400123 a fost expediată",  # thirteen digits without the keyword
+    ],
+)
+def test_romanian_and_polish_look_alikes_are_left_alone(pii: PiiCheck, text: str) -> None:
+    assert pii.evaluate(text, direction=Direction.INPUT).action is Action.ALLOW
+
+
+def test_the_romanian_and_polish_checks() -> None:
+    assert cnp_valid("1870915400123") and not cnp_valid("1870915400124")
+    assert pesel_valid("44051401359") and not pesel_valid("44051401358")
+
+
+def test_a_phone_number_is_read_in_the_plan_of_its_messages_language(pii: PiiCheck) -> None:
+    spanish = "Escribe a mi casero que ya pagué el alquiler; mi móvil nuevo es 612 48 93 07."
+    verdict = pii.evaluate(spanish, direction=Direction.INPUT)
+    assert [(spanish[s.start : s.end], s.label) for s in verdict.spans] == [
+        ("612 48 93 07", "[phone]")
+    ]
+    assert pii.phone_regions(spanish) == ["US", "ES"]
+    # In an English message the same digits are no US number, and nothing else is read.
+    english = "Tell my landlord the rent is paid; reference 612 48 93 07 on the transfer."
+    assert pii.phone_regions(english) == ["US"]
+    assert pii.evaluate(english, direction=Direction.INPUT).action is Action.ALLOW
+
+
+def test_a_long_message_is_read_in_the_configured_plan_only(pii: PiiCheck) -> None:
+    # Each plan is one more pass of phonenumbers' slow matcher: bounded to short messages.
+    text = "Mi móvil es 612 48 93 07. " + "Gracias por todo, de verdad. " * 80
+    assert len(text) > pii_module.REGIONAL_PHONE_CHARS
+    assert pii.phone_regions(text) == ["US"]
