@@ -64,6 +64,10 @@ class Run:
     ttft_p99: float | None = None
     # Per stream, seconds from the round's start: accepted, first delta, last delta, done.
     timelines: list[tuple[float, float, float, float]] = field(default_factory=list)
+    # CPU seconds this process (the clients) used in the round: on two cores the clients
+    # share the machine with the server, and the official openai client costs more per token
+    # than the websocket client.
+    client_cpu: float = 0.0
 
     @property
     def tokens_per_second(self) -> float:
@@ -88,6 +92,7 @@ def merged(runs: list[Run]) -> Run:
         mismatches=sum(r.mismatches for r in runs),
         lost=sum(r.lost for r in runs),
         ttft_p99=max((r.ttft_p99 for r in runs if r.ttft_p99 is not None), default=None),
+        client_cpu=sum(r.client_cpu for r in runs),
     )
 
 
@@ -361,7 +366,7 @@ def measure(
                 sessions = [await connections.enter_async_context(c.connect()) for c in clients[:n]]
                 stop = asyncio.Event()
                 churners = [asyncio.ensure_future(churn(stop)) for _ in range(workload.churn)]
-                started = time.monotonic()
+                started, cpu = time.monotonic(), time.process_time()
                 try:
                     results = await asyncio.gather(
                         *(
@@ -372,7 +377,7 @@ def measure(
                 finally:
                     stop.set()
                     await asyncio.gather(*churners)
-                seconds = time.monotonic() - started
+                seconds, cpu = time.monotonic() - started, time.process_time() - cpu
             return Run(
                 tokens=sum(r.tokens for r in results),
                 seconds=seconds,
@@ -381,18 +386,19 @@ def measure(
                 mismatches=sum(r.mismatch and not r.lost for r in results),
                 lost=sum(r.lost for r in results),
                 timelines=[r.timeline for r in results],
+                client_cpu=cpu,
             )
 
         async def api_round_of(n: int) -> Run:
             model = (await api_clients[0].models.list()).data[0].id
-            started = time.monotonic()
+            started, cpu = time.monotonic(), time.process_time()
             results = await asyncio.gather(
                 *(
                     one_openai_stream(c, model, tokens, started, workload.lost_after)
                     for c in api_clients[:n]
                 )
             )
-            seconds = time.monotonic() - started
+            seconds, cpu = time.monotonic() - started, time.process_time() - cpu
             return Run(
                 tokens=sum(r.tokens for r in results),
                 seconds=seconds,
@@ -401,6 +407,7 @@ def measure(
                 mismatches=sum(r.mismatch and not r.lost for r in results),
                 lost=sum(r.lost for r in results),
                 timelines=[r.timeline for r in results],
+                client_cpu=cpu,
             )
 
         rounds_by_path = {"websocket": round_of, "openai": api_round_of}
@@ -434,7 +441,8 @@ def measure(
                                 f"{path}, {n} streams: {run.tokens_per_second:.0f} tok/s, TTFT "
                                 f"p50 {statistics.median(run.ttfts) * 1000:.0f} ms; "
                                 f"{timeline_summary(run)}; "
-                                f"lost {run.lost}, mismatched {run.mismatches}",
+                                f"lost {run.lost}, mismatched {run.mismatches}; client CPU "
+                                f"{run.client_cpu:.1f} s ({run.client_cpu / run.seconds:.0%})",
                                 flush=True,
                             )
                         if engine is not None and index % 2 == 1:
@@ -529,9 +537,10 @@ def main() -> None:
     print(f"sampling (the registry's default model, both sides): {sampling}")
     print(
         "| path | streams | raw tok/s | pipeline tok/s | ratio | raw TTFT p50/p99 ms "
-        "| pipeline TTFT p50/p99 ms | added p50 ms | gaps p50/p99 ms | mismatches | lost |"
+        "| pipeline TTFT p50/p99 ms | added p50 ms | gaps p50/p99 ms | mismatches | lost "
+        "| client CPU ms/token |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for path, n in itertools.product(ours, args.concurrency):
         r, p = raw[n], ours[path][n]
         ms = 1000
@@ -542,7 +551,8 @@ def main() -> None:
             f"| {statistics.median(p.ttfts) * ms:.0f}/{percentile(p.ttfts, 0.99) * ms:.0f} "
             f"| {(statistics.median(p.ttfts) - statistics.median(r.ttfts)) * ms:.0f} "
             f"| {percentile(p.gaps, 0.5) * ms:.0f}/{percentile(p.gaps, 0.99) * ms:.0f} "
-            f"| {p.mismatches} | {p.lost} |"
+            f"| {p.mismatches} | {p.lost} "
+            f"| {p.client_cpu * ms / p.tokens if p.tokens else 0:.2f} |"
         )
 
 
