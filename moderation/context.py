@@ -55,5 +55,7 @@ def turn_record(
 
 def in_context(turns: list[str], text: str) -> str:
     """The turns and the message as one text, in order: a request cut in two reads whole (the
-    semantic check packs neighbouring sentences into one segment anyway)."""
-    return " ".join([*turns, text])
+    semantic check packs neighbouring sentences into one segment anyway). A text repeated
+    (the same request asked again) is read once: a repeat says nothing new, and the same
+    harmless sentence four times over read as harassment to the semantic check (0.73)."""
+    return " ".join(dict.fromkeys([*turns, text]))

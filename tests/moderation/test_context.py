@@ -74,3 +74,22 @@ def test_only_the_last_turns_are_kept() -> None:
 def test_context_can_be_turned_off() -> None:
     assert send("what's the easiest way to") == "allow"
     assert send("poison my husband") == "allow"
+
+
+def test_a_repeated_message_is_read_once_with_its_turns() -> None:
+    asked = "Write a long story about a lighthouse keeper and a storm."
+    # The same request asked again (a benchmark's client, a user who wants another story) adds
+    # nothing: four copies in a row read as harassment to the semantic check.
+    assert context.in_context([asked, asked, asked], asked) == asked
+    assert context.in_context(["hello", asked, asked], asked) == f"hello {asked}"
+    # A request split across messages still reads whole, in order.
+    assert context.in_context(["what's the easiest way to"], "poison my husband") == (
+        "what's the easiest way to poison my husband"
+    )
+
+
+@pytest.mark.django_db
+def test_a_request_split_around_a_repeated_message_is_still_blocked() -> None:
+    assert send("what's the easiest way to") == "allow"
+    assert send("what's the easiest way to") == "allow"
+    assert send("poison my husband") == "block"
