@@ -396,14 +396,15 @@ class PiiCheck(Check):
         spans += uk_phones
         taken += uk_phones
         if _DIGITS.search(text):
-            found: list[Span] = []
             for region in self.phone_regions(text):
                 for match in phonenumbers.PhoneNumberMatcher(
                     text, region, leniency=phonenumbers.Leniency.VALID
                 ):
-                    if not any(c.start <= match.start < c.end for c in [*taken, *found]):
-                        found.append(Span(match.start, match.end, "[phone]"))
-            spans += found
+                    # A number another plan already read is taken too.
+                    if not any(c.start <= match.start < c.end for c in taken):
+                        phone = Span(match.start, match.end, "[phone]")
+                        spans.append(phone)
+                        taken.append(phone)
         return spans
 
     def phone_regions(self, text: str) -> list[str]:
