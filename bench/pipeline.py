@@ -68,6 +68,10 @@ class Run:
     # share the machine with the server, and the official openai client costs more per token
     # than the websocket client.
     client_cpu: float = 0.0
+    # CPU seconds the stack's own processes used in the round, by name: Daphne ("web") and the
+    # Celery worker's process without its engine's ("worker"), which the raw side has no
+    # counterpart of. Per token, they say what each path costs the server.
+    server_cpu: dict[str, float] = field(default_factory=dict)
 
     @property
     def tokens_per_second(self) -> float:
@@ -93,6 +97,10 @@ def merged(runs: list[Run]) -> Run:
         lost=sum(r.lost for r in runs),
         ttft_p99=max((r.ttft_p99 for r in runs if r.ttft_p99 is not None), default=None),
         client_cpu=sum(r.client_cpu for r in runs),
+        server_cpu={
+            name: sum(r.server_cpu.get(name, 0.0) for r in runs)
+            for name in {name for r in runs for name in r.server_cpu}
+        },
     )
 
 
@@ -219,6 +227,38 @@ async def one_openai_stream(
             done_at - round_start,
         ),
         lost=usage is None,
+    )
+
+
+SERVER_PROCESSES = ("web", "worker")
+
+
+def server_cpu_times(stack: Any) -> dict[str, float]:
+    """CPU seconds used so far by each of the stack's `SERVER_PROCESSES` itself (a process's
+    own times: the worker's engine processes are its children and not counted)."""
+    import psutil
+
+    times = {}
+    for name in SERVER_PROCESSES:
+        process = stack.processes.get(name)
+        if process is None:
+            continue
+        with contextlib.suppress(psutil.Error):
+            cpu = psutil.Process(process.pid).cpu_times()
+            times[name] = cpu.user + cpu.system
+    return times
+
+
+def cpu_used(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {name: after[name] - before[name] for name in after if name in before}
+
+
+def server_per_token(run: Run) -> str:
+    """Each server process's CPU ms per token received: "web 0.41, worker 0.22"."""
+    return ", ".join(
+        f"{name} {run.server_cpu[name] * 1000 / run.tokens:.2f}" if run.tokens else f"{name} -"
+        for name in SERVER_PROCESSES
+        if name in run.server_cpu
     )
 
 
@@ -367,6 +407,7 @@ def measure(
                 stop = asyncio.Event()
                 churners = [asyncio.ensure_future(churn(stop)) for _ in range(workload.churn)]
                 started, cpu = time.monotonic(), time.process_time()
+                server = server_cpu_times(stack)
                 try:
                     results = await asyncio.gather(
                         *(
@@ -378,6 +419,7 @@ def measure(
                     stop.set()
                     await asyncio.gather(*churners)
                 seconds, cpu = time.monotonic() - started, time.process_time() - cpu
+                server = cpu_used(server, server_cpu_times(stack))
             return Run(
                 tokens=sum(r.tokens for r in results),
                 seconds=seconds,
@@ -387,11 +429,13 @@ def measure(
                 lost=sum(r.lost for r in results),
                 timelines=[r.timeline for r in results],
                 client_cpu=cpu,
+                server_cpu=server,
             )
 
         async def api_round_of(n: int) -> Run:
             model = (await api_clients[0].models.list()).data[0].id
             started, cpu = time.monotonic(), time.process_time()
+            server = server_cpu_times(stack)
             results = await asyncio.gather(
                 *(
                     one_openai_stream(c, model, tokens, started, workload.lost_after)
@@ -399,6 +443,7 @@ def measure(
                 )
             )
             seconds, cpu = time.monotonic() - started, time.process_time() - cpu
+            server = cpu_used(server, server_cpu_times(stack))
             return Run(
                 tokens=sum(r.tokens for r in results),
                 seconds=seconds,
@@ -408,6 +453,7 @@ def measure(
                 lost=sum(r.lost for r in results),
                 timelines=[r.timeline for r in results],
                 client_cpu=cpu,
+                server_cpu=server,
             )
 
         rounds_by_path = {"websocket": round_of, "openai": api_round_of}
@@ -442,7 +488,8 @@ def measure(
                                 f"p50 {statistics.median(run.ttfts) * 1000:.0f} ms; "
                                 f"{timeline_summary(run)}; "
                                 f"lost {run.lost}, mismatched {run.mismatches}; client CPU "
-                                f"{run.client_cpu:.1f} s ({run.client_cpu / run.seconds:.0%})",
+                                f"{run.client_cpu:.1f} s ({run.client_cpu / run.seconds:.0%}); "
+                                f"server CPU ms/token {server_per_token(run)}",
                                 flush=True,
                             )
                         if engine is not None and index % 2 == 1:
@@ -538,9 +585,9 @@ def main() -> None:
     print(
         "| path | streams | raw tok/s | pipeline tok/s | ratio | raw TTFT p50/p99 ms "
         "| pipeline TTFT p50/p99 ms | added p50 ms | gaps p50/p99 ms | mismatches | lost "
-        "| client CPU ms/token |"
+        "| client CPU ms/token | server CPU ms/token |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for path, n in itertools.product(ours, args.concurrency):
         r, p = raw[n], ours[path][n]
         ms = 1000
@@ -552,7 +599,7 @@ def main() -> None:
             f"| {(statistics.median(p.ttfts) - statistics.median(r.ttfts)) * ms:.0f} "
             f"| {percentile(p.gaps, 0.5) * ms:.0f}/{percentile(p.gaps, 0.99) * ms:.0f} "
             f"| {p.mismatches} | {p.lost} "
-            f"| {p.client_cpu * ms / p.tokens if p.tokens else 0:.2f} |"
+            f"| {p.client_cpu * ms / p.tokens if p.tokens else 0:.2f} | {server_per_token(p)} |"
         )
 
 
