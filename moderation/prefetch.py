@@ -96,14 +96,16 @@ def _batcher() -> Batcher:
 
 
 @contextlib.asynccontextmanager
-async def input_prefetched(text: str) -> AsyncIterator[None]:
-    """Within the block, the input checks of `text` find its semantic scores: computed, or
-    being computed, and then they wait for them (calls made from here through sync_to_async
-    carry this context to their thread). The block starts at once, so the work before the
-    check (the limits, the conversation, the model) overlaps the embedding."""
+async def input_prefetched(*texts: str) -> AsyncIterator[None]:
+    """Within the block, the input checks of `texts` find their semantic scores: computed, or
+    being computed, and then they wait for them (calls made from here through sync_to_async,
+    or run in `contextvars.copy_context()`, carry this context to their thread). The block
+    starts at once, so the work before the check (the limits, the conversation, the model)
+    overlaps the embedding. Each text joins the batches as one message does."""
     from moderation.checks.semantic import PREFETCHED, Pending
 
-    token = PREFETCHED.set(Pending(_batcher().submit(text)))
+    batcher = _batcher()
+    token = PREFETCHED.set(Pending(*(batcher.submit(text) for text in texts)))
     try:
         yield
     finally:

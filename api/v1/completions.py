@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import contextvars
 import functools
 import json
 import logging
@@ -40,7 +41,7 @@ from api.v1.auth import key_for, key_plan
 from api.v1.errors import OpenAIError, error_response, from_api_error, invalid, model_not_found
 from api.v1.follow import Follower
 from api.v1.validation import CompletionRequest, completion_request
-from chat import selectors, services
+from chat import limits, selectors, services
 from chat.catalog import ModelInfo, model_info_get
 from chat.generation import stop
 from chat.generation.admission import (
@@ -53,6 +54,7 @@ from chat.generation.record import FINAL_STATES
 from chat.model_router import AUTO
 from chat.store import new_id
 from config.errors import ApiError, json_body
+from moderation.prefetch import input_prefetched
 
 logger = logging.getLogger(__name__)
 
@@ -86,9 +88,25 @@ def _admitted(**arguments: Any) -> Prepared:
 
 
 async def admitted(**arguments: Any) -> Prepared:
-    """`stateless_prepare` with its task enqueued, on the admission thread."""
+    """`stateless_prepare` with its task enqueued, on the admission thread, in this context
+    (the input moderation's prefetched scores, `moderation.prefetch`)."""
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_admission, functools.partial(_admitted, **arguments))
+    run = contextvars.copy_context().run
+    return await loop.run_in_executor(_admission, functools.partial(run, _admitted, **arguments))
+
+
+async def admitted_prefetched(turns: list[Any], **arguments: Any) -> Prepared:
+    """`admitted`, with every turn's text embedded for input moderation ahead of the admission
+    thread and batched with other requests' and messages' (as the websocket's `chat.send`):
+    one at a time on that thread, a burst of requests was embedded text by text. Not for an
+    owner the message rate will refuse: a flood of refused requests must stay cheap."""
+    allowed = await sync_to_async(limits.message_rate_allows, thread_sensitive=False)(
+        owner_id=arguments["owner_id"]
+    )
+    if not allowed:
+        return await admitted(turns=turns, **arguments)
+    async with input_prefetched(*(turn.content for turn in turns)):
+        return await admitted(turns=turns, **arguments)
 
 
 def _usage(closing: dict[str, Any]) -> dict[str, Any]:
@@ -161,7 +179,7 @@ class Completion:
             _detached(self.follower.close)  # cancelled half-way: release what was taken
             raise
         admission = asyncio.ensure_future(
-            admitted(
+            admitted_prefetched(
                 owner_id=self.key.user_id,
                 priority=self.key.user.priority,
                 turns=self.request.turns,

@@ -46,6 +46,7 @@ import math
 import os
 import re
 import threading
+import time
 from collections import Counter
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -399,20 +400,22 @@ def train(encoders: list[Embedder], seeds: list[tuple[str, str]]) -> Classifier:
 
 
 class Pending:
-    """Scores still being computed ahead (`moderation.prefetch`): the check that needs them
-    waits, and computes its own if they fail or take longer than `PENDING_WAIT_SECONDS`."""
+    """Scores still being computed ahead (`moderation.prefetch`), in one batch or several (a
+    request that carries several texts): the check that needs them waits, and computes its own
+    for what failed or took longer than `PENDING_WAIT_SECONDS` in all."""
 
-    def __init__(self, future: concurrent.futures.Future[dict[str, np.ndarray]]) -> None:
-        self._future = future
+    def __init__(self, *futures: concurrent.futures.Future[dict[str, np.ndarray]]) -> None:
+        self._futures = futures
 
     def rows(self) -> dict[str, np.ndarray]:
         # Never wait on an event loop's thread: the scores are delivered through that loop.
         on_loop = _running_loop() is not None
-        try:
-            timeout = 0 if on_loop else PENDING_WAIT_SECONDS
-            return self._future.result(timeout=timeout) or {}
-        except Exception:  # not ready, failed or cancelled: as without a prefetch
-            return {}
+        deadline = time.monotonic() + (0 if on_loop else PENDING_WAIT_SECONDS)
+        rows: dict[str, np.ndarray] = {}
+        for future in self._futures:
+            with contextlib.suppress(Exception):  # not ready, failed or cancelled: computed
+                rows.update(future.result(timeout=max(0.0, deadline - time.monotonic())) or {})
+        return rows
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

@@ -79,3 +79,47 @@ async def test_a_client_that_leaves_during_admission_stops_the_generation_admitt
             await asyncio.sleep(0.02)
     await stopped_and_released(held_completion.generation_id())
     assert held_completion.sent == []  # the view never answered: the client was gone
+
+
+async def test_admission_finds_the_turns_embedded_ahead_of_its_thread(
+    held_completion: HeldCompletion, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Input moderation's embedding runs ahead of the one admission thread, batched with other
+    requests' (moderation.prefetch), as for a websocket `chat.send`; the admission thread runs
+    in the request's context and finds those scores."""
+    import weakref
+
+    from config.asgi import application
+    from moderation import prefetch
+    from moderation.checks import semantic
+
+    embedded: list[str] = []
+
+    def compute(texts: list[str]) -> dict[str, Any]:
+        embedded.extend(texts)
+        return {text: [1.0] for text in texts}
+
+    monkeypatch.setattr(prefetch, "_batchers", weakref.WeakKeyDictionary())
+    monkeypatch.setattr(prefetch, "_semantic_prefetch", compute)
+    seen: list[dict[str, Any]] = []
+    admit = completions._admitted
+
+    def admission(**arguments: Any) -> Any:
+        pending = semantic.PREFETCHED.get()
+        seen.append(pending.rows() if isinstance(pending, semantic.Pending) else {})
+        return admit(**arguments)
+
+    monkeypatch.setattr(completions, "_admitted", admission)
+    inbox = completion_request(stream=False)
+    served = asyncio.ensure_future(
+        application(completion_scope(held_completion.raw_key), inbox.get, held_completion.send)
+    )
+    async with asyncio.timeout(30):
+        while not held_completion.worker.tasks:
+            await asyncio.sleep(0.02)
+    inbox.put_nowait({"type": "http.disconnect"})
+    await asyncio.wait_for(served, 10)
+    await stopped_and_released(held_completion.generation_id())
+
+    assert embedded == ["Say hello."]
+    assert seen == [{"Say hello.": [1.0]}]

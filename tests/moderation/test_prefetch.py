@@ -184,3 +184,38 @@ def test_nothing_is_embedded_when_the_check_is_off(settings: Any) -> None:
     settings.MODERATION_CHECKS = ["pii", "rules"]
     state.reset_local()
     assert semantic.prefetch(["i really want to kill myself"]) == {}
+
+
+def test_the_scores_of_several_batches_are_merged_and_a_failed_one_is_left_out() -> None:
+    import concurrent.futures
+
+    first: concurrent.futures.Future[dict[str, Any]] = concurrent.futures.Future()
+    first.set_result({"system prompt": np.array([1.0, 0.0])})
+    failed: concurrent.futures.Future[dict[str, Any]] = concurrent.futures.Future()
+    failed.set_exception(RuntimeError("embedding failed"))
+    last: concurrent.futures.Future[dict[str, Any]] = concurrent.futures.Future()
+    last.set_result({"the question": np.array([0.0, 1.0])})
+
+    rows = semantic.Pending(first, failed, last).rows()
+
+    assert sorted(rows) == ["system prompt", "the question"]
+
+
+async def test_several_texts_are_submitted_each_and_seen_together(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    batches: list[list[str]] = []
+
+    def compute(texts: list[str]) -> dict[str, Any]:
+        batches.append(texts)
+        return {text: np.array([float(len(text))]) for text in texts}
+
+    monkeypatch.setattr(prefetch, "_batchers", weakref.WeakKeyDictionary())
+    monkeypatch.setattr(prefetch, "_semantic_prefetch", compute)
+    async with prefetch.input_prefetched("be brief", "what is a lighthouse?"):
+        pending = semantic.PREFETCHED.get()
+        assert isinstance(pending, semantic.Pending)
+        rows = await asyncio.to_thread(pending.rows)
+
+    assert sorted(rows) == ["be brief", "what is a lighthouse?"]
+    assert sorted(text for batch in batches for text in batch) == sorted(rows)
