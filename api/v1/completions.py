@@ -209,11 +209,9 @@ class Completion:
         self.model_version = prepared.model_version
         if prepared.model is not None:
             self.model = prepared.model  # "auto": the model the router chose
-        try:
-            await self._mark()
-        except asyncio.CancelledError:
-            _detached(self.abandon)
-            raise
+        # Beside the answer, not before its first chunk: the bill does not depend on it (the
+        # worker's usage record carries the key), and it is one more database write.
+        _detached(self._mark)
 
     async def _mark(self) -> None:
         try:
