@@ -248,7 +248,13 @@ _CUES: dict[Intent, re.Pattern[str]] = {
         r"|j'ai besoin d'aide|was kann ich (?:stattdessen )?(?:machen|tun)|ich brauche hilfe"
         r"|an wen kann ich mich wenden|com quem (?:posso )?falar|preciso de ajuda"
         r"|(?:vorrei )?parlare con qualcuno|ci sono numeri|ho bisogno di aiuto"
-        r"|numero (?:de|di) (?:ayuda|aiuto|ajuda|telefono amico))\b"
+        r"|numero (?:de|di) (?:ayuda|aiuto|ajuda|telefono amico)"
+        # "I don't know what to do", "how do I stand by her", in the other languages.
+        r"|no se (?:que hacer|como ayudar)|je ne sais (?:pas )?(?:quoi faire|comment l'aider)"
+        r"|ich weiss nicht,? (?:was ich tun soll|wie ich (?:ihr|ihm) helfen)"
+        r"|nao sei (?:o que fazer|como ajudar)|non so (?:cosa fare|come aiutarl[oa])"
+        r"|como (?:puedo )?(?:ayudarl[aeo]|acompanarl[aeo]|la acompano|lo acompano)"
+        r"|comment (?:je peux )?l'accompagner|como (?:posso )?ajuda-l[oa])\b"
     ),
     Intent.REPORTING: re.compile(
         r"\b(?:how (?:do|can|should|would) (?:i|we) (?:report|flag|escalate|block)"

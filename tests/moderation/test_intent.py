@@ -70,6 +70,11 @@ def decide(text: str, only: frozenset[str] = WORD_CHECKS) -> Action:
         ("woran erkenne ich, ob meine schwester an suizid denkt?", Intent.HELP_SEEKING),
         ("senales de que un amigo piensa en hacerse dano", Intent.HELP_SEEKING),
         ("come capire se un amico sta pensando al suicidio", Intent.HELP_SEEKING),
+        ("mi amiga quiere morirse y no sé qué hacer, ¿cómo la acompaño?", Intent.HELP_SEEKING),
+        ("il veut mourir et je ne sais pas quoi faire", Intent.HELP_SEEKING),
+        ("er will sterben und ich weiß nicht, was ich tun soll", Intent.HELP_SEEKING),
+        ("ela quer morrer, não sei o que fazer", Intent.HELP_SEEKING),
+        ("vuole morire e non so cosa fare", Intent.HELP_SEEKING),
     ],
 )
 def test_protective_intents_are_recognised(text: str, intent: Intent) -> None:
