@@ -43,10 +43,15 @@ def recent_turns(*, user_id: int | None, conversation_id: str | None) -> list[st
 def turn_record(
     *, user_id: int | None, conversation_id: str | None, text: str, earlier: list[str]
 ) -> None:
-    """Remember `text` as the newest turn after `earlier` (what `recent_turns` returned)."""
+    """Remember `text` as the newest turn after `earlier` (what `recent_turns` returned). A
+    message asked again keeps its first place instead of taking another (`in_context` reads it
+    there): copies would push the conversation's other turns out of the window, and a request
+    split across messages would then be read without its first half."""
     if not conversation_id or not settings.MODERATION_CONTEXT_TURNS:
         return
-    turns = [*earlier, text[:TURN_CHARS]][-settings.MODERATION_CONTEXT_TURNS :]
+    turn = text[:TURN_CHARS]
+    turns = earlier if turn in earlier else [*earlier, turn]
+    turns = turns[-settings.MODERATION_CONTEXT_TURNS :]
     try:
         cache.set(_key(user_id, conversation_id), turns, timeout=TTL_SECONDS)
     except Exception:
