@@ -193,9 +193,11 @@ def training_examples() -> list[tuple[str, str]]:
 
 def segments(text: str, *, size: int = SEGMENT_CHARS) -> list[str]:
     """`text` cut into pieces of at most about `size` characters, at sentence ends where
-    possible, else at spaces; sentences without a letter left out; never an empty piece."""
+    possible, else at spaces; sentences without a letter, and repeated ones, left out; never an
+    empty piece."""
     pieces: list[str] = []
     current = ""
+    seen: set[str] = set()
     for sentence in _SENTENCE_END.split(text):
         sentence = sentence.strip()
         # A sentence without a letter (a list number "(1)", "...", "5000.") says nothing, and
@@ -203,6 +205,11 @@ def segments(text: str, *, size: int = SEGMENT_CHARS) -> list[str]:
         # forgetful robot. (1)" scored as harassment, without "(1)" it did not.
         if not _LETTER.search(sentence):
             continue
+        # Nor does a sentence said again: one harmless sentence pasted four times over read as
+        # harassment (a segment of repeated text), and a harmful one is judged all the same.
+        if sentence in seen:
+            continue
+        seen.add(sentence)
         # Cut by index, not by re-slicing the rest: a 32,000-character sentence is copied once.
         start = 0
         while len(sentence) - start > size:

@@ -107,11 +107,20 @@ def test_a_short_text_is_one_segment() -> None:
 
 
 def test_a_long_text_is_cut_at_sentence_ends_into_bounded_segments() -> None:
-    sentence = "The deployment went fine and the dashboards are green again. "
-    pieces = semantic.segments(sentence * 20)
+    text = " ".join(
+        f"Deployment {n} went fine and the dashboards are green again." for n in range(20)
+    )
+    pieces = semantic.segments(text)
     assert len(pieces) > 1
     assert all(len(p) <= semantic.SEGMENT_CHARS for p in pieces)
     assert all(p.endswith("again.") for p in pieces)
+
+
+def test_a_sentence_said_again_is_left_out() -> None:
+    # One harmless sentence pasted four times read as harassment (one segment of repeats).
+    asked = "Write a long story about a lighthouse keeper and a storm."
+    assert semantic.segments(" ".join([asked] * 4)) == [asked]
+    assert semantic.segments(f"Go away. {asked} Go away.") == [f"Go away. {asked}"]
 
 
 def test_a_sentence_without_ends_is_cut_at_spaces_and_a_word_without_spaces_by_size() -> None:
@@ -181,10 +190,11 @@ def test_allows_when_harm_stays_below_threshold(fake: FakeClassifier) -> None:
 
 
 def test_a_long_text_is_judged_by_its_worst_segment(fake: FakeClassifier) -> None:
-    text = "All good here. " * 40 + "Then a VIOLENT sentence. " + "All good here. " * 40
+    calm = [f"All good here on day {n}." for n in range(80)]
+    text = " ".join([*calm[:40], "Then a VIOLENT sentence.", *calm[40:]])
     verdict = semantic.SemanticCheck().evaluate(text, direction=INPUT)
     assert verdict.action is Action.BLOCK
-    # Cut into several segments; the repeated ones are embedded once.
+    # Cut into several segments, each embedded once.
     assert len(fake.seen[-1]) > 1
     assert sorted(fake.seen[-1]) == sorted(set(semantic.segments(normalize(text))))
     assert "violent" in verdict.matched
