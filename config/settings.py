@@ -381,6 +381,10 @@ INFERENCE_ONEDNN_PRIMITIVE_CACHE = (
 )
 # Longest one generation may run; the broker's visibility timeout is set well above it.
 INFERENCE_TASK_TIME_LIMIT_SECONDS = env_int("INFERENCE_TASK_TIME_LIMIT_SECONDS", 600, minimum=10)
+# An engine that gives no output for this long while generations stream on it is stalled (its
+# processes alive, no step made): the worker leaves, and the supervisor starts a fresh one,
+# as for a dead engine. 0 turns the watchdog off.
+INFERENCE_STALL_SECONDS = env_int("INFERENCE_STALL_SECONDS", 120, minimum=0)
 # vLLM's own `vllm:*` metrics (queue, batch, KV cache, latencies per engine) on /metrics.
 INFERENCE_ENGINE_METRICS = env_bool("INFERENCE_ENGINE_METRICS", True)
 # Start the engine when the worker starts instead of on its first task.

@@ -189,6 +189,11 @@ def engine_children() -> list[Any]:
     return found
 
 
+# How long a worker whose engine stalled waits for a warm shutdown before it stops hard: its
+# running generations will not finish, and the reaper reports them interrupted once it is gone.
+STALLED_EXIT_GRACE_SECONDS = 5.0
+
+
 class EngineHost:
     """Owns the loop thread and the engines of this process: one per version of its model
     that serves (the active one, and a canary beside it), and for a while one more that
@@ -205,6 +210,11 @@ class EngineHost:
         # is unloaded only with none running and none handed out for DRAIN_GRACE_SECONDS.
         self._running: dict[EngineSpec, int] = {}
         self._used_at: dict[EngineSpec, float] = {}
+        # When each engine last gave an output, or began to have generations running: what
+        # the stall watchdog compares with the clock (`stalled`).
+        self._progress_at: dict[EngineSpec, float] = {}
+        self._watchdog: threading.Thread | None = None
+        self._watchdog_stop = threading.Event()
         self._latest: EngineSpec | None = None
 
     # --- the loop ---------------------------------------------------------------------------
@@ -267,6 +277,8 @@ class EngineHost:
             return
         # Its own lock: never wait behind an engine that is loading (that holds `_lock`).
         with self._count_lock:
+            if not self._running.get(spec):
+                self._progress_at[spec] = time.monotonic()  # the stall clock starts now
             self._running[spec] = self._running.get(spec, 0) + 1
         try:
             yield
@@ -274,6 +286,43 @@ class EngineHost:
             with self._count_lock:
                 self._running[spec] -= 1
                 self._used_at[spec] = time.monotonic()
+
+    def progressed(self, spec: EngineSpec | None) -> None:
+        """`spec`'s engine gave an output (a few attribute writes: called per output)."""
+        if spec is not None:
+            self._progress_at[spec] = time.monotonic()
+
+    def stalled(self, limit: float, now: float | None = None) -> list[tuple[EngineSpec, float]]:
+        """The engines with generations running and no output for more than `limit` seconds,
+        with how long they have been silent."""
+        now = time.monotonic() if now is None else now
+        with self._count_lock:
+            return [
+                (spec, now - self._progress_at.get(spec, now))
+                for spec, running in self._running.items()
+                if running and now - self._progress_at.get(spec, now) > limit
+            ]
+
+    def _start_watchdog(self) -> None:
+        """A thread, not a task on the engine loop: a loop that is blocked makes no progress
+        either, and must not keep its own watchdog from seeing it."""
+        limit = float(_setting("INFERENCE_STALL_SECONDS"))
+        if not limit or self._watchdog is not None:
+            return
+
+        def watch() -> None:
+            while not self._watchdog_stop.wait(min(limit / 4, 10.0)):
+                if _exit_requested.is_set():
+                    return
+                for spec, silent in self.stalled(limit):
+                    request_worker_exit(
+                        f"the engine for {spec.name} {spec.version} gave no output for "
+                        f"{silent:.0f} s with {self.running(spec)} generations running",
+                        grace_seconds=STALLED_EXIT_GRACE_SECONDS,
+                    )
+
+        self._watchdog = threading.Thread(target=watch, name="inference-watchdog", daemon=True)
+        self._watchdog.start()
 
     def engine_for(self, spec: EngineSpec) -> AsyncLLM:
         """The engine hosting `spec`, started on first use (about 25 s on a CPU). Versions of
@@ -305,6 +354,7 @@ class EngineHost:
                 # Built on the loop thread so that everything vLLM binds to a loop binds to ours.
                 engine = asyncio.run_coroutine_threadsafe(_create_engine(spec), loop).result()
             self._engines[spec] = engine
+            self._start_watchdog()
             self._children[spec] = {child.pid for child in engine_children()} - before
             self._latest = spec
             self._used_at[spec] = time.monotonic()
@@ -346,6 +396,7 @@ class EngineHost:
 
     def shutdown(self, timeout: float = 20.0) -> None:
         """Stop the engines, their child processes and the loop. Safe to call more than once."""
+        self._watchdog_stop.set()
         with self._lock:
             engines, self._engines = self._engines, {}
             children, self._children = self._children, {}
@@ -455,19 +506,20 @@ def is_engine_dead(error: BaseException) -> bool:
 _exit_requested = threading.Event()
 
 
-def request_worker_exit(reason: str) -> None:
+def request_worker_exit(reason: str, *, grace_seconds: float = 60.0) -> None:
     """The engine is dead and cannot recover: leave, so the supervisor starts a fresh worker.
 
     A warm shutdown (SIGTERM) runs the worker's shutdown signal, which stops the engine's
-    processes; if it has not finished in time, the process is stopped hard.
+    processes; if it has not finished in `grace_seconds`, the process is stopped hard (a
+    stalled engine's generations never finish: nothing is worth waiting for there).
     """
     if _exit_requested.is_set():
         return
     _exit_requested.set()
-    logger.critical("vLLM engine is dead (%s): stopping this worker process", reason)
+    logger.critical("vLLM engine cannot go on (%s): stopping this worker process", reason)
 
     def _hard_exit() -> None:
-        time.sleep(60)
+        time.sleep(grace_seconds)
         host.shutdown(timeout=5)
         os._exit(70)
 

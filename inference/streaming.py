@@ -277,6 +277,7 @@ async def generation_stream(
                                     tokens=len(completion.token_ids),
                                 )
                             last_output = now
+                            engine_module.host.progressed(job.spec)
                             if completion.text:
                                 pending.append(completion.text)
                             if output.finished:

@@ -7,6 +7,7 @@ The reaper runs every few seconds here so that a stale generation is noticed qui
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 import redis
 from websockets.exceptions import ConnectionClosedError
@@ -27,6 +29,8 @@ pytestmark = pytest.mark.e2e
 
 STALE_AFTER = 6
 REAP_EVERY = 2
+# The engine's stall watchdog: far below its default, far above a step on this machine.
+STALL_AFTER = 15
 # Prose, and every answer runs to its max_tokens (INFERENCE_IGNORE_EOS in the stack below), so
 # the faults below always hit a generation that is still streaming: a model's answer that ends
 # early, or ends in invisible end-of-turn tokens, would otherwise finish before the fault.
@@ -88,6 +92,7 @@ def fault_stack(
             "INFERENCE_REAP_INTERVAL_SECONDS": str(REAP_EVERY),
             "INFERENCE_HEARTBEAT_SECONDS": "1",
             "INFERENCE_IGNORE_EOS": "true",
+            "INFERENCE_STALL_SECONDS": str(STALL_AFTER),
         },
     )
     yield stack
@@ -170,6 +175,63 @@ def test_a_worker_killed_mid_stream_is_reported_interrupted_and_keeps_the_text(
     assert answer["state"] == "interrupted"
     assert answer["content"] == final["text"]
 
+    fault_stack.start_worker()
+    done = asyncio.run(answer_of(client, "Say hello."))
+    assert done["type"] == "generation.done" and done["text"].strip()
+
+
+def engine_worker_process(stack: Stack) -> psutil.Process:
+    """The `VLLM::Worker` process of the stack's Celery worker: the one that computes."""
+    worker = psutil.Process(stack.processes["worker"].pid)
+    found = [p for p in worker.children(recursive=True) if "VLLM::Worker" in " ".join(p.cmdline())]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_a_stalled_engine_makes_its_worker_leave_and_the_answer_is_reported_interrupted(
+    fault_stack: Stack,
+) -> None:
+    """The engine's compute process stops (SIGSTOP: alive, making no step) mid-answer. The
+    watchdog sees no output for INFERENCE_STALL_SECONDS, the worker leaves and takes its
+    engine's processes with it, and the reaper reports the answer interrupted with the text
+    streamed so far. A fresh worker then answers."""
+    client = signed_in(fault_stack)
+    computing = engine_worker_process(fault_stack)
+
+    async def scenario() -> tuple[dict, dict, float]:
+        async with client.connect() as session:
+            accepted = await session.send(PROMPT, options={"max_tokens": 400})
+            await first_deltas(session, accepted["generation_id"], 1)
+            await asyncio.sleep(2.5)  # past a checkpoint: the text seen is stored
+            computing.suspend()
+            stalled_at = time.monotonic()
+            final = await session.wait_for(
+                lambda m: (
+                    m.get("generation_id") == accepted["generation_id"]
+                    and m["type"] in ("generation.error", "generation.done")
+                ),
+                timeout=STALL_AFTER + 60 + STALE_AFTER + REAP_EVERY,
+            )
+            return accepted, final, time.monotonic() - stalled_at
+
+    try:
+        accepted, final, waited = asyncio.run(scenario())
+        exit_code = fault_stack.processes["worker"].wait(timeout=30)  # it left
+        # Not left behind, suspended, holding its memory.
+        assert not computing.is_running() or computing.status() == psutil.STATUS_ZOMBIE
+    finally:
+        with contextlib.suppress(psutil.Error):
+            computing.kill()
+    server_message_adapter.validate_python(final)
+    assert final["type"] == "generation.error" and final["code"] == "interrupted"
+    assert final["text"].strip()
+    print(f"interrupted {waited:.1f} s after the engine stalled; worker exit code {exit_code}")
+    assert "gave no output for" in fault_stack.log("worker")
+    stored = client.request("GET", f"/api/conversations/{accepted['conversation_id']}")
+    answer = {m["id"]: m for m in stored["messages"]}[accepted["assistant_message_id"]]
+    assert answer["state"] == "interrupted" and answer["content"] == final["text"]
+
+    fault_stack.stop_process("worker")
     fault_stack.start_worker()
     done = asyncio.run(answer_of(client, "Say hello."))
     assert done["type"] == "generation.done" and done["text"].strip()
