@@ -80,7 +80,9 @@ async def test_a_started_generation_leaves_the_queue_and_the_others_move_up(
         engine_module,
         "host",
         types.SimpleNamespace(
-            engine_for=lambda spec: engine, holding=lambda spec: contextlib.nullcontext()
+            engine_for=lambda spec: engine,
+            holding=lambda spec: contextlib.nullcontext(),
+            progressed=lambda spec: None,
         ),
     )
     monkeypatch.setattr(streaming, "get_channel_layer", lambda: layer)
