@@ -61,7 +61,6 @@ from chat.protocol import (
 )
 from chat.store import new_id
 from config import logs, tracing
-from moderation.prefetch import input_prefetched
 
 logger = logging.getLogger(__name__)
 
@@ -332,14 +331,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send_message(Pong())
         elif isinstance(message, ChatSend):
             content_check(message.content)  # before anything that grows with the content
-            # Embedded for the semantic check first, batched with other users' messages
-            # (moderation.prefetch); not for a message the rate limit will refuse: a flood of
-            # those must stay cheap.
-            allowed = await sync_to_async(limits.message_rate_allows, thread_sensitive=False)(
-                owner_id=self.user.pk
-            )
-            prefetch = input_prefetched(message.content) if allowed else contextlib.nullcontext()
-            async with prefetch:
+            # Embedded for the semantic check first, batched with other users' messages.
+            async with limits.input_prefetched_within_rate(self.user.pk, message.content):
                 await self.start(
                     chat_send_prepare,
                     owner_id=self.user.pk,

@@ -19,7 +19,7 @@ import itertools
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -131,6 +131,21 @@ def message_rate_allows(
         limiter(storage).test(item, namespace, str(owner_id))
         for _, limiter, item, namespace in _message_limits(per_minute, per_day)
     )
+
+
+@contextlib.asynccontextmanager
+async def input_prefetched_within_rate(owner_id: int, *texts: str) -> AsyncIterator[None]:
+    """`moderation.prefetch.input_prefetched(*texts)` (their embeddings computed ahead of the
+    admission thread, batched with other users'), but only for an owner whose next message
+    the rate still admits: a flood of refused messages or requests must stay cheap. The
+    websocket's `chat.send` and the API's completions both come through here."""
+    from asgiref.sync import sync_to_async
+
+    from moderation.prefetch import input_prefetched
+
+    allowed = await sync_to_async(message_rate_allows, thread_sensitive=False)(owner_id=owner_id)
+    async with input_prefetched(*texts) if allowed else contextlib.nullcontext():
+        yield
 
 
 def message_rate_hit(

@@ -54,7 +54,6 @@ from chat.generation.record import FINAL_STATES
 from chat.model_router import AUTO
 from chat.store import new_id
 from config.errors import ApiError, json_body
-from moderation.prefetch import input_prefetched
 
 logger = logging.getLogger(__name__)
 
@@ -97,15 +96,11 @@ async def admitted(**arguments: Any) -> Prepared:
 
 async def admitted_prefetched(turns: list[Any], **arguments: Any) -> Prepared:
     """`admitted`, with every turn's text embedded for input moderation ahead of the admission
-    thread and batched with other requests' and messages' (as the websocket's `chat.send`):
-    one at a time on that thread, a burst of requests was embedded text by text. Not for an
-    owner the message rate will refuse: a flood of refused requests must stay cheap."""
-    allowed = await sync_to_async(limits.message_rate_allows, thread_sensitive=False)(
-        owner_id=arguments["owner_id"]
-    )
-    if not allowed:
-        return await admitted(turns=turns, **arguments)
-    async with input_prefetched(*(turn.content for turn in turns)):
+    thread and batched with other requests' and messages', as the websocket's `chat.send`
+    (`limits.input_prefetched_within_rate`): one at a time on that thread, a burst of requests
+    was embedded text by text."""
+    texts = (turn.content for turn in turns)
+    async with limits.input_prefetched_within_rate(arguments["owner_id"], *texts):
         return await admitted(turns=turns, **arguments)
 
 

@@ -194,11 +194,12 @@ async def test_oversized_content_is_refused_before_any_work_that_grows_with_it(
 ) -> None:
     settings.CHAT_MAX_CONTENT_CHARS = 100
     from chat import consumers
+    from moderation import prefetch
     from moderation import services as moderation_services
 
     work: list[str] = []
     monkeypatch.setattr(
-        consumers, "input_prefetched", lambda text: work.append("embedding") or None
+        prefetch, "input_prefetched", lambda *texts: work.append("embedding") or None
     )
     monkeypatch.setattr(
         moderation_services.pipeline, "run", lambda *a, **k: work.append("moderation")
