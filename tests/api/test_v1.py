@@ -374,6 +374,36 @@ async def test_the_message_rate_is_429_with_retry_after(
     assert error_of(response)["code"] == "rate_limit_exceeded"
 
 
+async def test_a_request_the_message_rate_refuses_is_not_embedded_ahead(
+    worker: FakeWorker,
+    key: tuple[str, ApiKey],
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A flood of refused requests must stay cheap: the prefetch embeds a request's turns
+    only for an owner the message rate still admits (limits.input_prefetched_within_rate)."""
+    import weakref
+
+    from moderation import prefetch
+
+    embedded: list[str] = []
+
+    def compute(texts: list[str]) -> dict[str, Any]:
+        embedded.extend(texts)
+        return {}
+
+    monkeypatch.setattr(prefetch, "_batchers", weakref.WeakKeyDictionary())
+    monkeypatch.setattr(prefetch, "_semantic_prefetch", compute)
+    settings.CHAT_RATE_PER_MINUTE = 1
+    assert (await post(key[0], HELLO)).status_code == 200
+    second = {**HELLO, "messages": [{"role": "user", "content": "Say goodbye."}]}
+
+    response = await post(key[0], second)
+
+    assert response.status_code == 429
+    assert embedded == ["Say hello."]
+
+
 async def test_the_daily_quota_is_429_insufficient_quota(
     worker: FakeWorker, key: tuple[str, ApiKey], settings: Any
 ) -> None:

@@ -69,7 +69,19 @@ def wait_for_state(page: Any, states: tuple[str, ...], *, timeout: float = 120_0
     return str(last_answer(page).get_attribute("data-state"))
 
 
+def wait_for_accepted(page: Any, *, timeout: float = 120_000) -> None:
+    """Wait until no sent message is still waiting for the server ("sending"). Until the
+    server accepts a message, the last answer on the page is the previous one."""
+    page.wait_for_function(
+        """() => !document.querySelector('[data-testid="message"][data-role="user"][data-state="sending"]')""",
+        timeout=timeout,
+    )
+
+
 def wait_for_text(page: Any, *, min_chars: int, timeout: float = 120_000) -> None:
+    """Wait until the last answer shows at least `min_chars` characters (after the message
+    just sent, if any, was accepted: not the answer before it)."""
+    wait_for_accepted(page, timeout=timeout)
     page.wait_for_function(
         """(min) => {
             const all = document.querySelectorAll('[data-testid="message"][data-role="assistant"]');
