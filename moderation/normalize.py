@@ -139,7 +139,61 @@ def _confusables() -> dict[int, str]:
     return table
 
 
-_CONFUSABLES = str.maketrans(_confusables())
+_CONFUSABLE_TABLE = _confusables()
+_CONFUSABLES = str.maketrans(_CONFUSABLE_TABLE)
+_APOSTROPHES = str.maketrans({ord(c): "'" for c in "\u2019\u2018\u02bc\u2032"})
+
+
+def _own_letter_pattern() -> re.Pattern[str]:
+    """A letter of Greek, Cyrillic, Armenian or Cherokee that looks like no Latin letter ("к",
+    "ж", "λ"): a word with one of them is written in that script, not disguised, and its
+    look-alikes stay as they are ("всего" is not "вcero")."""
+    blocks = (
+        (0x0370, 0x0530), (0x0530, 0x0590), (0x13A0, 0x1400), (0x1C80, 0x1C90),
+        (0x1F00, 0x2000), (0x2DE0, 0x2E00), (0xA640, 0xA6A0), (0xAB70, 0xABC0),
+    )  # fmt: skip
+    own = "".join(
+        chr(code)
+        for start, stop in blocks
+        for code in range(start, stop)
+        if chr(code).isalpha() and code not in _CONFUSABLE_TABLE
+    )
+    return re.compile(f"[{re.escape(own)}]")
+
+
+_OWN_LETTER = _own_letter_pattern()
+_ASCII_LETTER = re.compile(r"[a-z]")
+_WORD_RUN = re.compile(r"\w+")
+
+
+def _unconfuse_disguised(match: re.Match[str]) -> str:
+    """A word with no letter of its own script: wholly or partly disguised Latin."""
+    word = match.group()
+    return word if _OWN_LETTER.search(word) else word.translate(_CONFUSABLES)
+
+
+def _unconfuse_mixed(match: re.Match[str]) -> str:
+    """In a text written in another script, only a word that mixes in Latin letters."""
+    word = match.group()
+    return word.translate(_CONFUSABLES) if _ASCII_LETTER.search(word) else word
+
+
+def _unconfuse(text: str) -> str:
+    """Look-alike letters read as the Latin letters they imitate ("kill" written with a
+    Cyrillic "i" is "kill"), but not in a text written in the look-alikes' own script: a
+    Russian or Greek message keeps its letters (a Russian word is not turned into a mix of
+    Cyrillic and Latin), and only its words that mix in Latin letters are mapped. Linear in
+    the text (casefolded)."""
+    mapped = text.translate(_CONFUSABLES)
+    if mapped == text:
+        return mapped
+    own = len(_OWN_LETTER.findall(text))
+    if not own:
+        return mapped
+    mostly_own = own > len(_ASCII_LETTER.findall(text))
+    words = _unconfuse_mixed if mostly_own else _unconfuse_disguised
+    return _WORD_RUN.sub(words, text).translate(_APOSTROPHES)
+
 
 # Leetspeak, applied only inside tokens that also contain letters ("1d10t", "sh1t"), so that
 # numbers ("2000", "1 + 1") are left as they are.
@@ -308,16 +362,17 @@ def _unstretch(match: re.Match[str]) -> str:
 @lru_cache(maxsize=512)
 def normalize(text: str) -> str:
     """The matching form of `text`: text under a right-to-left override in the order it is
-    shown, NFKC, no invisible or bidirectional characters, emoji read
-    as words, look-alikes and leetspeak mapped to letters, accents dropped, spaced-out letters
-    joined into words, stretched words restored, lower case, single spaces.
+    shown, NFKC, no invisible or bidirectional characters, emoji read as words, look-alikes
+    (outside a text written in their own script) and leetspeak mapped to letters, accents
+    dropped, spaced-out letters joined into words, stretched words restored, lower case,
+    single spaces.
 
     Cached because several checks normalise the same text in one pipeline run.
     """
     if "\u202e" in text:
         text = _RIGHT_TO_LEFT_OVERRIDE.sub(_as_displayed, text)
     folded = unicodedata.normalize("NFKC", text).translate(_INVISIBLE).casefold()
-    folded = folded.translate(_EMOJI).translate(_EMOJI_LETTERS).translate(_CONFUSABLES)
+    folded = _unconfuse(folded.translate(_EMOJI).translate(_EMOJI_LETTERS))
     # Drop accents: decompose and remove the combining marks ("fück" -> "fuck").
     folded = "".join(
         ch for ch in unicodedata.normalize("NFKD", folded) if not unicodedata.combining(ch)

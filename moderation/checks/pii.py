@@ -91,6 +91,17 @@ _CNP_KEYWORD = re.compile(
     r"\b(?i:cnp|cod numeric personal)\b\.?[^\d\n]{0,40}(?<!\d)([1-9]\d{12})(?!\.?\d)"
 )
 _PESEL_KEYWORD = re.compile(r"\b(?i:pesel)\b\.?[^\d\n]{0,40}(?<!\d)(\d{11})(?!\.?\d)")
+# The Canadian social insurance number: nine digits, 3-3-3; after its keyword ("SIN" in
+# capitals, the word "sin" is a word), checksum or not: a mistyped one is still someone's.
+_SIN_KEYWORD = re.compile(
+    r"(?:\bSIN|\b(?i:social insurance number|num[ée]ro d'assurance sociale|nas))\b\.?"
+    r"[^\d\n]{0,40}(?<!\d)(\d{3}[ -]?\d{3}[ -]?\d{3})(?![\d-])"
+)
+# The UK National Insurance number: two letters (not D, F, I, Q, U or V; the second not O),
+# six digits in pairs, a letter A-D; in capitals. Distinctive enough without its keyword.
+_UK_NINO = re.compile(
+    r"\b(?!BG|GB|KN|NK|NT|TN|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b"
+)
 # UK numbers, which `phonenumbers` only reads as valid in its GB region, and not at all in the
 # ranges set aside for examples and fiction (07700 900xxx): +44 and ten digits, or a mobile's
 # 07 and nine digits, spaced or not.
@@ -99,20 +110,22 @@ _UK_PHONE = re.compile(
     r"|(?<![\d-])(?<!\+)07\d{3}[ -]?\d{3}[ -]?\d{3}(?![\d-])"
 )
 # A street address: a house number and one to four capitalised words before a street type
-# (US/UK), optionally a unit, a city, a state and a ZIP code; a street type, up to four words
-# and a number (Spanish, Portuguese, Italian, French "rue ..."), or a German "...straße 12".
+# (US/UK), optionally a unit, a city, and a state and ZIP code or a UK postcode; a street
+# type, up to four words and a number (Spanish, Portuguese, Italian, French "rue ..."), or a
+# German "...straße 12".
 # Capitals are required for the US form so that "3 easy ways" is no address, and for the
 # street types that are common words ("via", "corso", "plaza"). Every repetition is bounded:
 # linear in the text.
 _STREET_TYPE = (
     r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl"
-    r"|Terrace|Ter|Circle|Cir|Parkway|Pkwy|Highway|Hwy|Square|Sq|Crescent|Close)"
+    r"|Terrace|Ter|Circle|Cir|Parkway|Pkwy|Highway|Hwy|Square|Sq|Crescent|Close|Grove|Gardens"
+    r"|Mews)"
 )
 _ADDRESS = re.compile(
     rf"\b\d{{1,6}}[A-Za-z]?\s{{1,3}}(?:[A-Z][A-Za-z'-]{{0,20}}\s{{1,3}}){{1,4}}{_STREET_TYPE}\b\.?"
     r"(?:,?\s{1,3}(?:Apt|Apartment|Suite|Ste|Unit|#)\.?\s{0,3}[\w-]{1,6})?"
-    r"(?:,\s{0,3}[A-Z][A-Za-z'-]{1,20}(?:\s{1,3}[A-Z][A-Za-z'-]{1,20}){0,2},?\s{1,3}[A-Z]{2}"
-    r"(?:\s{1,3}\d{5}(?:-\d{4})?)?)?"
+    r"(?:,\s{0,3}[A-Z][A-Za-z'-]{1,20}(?:\s{1,3}[A-Z][A-Za-z'-]{1,20}){0,2},?\s{1,3}"
+    r"(?:[A-Z]{1,2}\d[A-Z\d]?\s{0,2}\d[A-Z]{2}\b|[A-Z]{2}(?:\s{1,3}\d{5}(?:-\d{4})?)?))?"
     r"|\b(?:(?i:calle|avenida|avda\.?|paseo|rua|travessa|rue|boulevard|chemin|allée)"
     r"|Via|Viale|Piazza|Corso|Plaza|Avenue)\s{1,3}(?:[\w'\u2019.-]{1,20}\s{1,3}){0,4}?\d{1,4}[A-Za-z]?\b"
     r"(?:,\s{0,3}\d{1,2}\s{0,3}[ºª°]\s{0,3}[A-Za-z]?)?(?:,\s{0,3}\d{5}\s{1,3}[A-Z][\w-]{1,20})?"
@@ -286,6 +299,7 @@ _IDENTIFIERS = (
     (_CPF, _any, "[id]"),
     (_NIR, nir_valid, "[id]"),
     (_PERSONNUMMER, personnummer_valid, "[id]"),
+    (_UK_NINO, _any, "[id]"),
 )
 # Numbers after their keyword (group 1 is the number), and their check: the shape alone for the
 # NIR and the personnummer; the 11-proof for the BSN, nine digits being any number's shape.
@@ -297,6 +311,7 @@ _KEYWORD_IDENTIFIERS = (
     (_TC_KIMLIK_KEYWORD, tc_kimlik_valid),
     (_CNP_KEYWORD, cnp_valid),
     (_PESEL_KEYWORD, pesel_valid),
+    (_SIN_KEYWORD, _any),
 )
 # Phone numbers written without their country code are valid only in their own country's plan:
 # besides the configured region (MODERATION_PHONE_REGION), those of the message's language

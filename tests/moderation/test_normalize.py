@@ -89,3 +89,25 @@ def test_fence_open_after_counts_fences() -> None:
     assert fence_open_after("x\n```py\ncode") is True
     assert fence_open_after("x\n```py\ncode\n```\n") is False
     assert fence_open_after("more code", starts_inside=True) is True
+
+
+@pytest.mark.parametrize(
+    ("written", "seen"),
+    [
+        # Russian and Greek keep their letters: no Russian word becomes half Latin, and the
+        # Greek "na" (nu, alpha) is not read as the Latin "va".
+        ("Как лучше всего избить человека", "как лучше всего избить человека"),
+        (
+            "\u03a0\u03ce\u03c2 \u03bd\u03b1 \u03c6\u03c4\u03b9\u03ac\u03be\u03c9",
+            "\u03c0\u03c9\u03c3 \u03bd\u03b1 \u03c6\u03c4\u03b9\u03b1\u03be\u03c9",
+        ),
+        # A Latin word disguised inside such a text is still read as Latin.
+        ("я хочу k\u0456ll тебя", "я хочу kill тебя"),
+        # A text in Latin letters with look-alikes mixed in, as before, every disguised word.
+        ("\u0455\u0435\u0445 and k\u0456ll", "sex and kill"),
+    ],
+)
+def test_look_alikes_are_read_as_latin_only_where_they_disguise_latin(
+    written: str, seen: str
+) -> None:
+    assert normalize(written) == seen

@@ -177,6 +177,8 @@ def test_the_new_number_patterns_repeat_nothing_without_a_bound() -> None:
         pii_module._BSN_KEYWORD,
         pii_module._CNP_KEYWORD,
         pii_module._PESEL_KEYWORD,
+        pii_module._SIN_KEYWORD,
+        pii_module._UK_NINO,
     )
     for pattern in patterns:
         assert re.findall(r"(?<!\\)[+*]", pattern.pattern) == [], pattern.pattern
@@ -238,3 +240,42 @@ def test_a_long_message_is_read_in_the_configured_plan_only(pii: PiiCheck) -> No
     text = "Mi móvil es 612 48 93 07. " + "Gracias por todo, de verdad. " * 80
     assert len(text) > pii_module.REGIONAL_PHONE_CHARS
     assert pii.phone_regions(text) == ["US"]
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("My SIN is 527 614 893 and I need to apply for EI.", "527 614 893"),
+        ("num\u00e9ro d'assurance sociale : 046-454-286, merci", "046-454-286"),
+        ("her social insurance number 046454286 is on the form", "046454286"),
+        ("National Insurance number JT 48 21 93 B, for payroll", "JT 48 21 93 B"),
+        ("NI: AB123456C", "AB123456C"),
+    ],
+)
+def test_canadian_and_uk_insurance_numbers_are_redacted(
+    pii: PiiCheck, text: str, found: str
+) -> None:
+    verdict = pii.evaluate(text, direction=Direction.INPUT)
+    assert verdict.action is Action.REDACT
+    assert [(text[s.start : s.end], s.label) for s in verdict.spans] == [(found, "[id]")]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I sin 123 456 789 times a day",  # "sin" in lower case is the word
+        "part QQ 12 34 56 C",  # Q is never a National Insurance prefix
+        "code GB 12 34 56 A",  # GB is an excluded prefix
+        "jt 48 21 93 b",  # in lower case: not written as the number is
+    ],
+)
+def test_insurance_number_look_alikes_are_left_alone(pii: PiiCheck, text: str) -> None:
+    assert pii.evaluate(text, direction=Direction.INPUT).action is Action.ALLOW
+
+
+def test_a_uk_address_keeps_its_postcode() -> None:
+    text = "new address Flat 2, 18 Elm Grove, London SE15 5DE. How do I register with a GP?"
+    spans = PiiCheck().find(text)
+    assert [(text[s.start : s.end], s.label) for s in spans] == [
+        ("18 Elm Grove, London SE15 5DE", "[address]")
+    ]

@@ -482,3 +482,30 @@ def test_segment_tries_each_end_at_most_word_max_starts() -> None:
 def test_unframe_only_takes_text_away(text: str) -> None:
     seen = normalize(text)
     assert len(unframe(seen)) <= len(seen)
+
+
+@EXAMPLES
+@given(text=hostile_texts())
+def test_normalize_reads_each_word_for_look_alikes_at_most_once(
+    text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The look-alike rule (`_unconfuse`) goes over the text once: one pass of the word
+    pattern, each word handed on once."""
+    calls: list[int] = []
+    handed: list[int] = []
+    original = normalize_module._WORD_RUN
+
+    class Counting:
+        def sub(self, repl: Callable[[re.Match[str]], str], string: str) -> str:
+            calls.append(len(string))
+
+            def counted(match: re.Match[str]) -> str:
+                handed.append(len(match.group(0)))
+                return repl(match)
+
+            return original.sub(counted, string)
+
+    monkeypatch.setattr(normalize_module, "_WORD_RUN", Counting())
+    normalize.__wrapped__(text + " k\u0456ll \u0432\u0441\u0435\u0433\u043e")
+    assert len(calls) == 1
+    assert sum(handed) <= calls[0]
