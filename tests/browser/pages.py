@@ -72,9 +72,9 @@ def wait_for_state(page: Any, states: tuple[str, ...], *, timeout: float = 120_0
 def wait_for_accepted(page: Any, *, timeout: float = 120_000) -> None:
     """Wait until no sent message is still waiting for the server ("sending"). Until the
     server accepts a message, the last answer on the page is the previous one."""
+    sending = '[data-testid="message"][data-role="user"][data-state="sending"]'
     page.wait_for_function(
-        """() => !document.querySelector('[data-testid="message"][data-role="user"][data-state="sending"]')""",
-        timeout=timeout,
+        "(sending) => !document.querySelector(sending)", arg=sending, timeout=timeout
     )
 
 
