@@ -105,14 +105,12 @@ def test_normalize_of_hostile_text_is_bounded_and_free_of_invisible_characters(
     assert "  " not in seen and seen == seen.strip()
 
 
-@EXAMPLES
-@given(text=hostile_texts())
-def test_normalize_runs_the_leetspeak_rule_once_and_shows_it_each_character_once(
-    text: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def counting_sub(monkeypatch: pytest.MonkeyPatch, name: str) -> tuple[list[int], list[int]]:
+    """Replace `normalize_module.<name>` (a compiled pattern used through `sub`) with one that
+    records the length of each string it is run over and of each match it hands on."""
     calls: list[int] = []
     handed: list[int] = []
-    original = normalize_module._LEET_TOKEN
+    original = getattr(normalize_module, name)
 
     class Counting:
         def sub(self, repl: Callable[[re.Match[str]], str], string: str) -> str:
@@ -124,7 +122,16 @@ def test_normalize_runs_the_leetspeak_rule_once_and_shows_it_each_character_once
 
             return original.sub(counted, string)
 
-    monkeypatch.setattr(normalize_module, "_LEET_TOKEN", Counting())
+    monkeypatch.setattr(normalize_module, name, Counting())
+    return calls, handed
+
+
+@EXAMPLES
+@given(text=hostile_texts())
+def test_normalize_runs_the_leetspeak_rule_once_and_shows_it_each_character_once(
+    text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls, handed = counting_sub(monkeypatch, "_LEET_TOKEN")
     normalize.__wrapped__(text)
     assert len(calls) == 1
     # Each match is one whole run, tried once: the tokens handed on never overlap.
@@ -491,21 +498,7 @@ def test_normalize_reads_each_word_for_look_alikes_at_most_once(
 ) -> None:
     """The look-alike rule (`_unconfuse`) goes over the text once: one pass of the word
     pattern, each word handed on once."""
-    calls: list[int] = []
-    handed: list[int] = []
-    original = normalize_module._WORD_RUN
-
-    class Counting:
-        def sub(self, repl: Callable[[re.Match[str]], str], string: str) -> str:
-            calls.append(len(string))
-
-            def counted(match: re.Match[str]) -> str:
-                handed.append(len(match.group(0)))
-                return repl(match)
-
-            return original.sub(counted, string)
-
-    monkeypatch.setattr(normalize_module, "_WORD_RUN", Counting())
+    calls, handed = counting_sub(monkeypatch, "_WORD_RUN")
     normalize.__wrapped__(text + " k\u0456ll \u0432\u0441\u0435\u0433\u043e")
     assert len(calls) == 1
     assert sum(handed) <= calls[0]
