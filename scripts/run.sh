@@ -25,7 +25,9 @@ done < .env
 # workers: their growth did not change, and an engine's load peaked higher under jemalloc.
 preload=()
 if [ "${APP_ALLOCATOR:-jemalloc}" = jemalloc ]; then
-    if ldconfig -p | grep -q 'libjemalloc\.so\.2 '; then
+    # grep reads to the end (no -q): under pipefail, a grep that quits at its first match can
+    # leave ldconfig writing into a closed pipe (SIGPIPE), and the test would read as "absent".
+    if ldconfig -p | grep 'libjemalloc\.so\.2 ' >/dev/null; then
         preload=(env "LD_PRELOAD=libjemalloc.so.2${LD_PRELOAD:+:$LD_PRELOAD}")
     else
         echo "APP_ALLOCATOR=jemalloc but libjemalloc.so.2 is not installed: glibc's malloc it is"

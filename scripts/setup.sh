@@ -49,7 +49,7 @@ if [ ! -e "$stamp" ]; then
 fi
 
 # jemalloc, the C allocator scripts/run.sh preloads (APP_ALLOCATOR in .env.example).
-if ! ldconfig -p | grep -q 'libjemalloc\.so\.2 '; then
+if ! ldconfig -p | grep 'libjemalloc\.so\.2 ' >/dev/null; then
     step "installing jemalloc, the processes' C allocator (Debian package)"
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libjemalloc2 >/dev/null; } \
         || echo "could not install libjemalloc2: the app runs on glibc's malloc (APP_ALLOCATOR)"
@@ -85,7 +85,7 @@ url = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/chat
 print(urlsplit(url).path.lstrip("/"))
 PY
 )
-if ! psql -h 127.0.0.1 -U postgres -lqt | cut -d'|' -f1 | grep -qw "$db_name"; then
+if ! psql -h 127.0.0.1 -U postgres -lqt | cut -d'|' -f1 | grep -w "$db_name" >/dev/null; then
     createdb -h 127.0.0.1 -U postgres "$db_name"
 fi
 python manage.py migrate --noinput -v 0
