@@ -112,12 +112,16 @@ _EMOJI_LETTERS = str.maketrans(
 )
 
 
+# Typographic apostrophes, read as "'".
+_APOSTROPHE_CHARS = "\u2019\u2018\u02bc\u2032"
+
+
 def _confusables() -> dict[int, str]:
     """Characters that look like a Latin letter, from Unicode's confusables data (the
     `confusable-homoglyphs` package): Cyrillic, Greek, Armenian, Cherokee, small capitals,
     IPA... NFKC has already folded full-width, mathematical and circled letters. Typographic
     apostrophes become "'". Without the package, a short table of the commonest ones."""
-    table: dict[int, str] = {ord(c): "'" for c in "\u2019\u2018\u02bc\u2032"}
+    table: dict[int, str] = {ord(c): "'" for c in _APOSTROPHE_CHARS}
     # Small capitals ("ᴋɪʟʟ"), which the confusables data leaves out.
     for code in (*range(0x0250, 0x02B0), *range(0x1D00, 0x1D80), *range(0xA720, 0xA800)):
         name = unicodedata.name(chr(code), "")
@@ -141,7 +145,7 @@ def _confusables() -> dict[int, str]:
 
 _CONFUSABLE_TABLE = _confusables()
 _CONFUSABLES = str.maketrans(_CONFUSABLE_TABLE)
-_APOSTROPHES = str.maketrans({ord(c): "'" for c in "\u2019\u2018\u02bc\u2032"})
+_APOSTROPHES = str.maketrans({ord(c): "'" for c in _APOSTROPHE_CHARS})
 
 
 def _own_letter_pattern() -> re.Pattern[str]:

@@ -15,11 +15,12 @@ def test_no_pipeline_under_pipefail_ends_in_a_reader_that_quits_early() -> None:
     """Under `set -o pipefail`, `ldconfig -p | grep -q lib` fails when grep quits at its match
     while ldconfig is still writing (SIGPIPE, status 141): on a loaded machine `scripts/run.sh`
     once read jemalloc as not installed. Such tests read to the end (`grep ... >/dev/null`)."""
+    texts = {script: script.read_text() for script in SCRIPTS}
     offending = [
         f"{script.relative_to(REPO)}:{number}: {line.strip()}"
-        for script in SCRIPTS
-        if "pipefail" in script.read_text()
-        for number, line in enumerate(script.read_text().splitlines(), start=1)
+        for script, text in texts.items()
+        if "pipefail" in text
+        for number, line in enumerate(text.splitlines(), start=1)
         if EARLY_QUITTER.search(line) and "$(" not in line and not line.lstrip().startswith("#")
     ]
     assert offending == []
