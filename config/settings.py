@@ -462,6 +462,10 @@ MODERATION_CATEGORY_ACTIONS = env_list("MODERATION_CATEGORY_ACTIONS", [])
 MODERATION_CONTEXT_TURNS = env_int("MODERATION_CONTEXT_TURNS", 3, minimum=0)
 # Checks whose errors block the text instead of letting it through.
 MODERATION_FAIL_CLOSED = env_list("MODERATION_FAIL_CLOSED", [])
+# Categories for which a failed check fails closed after all when an earlier check flagged the
+# text in one of them ("self-harm" covers "self-harm/instructions"): a guard model that should
+# have confirmed a flag cannot let the text through by timing out.
+MODERATION_FAIL_CLOSED_CATEGORIES = env_list("MODERATION_FAIL_CLOSED_CATEGORIES", [])
 # Milliseconds the input checks of one message may take (0: no budget). Checked between
 # checks: a message whose checks have not all run by then is refused as "unchecked".
 MODERATION_INPUT_BUDGET_MS = env_int("MODERATION_INPUT_BUDGET_MS", 1000, minimum=0)
@@ -533,6 +537,11 @@ if MODERATION_GUARD_URL:
     )
 MODERATION_GUARD_MODEL = env_str("MODERATION_GUARD_MODEL", "llama-guard")
 MODERATION_GUARD_API_KEY = env_str("MODERATION_GUARD_API_KEY", "")
+# A classification prompt for a general instruct model (moderation/checks/guard.py); empty for a
+# guard model whose chat template carries its policy (Llama Guard).
+MODERATION_GUARD_PROMPT_FILE = env_str("MODERATION_GUARD_PROMPT_FILE", "")
+# Score by the first word's log probabilities (off for an endpoint that refuses `logprobs`).
+MODERATION_GUARD_LOGPROBS = env_bool("MODERATION_GUARD_LOGPROBS", True)
 MODERATION_GUARD_TIMEOUT_SECONDS = env_float("MODERATION_GUARD_TIMEOUT_SECONDS", 2.0, minimum=0.05)
 MODERATION_GUARD_FAILURE_POLICY = env_choice(
     "MODERATION_GUARD_FAILURE_POLICY", "open", choices={"open", "closed"}

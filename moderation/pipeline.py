@@ -104,7 +104,7 @@ def run(
         try:
             verdict = check.evaluate(checked, direction=direction)
         except Exception as exc:
-            verdict = _failure_verdict(configured, exc)
+            verdict = _failure_verdict(configured, exc, verdicts)
         # The operator's action per category (a block may become a flag or nothing), before
         # the first block stops the run.
         verdict = policy.apply(verdict, snapshot.category_actions)
@@ -170,7 +170,11 @@ def _over_budget(
     )
 
 
-def _failure_verdict(configured: registry.ConfiguredCheck, exc: Exception) -> Verdict:
+def _failure_verdict(
+    configured: registry.ConfiguredCheck, exc: Exception, earlier: list[Verdict]
+) -> Verdict:
+    """What a failed check means: its failure policy, or a block when an `earlier` verdict
+    flagged the text in a category of `MODERATION_FAIL_CLOSED_CATEGORIES`."""
     policy = getattr(exc, "policy", None) or configured.policy
     if policy is FailurePolicy.CLOSED:
         logger.error("moderation: check %s failed, failing closed: %s", configured.name, exc)
@@ -179,8 +183,35 @@ def _failure_verdict(configured: registry.ConfiguredCheck, exc: Exception) -> Ve
             categories=(UNAVAILABLE_CATEGORY,),
             reason=f"check failed (fail closed): {exc}"[:500],
         )
+    suspected = _fail_closed_categories(earlier)
+    if suspected:
+        logger.error(
+            "moderation: check %s failed on a text flagged %s, failing closed: %s",
+            configured.name,
+            ",".join(suspected),
+            exc,
+        )
+        return Verdict(
+            Action.BLOCK,
+            categories=suspected,
+            reason=f"check failed on a text flagged {','.join(suspected)} (fail closed): {exc}"[
+                :500
+            ],
+        )
     logger.warning("moderation: check %s failed, failing open: %s", configured.name, exc)
     return Verdict(Action.ALLOW)
+
+
+def _fail_closed_categories(earlier: list[Verdict]) -> tuple[str, ...]:
+    """The categories earlier checks flagged that `MODERATION_FAIL_CLOSED_CATEGORIES` names,
+    itself or as a parent ("self-harm" names "self-harm/instructions")."""
+    configured = set(settings.MODERATION_FAIL_CLOSED_CATEGORIES)
+    if not configured:
+        return ()
+    flagged = (c for v in earlier if v.action is Action.FLAG for c in v.categories)
+    return tuple(
+        dict.fromkeys(c for c in flagged if c in configured or c.split("/")[0] in configured)
+    )
 
 
 def combine(text: str, verdicts: list[Verdict]) -> Outcome:

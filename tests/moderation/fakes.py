@@ -40,6 +40,17 @@ class BlockEverythingCheck(Check):
         return Verdict(Action.BLOCK, categories=("test",), reason="blocks all", matched=text[:20])
 
 
+class FlagSelfHarmCheck(Check):
+    """Flags every non-empty text as self-harm instructions, as a check unsure of a text would."""
+
+    name: ClassVar[str] = "flag_self_harm"
+
+    def evaluate(self, text: str, *, direction: Direction) -> Verdict:
+        if not text.strip():
+            return ALLOW
+        return Verdict(Action.FLAG, categories=("self-harm/instructions",), score=0.6)
+
+
 class CountingCheck(Check):
     """Records that it ran (a check after a block must not run)."""
 
@@ -53,10 +64,11 @@ class CountingCheck(Check):
 
 @dataclass
 class FakeGuard:
-    """Speaks the OpenAI chat-completions API; replies with `reply`, after `delay` seconds, or
-    with HTTP `status` when set."""
+    """Speaks the OpenAI chat-completions API; replies with `reply` (and `logprobs`, an OpenAI
+    `choices[0].logprobs`, when set), after `delay` seconds, or with HTTP `status` when set."""
 
     reply: str = "safe"
+    logprobs: dict[str, Any] | None = None
     delay: float = 0.0
     status: int = 200
     requests: list[dict[str, Any]] = field(default_factory=list)
@@ -82,7 +94,11 @@ def fake_guard_server() -> Iterator[FakeGuard]:
                     "object": "chat.completion",
                     "model": body.get("model"),
                     "choices": [
-                        {"index": 0, "message": {"role": "assistant", "content": guard.reply}}
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": guard.reply},
+                            "logprobs": guard.logprobs,
+                        }
                     ],
                 }
             ).encode()
