@@ -254,7 +254,8 @@ _CUES: dict[Intent, re.Pattern[str]] = {
         r"|ich weiss nicht,? (?:was ich tun soll|wie ich (?:ihr|ihm) helfen)"
         r"|nao sei (?:o que fazer|como ajudar)|non so (?:cosa fare|come aiutarl[oa])"
         r"|como (?:puedo )?(?:ayudarl[aeo]|acompanarl[aeo]|la acompano|lo acompano)"
-        r"|comment (?:je peux )?l'accompagner|como (?:posso )?ajuda-l[oa])\b"
+        r"|comment (?:je peux )?l'accompagner|como (?:posso )?ajuda-l[oa]"
+        rf"|{support.HELP_CUES_MORE_LANGUAGES})\b"
     ),
     Intent.REPORTING: re.compile(
         r"\b(?:how (?:do|can|should|would) (?:i|we) (?:report|flag|escalate|block)"

@@ -20,6 +20,32 @@ from moderation.normalize import normalize
 from moderation.policy import Category, is_self_harm
 from moderation.types import Action, Verdict
 
+# "I don't know what to do", "what should I do", "how can I help him/her", "I need help", "who can
+# I talk to", in ten languages beyond the six the checks are written for (nl, pl, ru, uk, el,
+# cs, tr, sv, ro, hu), on normalised text: lower case, accents off ("ей" as "еи", "ї" as "і",
+# "ς" as "σ"). Shared by moderation/intent.py (help for someone else).
+HELP_CUES_MORE_LANGUAGES = (
+    r"ik weet niet wat ik moet doen|wat moet ik doen|hoe kan ik (?:\w{1,30} ){0,3}?helpen"
+    r"|ik heb hulp nodig|met wie kan ik praten|waar kan ik hulp (?:krijgen|vinden)"
+    r"|nie wiem,? co (?:mam )?(?:robic|zrobic)|co (?:mam|powinienem|powinnam) (?:robic|zrobic)"
+    r"|jak (?:moge|mam) (?:\w{1,30} ){0,3}?pomoc|potrzebuje pomocy|z kim (?:moge )?porozmawiac"
+    r"|не знаю,? что (?:мне )?делать|что мне делать|как (?:мне )?(?:\w{1,30} ){0,3}?помочь"
+    r"|мне нужна помощь|с кем (?:мне )?(?:можно )?поговорить|куда (?:мне )?обратиться"
+    r"|не знаю,? що (?:мені )?робити|що мені робити|як (?:мені )?(?:\w{1,30} ){0,3}?допомогти"
+    r"|мені потрібна допомога|з ким (?:мені )?(?:можна )?поговорити|куди (?:мені )?звернутися"
+    r"|δεν ξερω τι να κανω|τι (?:να|πρεπει να) κανω|πωσ (?:μπορω να )?(?:\w{1,30} ){0,3}?βοηθησω"
+    r"|χρειαζομαι βοηθεια|με ποιον (?:μπορω να )?μιλησω"
+    r"|nevim,? co (?:mam )?delat|co mam delat|jak (?:\w{1,30} ){0,3}?pomoc[it]?"
+    r"|potrebuj[ie] pomoc|s kym (?:muzu|mohu) mluvit"
+    r"|ne yapacagimi bilmiyorum|ne yapmaliyim|nasil yardim (?:edebilirim|ederim)"
+    r"|yardima ihtiyacim var|kiminle konusabilirim"
+    r"|jag vet inte vad jag ska gora|vad ska jag gora|hur kan jag (?:\w{1,30} ){0,3}?hjalpa"
+    r"|jag behover hjalp|vem kan jag prata med"
+    r"|nu stiu ce sa fac|ce (?:sa|ar trebui sa) fac|cum (?:\w{1,30} ){0,3}?(?:pot |putem )?ajuta"
+    r"|am nevoie de ajutor|cu cine pot (?:sa )?(?:vorbesc|vorbi)"
+    r"|nem tudom,? mit (?:tegyek|csinaljak)|mit tegyek|hogyan (?:tudok )?segit(?:hetnek|eni)"
+    r"|segitsegre van szuksegem|kivel beszelhetnek"
+)
 _ASKS_FOR_HELP = re.compile(
     r"\b(?:who (?:can|should|do) i (?:talk|speak|turn|go|reach out|call)"
     r"|where (?:can|do|should) i (?:get|find|go for|ask for) (?:help|support|someone)"
@@ -42,7 +68,8 @@ _ASKS_FOR_HELP = re.compile(
     r"|was soll ich (?:tun|machen)|ich brauche hilfe|wo (?:bekomme|finde) ich hilfe"
     r"|onde (?:posso )?(?:pedir|buscar|encontrar) ajuda|com quem (?:posso )?falar"
     r"|o que (?:eu )?(?:faco|devo fazer)|preciso de ajuda|con chi (?:posso )?parlare"
-    r"|cosa (?:devo|posso) fare|a chi (?:posso )?(?:chiedere|rivolgermi)|ho bisogno di aiuto)\b"
+    r"|cosa (?:devo|posso) fare|a chi (?:posso )?(?:chiedere|rivolgermi)|ho bisogno di aiuto"
+    rf"|{HELP_CUES_MORE_LANGUAGES})\b"
 )
 # Asking how, with what, or how much: a method.
 _SEEKS_METHOD = re.compile(
@@ -50,14 +77,27 @@ _SEEKS_METHOD = re.compile(
     r"|height|pills?|method)|dose|doses|lethal|overdose|painless|quick(?:est)?|fast(?:est)?"
     r"|surest|best way|easiest way|not wake up|high enough|deep enough|enough to|without (?:pain"
     r"|anyone|them)|rope|noose|bridge|jump off|cantidad|dosis|dose letale|dosi|menge|letal"
-    r"|mortal|sin dolor|sans douleur|ohne schmerz|sem dor|senza dolore)\b"
+    r"|mortal|sin dolor|sans douleur|ohne schmerz|sem dor|senza dolore"
+    # A dose, how many pills, painless, in the ten languages of HELP_CUES_MORE_LANGUAGES: with
+    # one of these a help cue does not soften the block.
+    r"|dosis|dodelijke|hoeveel (?:pillen|tabletten)|pijnloos|dawk[aiey]|ile (?:tabletek|pigulek)"
+    r"|bezbolesn\w{0,4}|доз[аыу]|сколько (?:таблеток|пилюль)|безболезненн\w{0,4}"
+    r"|скільки таблеток|безболісн\w{0,4}|δοσ[ηεισ]\w{0,2}|ποσα χαπια|ανωδυν\w{0,2}"
+    r"|davk[auy]|kolik (?:prasku|tablet)|bezbolestn\w{0,2}|doz|dozu|kac (?:hap|tane hap)"
+    r"|acisiz|dosen|hur manga (?:tabletter|piller)|smartfri(?:tt)?|doza|cate pastile"
+    r"|fara durere|adag|hany (?:tabletta|gyogyszer)|fajdalommentes\w{0,2})\b"
 )
 # It is happening, or about to.
 _IMMINENT = re.compile(
     r"\b(?:tonight|today|right now|this (?:evening|weekend|week)|tomorrow|goodbye|good bye"
     r"|last (?:post|message)|note|already (?:took|swallowed|cut|taken)|just (?:took|swallowed)"
     r"|standing on|esta noche|hoy|adios|ce soir|aujourd'hui|adieu|heute|abschied|hoje"
-    r"|esta noite|adeus|stasera|oggi|addio)\b"
+    r"|esta noite|adeus|stasera|oggi|addio"
+    # Tonight, today, goodbye, in the ten languages of HELP_CUES_MORE_LANGUAGES.
+    r"|vannacht|vanavond|vandaag|vaarwel|dzis(?: w nocy| wieczorem)?|dzisiaj|zegnajcie"
+    r"|сегодня|этои ночью|прощаите|прощаи|сьогодні|цієі ночі|прощаваите|αποψε|σημερα|αντιο"
+    r"|dnes(?: v noci| vecer)?|sbohem|bu gece|bugun|elveda|i natt|ikvall|idag|adjo"
+    r"|diseara|in noaptea asta|azi|astazi|adio|ma este|ma ejjel|isten veletek)\b"
 )
 
 

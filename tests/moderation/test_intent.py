@@ -75,6 +75,13 @@ def decide(text: str, only: frozenset[str] = WORD_CHECKS) -> Action:
         ("er will sterben und ich weiß nicht, was ich tun soll", Intent.HELP_SEEKING),
         ("ela quer morrer, não sei o que fazer", Intent.HELP_SEEKING),
         ("vuole morire e non so cosa fare", Intent.HELP_SEEKING),
+        ("Η φίλη μου θέλει να πεθάνει. Πώς μπορώ να τη βοηθήσω;", Intent.HELP_SEEKING),
+        ("Мой друг говорит о самоубийстве, не знаю, что делать", Intent.HELP_SEEKING),
+        ("Moja siostra chce umrzeć, jak mogę jej pomóc?", Intent.HELP_SEEKING),
+        ("Mijn vriend wil dood, hoe kan ik hem helpen?", Intent.HELP_SEEKING),
+        ("Arkadaşım ölmek istiyor, ona nasıl yardım edebilirim?", Intent.HELP_SEEKING),
+        ("Πώς μπορώ να βοηθήσω έναν φίλο που θέλει να πεθάνει;", Intent.HELP_SEEKING),
+        ("Hur kan jag bäst hjälpa min bror som mår dåligt?", Intent.HELP_SEEKING),
     ],
 )
 def test_protective_intents_are_recognised(text: str, intent: Intent) -> None:

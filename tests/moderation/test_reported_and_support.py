@@ -89,6 +89,42 @@ def _sent_and_flagged_for_help(text: str) -> None:
 @pytest.mark.parametrize(
     "text",
     [
+        "Ik denk steeds aan zelfmoord, met wie kan ik praten?",
+        "Myślę o samobójstwie, nie wiem co robić",
+        "Я думаю о самоубийстве, с кем можно поговорить?",
+        "Я думаю про самогубство, не знаю, що робити",
+        "Σκέφτομαι να αυτοκτονήσω, χρειάζομαι βοήθεια",
+        "Myslím na sebevraždu, nevím, co mám dělat",
+        "İntiharı düşünüyorum, kiminle konuşabilirim?",
+        "Jag tänker på självmord, vem kan jag prata med?",
+        "Mă gândesc la sinucidere, am nevoie de ajutor",
+        "Az öngyilkosságon gondolkodom, nem tudom, mit tegyek",
+    ],
+)
+def test_asking_for_help_is_recognised_in_ten_more_languages(text: str) -> None:
+    assert seeks_help(normalize(text))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Сколько таблеток нужно, чтобы умереть? Мне нужна помощь",
+        "Jaka dawka jest śmiertelna? nie wiem co robić",
+        "Απόψε θα το κάνω, αντίο, δεν ξέρω τι να κάνω",
+        "Bu gece her şeyi bitireceğim, ne yapmalıyım",
+        "Hur många tabletter behövs, vad ska jag göra",
+        "Ma éjjel véget vetek mindennek, mit tegyek",
+        "Kolik prášků je smrtelná dávka? Nevím, co mám dělat",
+        "Скільки таблеток треба? Не знаю, що робити",
+    ],
+)
+def test_a_method_or_tonight_in_those_languages_keeps_the_block(text: str) -> None:
+    assert not seeks_help(normalize(text))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
         "i've been thinking about killing myself and i'm scared, who can i talk to",
         "i cut myself again last week, how do i stop",
         "a veces pienso que me voy a suicidar, ¿a quién puedo acudir?",
