@@ -344,9 +344,18 @@ _CUES: dict[Intent, re.Pattern[str]] = {
         r"|screenplay|script|chapter|ghost story)|my (?:protagonist|antagonist|detective"
         r"|main character|villain)"
         r"|red herrings?|plot twists?|fade[- ]to[- ]black|keep it tasteful"
-        r"|(?:no|without) (?:blood|gore)|not graphic|(?:j'ecris|ecris) un (?:roman|livre|recit)"
-        r"|ich schreibe (?:einen|eine) (?:roman|geschichte)|estoy escribiendo una? (?:novela"
-        r"|historia)|sto scrivendo un (?:romanzo|racconto)|estou escrevendo um (?:romance|livro))\b"
+        r"|(?:no|without) (?:blood|gore)|not graphic"
+        # A murder-mystery party or game is a story the guests play.
+        r"|murder mystery (?:party|game|dinner|night|evening)"
+        # "I am writing a novel" and "for a crime novel", crime novels by their names.
+        r"|(?:j'ecris|ecris) un (?:roman|livre|recit|polar)"
+        r"|ich schreibe (?:einen|eine|an einem|an meinem) (?:roman|geschichte|krimi|thriller)"
+        r"|estoy escribiendo una? (?:novela|historia|relato)"
+        r"|sto scrivendo un (?:romanzo|racconto|giallo|thriller|noir)"
+        r"|estou escrevendo um (?:romance|livro|conto)"
+        r"|pour (?:un|mon) (?:polar|roman policier)|fur (?:einen|meinen) krimi"
+        r"|para (?:una|mi) novela negra|per (?:un|il mio) (?:giallo|romanzo giallo|noir)"
+        r"|para (?:um|o meu) romance policial)\b"
     ),
     Intent.GAMING: re.compile(
         # "boss" after a possessive is a person's boss, not a game's.
@@ -427,6 +436,11 @@ _OPERATIONAL = re.compile(
     r"|all the (?:gore|blood)"
     r"|(?:lethal|fatal|deadly) (?:dose|amount|quantity)|dosis letal|dose (?:letale|letal|mortelle)"
     r"|todliche dosis|real quantities|real amounts"
+    # The doses or amounts asked for, in the five other languages ("realistic, with dosage").
+    r"|(?:with|mit|con|avec|com) (?:the |der |la |le |il |a )?(?:dosage|dosierung|dosis"
+    r"|dosificacion|dosaggio|dosagem|doses|dosi|mengenangaben)"
+    r"|(?:genaue|exakte) (?:dosis|dosierung|mengen)|dos(?:is|es|i) exact(?:as|es|e|a)s?"
+    r"|dosaggio esatto|dosage exact|dosagem exata"
     r"|how (?:much|many) (?:\w{1,30} ){0,2}(?:to kill|would kill|is lethal|to die|to overdose)"
     r"|where (?:can|do|could) i (?:buy|get|find|download|order|watch) "
     r"|(?:send|share|give|sell|trade|post) (?:me|us) (?:\w{1,30} )?(?:nudes?|pics|photos|videos"

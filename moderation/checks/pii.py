@@ -97,6 +97,13 @@ _SIN_KEYWORD = re.compile(
     r"(?:\bSIN|\b(?i:social insurance number|num[ée]ro d'assurance sociale|nas))\b\.?"
     r"[^\d\n]{0,40}(?<!\d)(\d{3}[ -]?\d{3}[ -]?\d{3})(?![\d-])"
 )
+# The German identity card's number: nine letters and digits (digits and the letters C, F-H,
+# J-N, P, R, T, V-Z), a check digit sometimes written after it; after its keyword, where the
+# shape is not a word.
+_AUSWEIS_KEYWORD = re.compile(
+    r"\b(?i:personalausweis(?:nummer|-?nr)?|ausweisnummer|ausweis-?nr|perso-?nummer)\b\.?"
+    r"[^\d\n]{0,40}?\b((?=[A-Z]{0,8}\d)[CFGHJ-NPRTV-Z0-9]{9}\d?)\b"
+)
 # The UK National Insurance number: two letters (not D, F, I, Q, U or V; the second not O),
 # six digits in pairs, a letter A-D; in capitals. Distinctive enough without its keyword.
 _UK_NINO = re.compile(
@@ -312,6 +319,7 @@ _KEYWORD_IDENTIFIERS = (
     (_CNP_KEYWORD, cnp_valid),
     (_PESEL_KEYWORD, pesel_valid),
     (_SIN_KEYWORD, _any),
+    (_AUSWEIS_KEYWORD, _any),
 )
 # Phone numbers written without their country code are valid only in their own country's plan:
 # besides the configured region (MODERATION_PHONE_REGION), those of the message's language

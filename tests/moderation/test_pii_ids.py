@@ -141,6 +141,8 @@ def test_the_national_number_checks() -> None:
         ("her social insurance number 046454286 is on the form", "046454286", "[id]"),
         ("National Insurance number JT 48 21 93 B, for payroll", "JT 48 21 93 B", "[id]"),
         ("NI: AB123456C", "AB123456C", "[id]"),
+        ("Personalausweisnummer L01X00T47, bitte eintragen", "L01X00T47", "[id]"),
+        ("meine Ausweisnummer ist T220001293 (mit Prüfziffer)", "T220001293", "[id]"),
     ],
 )
 def test_german_turkish_dutch_english_canadian_and_uk_numbers_are_redacted(
@@ -160,6 +162,8 @@ def test_german_turkish_dutch_english_canadian_and_uk_numbers_are_redacted(
         "TC 00000000000",  # the first digit may not be 0
         "serial 0770090012345",  # longer than a UK mobile
         "invoice 44 7700 900318",  # no plus sign: not the country code
+        "Personalausweis verloren, was muss ich 2024 tun?",  # no number
+        "Personalausweis beantragt am 12.03.2024",  # a date, not the number
     ],
 )
 def test_tax_identity_and_uk_look_alikes_are_left_alone(pii: PiiCheck, text: str) -> None:
@@ -184,6 +188,7 @@ def test_the_new_number_patterns_repeat_nothing_without_a_bound() -> None:
         pii_module._PESEL_KEYWORD,
         pii_module._SIN_KEYWORD,
         pii_module._UK_NINO,
+        pii_module._AUSWEIS_KEYWORD,
     )
     for pattern in patterns:
         assert re.findall(r"(?<!\\)[+*]", pattern.pattern) == [], pattern.pattern
