@@ -12,8 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,7 +27,7 @@ from chat.protocol import server_message_adapter
 from chat.store import CONVERSATIONS, MESSAGES
 from chat.store.embedded import SQLiteClient
 from chatclient.client import ChatClient, ChatSession
-from tests.support.stack import REPO, Stack, daphne_argv, free_port
+from tests.support.stack import REPO, Stack, daphne_argv, free_port, wait_for_ok
 
 DATABASE = "chat_ws_protocol"
 REDIS_DB = 13
@@ -50,17 +48,13 @@ LIMITS = {
 
 
 def _wait_healthy(stack: Stack, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(f"{stack.base_url}/healthz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        if time.monotonic() > deadline or stack.processes["web"].poll() is not None:
-            raise RuntimeError("Daphne did not start:\n" + stack.log("web")[-4000:])
-        time.sleep(0.3)
+    wait_for_ok(
+        f"{stack.base_url}/healthz",
+        stack.processes["web"],
+        what="Daphne",
+        log=lambda: stack.log("web"),
+        timeout=timeout,
+    )
 
 
 def start_web_only(

@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -139,6 +139,29 @@ class Stack:
         raise RuntimeError(
             f"stack not ready after {timeout}s: {last}\n{self.log('worker')[-4000:]}"
         )
+
+
+def wait_for_ok(
+    url: str,
+    process: subprocess.Popen[bytes],
+    *,
+    what: str,
+    log: Callable[[], str],
+    timeout: float,
+) -> None:
+    """Poll `url` until it answers 200; a RuntimeError with the tail of `log()` when `process`
+    exits first or `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:  # refused, reset, or an HTTP error status
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not start:\n" + log()[-4000:])
+        time.sleep(0.3)
 
 
 def daphne_argv(*, port: int) -> list[str]:

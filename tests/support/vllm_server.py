@@ -13,14 +13,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.stack import REPO, free_port
+from tests.support.stack import REPO, free_port, wait_for_ok
 
 
 @dataclass
@@ -80,17 +77,13 @@ def vllm_openai_server(
         )  # fmt: skip
     server = VllmServer(url=f"http://127.0.0.1:{port}/v1", process=process, log_path=log_path)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                with urllib.request.urlopen(f"{server.url}/models", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, OSError):
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("vLLM's OpenAI server did not start:\n" + server.log()[-4000:])
-            time.sleep(1)
+        wait_for_ok(
+            f"{server.url}/models",
+            process,
+            what="vLLM's OpenAI server",
+            log=server.log,
+            timeout=timeout,
+        )
         yield server
     finally:
         server.stop()
