@@ -39,11 +39,6 @@ sys.path.insert(0, str(ROOT))
 RUNNING = re.compile(r"^vllm:num_requests_running\{[^}]*\} ([0-9.e+]+)$", re.MULTILINE)
 
 
-def percentile(samples: list[float], fraction: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
-
-
 class RunningSampler:
     """Polls the server's `vllm:num_requests_running` every 20 ms; `peak` is the most seen."""
 
@@ -128,6 +123,7 @@ def main() -> None:
     django.setup()
     from django.conf import settings
 
+    from bench.engine import percentile
     from inference.engine import resolved_dtype
     from inference.recipes import DEFAULT_MODEL, RECIPES
     from moderation.checks import CheckError
@@ -136,6 +132,7 @@ def main() -> None:
     from tests.support.vllm_server import VllmServer, vllm_openai_server
 
     lines = [json.loads(line) for line in args.file.read_text().splitlines() if line.strip()]
+    texts = [line["text"] for line in lines]
     server: VllmServer | None = None
     with ExitStack() as stack:
         url = args.url
@@ -166,7 +163,7 @@ def main() -> None:
         print("| --- | --- | --- | --- | --- | --- |")
         decisions: dict[int, bool] = {}
         for concurrency in args.concurrency:
-            run = measure(check, [line["text"] for line in lines], concurrency, metrics)
+            run = measure(check, texts, concurrency, metrics)
             decisions = run.blocked
             print(
                 f"| {concurrency} | {percentile(run.times, 0.5) * 1000:.0f} | "
@@ -191,7 +188,7 @@ def main() -> None:
         hurried = GuardModelCheck()
         started = time.perf_counter()
         try:
-            hurried.evaluate(lines[0]["text"], direction=Direction.INPUT)
+            hurried.evaluate(texts[0], direction=Direction.INPUT)
             print("- a 5 ms timeout: the server answered in time (no failure)")
         except CheckError as exc:
             elapsed = (time.perf_counter() - started) * 1000

@@ -231,13 +231,14 @@ class GuardModelCheck(Check):
             except ValueError:
                 if score is None:
                     raise
-                said_unsafe, codes = score >= 0.5, []
+                codes = []  # the score decides alone
+            else:
+                if score is None:
+                    score = 1.0 if said_unsafe else 0.0
         except (httpx.HTTPError, KeyError, IndexError, TypeError, ValueError) as exc:
             self.breaker.record_failure()
             raise CheckError(f"guard model failed: {type(exc).__name__}: {exc}") from exc
         self.breaker.record_success()
-        if score is None:
-            score = 1.0 if said_unsafe else 0.0
         threshold = self.threshold if self.threshold is not None else 0.5
         if score < threshold:
             return ALLOW
