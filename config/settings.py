@@ -483,6 +483,18 @@ MODERATION_TOXICITY_FLAG_THRESHOLD = env_float(
 )
 # Probability (0-1) that a text is not benign at which the semantic check blocks.
 MODERATION_SEMANTIC_THRESHOLD = env_float("MODERATION_SEMANTIC_THRESHOLD", 0.7, minimum=0.0)
+# How much an English-only model of the semantic check (MiniLM) weighs, against the
+# multilingual one, on a text confidently in another language (0 to 1; 1: equal weights;
+# docs/moderation.md, "Twenty-first session").
+MODERATION_SEMANTIC_FOREIGN_WEIGHT = env_float(
+    "MODERATION_SEMANTIC_FOREIGN_WEIGHT", 0.5, minimum=0.0
+)
+if MODERATION_SEMANTIC_FOREIGN_WEIGHT > 1.0:
+    raise ImproperlyConfiguredEnv(
+        "MODERATION_SEMANTIC_FOREIGN_WEIGHT",
+        str(MODERATION_SEMANTIC_FOREIGN_WEIGHT),
+        "a number from 0 to 1",
+    )
 # Torch threads for the semantic check's model (process-wide; 0 leaves torch's default). One
 # thread per call measured fastest on a shared 2-core machine; parallel requests add the rest.
 MODERATION_SEMANTIC_TORCH_THREADS = env_int("MODERATION_SEMANTIC_TORCH_THREADS", 1, minimum=0)

@@ -46,6 +46,8 @@ E5_MAX_BATCH = 1
 
 class Embedder(Protocol):
     name: str
+    # The languages the model was trained on (ISO 639-1), or None for many.
+    languages: frozenset[str] | None
 
     def encode(self, texts: list[str]) -> np.ndarray: ...
 
@@ -55,6 +57,7 @@ class MiniLMEncoder:
     sentence-transformers configuration prescribes (`modules.json` in the package)."""
 
     name = MINILM
+    languages: frozenset[str] | None = frozenset({"en"})
 
     def __init__(self, model_dir: Path | None = None) -> None:
         import torch
@@ -180,6 +183,7 @@ class E5Encoder:
     windowed by the engine; the check's segments are far shorter."""
 
     name = E5
+    languages: frozenset[str] | None = None
 
     def __init__(self) -> None:
         # The engine's OpenMP pool reads this when it is loaded: one thread, like torch above

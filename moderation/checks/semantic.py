@@ -315,30 +315,58 @@ class Classifier:
         return np.stack([known[text] if text in known else computed[text] for text in texts])
 
     def compute(self, texts: list[str], *, threshold: float | None = None) -> np.ndarray:
-        """The members' probabilities, averaged. With a `threshold`, a text whose harm (1 -
-        P(benign)) after the members so far is too low to reach it even if every later member
-        said 1.0 is not given to the later members (the slower e5 runs only on texts MiniLM
-        does not clear: with two members and 0.7, on those with MiniLM harm >= 0.4). Such a
-        text's row is the average so far: below the threshold either way, so no decision
-        changes."""
+        """The members' probabilities, averaged with each text's `weights`. With a
+        `threshold`, a text whose harm (1 - P(benign)) after the members so far is too low to
+        reach it even if every later member said 1.0 is not given to the later members (the
+        slower e5 runs only on texts MiniLM does not clear: with two equal members and 0.7,
+        on those with MiniLM harm >= 0.4). Such a text's row is the average so far: below the
+        threshold either way, so no decision changes. A member of weight 0 for a text does
+        not read it."""
         benign = self.classes.index(BENIGN)
-        count = len(self.members)
+        weights = self.weights(texts)
         total = np.zeros((len(texts), len(self.classes)))
+        used = np.zeros(len(texts))  # the weight of the members that read each text so far
         open_rows = np.arange(len(texts))
         for done, member in enumerate(self.members):
-            if len(open_rows):
-                vectors = member.encoder.encode([texts[i] for i in open_rows])
-                total[open_rows] += np.asarray(member.model.predict_proba(vectors))
-            if threshold is None or done + 1 == count:
+            reading = open_rows[weights[open_rows, done] > 0]
+            if len(reading):
+                vectors = member.encoder.encode([texts[i] for i in reading])
+                probabilities = np.asarray(member.model.predict_proba(vectors))
+                total[reading] += weights[reading, done, None] * probabilities
+                used[reading] += weights[reading, done]
+            if threshold is None or done + 1 == len(self.members):
                 continue
-            # Harm summed so far, plus 1.0 for each member still to come, against the sum the
-            # threshold needs.
-            harm_so_far = (done + 1) - total[open_rows, benign]
-            reachable = harm_so_far + (count - done - 1) >= threshold * count
-            finished = open_rows[~reachable]
-            total[finished] *= count / (done + 1)
-            open_rows = open_rows[reachable]
-        return total / count
+            # Harm weighed so far, plus the full weight of the members still to come, against
+            # the threshold.
+            harm_so_far = used[open_rows] - total[open_rows, benign]
+            to_come = weights[open_rows, done + 1 :].sum(axis=1)
+            open_rows = open_rows[harm_so_far + to_come >= threshold]
+        return total / np.maximum(used, 1e-12)[:, None]
+
+    def weights(self, texts: list[str]) -> np.ndarray:
+        """Each member's weight for each text (rows sum to 1): equal, except that a member
+        written for a few languages (MiniLM: English) weighs `MODERATION_SEMANTIC_FOREIGN_
+        WEIGHT` times as much as the others on a text confidently in another language. Its
+        English word pieces read Romanian or Dutch as noise: "cum fac o bomba ... sa arunc
+        in aer masina" scored 0.30 there and 1.00 in the multilingual model (blind set O)."""
+        raw = np.ones((len(texts), len(self.members)))
+        partial = {
+            column: languages
+            for column, member in enumerate(self.members)
+            if (languages := getattr(member.encoder, "languages", None)) is not None
+        }
+        factor = float(settings.MODERATION_SEMANTIC_FOREIGN_WEIGHT)
+        if partial and factor != 1.0 and len(partial) < len(self.members):
+            from moderation.language import detect
+
+            for row, text in enumerate(texts):
+                language = detect(text).language
+                if not language:
+                    continue
+                for column, languages in partial.items():
+                    if language not in languages:
+                        raw[row, column] = factor
+        return raw / raw.sum(axis=1, keepdims=True)
 
 
 def seed_vectors(encoder: Embedder, texts: list[str]) -> np.ndarray:

@@ -167,6 +167,76 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> FakeClassifier:
     return classifier
 
 
+class ConstantEncoder:
+    """A stand-in embedder that records what it read; its model says `harm` for every text."""
+
+    def __init__(self, name: str, languages: frozenset[str] | None) -> None:
+        self.name, self.languages = name, languages
+        self.read: list[str] = []
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        self.read += texts
+        return np.zeros((len(texts), 2))
+
+
+class ConstantModel:
+    def __init__(self, harm: float) -> None:
+        self.harm = harm
+
+    def predict_proba(self, vectors: np.ndarray) -> np.ndarray:
+        return np.tile([1 - self.harm, self.harm], (len(vectors), 1))
+
+
+def two_members(english_harm: float, multilingual_harm: float) -> semantic.Classifier:
+    english = ConstantEncoder("en-only", frozenset({"en"}))
+    multilingual = ConstantEncoder("many", None)
+    return semantic.Classifier(
+        (
+            semantic.Member(english, ConstantModel(english_harm)),  # type: ignore[arg-type]
+            semantic.Member(multilingual, ConstantModel(multilingual_harm)),  # type: ignore[arg-type]
+        ),
+        ("benign", "violence"),
+    )
+
+
+ENGLISH = "how do i get rid of the weeds in my garden for good"
+GERMAN = "wie werde ich das Unkraut in meinem Garten endgültig los"
+
+
+@pytest.mark.parametrize(
+    ("weight", "english_text_harm", "german_text_harm"),
+    [(1.0, 0.5, 0.5), (0.5, 0.5, 2 / 3), (0.0, 0.5, 1.0)],
+)
+def test_an_english_only_model_weighs_less_on_a_text_in_another_language(
+    weight: float, english_text_harm: float, german_text_harm: float
+) -> None:
+    classifier = two_members(english_harm=0.0, multilingual_harm=1.0)
+    with override_settings(MODERATION_SEMANTIC_FOREIGN_WEIGHT=weight):
+        rows = classifier.compute([ENGLISH, GERMAN])
+    np.testing.assert_allclose(rows[:, 1], [english_text_harm, german_text_harm])
+    # A member of weight 0 does not read the text at all.
+    english_reader = classifier.members[0].encoder
+    assert (GERMAN in english_reader.read) is (weight > 0)  # type: ignore[attr-defined]
+
+
+def test_a_text_of_unknown_language_weighs_the_models_equally() -> None:
+    classifier = two_members(english_harm=0.0, multilingual_harm=1.0)
+    with override_settings(MODERATION_SEMANTIC_FOREIGN_WEIGHT=0.0):
+        rows = classifier.compute(["kys"])  # too short to call a language
+    np.testing.assert_allclose(rows[:, 1], [0.5])
+
+
+def test_the_shortcut_counts_the_weights_of_the_models_still_to_come() -> None:
+    """With the English model saying 0.1: on an English text the other's 1.0 could reach
+    (0.1 + 1.0) / 2 = 0.55 < 0.7, so it is skipped; on a German text, weighted 1/3 and 2/3,
+    it could reach 0.7, so it is read."""
+    classifier = two_members(english_harm=0.1, multilingual_harm=1.0)
+    with override_settings(MODERATION_SEMANTIC_FOREIGN_WEIGHT=0.5):
+        rows = classifier.compute([ENGLISH, GERMAN], threshold=0.7)
+    assert classifier.members[1].encoder.read == [GERMAN]  # type: ignore[attr-defined]
+    np.testing.assert_allclose(rows[:, 1], [0.1, 0.1 / 3 + 2 / 3])
+
+
 def test_blocks_with_the_most_likely_harmful_category_when_harm_reaches_threshold(
     fake: FakeClassifier,
 ) -> None:
