@@ -180,7 +180,10 @@ _PREP_VERB = (
     r"\b(?:kill(?:ing)?|murder(?:ing)?|butcher(?:ing)?|slaughter(?:ing)?|fillet(?:ing)?|debone"
     r"|gut(?:ting)?|pluck(?:ing)?|smash(?:ing)?|beat(?:ing)?|chop(?:ping)?|dice|mince|crush(?:ing)?"
     r"|stun(?:ning)?|tuer|abattre|decouper|matar|mato|despiezar|trocear|toten|tote|schlachten"
-    r"|zerlegen|uccidere|uccido|ammazzare|abater)\b"
+    r"|zerlegen|uccidere|uccido|ammazzare|abater"
+    # Tenderising: beating an octopus or a schnitzel soft.
+    r"|tenderi[sz](?:e|ing)|pound(?:ing)?|bater|amaciar|ablandar|golpear|attendrir|klopfen"
+    r"|battere)\b"
 )
 _COOK_WORD = (
     r"\b(?:recipes?|cook(?:ing)?|bake|baking|roast(?:ing)?|grill(?:ing)?|fry(?:ing)?|frying pan"
@@ -240,8 +243,10 @@ _CUES: dict[Intent, re.Pattern[str]] = {
         r"|warning signs|i need help|how do i stop (?:myself|thinking|these)"
         # "Warning signs" and "how do I tell whether someone is..." in the other languages.
         r"|(?:woran|wie) erkenne ich,? ob|anzeichen (?:dafur|fur|dass)|warnsignale"
-        r"|senales de (?:alerta|que)|signes (?:d'alerte|que)|segnali (?:d'allarme|che)"
-        r"|sinais de (?:alerta|que)|como (?:se )?(?:si|se) (?:alguien|alguem|un amigo|um amigo)"
+        r"|senales de (?:alerta|alarma|que)|(?:signes|signaux) (?:d'alerte|d'alarme|que)"
+        r"|signes avant-coureurs|warnzeichen|segnali (?:d'allarme|di allarme|che)"
+        r"|campanelli d'allarme|sinais de (?:alerta|alarme|que)"
+        r"|como (?:se )?(?:si|se) (?:alguien|alguem|un amigo|um amigo)"
         r"|come capire se (?:qualcuno|un amico|un'amica)|comment savoir si (?:quelqu'un|un ami)"
         r"|con quien (?:puedo )?hablar|a quien (?:puedo )?(?:llamar|acudir)|necesito ayuda"
         r"|comment (?:je peux |puis-je |l')?(?:l'|la |le )?aider|a qui (?:parler|en parler)"
@@ -268,7 +273,10 @@ _CUES: dict[Intent, re.Pattern[str]] = {
         r"|press(?:ing)? charges|statute of limitations|(?:too late|still possible) to report"
         r"|comment (?:je )?(?:signale|signaler)|porter plainte|muss ich (?:das|es|ihn|sie) "
         r"(?:\w{1,30} )?melden|(?:ist|war) das strafbar|anzeige erstatten|como (?:eu )?denuncio"
-        r"|isso e crime|come (?:faccio|posso fare) (?:la )?denuncia|segnalar(?:e|lo|la)\b)"
+        r"|isso e crime|come (?:faccio|posso fare) (?:la )?denuncia|segnalar(?:e|lo|la)\b"
+        # A moderator weighing a quoted word: "whether 'kys' should be auto-banned".
+        r"|(?:whether|if|should) ['\"][\w' -]{1,30}['\"] (?:\w{1,30} ){0,3}(?:be )?(?:auto-?)?"
+        r"(?:banned|filtered|blocked|allowed|moderated|removed)\b)"
     ),
     Intent.CHILD_SAFETY: re.compile(
         r"\b(?:(?:my|our) (?:\d{1,2} ?(?:yo|year old) )?(?:daughter|son|kids?|children|child"
@@ -291,6 +299,9 @@ _CUES: dict[Intent, re.Pattern[str]] = {
         r"|how (?:do|can) i (?:tell|check|scan|search) my (?:phone|iphone|android|laptop|computer"
         r"|car|account)|(?:keeps?|is) (?:tracking|following|stalking|watching) (?:me|my)"
         r"|(?:protect|secure|lock down) my|am i being (?:tracked|followed|watched)"
+        r"|(?:turn on|enable|set up|activate|switch on) (?:two-factor|2fa|two-step|mfa"
+        r"|multi-factor)|so (?:that )?my (?:\w{1,30} )?(?:accounts?|phone|email) (?:doesn'?t"
+        r"|does not|won'?t|can'?t|never) get (?:hacked|stolen|taken over)"
         r"|how (?:do|can) i (?:recogni[sz]e|spot)|como (?:reconozco|reconheco)"
         r"|comment reconnaitre|wie erkenne ich|come riconosco"
         r"|es (?:esto|una) estafa|c'est une arnaque|ist das (?:ein )?betrug"

@@ -221,11 +221,11 @@ _NUMBER_WITH_UNIT = re.compile(
 )
 _HAS_LEET = re.compile(r"[0-9@$!|€]")
 # Single letters split by short separators: "f u c k", "f.u.c.k", "k i l l   m y   b o s s",
-# "b.e.s.t w.a.y". Three letters at least. Each letter must stand alone (no letter before or
-# after it), so a match never starts inside a word and the engine never backs up more than one
-# separator.
-_SPACED = re.compile(r"(?<![a-z])[a-z](?:[ .\-_*]{1,3}[a-z](?![a-z])){2,}")
-_SPACED_PARTS = re.compile(r"([a-z])([ .\-_*]*)")
+# "b.e.s.t w.a.y", and in any script (Cyrillic, Greek). Three letters at least. Each letter must
+# stand alone (no letter before or after it), so a match never starts inside a word and the
+# engine never backs up more than one separator.
+_SPACED = re.compile(r"(?<![^\W\d_])[^\W\d_](?:[ .\-_*]{1,3}[^\W\d_](?![^\W\d_])){2,}")
+_SPACED_PARTS = re.compile(r"([^\W\d_])([ .\-_*]*)")
 # Runs of spaced letters longer than this are joined without looking for word boundaries (no
 # one spells a sentence that long letter by letter; it bounds the segmentation's work).
 SEGMENT_MAX_LETTERS = 64
@@ -318,7 +318,7 @@ def _join_spaced(match: re.Match[str]) -> str:
     separators = [sep for _, sep in parts[:-1]]
     if len(letters) > SEGMENT_MAX_LETTERS:
         return letters
-    if any(sep.strip(" ") for sep in separators):
+    if any(sep.strip(" ") for sep in separators) and not all(" " in sep for sep in separators):
         boundaries = [" " in sep for sep in separators]
     else:
         narrowest = min(len(sep) for sep in separators)

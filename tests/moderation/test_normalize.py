@@ -30,6 +30,10 @@ def test_normalize_reveals_obfuscated_words(written: str, seen: str) -> None:
         ("k i l l   m y   b o s s", "kill my boss"),  # wider gaps between words
         ("k i l l m y b o s s", "kill my boss killmyboss"),  # the vocabulary splits it
         ("b.e.s.t w.a.y t.o w.i.n", "best way to win"),  # spaces among dots
+        ("k i l l.  m y  b o s s", "kill my boss"),  # a sentence's end among wider gaps
+        ("с о с т а в ь  у г р о з у", "составь угрозу"),  # letters of any script
+        ("я  н а й д у  е ё.  П у с т ь  б о и т с я.", "я наиду ее пусть боится."),
+        ("γ ρ ά ψ ε  μ ή ν υ μ α", "γραψε μηνυμα"),
         ("r.a.n.s.o.m.w.a.r.e", "ransomware"),
         ("kiiiiill", "kill"),  # stretched to a known word
         ("im deaaaaad", "im dead"),
