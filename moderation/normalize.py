@@ -226,6 +226,9 @@ _HAS_LEET = re.compile(r"[0-9@$!|€]")
 # engine never backs up more than one separator.
 _SPACED = re.compile(r"(?<![^\W\d_])[^\W\d_](?:[ .\-_*]{1,3}[^\W\d_](?![^\W\d_])){2,}")
 _SPACED_PARTS = re.compile(r"([^\W\d_])([ .\-_*]*)")
+# Outside a to z, runs of fewer spaced letters are left as written: one-letter words are common
+# in Russian or Greek ("а я и ты", "ο η"), and three in a row are not a word spelt out.
+OTHER_SCRIPT_MIN_LETTERS = 5
 # Runs of spaced letters longer than this are joined without looking for word boundaries (no
 # one spells a sentence that long letter by letter; it bounds the segmentation's work).
 SEGMENT_MAX_LETTERS = 64
@@ -318,6 +321,8 @@ def _join_spaced(match: re.Match[str]) -> str:
     separators = [sep for _, sep in parts[:-1]]
     if len(letters) > SEGMENT_MAX_LETTERS:
         return letters
+    if len(letters) < OTHER_SCRIPT_MIN_LETTERS and not letters.isascii():
+        return match.group(0)
     if any(sep.strip(" ") for sep in separators) and not all(" " in sep for sep in separators):
         boundaries = [" " in sep for sep in separators]
     else:

@@ -34,6 +34,7 @@ def test_normalize_reveals_obfuscated_words(written: str, seen: str) -> None:
         ("с о с т а в ь  у г р о з у", "составь угрозу"),  # letters of any script
         ("я  н а й д у  е ё.  П у с т ь  б о и т с я.", "я наиду ее пусть боится."),
         ("γ ρ ά ψ ε  μ ή ν υ μ α", "γραψε μηνυμα"),
+        ("а я и ты пойдём", "а я и ты поидем"),  # short words of another script stay apart
         ("r.a.n.s.o.m.w.a.r.e", "ransomware"),
         ("kiiiiill", "kill"),  # stretched to a known word
         ("im deaaaaad", "im dead"),
