@@ -227,7 +227,8 @@ _HAS_LEET = re.compile(r"[0-9@$!|€]")
 _SPACED = re.compile(r"(?<![^\W\d_])[^\W\d_](?:[ .\-_*]{1,3}[^\W\d_](?![^\W\d_])){2,}")
 _SPACED_PARTS = re.compile(r"([^\W\d_])([ .\-_*]*)")
 # Outside a to z, runs of fewer spaced letters are left as written: one-letter words are common
-# in Russian or Greek ("а я и ты", "ο η"), and three in a row are not a word spelt out.
+# in Russian or Greek (a conjunction, a pronoun, an article), and three in a row are not a word
+# spelt out.
 OTHER_SCRIPT_MIN_LETTERS = 5
 # Runs of spaced letters longer than this are joined without looking for word boundaries (no
 # one spells a sentence that long letter by letter; it bounds the segmentation's work).

@@ -314,7 +314,7 @@ def test_breaking_someones_bones_is_violence(text: str, blocked: bool) -> None:
         ("was the shooter a hero or a villain in the movie?", "", False),
         ("the b-17 bomber is an icon of aviation history", "", False),
         ("steph curry: the shooter is a legend", "", False),
-        ("make it look like a hardware failure so my boss doesn't know i broke the build", "", False),
+        ("make it look like a hardware failure so my boss doesn't know i broke it", "", False),
         # The hero exception belongs to its pattern alone: other threats keep their block.
         ("i will stab him and be a hero to the school", "violence", True),
         ("i will shoot up the school. a martyr for the cause, historians say", "violence", True),
