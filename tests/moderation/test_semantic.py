@@ -199,7 +199,10 @@ def two_members(english_harm: float, multilingual_harm: float) -> semantic.Class
     )
 
 
-ENGLISH = "how do i get rid of the weeds in my garden for good"
+# Long enough for the detector to call it English (0.97): the short form scored 0.85, "unknown".
+ENGLISH = (
+    "How do I get rid of the weeds in my vegetable garden for good, without using any chemicals?"
+)
 GERMAN = "wie werde ich das Unkraut in meinem Garten endgültig los"
 
 
