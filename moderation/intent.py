@@ -44,6 +44,7 @@ import re
 from enum import StrEnum
 
 from moderation import support
+from moderation.checks.patterns import load_terms
 from moderation.normalize import normalize
 from moderation.policy import Category, canonical, is_self_harm
 from moderation.types import Action, Verdict
@@ -432,6 +433,7 @@ _EVADING = re.compile(
     r"\b(?:without (?:getting caught|being (?:caught|detected|traced|noticed)|leaving (?:a )?trace"
     r"|them knowing|anyone knowing)|undetectable|untraceable)\b"
 )
+_TERMS = load_terms()
 _OPERATIONAL = re.compile(
     rf"\b(?:{_HOW}"
     r"(?:get (?:hold of|my hands on)|buy|obtain|acquire|order|source|smuggle|install (?:spyware"
@@ -441,9 +443,8 @@ _OPERATIONAL = re.compile(
     r"|exact (?:doses?|drugs?|chemicals|reagents|materials|components)"
     r"|keep (?:\w{1,30} ){0,2}secret from"
     # Into another person's account: no protective cue ("then enable 2fa") makes it one's own.
-    r"|(?:get|log|sign) ?(?:in|into) (?:to )?(?:someone'?s|somebody'?s|his|her|their"
-    r"|my ex'?s?) (?:\S{1,30} )?(?:accounts?|email|inbox|phone|iphone|instagram|insta|snapchat"
-    r"|facebook|whatsapp|icloud|gmail|tiktok|dms|chats)"
+    # The same owners and accounts as the privacy patterns' (patterns.json's terms).
+    rf"|(?:get|log|sign) ?(?:in|into) (?:to )?{_TERMS['OTHERS']} {_TERMS['ACCOUNT']}"
     r"|describe (?:everything|every (?:detail|second|moment)|it all|all of it"
     r"|in (?:full |graphic |gory )?detail)"
     r"|(?:all|every) (?:the )?(?:gory |graphic |bloody )?details"

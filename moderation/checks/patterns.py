@@ -33,6 +33,13 @@ class PatternGroup:
     exceptions: re2._Regexp | None
 
 
+def load_terms(path: Path = PATTERNS_FILE) -> dict[str, str]:
+    """The named pieces that patterns share (`<NAME>` in a pattern). `moderation.intent` reads
+    some of them too, so that one list (another person's accounts, say) serves both."""
+    terms: dict[str, str] = json.loads(path.read_text(encoding="utf-8"))["terms"]
+    return terms
+
+
 def load_groups(path: Path = PATTERNS_FILE) -> list[PatternGroup]:
     document = json.loads(path.read_text(encoding="utf-8"))
     terms: dict[str, str] = document["terms"]
