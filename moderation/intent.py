@@ -449,6 +449,9 @@ _OPERATIONAL = re.compile(
     r"|in (?:full |graphic |gory )?detail)"
     r"|(?:all|every) (?:the )?(?:gory |graphic |bloody )?details"
     r"|all the (?:gore|blood)"
+    # The gore itself is what is asked for, whatever the story around it.
+    r"|as (?:graphic|gory|gruesome|bloody|gross|brutal|disgusting|sickening) as (?:possible|you can"
+    r"|u can|it gets)"
     r"|(?:lethal|fatal|deadly) (?:dose|amount|quantity)|dosis letal|dose (?:letale|letal|mortelle)"
     r"|todliche dosis|real quantities|real amounts"
     # The doses or amounts asked for, in the five other languages ("realistic, with dosage").
