@@ -234,7 +234,7 @@ def test_every_intent_pattern_repeats_nothing_without_a_bound() -> None:
         intent._THREAT,
     ]
     for pattern in [*patterns, intent._QUOTE]:
-        unbounded = re.findall(r"(?<!\\)[+*]", pattern.pattern)
+        unbounded = re.findall(r"(?<!\\)[+*]|(?<!\\)\{\d*,\}", pattern.pattern)
         assert unbounded == [], pattern.pattern
 
 
