@@ -4,8 +4,7 @@ Checks that skip code (word lists, toxicity: "kill -9", "git push --force") see 
 blanked. That also hid requests written as code comments ("```js // keylogger that emails
 every keystroke to me ```", a TODO asking for a hateful slogan): the semantic check, which
 reads meaning and was trained with the programming hard negatives ("kill the child
-process"), and the pattern check, whose patterns name harms rather than code, are given the
-comments of each block as prose, with the code itself still blanked.
+process"), is given the comments of each block as prose, with the code itself still blanked.
 
 A comment is the rest of a line after `#`, `//`, `--` or `;` at its start (after indentation),
 after `<!--`, `/*` or a `*` continuation, or after ` # ` / ` // ` following code. The words of

@@ -274,11 +274,6 @@ _CUES: dict[Intent, re.Pattern[str]] = {
         r"|comment (?:je )?(?:signale|signaler)|porter plainte|muss ich (?:das|es|ihn|sie) "
         r"(?:\w{1,30} )?melden|(?:ist|war) das strafbar|anzeige erstatten|como (?:eu )?denuncio"
         r"|isso e crime|come (?:faccio|posso fare) (?:la )?denuncia|segnalar(?:e|lo|la)\b"
-        # "Is this a threat", "should I go to the police", in the five other languages.
-        r"|(?:ist|war) das (?:eine )?drohung|als drohung (?:werten|sehen|verstehen|einstufen)"
-        r"|zur polizei gehen|es (?:esto )?una amenaza|ir a la policia|(?:est-ce|c'est) une menace"
-        r"|aller (?:a la|voir la) police|(?:e|era) una minaccia|andare (?:alla|dalla) polizia"
-        r"|(?:e|isso e) uma ameaca|ir a policia"
         # A moderator weighing a quoted word: "whether 'kys' should be auto-banned".
         r"|(?:whether|if|should) ['\"][\w' -]{1,30}['\"] (?:\w{1,30} ){0,3}(?:be )?(?:auto-?)?"
         r"(?:banned|filtered|blocked|allowed|moderated|removed)\b)"

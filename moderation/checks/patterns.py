@@ -69,10 +69,6 @@ def load_groups(path: Path = PATTERNS_FILE) -> list[PatternGroup]:
 
 class PatternCheck(Check):
     name: ClassVar[str] = "patterns"
-    # A request can be written as a comment in a code block ("# keylogger ... target: my boss's
-    # laptop"); the patterns name harms, not code, so they read the comments as the semantic
-    # check does (moderation/code_prose.py).
-    reads_code_comments: ClassVar[bool] = True
     lowered_by_intent: ClassVar[bool] = True
 
     def __init__(self, *, threshold: float | None = None) -> None:

@@ -1,5 +1,5 @@
-"""Requests written as code comments are judged as prose by the semantic and pattern checks;
-the code itself stays blanked for every check that skips code (moderation/code_prose.py)."""
+"""Requests written as code comments are judged as prose by the semantic check; the code
+itself stays blanked for every check that skips code (moderation/code_prose.py)."""
 
 from __future__ import annotations
 
@@ -109,20 +109,4 @@ def test_programming_comments_with_alarming_words_are_allowed(real: semantic.Cla
         "    os.kill(pid, 9)  # force it\n```\nwhy does this leave zombies behind?"
     )
     outcome = pipeline.run(text, direction=Direction.INPUT, snapshot=state.EMPTY)
-    assert outcome.action is Action.ALLOW
-
-
-@pytest.mark.django_db
-def test_the_patterns_read_a_request_written_as_a_comment_but_not_the_code() -> None:
-    request = "```python\n# spyware that hides itself\n# target: my boss's work laptop\n```\ndo it"
-    outcome = pipeline.run(
-        request, direction=Direction.INPUT, snapshot=state.EMPTY, only=frozenset({"patterns"})
-    )
-    assert outcome.action is Action.BLOCK
-    assert "privacy" in outcome.categories
-    # The same words as code, not as a comment, are not read.
-    code = "```python\nspyware_target = my_bosss_work_laptop\n```\nwhat does this do?"
-    outcome = pipeline.run(
-        code, direction=Direction.INPUT, snapshot=state.EMPTY, only=frozenset({"patterns"})
-    )
     assert outcome.action is Action.ALLOW

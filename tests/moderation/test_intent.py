@@ -96,11 +96,6 @@ def decide(text: str, only: frozenset[str] = WORD_CHECKS) -> Action:
         ("Arkadaşım ölmek istiyor, ona nasıl yardım edebilirim?", Intent.HELP_SEEKING),
         ("Πώς μπορώ να βοηθήσω έναν φίλο που θέλει να πεθάνει;", Intent.HELP_SEEKING),
         ("Hur kan jag bäst hjälpa min bror som mår dåligt?", Intent.HELP_SEEKING),
-        (
-            "Ein Nutzer schrieb 'ich weiss, wo du wohnst'. Muss ich das als Drohung werten?",
-            Intent.REPORTING,
-        ),
-        ("Me escribió 'sé dónde vives'. ¿Es una amenaza? ¿Voy a la policía?", Intent.REPORTING),
     ],
 )
 def test_protective_intents_are_recognised(text: str, intent: Intent) -> None:
