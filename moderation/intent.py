@@ -520,6 +520,17 @@ _THREAT = re.compile(
     r"| plan to| am about to|'m about to)|gonna|going to|wanna|want to) (?:\w{1,30} )?"
     r"(?:kill|murder|shoot|stab|hurt|rape|beat|bomb|burn|poison|find|destroy|leak|expose|dox) "
     r"(?:you|u|him|her|them|his|their|my (?:ex|boss|teacher|neighbou?r|wife|husband))\b"
+    # The same, in the five other languages (normalised: no accents).
+    r"|\b(?:(?:te|lo|la|los|las|les) (?:voy|vamos) a|voy a|vamos a) (?:matar|apunalar|disparar"
+    r"|violar|quemar|reventar)(?:te|lo|la|los|las)?\b|\bte mato\b"
+    r"|\bje vais (?:te|le|la|les|vous) (?:tuer|buter|poignarder|violer|cramer|defoncer)\b"
+    r"|\bje (?:te|vous) (?:tue|bute)\b"
+    r"|\bich (?:werde|will) (?:dich|ihn|sie|euch) (?:\w{1,30} )?(?:umbringen|toten|abstechen"
+    r"|erschiessen|vergewaltigen|abknallen)\b|\bich (?:bring|bringe|stech|steche|knall|knalle)"
+    r" (?:dich|ihn|sie|euch) (?:um|ab)\b"
+    r"|\b(?:vou|vamos) (?:te |o |a )?(?:matar|esfaquear|estuprar|queimar)(?:-te|-lo|-la)?\b"
+    r"|\b(?:eu )?te mato\b"
+    r"|\b(?:ti|vi|lo|la) (?:ammazzo|uccido|accoltello|ammazzero|uccidero)\b|\bti faccio fuori\b"
 )
 # A quote; an apostrophe inside a word ("i'm") does not end a single-quoted one.
 _QUOTE = re.compile(
