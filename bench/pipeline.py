@@ -72,6 +72,10 @@ class Run:
     # Celery worker's process without its engine's ("worker"), which the raw side has no
     # counterpart of. Per token, they say what each path costs the server.
     server_cpu: dict[str, float] = field(default_factory=dict)
+    # For `--trace`: the round's start and end, and each websocket stream's request id with
+    # its send and first delta, wall-clock ns (the traces' clock).
+    windows: list[tuple[int, int]] = field(default_factory=list)
+    sends: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def tokens_per_second(self) -> float:
@@ -101,6 +105,8 @@ def merged(runs: list[Run]) -> Run:
             name: sum(r.server_cpu.get(name, 0.0) for r in runs)
             for name in {name for r in runs for name in r.server_cpu}
         },
+        windows=[w for r in runs for w in r.windows],
+        sends={k: v for r in runs for k, v in r.sends.items()},
     )
 
 
@@ -127,6 +133,8 @@ class Stream:
     mismatch: bool
     timeline: tuple[float, float, float, float]
     lost: bool = False
+    # The websocket's request id, with the send and the first delta in wall-clock ns.
+    send: tuple[str, int, int] | None = None
 
 
 async def one_stream(
@@ -137,7 +145,8 @@ async def one_stream(
     prompt stays one message long, and the conversation is titled already), or in a new
     conversation (`conversation_id` None). A stream with no frame for `lost_after` seconds
     before its closing message is lost."""
-    started = time.monotonic()
+    started, sent_ns = time.monotonic(), time.time_ns()
+    first_ns = 0
     options = {"max_tokens": tokens, "temperature": TEMPERATURE}
     accepted = await session.send(
         PROMPT,
@@ -160,6 +169,7 @@ async def one_stream(
             )
             if message["type"] == "generation.delta":
                 arrivals.append(time.monotonic())
+                first_ns = first_ns or time.time_ns()
                 deltas.append(message)
             elif message["type"] in ("generation.done", "generation.error"):
                 result = message
@@ -183,6 +193,7 @@ async def one_stream(
             done_at - round_start,
         ),
         lost=result is None,
+        send=(accepted["request_id"], sent_ns, first_ns) if first_ns else None,
     )
 
 
@@ -406,7 +417,7 @@ def measure(
                 sessions = [await connections.enter_async_context(c.connect()) for c in clients[:n]]
                 stop = asyncio.Event()
                 churners = [asyncio.ensure_future(churn(stop)) for _ in range(workload.churn)]
-                started, cpu = time.monotonic(), time.process_time()
+                started, cpu, started_ns = time.monotonic(), time.process_time(), time.time_ns()
                 server = server_cpu_times(stack)
                 try:
                     results = await asyncio.gather(
@@ -430,11 +441,13 @@ def measure(
                 timelines=[r.timeline for r in results],
                 client_cpu=cpu,
                 server_cpu=server,
+                windows=[(started_ns, time.time_ns())],
+                sends={r.send[0]: r.send[1:] for r in results if r.send},
             )
 
         async def api_round_of(n: int) -> Run:
             model = (await api_clients[0].models.list()).data[0].id
-            started, cpu = time.monotonic(), time.process_time()
+            started, cpu, started_ns = time.monotonic(), time.process_time(), time.time_ns()
             server = server_cpu_times(stack)
             results = await asyncio.gather(
                 *(
@@ -454,6 +467,7 @@ def measure(
                 timelines=[r.timeline for r in results],
                 client_cpu=cpu,
                 server_cpu=server,
+                windows=[(started_ns, time.time_ns())],
             )
 
         rounds_by_path = {"websocket": round_of, "openai": api_round_of}
@@ -549,6 +563,12 @@ def main() -> None:
         help="the client paths measured, each against the same raw rounds",
     )
     parser.add_argument(
+        "--trace",
+        action="store_true",
+        help="trace the stack (OTLP to a receiver in this process) and print where each "
+        "concurrency's first token goes (bench/waterfall.py); tracing adds its own cost",
+    )
+    parser.add_argument(
         "--pipeline-only",
         action="store_true",
         help="skip the raw engine and print the pipeline's figures alone (for profiling)",
@@ -558,6 +578,14 @@ def main() -> None:
     os.environ.setdefault("DJANGO_DEBUG", "true")
 
     workload = Workload(args.new_conversations, args.streams_per_user, args.lost_after, args.churn)
+    receiver = None
+    if args.trace:
+        from tests.support.otlp import OtlpReceiver
+
+        receiver = OtlpReceiver()
+        # The stack's processes inherit these: every one exports to the receiver.
+        os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.start()
+        os.environ["OTEL_BSP_SCHEDULE_DELAY"] = "500"
     ours, raw, sampling = measure(
         args.concurrency,
         args.tokens,
@@ -567,6 +595,14 @@ def main() -> None:
         paths=tuple(args.paths),
     )
     print(f"\nworkload: {workload}")
+    if receiver is not None:
+        from bench.waterfall import render, rows
+
+        for path, n in itertools.product(ours, args.concurrency):
+            run = ours[path][n]
+            table, messages = rows(receiver.spans, run.windows, run.sends)
+            print(render(table, messages, f"{path}, {n} streams"))
+        receiver.stop()
     for path, runs in ours.items():
         for n in args.concurrency:
             p = runs[n]

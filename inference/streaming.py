@@ -227,10 +227,16 @@ async def generation_stream(
     keeper = asyncio.ensure_future(_keeper(job, state, stop, asyncio.current_task(), clock, layer))
 
     async def flush() -> str | None:
-        text = "".join(pending)
-        pending.clear()
         if state.first_token_at is None:
             state.first_token_at = clock()
+            # The first text's check and publish: the end of the first token's path in a trace.
+            with tracing.span("generation.first_text"):
+                return await release()
+        return await release()
+
+    async def release() -> str | None:
+        text = "".join(pending)
+        pending.clear()
         released = await moderator.afeed(text)
         if moderator.blocked:
             return "moderated"

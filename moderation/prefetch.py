@@ -22,6 +22,8 @@ import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
+from config import tracing
+
 logger = logging.getLogger(__name__)
 
 # The most texts embedded in one batch (bench/admission.py: a 32-send burst's median
@@ -59,7 +61,8 @@ class Batcher:
                 batch = self._waiting[: self._batch_size]
                 del self._waiting[: self._batch_size]
                 try:
-                    result = await asyncio.to_thread(self._compute, [text for text, _ in batch])
+                    with tracing.span("moderation.prefetch", {"moderation.texts": len(batch)}):
+                        result = await asyncio.to_thread(self._compute, [text for text, _ in batch])
                 except Exception:
                     logger.warning("moderation prefetch failed; checks run alone", exc_info=True)
                     result = {}
