@@ -503,6 +503,11 @@ MODERATION_SEMANTIC_TORCH_THREADS = env_int("MODERATION_SEMANTIC_TORCH_THREADS",
 MODERATION_SEMANTIC_BF16 = env_choice(
     "MODERATION_SEMANTIC_BF16", "auto", choices={"auto", "on", "off"}
 )
+# MiniLM as one TorchScript graph, traced when the model loads (a second or two), where its
+# vectors equal the model's: the graph runs without the interpreter lock, so a message's
+# embedding no longer waits behind the web process's other threads (docs/moderation.md,
+# "MiniLM as one graph"). Off: op by op, as before.
+MODERATION_SEMANTIC_GRAPH = env_bool("MODERATION_SEMANTIC_GRAPH", True)
 # The sentence-embedding models whose seed-trained classifiers the semantic check averages
 # (moderation/checks/embedders.py): all-minilm-l6-v2 (English) and multilingual-e5-small.
 # Train the semantic check on the development sets (moderation/data/eval*.jsonl up to blind
