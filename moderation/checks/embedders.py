@@ -14,10 +14,12 @@ serialises the calls its native code cannot run twice at once).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import warnings
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
@@ -178,6 +180,18 @@ _TRACE_PROBE = ["hello", "", "how do I bake bread at home without yeast, step by
 _TRACE_MIN_COSINE = 0.9999
 
 
+@contextlib.contextmanager
+def _quiet(name: str) -> Iterator[None]:
+    """Logger `name` says only errors within the block."""
+    log = logging.getLogger(name)
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
 def _traced(torch: Any, module: Any, tokenizer: Any) -> Any | None:
     """`module` as a frozen TorchScript graph, or None where tracing fails or the graph's
     vectors differ from the module's (logged).
@@ -190,8 +204,9 @@ def _traced(torch: Any, module: Any, tokenizer: Any) -> Any | None:
     try:
         example = tokenizer(_TRACE_EXAMPLE, padding=True, return_tensors="pt")
         probe = tokenizer(_TRACE_PROBE, padding=True, return_tensors="pt")
-        with torch.no_grad(), warnings.catch_warnings():
-            # The tracer warns about every Python branch on a shape; the probe checks them.
+        with torch.no_grad(), warnings.catch_warnings(), _quiet("transformers"):
+            # The tracer warns about every Python branch on a shape (the probe checks them),
+            # and reading the model's attributes makes transformers log about its loss.
             warnings.simplefilter("ignore")
             graph = torch.jit.trace(
                 module, (example["input_ids"], example["attention_mask"]), check_trace=False
