@@ -50,10 +50,8 @@ def rows(
     traces: dict[str, list[Any]] = defaultdict(list)
     for span in spans:
         traces[span.trace_id].append(span)
-    starts: dict[str, list[float]] = defaultdict(list)
-    ends: dict[str, list[float]] = defaultdict(list)
-    totals: dict[str, list[float]] = defaultdict(list)
-    counts: dict[str, list[int]] = defaultdict(list)
+    # Per span name, one (spans, first start, last end, summed duration) per message.
+    samples: dict[str, list[tuple[float, float, float, float]]] = defaultdict(list)
     messages = 0
     for trace in traces.values():
         root = _root(trace)
@@ -72,25 +70,20 @@ def rows(
             if span.start_ns <= cutoff:
                 by_name[span.name].append(span)
         for name, group in by_name.items():
-            counts[name].append(len(group))
-            starts[name].append((min(s.start_ns for s in group) - origin) / 1e6)
-            ends[name].append((max(min(s.end_ns, cutoff) for s in group) - origin) / 1e6)
-            totals[name].append(sum(min(s.end_ns, cutoff) - s.start_ns for s in group) / 1e6)
+            samples[name].append(
+                (
+                    len(group),
+                    (min(s.start_ns for s in group) - origin) / 1e6,
+                    (max(min(s.end_ns, cutoff) for s in group) - origin) / 1e6,
+                    sum(min(s.end_ns, cutoff) - s.start_ns for s in group) / 1e6,
+                )
+            )
         if send:
-            name = "client: first delta"
-            counts[name].append(1)
-            starts[name].append((send[1] - origin) / 1e6)
-            ends[name].append((send[1] - origin) / 1e6)
-            totals[name].append(0.0)
+            arrived = (send[1] - origin) / 1e6
+            samples["client: first delta"].append((1, arrived, arrived, 0.0))
     table = [
-        Row(
-            name=name,
-            per_message=statistics.median(counts[name]),
-            first_start_ms=statistics.median(starts[name]),
-            last_end_ms=statistics.median(ends[name]),
-            total_ms=statistics.median(totals[name]),
-        )
-        for name in counts
+        Row(name, *(statistics.median(column) for column in zip(*measured, strict=True)))
+        for name, measured in samples.items()
     ]
     table.sort(key=lambda r: (r.first_start_ms, r.last_end_ms))
     return table, messages
