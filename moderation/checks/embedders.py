@@ -90,7 +90,6 @@ class MiniLMEncoder:
         self._forward: Any = self._pooled
         if settings.MODERATION_SEMANTIC_GRAPH:
             self._forward = _traced(torch, self._pooled, self._tokenizer) or self._pooled
-        self.graph = self._forward is not self._pooled
         # The Rust tokenizer raises "Already borrowed" when two threads use it at once with
         # truncation or padding; tokenising takes ~0.1 ms, so a lock costs nothing.
         self._tokenizer_lock = threading.Lock()
@@ -100,6 +99,11 @@ class MiniLMEncoder:
         self._calls: Coalescer[np.ndarray] = Coalescer(
             self._encode_batch, max_texts=MAX_BATCH, parallel=MINILM_PARALLEL
         )
+
+    @property
+    def graph(self) -> bool:
+        """Whether the model runs as the traced graph (else op by op)."""
+        return self._forward is not self._pooled
 
     def token_count(self, text: str) -> int:
         """Word pieces of `text` with the model's [CLS] and [SEP] (usage reporting)."""
