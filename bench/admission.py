@@ -13,8 +13,10 @@ does not run: the engine's work is not part of admission.
 
 For each concurrency N: N users, one connection each, opened before the clock starts. Each
 round, all N send a different short question at the same moment (a new conversation each);
-the time from the send to its `chat.accepted` is recorded. Prints p50/p99/max per N, what
-else came back (refusals), the server's MiniLM precision (`--bf16`, passed as
+the time from the send to its `chat.accepted` is recorded. Prints p50/p99/max per N, the web
+process's CPU time per send during the bursts (on 2 cores, a burst of N cannot have its
+median accepted sooner than about N/2 sends' CPU over the 2 cores: the floor any change must
+lower), what else came back (refusals), the server's MiniLM precision (`--bf16`, passed as
 `MODERATION_SEMANTIC_BF16`), its admission threads (`--threads`, `CHAT_ADMISSION_THREADS`) and
 the machine. Exits 1 when the 32-stream p50 misses 50 ms.
 """
@@ -33,7 +35,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.abuse import machine, percentile, start_web, users  # noqa: E402 - after the path
+from bench.abuse import cpu_seconds, machine, percentile, start_web, users  # noqa: E402
 
 TARGET_P50_MS = 50.0
 TARGET_AT = 32
@@ -91,7 +93,11 @@ async def burst(sessions: list, round_number: int) -> tuple[list[float], Counter
     return [seconds for seconds, _ in results], Counter(kind for _, kind in results)
 
 
-async def measure(base_url: str, concurrency: int, rounds: int) -> tuple[list[float], Counter]:
+async def measure(
+    base_url: str, concurrency: int, rounds: int, web_pid: int
+) -> tuple[list[float], Counter, float]:
+    """The seconds to each `chat.accepted`, the replies, and the web process's CPU seconds
+    spent from each measured burst's sends to its last `chat.accepted` (not in the pauses)."""
     from chatclient.client import ChatClient
 
     tokens = await asyncio.to_thread(users, base_url, f"admit{concurrency}", concurrency)
@@ -101,15 +107,18 @@ async def measure(base_url: str, concurrency: int, rounds: int) -> tuple[list[fl
     try:
         await burst(sessions, 0)  # warm-up: first use of each connection and of the models
         await asyncio.sleep(1.0)
+        cpu = 0.0
         for number in range(1, rounds + 1):
+            cpu_before = cpu_seconds(web_pid)
             took, came = await burst(sessions, number)
+            cpu += cpu_seconds(web_pid) - cpu_before
             seconds += took
             kinds += came
             await asyncio.sleep(1.0)
     finally:
         for session in sessions:
             await session.close()
-    return seconds, kinds
+    return seconds, kinds, cpu
 
 
 def main() -> int:
@@ -135,11 +144,16 @@ def main() -> int:
                 f"machine: {machine()}; MODERATION_SEMANTIC_BF16={args.bf16}, "
                 f"CHAT_ADMISSION_THREADS={args.threads}"
             )
-            print("| streams | sends | accepted p50 ms | p99 ms | max ms | replies |")
-            print("| --- | --- | --- | --- | --- | --- |")
+            print(
+                "| streams | sends | accepted p50 ms | p99 ms | max ms | web CPU per send ms "
+                "| replies |"
+            )
+            print("| --- | --- | --- | --- | --- | --- | --- |")
             p50_at_target = None
             for concurrency in args.concurrency:
-                seconds, kinds = asyncio.run(measure(stack.base_url, concurrency, args.rounds))
+                seconds, kinds, cpu = asyncio.run(
+                    measure(stack.base_url, concurrency, args.rounds, stack.processes["web"].pid)
+                )
                 ms = [s * 1000 for s in seconds]
                 p50 = statistics.median(ms)
                 if concurrency == TARGET_AT:
@@ -149,7 +163,7 @@ def main() -> int:
                 replies = ", ".join(f"{kind} {count}" for kind, count in kinds.most_common())
                 print(
                     f"| {concurrency} | {len(ms)} | {p50:.0f} | {percentile(ms, 0.99):.0f} "
-                    f"| {max(ms):.0f} | {replies} |"
+                    f"| {max(ms):.0f} | {cpu / len(ms) * 1000:.1f} | {replies} |"
                 )
         except BaseException:
             print(f"web log (last lines):\n{stack.log('web')[-3000:]}")
