@@ -7,7 +7,12 @@ another plan is enforced from their next message, in every process, without a re
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import concurrent.futures
+import contextlib
+import weakref
+from collections.abc import AsyncIterator, Callable
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -15,6 +20,7 @@ from django.conf import settings
 from django.db.models import Count, QuerySet
 
 from accounts.models import Plan, User
+from config import batching
 
 # A plan's own numeric limits, as stored (null: the deployment's setting), in the order the
 # admin's list and the staff API show them.
@@ -82,12 +88,86 @@ def plan_limits(*, plan: Plan, user_priority: int | None = None) -> PlanLimits:
 
 
 def plan_limits_for_user(*, user_id: int) -> PlanLimits | None:
-    """The limits of an active user's plan, read now (one query); None for a disabled or
-    unknown account."""
+    """The limits of an active user's plan, read now (one query, or the one that
+    `plans_prefetched` started for this message); None for a disabled or unknown account."""
+    prefetched = _prefetched(user_id)
+    if prefetched is not _NOT_PREFETCHED:
+        return prefetched  # type: ignore[return-value]
     user = User.objects.select_related("plan").filter(pk=user_id, is_active=True).first()
     if user is None:
         return None
     return plan_limits(plan=user.plan, user_priority=user.priority)
+
+
+def plan_limits_for_users(user_ids: list[int]) -> dict[int, PlanLimits | None]:
+    """`plan_limits_for_user` for several users in one query."""
+    found = {
+        user.pk: plan_limits(plan=user.plan, user_priority=user.priority)
+        for user in User.objects.select_related("plan").filter(pk__in=user_ids, is_active=True)
+    }
+    return {user_id: found.get(user_id) for user_id in user_ids}
+
+
+# A burst of messages (many users pressing Enter at once) is admitted one message after the
+# other on the web process's one admission thread, and each read its sender's plan there: one
+# PostgreSQL round trip each, slow when the engine keeps the cores busy (bench/pipeline.py at
+# 16 streams: 40% of that thread's time). `plans_prefetched(user_id)` reads the plans of the
+# senders waiting at that moment in one query on a pool thread, when the message arrives;
+# the admission in that context takes its sender's from there.
+PLAN_BATCH = 64
+PLAN_PREFETCH_WAIT_SECONDS = 5.0
+_PLANS_PREFETCHED: ContextVar[concurrent.futures.Future[dict[str, Any]] | None] = ContextVar(
+    "plans_prefetched", default=None
+)
+_NOT_PREFETCHED = object()
+
+
+def _plans_read(keys: list[str]) -> dict[str, PlanLimits | None]:
+    from django.db import connection
+
+    try:
+        return {str(k): v for k, v in plan_limits_for_users([int(key) for key in keys]).items()}
+    finally:
+        connection.close()  # a pool thread: leave no connection behind
+
+
+_plan_batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, batching.Batcher] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+@contextlib.asynccontextmanager
+async def plans_prefetched(user_id: int) -> AsyncIterator[None]:
+    """Within the block, `plan_limits_for_user(user_id=user_id)` takes the plan read (or being
+    read) with the other messages' of this moment, where that read succeeded; calls made from
+    here through sync_to_async carry the context to their thread."""
+    loop = asyncio.get_running_loop()
+    batcher = _plan_batchers.get(loop)
+    if batcher is None:
+        batcher = _plan_batchers[loop] = batching.Batcher(
+            _plans_read, batch_size=PLAN_BATCH, span="accounts.plans", size_attribute="plans.users"
+        )
+    token = _PLANS_PREFETCHED.set(batcher.submit(str(user_id)))
+    try:
+        yield
+    finally:
+        _PLANS_PREFETCHED.reset(token)
+
+
+def _prefetched(user_id: int) -> object:
+    """The plan limits read ahead for `user_id` in this context, or `_NOT_PREFETCHED` (none,
+    the read failed or is too slow, or this is an event loop's thread, which must not wait)."""
+    future = _PLANS_PREFETCHED.get()
+    if future is None:
+        return _NOT_PREFETCHED
+    with contextlib.suppress(RuntimeError):
+        asyncio.get_running_loop()
+        return _NOT_PREFETCHED
+    try:
+        read = future.result(timeout=PLAN_PREFETCH_WAIT_SECONDS)
+    except Exception:
+        return _NOT_PREFETCHED
+    return read.get(str(user_id), _NOT_PREFETCHED)
 
 
 # What is left of a plan's limits is counted where they are enforced, in `chat` (Redis windows,

@@ -136,15 +136,20 @@ def message_rate_allows(
 @contextlib.asynccontextmanager
 async def input_prefetched_within_rate(owner_id: int, *texts: str) -> AsyncIterator[None]:
     """`moderation.prefetch.input_prefetched(*texts)` (their embeddings computed ahead of the
-    admission thread, batched with other users'), but only for an owner whose next message
-    the rate still admits: a flood of refused messages or requests must stay cheap. The
+    admission thread, batched with other users') and `accounts.plans.plans_prefetched` (the
+    owner's plan read likewise), but only for an owner whose next message the rate still
+    admits: a flood of refused messages or requests must stay cheap. The
     websocket's `chat.send` and the API's completions both come through here."""
     from asgiref.sync import sync_to_async
 
+    from accounts.plans import plans_prefetched
     from moderation.prefetch import input_prefetched
 
     allowed = await sync_to_async(message_rate_allows, thread_sensitive=False)(owner_id=owner_id)
-    async with input_prefetched(*texts) if allowed else contextlib.nullcontext():
+    if not allowed:
+        yield
+        return
+    async with input_prefetched(*texts), plans_prefetched(owner_id):
         yield
 
 

@@ -15,62 +15,27 @@ last). Any failure here only means the check computes its own scores, as without
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
-import logging
 import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
-from config import tracing
-
-logger = logging.getLogger(__name__)
+from config import batching
 
 # The most texts embedded in one batch (bench/admission.py: a 32-send burst's median
 # `chat.accepted` waits for the batch its message is in).
 BATCH_TEXTS = 8
 
 
-class Batcher:
-    """Coalesces concurrent `submit(text)` calls into batches of at most `batch_size` texts
-    for `compute(texts)`, which runs on a pool thread and returns one mapping for the whole
-    batch, oldest texts first. Call it on the event loop; the futures it returns may be waited
-    on from any thread ({} when the batch failed)."""
-
-    def __init__(self, compute: Any, *, batch_size: int = BATCH_TEXTS) -> None:
-        self._compute = compute
-        self._batch_size = batch_size
-        self._waiting: list[tuple[str, concurrent.futures.Future[dict[str, Any]]]] = []
-        self._draining = False
-        self._task: asyncio.Future[None] | None = None  # referenced while it runs
-
-    def submit(self, text: str) -> concurrent.futures.Future[dict[str, Any]]:
-        future: concurrent.futures.Future[dict[str, Any]] = concurrent.futures.Future()
-        self._waiting.append((text, future))
-        if not self._draining:
-            self._draining = True
-            self._task = asyncio.ensure_future(self._drain())
-        return future
-
-    async def scores(self, text: str) -> dict[str, Any]:
-        return await asyncio.wrap_future(self.submit(text))
-
-    async def _drain(self) -> None:
-        try:
-            while self._waiting:
-                batch = self._waiting[: self._batch_size]
-                del self._waiting[: self._batch_size]
-                try:
-                    with tracing.span("moderation.prefetch", {"moderation.texts": len(batch)}):
-                        result = await asyncio.to_thread(self._compute, [text for text, _ in batch])
-                except Exception:
-                    logger.warning("moderation prefetch failed; checks run alone", exc_info=True)
-                    result = {}
-                for _, future in batch:
-                    if not future.done():
-                        future.set_result(result)
-        finally:
-            self._draining = False
+def text_batcher(compute: Any, *, batch_size: int = BATCH_TEXTS) -> batching.Batcher:
+    """A batcher of texts for `compute` (`config.batching.Batcher`), each batch traced as
+    `moderation.prefetch`."""
+    return batching.Batcher(
+        compute,
+        batch_size=batch_size,
+        span="moderation.prefetch",
+        size_attribute="moderation.texts",
+    )
 
 
 def _semantic_prefetch(texts: list[str]) -> dict[str, Any]:
@@ -85,16 +50,16 @@ def _semantic_prefetch(texts: list[str]) -> dict[str, Any]:
 
 
 # One batcher per event loop (Daphne has one; tests have many).
-_batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Batcher] = (
+_batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, batching.Batcher] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def _batcher() -> Batcher:
+def _batcher() -> batching.Batcher:
     loop = asyncio.get_running_loop()
     batcher = _batchers.get(loop)
     if batcher is None:
-        batcher = _batchers[loop] = Batcher(_semantic_prefetch)
+        batcher = _batchers[loop] = text_batcher(_semantic_prefetch)
     return batcher
 
 

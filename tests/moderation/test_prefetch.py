@@ -27,11 +27,11 @@ async def test_concurrent_texts_form_batches_and_the_first_does_not_wait() -> No
             release.wait(5)  # the first batch is busy while the others arrive
         return {text: len(text) for text in texts}
 
-    batcher = prefetch.Batcher(compute)
-    first = asyncio.ensure_future(batcher.scores("a"))
+    batcher = prefetch.text_batcher(compute)
+    first = asyncio.ensure_future(batcher.result("a"))
     await asyncio.sleep(0.05)
     assert batches == [["a"]]  # started alone, at once
-    rest = [asyncio.ensure_future(batcher.scores(text)) for text in ("bb", "ccc", "dddd")]
+    rest = [asyncio.ensure_future(batcher.result(text)) for text in ("bb", "ccc", "dddd")]
     await asyncio.sleep(0.05)
     release.set()
     results = await asyncio.gather(first, *rest)
@@ -48,9 +48,9 @@ async def test_a_burst_is_embedded_in_batches_of_at_most_batch_size_oldest_first
         batches.append(texts)
         return {text: len(text) for text in texts}
 
-    batcher = prefetch.Batcher(compute, batch_size=3)
+    batcher = prefetch.text_batcher(compute, batch_size=3)
     texts = [str(n) * (n + 1) for n in range(8)]
-    results = await asyncio.gather(*(batcher.scores(text) for text in texts))
+    results = await asyncio.gather(*(batcher.result(text) for text in texts))
 
     assert batches == [texts[0:3], texts[3:6], texts[6:8]]
     assert all(result[text] == len(text) for text, result in zip(texts, results, strict=True))
@@ -60,9 +60,9 @@ async def test_a_failed_batch_leaves_the_checks_to_compute_alone() -> None:
     def compute(texts: list[str]) -> dict[str, Any]:
         raise RuntimeError("model unavailable")
 
-    batcher = prefetch.Batcher(compute)
-    assert await asyncio.gather(batcher.scores("x"), batcher.scores("y")) == [{}, {}]
-    assert await batcher.scores("z") == {}  # and the next burst starts a new drain
+    batcher = prefetch.text_batcher(compute)
+    assert await asyncio.gather(batcher.result("x"), batcher.result("y")) == [{}, {}]
+    assert await batcher.result("z") == {}  # and the next burst starts a new drain
 
 
 @pytest.fixture(scope="module")
