@@ -2,7 +2,7 @@
 
 Used ahead of the web process's admission thread: a burst of messages (many users pressing
 Enter at once) has its input embedded (`moderation.prefetch`) and its senders' plans read
-(`chat.limits`) in a few batches while the admission thread works through the burst, instead of
+(`accounts.plans`) in a few batches while the admission thread works through the burst, instead of
 once per message on that one thread.
 """
 

@@ -142,8 +142,9 @@ def _resolve_model(
 
 
 def _account(owner_id: int) -> PlanLimits:
-    """The limits of the user's plan, read now. Authentication happened at connect; an account
-    disabled since then starts nothing more."""
+    """The limits of the user's plan, read for this message (when it arrived, with the other
+    senders' of that moment: `accounts.plans.plans_prefetched`). Authentication happened at
+    connect; an account disabled since then starts nothing more."""
     plan = plan_limits_for_user(user_id=owner_id)
     if plan is None:
         raise ChatError("forbidden", "This account is disabled.")

@@ -404,6 +404,37 @@ async def test_a_request_the_message_rate_refuses_is_not_embedded_ahead(
     assert embedded == ["Say hello."]
 
 
+async def test_an_admitted_request_has_its_plan_read_ahead_and_a_refused_one_not(
+    worker: FakeWorker,
+    key: tuple[str, ApiKey],
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The owner's plan is read ahead of the admission thread, batched with other senders'
+    (accounts.plans.plans_prefetched), only for a request the message rate admits."""
+    import weakref
+
+    from accounts import plans
+
+    read: list[list[str]] = []
+    real = plans._plans_read
+
+    def counted(keys: list[str]) -> dict[str, Any]:
+        read.append(keys)
+        return real(keys)
+
+    monkeypatch.setattr(plans, "_plan_batchers", weakref.WeakKeyDictionary())
+    monkeypatch.setattr(plans, "_plans_read", counted)
+    settings.CHAT_RATE_PER_MINUTE = 1
+    assert (await post(key[0], HELLO)).status_code == 200
+    second = {**HELLO, "messages": [{"role": "user", "content": "Say goodbye."}]}
+
+    response = await post(key[0], second)
+
+    assert response.status_code == 429
+    assert read == [[str(key[1].user_id)]]
+
+
 async def test_the_daily_quota_is_429_insufficient_quota(
     worker: FakeWorker, key: tuple[str, ApiKey], settings: Any
 ) -> None:
