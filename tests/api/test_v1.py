@@ -374,6 +374,15 @@ async def test_the_message_rate_is_429_with_retry_after(
     assert error_of(response)["code"] == "rate_limit_exceeded"
 
 
+async def _one_admitted_then_one_refused(api_key: str, settings: Any) -> Any:
+    """With one message a minute: "Say hello." is answered, then the response to "Say
+    goodbye." (the rate refuses it)."""
+    settings.CHAT_RATE_PER_MINUTE = 1
+    assert (await post(api_key, HELLO)).status_code == 200
+    second = {**HELLO, "messages": [{"role": "user", "content": "Say goodbye."}]}
+    return await post(api_key, second)
+
+
 async def test_a_request_the_message_rate_refuses_is_not_embedded_ahead(
     worker: FakeWorker,
     key: tuple[str, ApiKey],
@@ -394,11 +403,7 @@ async def test_a_request_the_message_rate_refuses_is_not_embedded_ahead(
 
     monkeypatch.setattr(prefetch, "_batchers", weakref.WeakKeyDictionary())
     monkeypatch.setattr(prefetch, "_semantic_prefetch", compute)
-    settings.CHAT_RATE_PER_MINUTE = 1
-    assert (await post(key[0], HELLO)).status_code == 200
-    second = {**HELLO, "messages": [{"role": "user", "content": "Say goodbye."}]}
-
-    response = await post(key[0], second)
+    response = await _one_admitted_then_one_refused(key[0], settings)
 
     assert response.status_code == 429
     assert embedded == ["Say hello."]
@@ -425,11 +430,7 @@ async def test_an_admitted_request_has_its_plan_read_ahead_and_a_refused_one_not
 
     monkeypatch.setattr(plans, "_plan_batchers", weakref.WeakKeyDictionary())
     monkeypatch.setattr(plans, "_plans_read", counted)
-    settings.CHAT_RATE_PER_MINUTE = 1
-    assert (await post(key[0], HELLO)).status_code == 200
-    second = {**HELLO, "messages": [{"role": "user", "content": "Say goodbye."}]}
-
-    response = await post(key[0], second)
+    response = await _one_admitted_then_one_refused(key[0], settings)
 
     assert response.status_code == 429
     assert read == [[str(key[1].user_id)]]
