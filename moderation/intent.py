@@ -414,10 +414,18 @@ _HOW = (
     r"(?:how (?:do|can|could|would|should|to) (?:i |you |we |one )?|ways? to |best way to "
     r"|easiest way to |teach me (?:how )?to |show me how to |help me |explain how to )"
 )
+# A part of a story: what a writer makes or builds is no object.
+_STORY_PART = (
+    r"(?:(?:his|her|their|the|my|this|a|an) (?:\w{1,20} )?(?:motives?|characters?|villains?"
+    r"|backstory|dialogue|plot|scenes?|ending|twists?|arc|personality|suspects?|alibis?"
+    r"|red herrings?|chapters?)\b(?!'?s\b))"
+)
 # Asks to make something, and for its recipe and quantities: in a kitchen, that is cooking (a
 # kitchen never lowers weapons or drugs, so a bomb's recipe keeps its block by its category).
 _MAKING = re.compile(
-    rf"\b(?:{_HOW}(?:make|build|create|synthesi[sz]e|cook|brew|produce|manufacture|assemble"
+    # "Help me make his motive believable": a story's part is no thing made.
+    rf"\b(?:{_HOW}(?:make(?! {_STORY_PART})|build(?! {_STORY_PART})|create(?! {_STORY_PART})"
+    r"|synthesi[sz]e|cook|brew|produce|manufacture|assemble"
     r"|3d print)\b|step[- ]by[- ]step|detailed (?:instructions|guide|steps)"
     r"|instructions (?:for|to|on)|recipe for|ingredients for|exact (?:amounts?|quantit\w{1,4}"
     r"|measurements|ratios?|ingredients|grams|steps)|(?:grams|ml|mg|amounts?) of each"
