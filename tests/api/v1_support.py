@@ -125,7 +125,8 @@ def completion_scope(raw_key: str) -> dict[str, Any]:
 
 def group_subscribers(generation_id: str) -> int:
     """Redis connections subscribed to the generation's group (channels_redis' pub/sub)."""
-    prefix = settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"]
+    layer: dict[str, Any] = settings.CHANNEL_LAYERS["default"]
+    prefix = layer["CONFIG"]["prefix"]
     client = redis.Redis.from_url(settings.REDIS_URL)
     try:
         counts = client.pubsub_numsub(f"{prefix}__group__{generation_group(generation_id)}")
