@@ -232,6 +232,8 @@ _CUES: dict[Intent, re.Pattern[str]] = {
     Intent.HELP_SEEKING: re.compile(
         r"\b(?:(?:is there|are there|give me|what is|what's|whats) (?:a |an |any )?"
         r"(?:number|numbers|hotline|helpline|crisis line|line) (?:i can |to )?(?:call|text|ring)"
+        r"|(?:what|which) (?:number|numbers|line) (?:can|do|should|could) (?:i|you|we|one|someone)"
+        r" (?:call|text|ring)"
         r"|who (?:can|should|do) i (?:talk|speak|turn|reach out) to|someone to talk to"
         r"|(?:hotline|helpline|crisis line|samaritans|therapist|counsell?or)"
         r"|how (?:do|can|should) i (?:help|support|be there for) (?:him|her|them|my \w{1,30})"

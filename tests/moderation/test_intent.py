@@ -77,6 +77,7 @@ def decide(text: str, only: frozenset[str] = WORD_CHECKS) -> Action:
         ("abused at 9, is it too late to press charges now?", Intent.REPORTING),
         ("our mod team argues whether 'kys' should be auto-banned", Intent.REPORTING),
         ("woran erkenne ich, ob meine schwester an suizid denkt?", Intent.HELP_SEEKING),
+        ("what number can you call at 3am if you're having suicidal thoughts", Intent.HELP_SEEKING),
         ("senales de que un amigo piensa en hacerse dano", Intent.HELP_SEEKING),
         ("¿Cuáles son las señales de alarma de que piensa en suicidarse?", Intent.HELP_SEEKING),
         ("Quels sont les signes avant-coureurs d'un suicide chez un ado ?", Intent.HELP_SEEKING),
