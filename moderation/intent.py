@@ -426,9 +426,8 @@ _STORY_PART = (
 # kitchen never lowers weapons or drugs, so a bomb's recipe keeps its block by its category).
 _MAKING = re.compile(
     # "Help me make his motive believable": a story's part is no thing made.
-    rf"\b(?:{_HOW}(?:make(?! {_STORY_PART})|build(?! {_STORY_PART})|create(?! {_STORY_PART})"
-    r"|synthesi[sz]e|cook|brew|produce|manufacture|assemble"
-    r"|3d print)\b|step[- ]by[- ]step|detailed (?:instructions|guide|steps)"
+    rf"\b(?:{_HOW}(?:(?:make|build|create)(?! {_STORY_PART})|synthesi[sz]e|cook|brew|produce"
+    r"|manufacture|assemble|3d print)\b|step[- ]by[- ]step|detailed (?:instructions|guide|steps)"
     r"|instructions (?:for|to|on)|recipe for|ingredients for|exact (?:amounts?|quantit\w{1,4}"
     r"|measurements|ratios?|ingredients|grams|steps)|(?:grams|ml|mg|amounts?) of each"
     r"|(?:amounts?|quantities) in (?:grams|ml|mg)|how (?:much|many) of each"
