@@ -131,9 +131,7 @@ def _plans_read(keys: list[str]) -> dict[str, PlanLimits | None]:
         connection.close()  # a pool thread: leave no connection behind
 
 
-_plan_batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, batching.Batcher] = (
-    weakref.WeakKeyDictionary()
-)
+_plan_batchers: batching.PerLoop = weakref.WeakKeyDictionary()
 
 
 @contextlib.asynccontextmanager
@@ -141,12 +139,12 @@ async def plans_prefetched(user_id: int) -> AsyncIterator[None]:
     """Within the block, `plan_limits_for_user(user_id=user_id)` takes the plan read (or being
     read) with the other messages' of this moment, where that read succeeded; calls made from
     here through sync_to_async carry the context to their thread."""
-    loop = asyncio.get_running_loop()
-    batcher = _plan_batchers.get(loop)
-    if batcher is None:
-        batcher = _plan_batchers[loop] = batching.Batcher(
+    batcher = batching.for_running_loop(
+        _plan_batchers,
+        lambda: batching.Batcher(
             _plans_read, batch_size=PLAN_BATCH, span="accounts.plans", size_attribute="plans.users"
-        )
+        ),
+    )
     token = _PLANS_PREFETCHED.set(batcher.submit(str(user_id)))
     try:
         yield

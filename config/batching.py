@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -70,3 +71,16 @@ class Batcher:
                         future.set_result(result)
         finally:
             self._draining = False
+
+
+PerLoop = weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Batcher]
+
+
+def for_running_loop(batchers: PerLoop, make: Callable[[], Batcher]) -> Batcher:
+    """The running event loop's batcher in `batchers`, made on first use: a batcher's task and
+    futures belong to one loop (Daphne runs one; tests run many)."""
+    loop = asyncio.get_running_loop()
+    batcher = batchers.get(loop)
+    if batcher is None:
+        batcher = batchers[loop] = make()
+    return batcher

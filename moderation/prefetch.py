@@ -14,7 +14,6 @@ last). Any failure here only means the check computes its own scores, as without
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import weakref
 from collections.abc import AsyncIterator
@@ -49,18 +48,7 @@ def _semantic_prefetch(texts: list[str]) -> dict[str, Any]:
         connection.close()  # a pool thread: leave no connection behind (rules may be read)
 
 
-# One batcher per event loop (Daphne has one; tests have many).
-_batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, batching.Batcher] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _batcher() -> batching.Batcher:
-    loop = asyncio.get_running_loop()
-    batcher = _batchers.get(loop)
-    if batcher is None:
-        batcher = _batchers[loop] = text_batcher(_semantic_prefetch)
-    return batcher
+_batchers: batching.PerLoop = weakref.WeakKeyDictionary()
 
 
 @contextlib.asynccontextmanager
@@ -72,7 +60,7 @@ async def input_prefetched(*texts: str) -> AsyncIterator[None]:
     overlaps the embedding. Each text joins the batches as one message does."""
     from moderation.checks.semantic import PREFETCHED, Pending
 
-    batcher = _batcher()
+    batcher = batching.for_running_loop(_batchers, lambda: text_batcher(_semantic_prefetch))
     token = PREFETCHED.set(Pending(*(batcher.submit(text) for text in texts)))
     try:
         yield
