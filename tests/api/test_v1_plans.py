@@ -6,6 +6,7 @@ is 429 where `pro` goes on, and a plan change applies to the next request."""
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.test import AsyncClient
 
+from accounts import plans
 from accounts.models import Plan, User
 from api.models import ApiKey
 from api.v1 import workers
@@ -103,13 +105,24 @@ async def test_a_plan_narrowed_after_the_views_check_is_still_404_from_admission
     narrow, _ = await sync_to_async(Plan.objects.update_or_create)(
         name="narrow", defaults={"allowed_models": ["other"]}
     )
-    admitted = admission._admitted
+    admitted, read_ahead = admission._admitted, plans._plans_read
 
-    def plan_changed_first(**arguments: Any) -> Any:
+    def narrowed() -> None:
         User.objects.filter(pk=user.pk).update(plan=narrow)
+
+    # Admission's plan is read ahead on a pool thread while the message waits (and read on the
+    # admission thread where that read is late): the change comes before either read.
+    def read_ahead_after_the_change(keys: list[str]) -> Any:
+        narrowed()
+        return read_ahead(keys)
+
+    def admitted_after_the_change(**arguments: Any) -> Any:
+        narrowed()
         return admitted(**arguments)
 
-    monkeypatch.setattr(admission, "_admitted", plan_changed_first)
+    monkeypatch.setattr(plans, "_plans_read", read_ahead_after_the_change)
+    monkeypatch.setattr(plans, "_plan_batchers", weakref.WeakKeyDictionary())
+    monkeypatch.setattr(admission, "_admitted", admitted_after_the_change)
 
     response = await post(raw, HELLO)
 
