@@ -573,7 +573,12 @@ _KNOWN_PERSON = re.compile(
 
 def intent_of(normalized: str) -> list[Intent]:
     """The protective intents `normalized` shows a cue of, in `Intent`'s order."""
-    return [intent for intent, cue in _CUES.items() if cue.search(normalized)]
+    helped = support.without_refused_help(normalized)
+    return [
+        intent
+        for intent, cue in _CUES.items()
+        if cue.search(helped if intent is Intent.HELP_SEEKING else normalized)
+    ]
 
 
 def operational_ask(

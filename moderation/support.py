@@ -71,6 +71,31 @@ _ASKS_FOR_HELP = re.compile(
     r"|cosa (?:devo|posso) fare|a chi (?:posso )?(?:chiedere|rivolgermi)|ho bisogno di aiuto"
     rf"|{HELP_CUES_MORE_LANGUAGES})\b"
 )
+# Help turned down: "don't give me a hotline", "no hotlines", "spare me the crisis numbers". Taken
+# out of the text before the help cues are looked for, so that the word "hotline" in a refusal
+# does not read as a request for one.
+_REFUSES_HELP = re.compile(
+    r"\b(?:(?:don't|dont|do not|never|no need to|stop) (?:give|send|tell|show|offer|suggest"
+    r"|recommend|paste|post|link)(?:ing)? (?:me |us )?(?:about )?|(?:no|without|skip|spare me"
+    r"|forget|none of) )(?:the |a |an |any |your |those |these |more )?(?:stupid |usual |fucking )?"
+    r"(?:hotlines?|helplines?|crisis (?:lines?|numbers?|hotlines?)|(?:phone |help )?numbers?"
+    r"|therap(?:y|ists?)|counsell?(?:ing|ors?)|resources|lectures?|samaritans)"
+    r"|\bspar dir (?:die|deine|den|das) (?:\S+ ){0,2}?(?:krisennummern?|hotlines?|nummern?"
+    r"|telefonseelsorge)|\bkeine (?:hotline|krisennummer|telefonseelsorge|nummer)"
+    r"|\bno me (?:des|pases|mandes) (?:el |un |ningun |los )?(?:numeros?|telefonos?|lineas?)"
+    r"|\bsin (?:numeros|lineas|telefonos) de (?:ayuda|crisis)"
+    r"|\bne me (?:donne|file|balance) pas (?:de |le |les |un )?(?:numeros?|lignes?)"
+    r"|\bsans (?:me donner )?(?:de |le |les )?numeros?"
+    r"|\bnao me (?:de|passe|mande) (?:o |um |nenhum |os )?(?:numeros?|telefones?|cvv)"
+    r"|\bnon (?:darmi|mandarmi|passarmi) (?:il |un |nessun |i )?(?:numer[oi]|telefono amico)"
+)
+
+
+def without_refused_help(normalized: str) -> str:
+    """`normalized` without the phrases that turn help down."""
+    return _REFUSES_HELP.sub(" ", normalized)
+
+
 # Asking how, with what, or how much: a method.
 _SEEKS_METHOD = re.compile(
     r"\b(?:how (?:many|much)|which (?:pills?|method|way|drugs?|bridge|building)|what (?:dose"
@@ -138,7 +163,9 @@ def method_or_imminent(normalized: str) -> bool:
 
 def seeks_help(normalized: str) -> bool:
     """Whether `normalized` asks for help without seeking a method or saying it is imminent."""
-    return _ASKS_FOR_HELP.search(normalized) is not None and not method_or_imminent(normalized)
+    return _ASKS_FOR_HELP.search(
+        without_refused_help(normalized)
+    ) is not None and not method_or_imminent(normalized)
 
 
 def soften(verdict: Verdict, text: str) -> Verdict:
