@@ -530,10 +530,15 @@ def test_pattern_check_forms_blind_sets_p_and_q_missed(
 def test_pattern_check_blocks_a_method_to_kill_oneself_in_five_languages(
     text: str, blocked: bool
 ) -> None:
+    _pattern_blocks(text, blocked, "self-harm/instructions")
+
+
+def _pattern_blocks(text: str, blocked: bool, category: str) -> None:
+    """The pattern check blocks `text` (under a category starting with `category`) or not."""
     verdict = PatternCheck().evaluate(text, direction=INPUT)
     assert (verdict.action is Action.BLOCK) is blocked, verdict
     if blocked:
-        assert "self-harm/instructions" in verdict.categories
+        assert any(c.startswith(category) for c in verdict.categories), verdict
 
 
 @pytest.mark.parametrize(
@@ -549,10 +554,7 @@ def test_pattern_check_blocks_a_method_to_kill_oneself_in_five_languages(
 def test_pattern_check_blocks_ich_bring_mich_um_but_not_depriving_oneself(
     text: str, blocked: bool
 ) -> None:
-    verdict = PatternCheck().evaluate(text, direction=INPUT)
-    assert (verdict.action is Action.BLOCK) is blocked, verdict
-    if blocked:
-        assert any(c.startswith("self-harm") for c in verdict.categories)
+    _pattern_blocks(text, blocked, "self-harm")
 
 
 @pytest.mark.parametrize(
@@ -567,7 +569,4 @@ def test_pattern_check_blocks_ich_bring_mich_um_but_not_depriving_oneself(
     ],
 )
 def test_pattern_check_blocks_asking_to_plan_a_shooting(text: str, blocked: bool) -> None:
-    verdict = PatternCheck().evaluate(text, direction=INPUT)
-    assert (verdict.action is Action.BLOCK) is blocked, verdict
-    if blocked:
-        assert "violence" in verdict.categories
+    _pattern_blocks(text, blocked, "violence")
