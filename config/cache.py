@@ -12,7 +12,6 @@ share one client; Django's per-context objects remain, and only hold a reference
 from __future__ import annotations
 
 import json
-import re
 import threading
 from typing import Any
 
@@ -36,13 +35,7 @@ class SharedRedisCache(RedisCache):
     """`RedisCache` whose client is shared by every cache object of the process that has the
     same servers and options."""
 
-    def __init__(self, server: str | list[str], params: dict[str, Any]) -> None:
-        super().__init__(server, params)
-        self._shared_key = (
-            re.split("[;,]", server) if isinstance(server, str) else list(server),
-            dict(params.get("OPTIONS", {})),
-        )
-
     @cached_property
     def _cache(self) -> RedisCacheClient:
-        return _client(*self._shared_key)
+        # RedisCache parsed LOCATION and OPTIONS into these; django-stubs do not declare them.
+        return _client(list(self._servers), dict(self._options))  # type: ignore[attr-defined]

@@ -163,9 +163,8 @@ def method_or_imminent(normalized: str) -> bool:
 
 def seeks_help(normalized: str) -> bool:
     """Whether `normalized` asks for help without seeking a method or saying it is imminent."""
-    return _ASKS_FOR_HELP.search(
-        without_refused_help(normalized)
-    ) is not None and not method_or_imminent(normalized)
+    asked = _ASKS_FOR_HELP.search(without_refused_help(normalized)) is not None
+    return asked and not method_or_imminent(normalized)
 
 
 def soften(verdict: Verdict, text: str) -> Verdict:
